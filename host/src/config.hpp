@@ -1,0 +1,79 @@
+// The agent's YAML configuration (contract §3): parsing, defaults, environment overrides and strict
+// validation. Every error names the key path ("plugins.p2p.critical: expected a boolean, got 'yes!'").
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace chorus::host {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct PluginEntry {
+  std::string id;
+  bool enabled = true;
+  bool critical = false;
+  std::string path;    // explicit .so path, "" = search by id
+  std::string sha256;  // lower-case hex pin, "" = none
+  std::string config_json = "{}";  // the `config:` subtree as compact JSON (always an object)
+};
+
+struct HostConfig {
+  std::string log_level = "info";  // trace|debug|info|warn|error
+  std::string log_format = "text"; // text|json
+  std::vector<std::string> plugin_dirs;
+  std::string state_dir;           // "" = derived (see paths.hpp)
+  std::string http_listen = "127.0.0.1:8081";  // "" disables the listener
+  uint64_t shutdown_timeout_ms = 30000;
+  uint64_t start_timeout_ms = 30000;
+  uint64_t swap_drain_timeout_ms = 60000;
+  uint32_t worker_threads = 0;     // 0 = hardware concurrency, at least 2
+  bool strict = false;
+};
+
+struct AgentIdentity {
+  std::string id, role, cluster_id = "chorus-dev";
+};
+
+struct Config {
+  AgentIdentity agent;
+  HostConfig host;
+  std::vector<PluginEntry> plugins;             // in file order
+  std::map<std::string, std::string> bindings;  // service -> plugin id
+  std::string source;                           // file path, or "<built-in default>"
+
+  const PluginEntry *find_plugin(const std::string &id) const;
+};
+
+// Environment lookup, injectable for tests. Returns nullopt when unset.
+using EnvLookup = std::optional<std::string> (*)(const char *name);
+std::optional<std::string> process_env(const char *name);
+
+// Parses YAML text. `source` is used in messages. Applies env overrides:
+//   CHORUS_AGENT_ID, CHORUS_ROLE, CHORUS_CLUSTER_ID -> agent.*; CHORUS_LOG_LEVEL -> host.log_level;
+//   CHORUS_LOG_FORMAT -> host.log_format; CHORUS_STATE_DIR is NOT applied here (see paths.hpp);
+//   CHORUS_HEALTH_PORT replaces the port of host.http.listen.
+// Throws ConfigError (one line, key path first) on: YAML syntax errors (with line:column), unknown
+// keys, wrong types, duplicate keys, invalid plugin ids ([a-z0-9][a-z0-9._-]{0,63}), bad enum values,
+// an env override with a bad value (names the variable).
+Config parse_config(const std::string &yaml_text, const std::string &source, EnvLookup env = process_env);
+
+// Reads and parses a file; an unreadable or missing file is a ConfigError naming the path and errno text.
+Config load_config_file(const std::string &path, EnvLookup env = process_env);
+
+// The built-in default config (also installed as share/chorus/chorus.yaml).
+const std::string &default_config_yaml();
+
+// Where the config comes from, per contract §1: explicit path, else $CHORUS_CONFIG, else
+// /etc/chorus/chorus.yaml if it exists, else the built-in default (returns "").
+std::string locate_config(const std::string &explicit_path, EnvLookup env = process_env);
+
+}  // namespace chorus::host

@@ -1,0 +1,72 @@
+// The host's HTTP/1.1 listener (Boost.Beast): host routes (/health..., /metrics, /plugins) and routes
+// mounted by plugins through the C ABI. Handlers run on the worker io_context; a plugin may finish an
+// exchange later from any thread, whole or streamed (chunked).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "chorus/plugin.h"
+
+namespace boost::asio { class io_context; }
+
+namespace chorus::host {
+
+struct HttpLimits {
+  size_t max_body_bytes = 1 << 20;
+  size_t max_header_bytes = 16 << 10;
+  std::chrono::milliseconds read_timeout{30000};  // whole request must arrive within this (slowloris)
+  std::chrono::milliseconds idle_timeout{60000};  // keep-alive connection idle limit
+  size_t max_connections = 1024;                  // further accepts are closed at once
+};
+
+class HttpServer {
+ public:
+  // Called on a worker thread with a borrowed request; must eventually finish `ex` via the ABI
+  // functions below (respond, or stream_begin/write/end).
+  using Handler = std::function<void(const chorus_http_request &, chorus_http_exchange *)>;
+  // Called once per finished exchange, for metrics. `route` is the matched pattern ("" = no route).
+  using Observer = std::function<void(std::string_view method, std::string_view route, int status,
+                                      double seconds)>;
+
+  HttpServer(boost::asio::io_context &io, HttpLimits limits = {});
+  ~HttpServer();
+  HttpServer(const HttpServer &) = delete;
+  HttpServer &operator=(const HttpServer &) = delete;
+
+  // Binds "ip:port" (IPv4) or "[ip6]:port"; port 0 picks a free one. Throws std::runtime_error
+  // naming the address and the reason.
+  void listen(const std::string &address);
+  std::string local_address() const;  // "127.0.0.1:43117" after listen
+  // Stops accepting, closes connections; exchanges still held by plugins become no-ops that return
+  // CHORUS_E_CANCELLED. Safe to call twice.
+  void stop();
+
+  // method "*" = any. prefix routes must end in '/'. Returns false and sets *conflict_owner when an
+  // overlapping route (same path and kind, methods equal or either "*") exists.
+  bool add_route(const std::string &method, const std::string &path, bool prefix,
+                 const std::string &owner, Handler handler, std::string *conflict_owner);
+  // Removes every route of `owner`. On return no handler of that owner is running or will run.
+  // Exchanges of that owner still unfinished are answered 503 and turned into no-ops.
+  void remove_routes(const std::string &owner);
+  void set_observer(Observer observer);
+
+  // The C ABI entry points for chorus_host_api (thread-safe, any thread).
+  static chorus_status respond(chorus_http_exchange *ex, int32_t status, const char *content_type,
+                               const chorus_http_header *headers, size_t header_count,
+                               const char *body, size_t body_len);
+  static chorus_status stream_begin(chorus_http_exchange *ex, int32_t status,
+                                    const char *content_type, const chorus_http_header *headers,
+                                    size_t header_count);
+  static chorus_status stream_write(chorus_http_exchange *ex, const char *data, size_t len);
+  static chorus_status stream_end(chorus_http_exchange *ex);
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace chorus::host
