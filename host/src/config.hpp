@@ -24,6 +24,8 @@ struct PluginEntry {
   std::string path;    // explicit .so path, "" = search by id
   std::string sha256;  // lower-case hex pin, "" = none
   std::string config_json = "{}";  // the `config:` subtree as compact JSON (always an object)
+
+  bool operator==(const PluginEntry &) const = default;
 };
 
 struct HostConfig {
@@ -37,10 +39,14 @@ struct HostConfig {
   uint64_t swap_drain_timeout_ms = 60000;
   uint32_t worker_threads = 0;     // 0 = hardware concurrency, at least 2
   bool strict = false;
+
+  bool operator==(const HostConfig &) const = default;
 };
 
 struct AgentIdentity {
   std::string id, role, cluster_id = "chorus-dev";
+
+  bool operator==(const AgentIdentity &) const = default;
 };
 
 struct Config {
@@ -51,7 +57,15 @@ struct Config {
   std::string source;                           // file path, or "<built-in default>"
 
   const PluginEntry *find_plugin(const std::string &id) const;
+
+  // Compares everything, `source` included; compare with equal sources to ask "same settings?".
+  bool operator==(const Config &) const = default;
 };
+
+// Config::source when the built-in default was used.
+inline constexpr const char *kBuiltinConfigSource = "<built-in default>";
+// The system-wide config file looked for by locate_config().
+inline constexpr const char *kSystemConfigPath = "/etc/chorus/chorus.yaml";
 
 // Environment lookup, injectable for tests. Returns nullopt when unset.
 using EnvLookup = std::optional<std::string> (*)(const char *name);
@@ -74,6 +88,12 @@ const std::string &default_config_yaml();
 
 // Where the config comes from, per contract §1: explicit path, else $CHORUS_CONFIG, else
 // /etc/chorus/chorus.yaml if it exists, else the built-in default (returns "").
-std::string locate_config(const std::string &explicit_path, EnvLookup env = process_env);
+// `system_path` exists for tests; an empty explicit path or empty $CHORUS_CONFIG counts as unset.
+std::string locate_config(const std::string &explicit_path, EnvLookup env = process_env,
+                          const std::string &system_path = kSystemConfigPath);
+
+// locate_config() then load_config_file(), or parse_config() of the built-in default when no file
+// is found (Config::source is then kBuiltinConfigSource).
+Config load_config(const std::string &explicit_path, EnvLookup env = process_env);
 
 }  // namespace chorus::host

@@ -21,6 +21,7 @@ struct HttpLimits {
   std::chrono::milliseconds read_timeout{30000};  // whole request must arrive within this (slowloris)
   std::chrono::milliseconds idle_timeout{60000};  // keep-alive connection idle limit
   size_t max_connections = 1024;                  // further accepts are closed at once
+  std::chrono::milliseconds write_timeout{30000}; // one write stalled this long (client not reading) closes
 };
 
 class HttpServer {
@@ -46,7 +47,9 @@ class HttpServer {
   void stop();
 
   // method "*" = any. prefix routes must end in '/'. Returns false and sets *conflict_owner when an
-  // overlapping route (same path and kind, methods equal or either "*") exists.
+  // overlapping route (same path and kind, methods equal or either "*") exists. Throws
+  // std::invalid_argument for a malformed method or path (path must start with '/', no '?', no
+  // control characters or spaces) or an empty handler.
   bool add_route(const std::string &method, const std::string &path, bool prefix,
                  const std::string &owner, Handler handler, std::string *conflict_owner);
   // Removes every route of `owner`. On return no handler of that owner is running or will run.
@@ -55,6 +58,16 @@ class HttpServer {
   void set_observer(Observer observer);
 
   // The C ABI entry points for chorus_host_api (thread-safe, any thread).
+  //  - status must be 200..599 (no body for 204/304); content_type NULL = application/octet-stream;
+  //    headers must not set Content-Type, Content-Length, Transfer-Encoding or Connection (the host
+  //    manages those); names must be tokens, values free of control characters. Else INVALID_ARG.
+  //  - Once the exchange is cancelled (client gone, stop, remove_routes, handler threw) every call
+  //    returns CHORUS_E_CANCELLED. The exchange is still valid then and the plugin still finishes it
+  //    (respond, or stream_end after stream_begin); that call releases it. Exchanges a plugin never
+  //    finishes are freed with the server.
+  //  - stream_write returns CHORUS_E_BUSY (nothing queued) when earlier writes still wait for a slow
+  //    client and this one would make the backlog exceed 8 MiB.
+  //  - Client gone before any answer is reported to the observer as status 499.
   static chorus_status respond(chorus_http_exchange *ex, int32_t status, const char *content_type,
                                const chorus_http_header *headers, size_t header_count,
                                const char *body, size_t body_len);

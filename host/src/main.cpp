@@ -1,1 +1,192 @@
-int main() { return 0; }
+// chorus-agent: command line (contract §4).
+#include <csignal>
+#include <cstdlib>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config.hpp"
+#include "logging.hpp"
+#include "paths.hpp"
+#include "runtime.hpp"
+
+using chorus::host::Config;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char *kUsage =
+    "usage: chorus-agent [run] [-c FILE]          run the agent until SIGTERM/SIGINT\n"
+    "       chorus-agent check [-c FILE] [--json]   validate config and plugins, print the start order\n"
+    "       chorus-agent plugins [-c FILE] [--json] list the plugins found\n"
+    "       chorus-agent --version | --help\n"
+    "\n"
+    "The config file is -c FILE, else $CHORUS_CONFIG, else /etc/chorus/chorus.yaml if it exists,\n"
+    "else the built-in default. Signals: SIGTERM/SIGINT stop, SIGHUP reloads the config live.\n";
+
+struct Args {
+  std::string command = "run";
+  std::string config;
+  bool json = false;
+};
+
+int usage_error(const std::string &message) {
+  std::cerr << "chorus-agent: " << message << "\n" << kUsage;
+  return chorus::host::kExitUsage;
+}
+
+std::string join(const std::vector<std::string> &items, const char *sep = ", ") {
+  std::string out;
+  for (const auto &s : items) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+std::string services_text(const chorus::host::PluginInfo &info, bool provides) {
+  std::vector<std::string> items;
+  if (provides)
+    for (const auto &p : info.provides)
+      items.push_back(p.service + " " + std::to_string(p.major) + "." + std::to_string(p.minor) +
+                      (p.swappable ? " (swappable)" : ""));
+  else
+    for (const auto &r : info.requires_)
+      items.push_back(r.service + " " + r.range + (r.optional ? " (optional)" : "") + (r.late ? " (late)" : ""));
+  return items.empty() ? "-" : join(items);
+}
+
+int cmd_check(const Config &config, bool as_json) {
+  chorus::host::Runtime runtime(config, "");
+  chorus::host::CheckReport report = runtime.check();
+  // A plugin that `run` would refuse to live without makes the configuration unusable.
+  for (const auto &s : report.skipped) {
+    const auto *entry = config.find_plugin(s.id);
+    if ((entry && entry->critical) || config.host.strict)
+      report.errors.push_back(std::string(entry && entry->critical ? "critical " : "") + "plugin '" + s.id +
+                              "' would not start: " + s.reason);
+  }
+  if (as_json) {
+    std::cout << report.to_json().dump(2) << "\n";
+  } else {
+    std::cout << "config: " << config.source << "\n";
+    std::cout << "start order: " << (report.order.empty() ? "(none)" : join(report.order)) << "\n";
+    std::cout << "bindings:" << (report.bindings.empty() ? " (none)" : "") << "\n";
+    for (const auto &[service, id] : report.bindings) std::cout << "  " << service << " -> " << id << "\n";
+    std::cout << "skipped:" << (report.skipped.empty() ? " (none)" : "") << "\n";
+    for (const auto &s : report.skipped) std::cout << "  " << s.id << ": " << s.reason << "\n";
+    for (const auto &w : report.warnings) std::cout << "warning: " << w << "\n";
+    for (const auto &e : report.errors) std::cout << "error: " << e << "\n";
+  }
+  return report.errors.empty() ? chorus::host::kExitOk : chorus::host::kExitUsage;
+}
+
+int cmd_plugins(const Config &config, bool as_json) {
+  std::vector<std::string> errors;
+  auto listed = chorus::host::list_plugins(config, &errors);
+  if (as_json) {
+    json out = json::array();
+    for (const auto &p : listed) {
+      json item = {{"path", p.path}};
+      if (p.info) {
+        const auto &i = *p.info;
+        item["id"] = i.id;
+        item["version"] = i.version;
+        item["abi"] = std::to_string(i.abi_major) + "." + std::to_string(i.abi_minor);
+        item["description"] = i.description;
+        json provides = json::array(), requires_ = json::array();
+        for (const auto &s : i.provides)
+          provides.push_back({{"service", s.service},
+                              {"version", std::to_string(s.major) + "." + std::to_string(s.minor)},
+                              {"swappable", s.swappable}});
+        for (const auto &r : i.requires_)
+          requires_.push_back({{"service", r.service}, {"range", r.range}, {"optional", r.optional}, {"late", r.late}});
+        item["provides"] = provides;
+        item["requires"] = requires_;
+      } else {
+        item["error"] = p.error;
+      }
+      out.push_back(item);
+    }
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << "plugin directories: " << join(chorus::host::plugin_search_dirs(config.host)) << "\n";
+    for (const auto &p : listed) {
+      if (!p.info) {
+        std::cout << "! " << p.path << "\n    error: " << p.error << "\n";
+        continue;
+      }
+      const auto &i = *p.info;
+      std::cout << i.id << " " << i.version << " (ABI " << i.abi_major << "." << i.abi_minor << ")\n"
+                << "    provides: " << services_text(i, true) << "\n"
+                << "    requires: " << services_text(i, false) << "\n"
+                << "    path:     " << p.path << "\n";
+    }
+    if (listed.empty()) std::cout << "(no plugins found)\n";
+  }
+  for (const auto &e : errors) std::cerr << "chorus-agent: " << e << "\n";
+  return errors.empty() ? chorus::host::kExitOk : chorus::host::kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  Args args;
+  bool command_seen = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (a == "--version" || a == "-V") {
+      std::cout << "chorus-agent " << CHORUS_VERSION << " (plugin ABI " << CHORUS_ABI_MAJOR << "." << CHORUS_ABI_MINOR
+                << ")\n";
+      return 0;
+    }
+    if (a == "-c" || a == "--config") {
+      if (i + 1 >= argc) return usage_error(a + " needs a file name");
+      args.config = argv[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      args.config = a.substr(9);
+    } else if (a == "--json") {
+      args.json = true;
+    } else if (!a.empty() && a[0] == '-') {
+      return usage_error("unknown option '" + a + "'");
+    } else if (!command_seen && (a == "run" || a == "check" || a == "plugins")) {
+      args.command = a;
+      command_seen = true;
+    } else {
+      return usage_error("unknown command '" + a + "'");
+    }
+  }
+  if (args.json && args.command == "run") return usage_error("--json goes with check or plugins");
+
+  std::string path = chorus::host::locate_config(args.config);
+  Config config;
+  try {
+    config = path.empty() ? chorus::host::parse_config(chorus::host::default_config_yaml(), "<built-in default>")
+                          : chorus::host::load_config_file(path);
+  } catch (const std::exception &e) {
+    std::cerr << "chorus-agent: " << e.what() << "\n";
+    return chorus::host::kExitUsage;
+  }
+  auto level = chorus::host::parse_log_level(config.host.log_level).value_or(chorus::host::LogLevel::kInfo);
+  // check and plugins print results on stdout; keep their stderr quiet unless something is wrong.
+  if (args.command != "run" && level < chorus::host::LogLevel::kWarn) level = chorus::host::LogLevel::kWarn;
+  chorus::host::configure_logging(level, config.host.log_format);
+
+  if (args.command == "check") return cmd_check(config, args.json);
+  if (args.command == "plugins") return cmd_plugins(config, args.json);
+
+  std::signal(SIGPIPE, SIG_IGN);  // a client closing early must not kill the agent
+  chorus::host::log(chorus::host::LogLevel::kInfo, "host",
+                    "chorus-agent " CHORUS_VERSION " starting; config: " + config.source);
+  chorus::host::Runtime runtime(std::move(config), path);
+  int rc = runtime.run();
+  chorus::host::log_flush();
+  // A plugin abandoned in a hung call still has a thread inside its code; running static destructors
+  // under it could crash a clean stop, so leave without them.
+  if (runtime.abandoned_plugins()) std::_Exit(rc);
+  return rc;
+}

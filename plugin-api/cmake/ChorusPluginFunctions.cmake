@@ -5,9 +5,8 @@
 # and has no undefined references outside the libraries it links (-z defs). In-tree plugins and
 # third-party plugins use this same function.
 include_guard(GLOBAL)
-set(_CHORUS_PLUGIN_MAP "${CMAKE_CURRENT_LIST_DIR}/chorus-plugin.map")
-
 function(chorus_add_plugin target)
+  set(_CHORUS_PLUGIN_MAP "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/chorus-plugin.map")
   cmake_parse_arguments(ARG "" "ID;OUTPUT_DIRECTORY;INSTALL_DIR" "SOURCES" ${ARGN})
   if(NOT ARG_ID)
     message(FATAL_ERROR "chorus_add_plugin(${target}): ID is required")

@@ -1,1 +1,367 @@
-// placeholder
+// Pins the C ABI of chorus/plugin.h: the offset and size of every field of every struct, the slot
+// signatures of the function tables, and every constant. If one of these fails, a change to
+// plugin.h broke binary compatibility with already-built plugins or hosts: structs are append-only
+// (see the header's compatibility rules), and appended fields get new lines here.
+#include <chorus/plugin.h>
+
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstring>
+#include <string_view>
+#include <type_traits>
+
+namespace {
+
+#if defined(__LP64__) && (defined(__x86_64__) || defined(__aarch64__))
+#define CHORUS_ABI_PINNED 1
+
+// Offset and size of one field.
+#define PIN(T, field, off, size)                                                      \
+  static_assert(offsetof(T, field) == (off), #T "." #field " moved");                 \
+  static_assert(sizeof(T::field) == (size), #T "." #field " resized")
+#define PIN_STRUCT(T, size, align)                                 \
+  static_assert(sizeof(T) == (size), "sizeof(" #T ") changed");    \
+  static_assert(alignof(T) == (align), "alignof(" #T ") changed"); \
+  static_assert(std::is_standard_layout_v<T> && std::is_trivially_copyable_v<T>, #T " is not plain C data")
+// The exact type (for slots: the full signature) of one field.
+#define PIN_TYPE(T, field, ...) \
+  static_assert(std::is_same_v<decltype(T::field), __VA_ARGS__>, #T "." #field " changed type")
+
+// ---- scalar typedefs ----
+static_assert(std::is_same_v<chorus_status, int32_t>);
+static_assert(std::is_same_v<chorus_task_fn, void (*)(void *)>);
+static_assert(std::is_same_v<chorus_dtor_fn, void (*)(void *)>);
+static_assert(std::is_same_v<chorus_watch_fn, void (*)(void *, const char *, int32_t)>);
+static_assert(std::is_same_v<chorus_http_handler_fn,
+                             void (*)(void *, const chorus_http_request *, chorus_http_exchange *)>);
+static_assert(std::is_same_v<chorus_plugin_entry_fn, const chorus_plugin_descriptor *(*)(const chorus_abi_info *)>);
+
+// ---- chorus_error ----
+PIN_STRUCT(chorus_error, 520, 4);
+PIN(chorus_error, struct_size, 0, 4);
+PIN(chorus_error, code, 4, 4);
+PIN(chorus_error, message, 8, 512);
+PIN_TYPE(chorus_error, struct_size, uint32_t);
+PIN_TYPE(chorus_error, code, chorus_status);
+PIN_TYPE(chorus_error, message, char[512]);
+
+// ---- chorus_buf ----
+PIN_STRUCT(chorus_buf, 32, 8);
+PIN(chorus_buf, data, 0, 8);
+PIN(chorus_buf, len, 8, 8);
+PIN(chorus_buf, owner, 16, 8);
+PIN(chorus_buf, release, 24, 8);
+PIN_TYPE(chorus_buf, data, const char *);
+PIN_TYPE(chorus_buf, len, size_t);
+PIN_TYPE(chorus_buf, owner, void *);
+PIN_TYPE(chorus_buf, release, void (*)(chorus_buf *));
+
+// ---- chorus_provide ----
+PIN_STRUCT(chorus_provide, 24, 8);
+PIN(chorus_provide, struct_size, 0, 4);
+PIN(chorus_provide, flags, 4, 4);
+PIN(chorus_provide, service, 8, 8);
+PIN(chorus_provide, major, 16, 2);
+PIN(chorus_provide, minor, 18, 2);
+PIN(chorus_provide, reserved, 20, 4);
+PIN_TYPE(chorus_provide, struct_size, uint32_t);
+PIN_TYPE(chorus_provide, flags, uint32_t);
+PIN_TYPE(chorus_provide, service, const char *);
+PIN_TYPE(chorus_provide, major, uint16_t);
+PIN_TYPE(chorus_provide, minor, uint16_t);
+PIN_TYPE(chorus_provide, reserved, uint32_t);
+
+// ---- chorus_require ----
+PIN_STRUCT(chorus_require, 24, 8);
+PIN(chorus_require, struct_size, 0, 4);
+PIN(chorus_require, flags, 4, 4);
+PIN(chorus_require, service, 8, 8);
+PIN(chorus_require, range, 16, 8);
+PIN_TYPE(chorus_require, struct_size, uint32_t);
+PIN_TYPE(chorus_require, flags, uint32_t);
+PIN_TYPE(chorus_require, service, const char *);
+PIN_TYPE(chorus_require, range, const char *);
+
+// ---- chorus_service_ref ----
+PIN_STRUCT(chorus_service_ref, 40, 8);
+PIN(chorus_service_ref, struct_size, 0, 4);
+PIN(chorus_service_ref, major, 4, 2);
+PIN(chorus_service_ref, minor, 6, 2);
+PIN(chorus_service_ref, table, 8, 8);
+PIN(chorus_service_ref, self, 16, 8);
+PIN(chorus_service_ref, handle, 24, 8);
+PIN(chorus_service_ref, provider_id, 32, 8);
+PIN_TYPE(chorus_service_ref, struct_size, uint32_t);
+PIN_TYPE(chorus_service_ref, major, uint16_t);
+PIN_TYPE(chorus_service_ref, minor, uint16_t);
+PIN_TYPE(chorus_service_ref, table, const void *);
+PIN_TYPE(chorus_service_ref, self, void *);
+PIN_TYPE(chorus_service_ref, handle, uint64_t);
+PIN_TYPE(chorus_service_ref, provider_id, const char *);
+
+// ---- chorus_http_header ----
+PIN_STRUCT(chorus_http_header, 32, 8);
+PIN(chorus_http_header, name, 0, 8);
+PIN(chorus_http_header, name_len, 8, 8);
+PIN(chorus_http_header, value, 16, 8);
+PIN(chorus_http_header, value_len, 24, 8);
+PIN_TYPE(chorus_http_header, name, const char *);
+PIN_TYPE(chorus_http_header, name_len, size_t);
+PIN_TYPE(chorus_http_header, value, const char *);
+PIN_TYPE(chorus_http_header, value_len, size_t);
+
+// ---- chorus_http_request ----
+PIN_STRUCT(chorus_http_request, 96, 8);
+PIN(chorus_http_request, struct_size, 0, 4);
+PIN(chorus_http_request, header_count, 4, 4);
+PIN(chorus_http_request, method, 8, 8);
+PIN(chorus_http_request, method_len, 16, 8);
+PIN(chorus_http_request, path, 24, 8);
+PIN(chorus_http_request, path_len, 32, 8);
+PIN(chorus_http_request, query, 40, 8);
+PIN(chorus_http_request, query_len, 48, 8);
+PIN(chorus_http_request, body, 56, 8);
+PIN(chorus_http_request, body_len, 64, 8);
+PIN(chorus_http_request, headers, 72, 8);
+PIN(chorus_http_request, remote, 80, 8);
+PIN(chorus_http_request, remote_len, 88, 8);
+PIN_TYPE(chorus_http_request, struct_size, uint32_t);
+PIN_TYPE(chorus_http_request, header_count, uint32_t);
+PIN_TYPE(chorus_http_request, method, const char *);
+PIN_TYPE(chorus_http_request, method_len, size_t);
+PIN_TYPE(chorus_http_request, path, const char *);
+PIN_TYPE(chorus_http_request, path_len, size_t);
+PIN_TYPE(chorus_http_request, query, const char *);
+PIN_TYPE(chorus_http_request, query_len, size_t);
+PIN_TYPE(chorus_http_request, body, const char *);
+PIN_TYPE(chorus_http_request, body_len, size_t);
+PIN_TYPE(chorus_http_request, headers, const chorus_http_header *);
+PIN_TYPE(chorus_http_request, remote, const char *);
+PIN_TYPE(chorus_http_request, remote_len, size_t);
+
+// ---- chorus_host_api ----
+PIN_STRUCT(chorus_host_api, 232, 8);
+PIN(chorus_host_api, struct_size, 0, 4);
+PIN(chorus_host_api, abi_major, 4, 2);
+PIN(chorus_host_api, abi_minor, 6, 2);
+PIN(chorus_host_api, log, 8, 8);
+PIN(chorus_host_api, log_level, 16, 8);
+PIN(chorus_host_api, host_info, 24, 8);
+PIN(chorus_host_api, post, 32, 8);
+PIN(chorus_host_api, timer_start, 40, 8);
+PIN(chorus_host_api, timer_cancel, 48, 8);
+PIN(chorus_host_api, now_ms, 56, 8);
+PIN(chorus_host_api, service_acquire, 64, 8);
+PIN(chorus_host_api, service_release, 72, 8);
+PIN(chorus_host_api, service_watch, 80, 8);
+PIN(chorus_host_api, service_unwatch, 88, 8);
+PIN(chorus_host_api, metric_define, 96, 8);
+PIN(chorus_host_api, metric_update, 104, 8);
+PIN(chorus_host_api, health_report, 112, 8);
+PIN(chorus_host_api, http_route_add, 120, 8);
+PIN(chorus_host_api, http_respond, 128, 8);
+PIN(chorus_host_api, http_stream_begin, 136, 8);
+PIN(chorus_host_api, http_stream_write, 144, 8);
+PIN(chorus_host_api, http_stream_end, 152, 8);
+PIN(chorus_host_api, status_str, 160, 8);
+PIN(chorus_host_api, reserved, 168, 64);
+PIN_TYPE(chorus_host_api, struct_size, uint32_t);
+PIN_TYPE(chorus_host_api, abi_major, uint16_t);
+PIN_TYPE(chorus_host_api, abi_minor, uint16_t);
+PIN_TYPE(chorus_host_api, log, void (*)(chorus_host_ctx *, int32_t, const char *, size_t));
+PIN_TYPE(chorus_host_api, log_level, int32_t (*)(chorus_host_ctx *));
+PIN_TYPE(chorus_host_api, host_info, chorus_status (*)(chorus_host_ctx *, chorus_buf *));
+PIN_TYPE(chorus_host_api, post, chorus_status (*)(chorus_host_ctx *, chorus_task_fn, void *, chorus_dtor_fn));
+PIN_TYPE(chorus_host_api, timer_start,
+         chorus_status (*)(chorus_host_ctx *, uint64_t, uint64_t, chorus_task_fn, void *, chorus_dtor_fn, uint64_t *));
+PIN_TYPE(chorus_host_api, timer_cancel, chorus_status (*)(chorus_host_ctx *, uint64_t));
+PIN_TYPE(chorus_host_api, now_ms, uint64_t (*)(chorus_host_ctx *));
+PIN_TYPE(chorus_host_api, service_acquire,
+         chorus_status (*)(chorus_host_ctx *, const char *, const char *, chorus_service_ref *, chorus_error *));
+PIN_TYPE(chorus_host_api, service_release, void (*)(chorus_host_ctx *, chorus_service_ref *));
+PIN_TYPE(chorus_host_api, service_watch,
+         chorus_status (*)(chorus_host_ctx *, const char *, chorus_watch_fn, void *, uint64_t *));
+PIN_TYPE(chorus_host_api, service_unwatch, void (*)(chorus_host_ctx *, uint64_t));
+PIN_TYPE(chorus_host_api, metric_define,
+         chorus_status (*)(chorus_host_ctx *, int32_t, const char *, const char *, const char *, const double *, size_t,
+                           uint64_t *, chorus_error *));
+PIN_TYPE(chorus_host_api, metric_update,
+         chorus_status (*)(chorus_host_ctx *, uint64_t, int32_t, const char *const *, size_t, double));
+PIN_TYPE(chorus_host_api, health_report, void (*)(chorus_host_ctx *, int32_t, const char *, size_t));
+PIN_TYPE(chorus_host_api, http_route_add,
+         chorus_status (*)(chorus_host_ctx *, const char *, const char *, uint32_t, chorus_http_handler_fn, void *,
+                           chorus_error *));
+PIN_TYPE(chorus_host_api, http_respond,
+         chorus_status (*)(chorus_http_exchange *, int32_t, const char *, const chorus_http_header *, size_t,
+                           const char *, size_t));
+PIN_TYPE(chorus_host_api, http_stream_begin,
+         chorus_status (*)(chorus_http_exchange *, int32_t, const char *, const chorus_http_header *, size_t));
+PIN_TYPE(chorus_host_api, http_stream_write, chorus_status (*)(chorus_http_exchange *, const char *, size_t));
+PIN_TYPE(chorus_host_api, http_stream_end, chorus_status (*)(chorus_http_exchange *));
+PIN_TYPE(chorus_host_api, status_str, const char *(*)(chorus_status));
+PIN_TYPE(chorus_host_api, reserved, const void *[8]);
+
+// ---- chorus_plugin_vtable ----
+PIN_STRUCT(chorus_plugin_vtable, 64, 8);
+PIN(chorus_plugin_vtable, struct_size, 0, 4);
+PIN(chorus_plugin_vtable, reserved, 4, 4);
+PIN(chorus_plugin_vtable, create, 8, 8);
+PIN(chorus_plugin_vtable, start, 16, 8);
+PIN(chorus_plugin_vtable, get_service, 24, 8);
+PIN(chorus_plugin_vtable, stop, 32, 8);
+PIN(chorus_plugin_vtable, destroy, 40, 8);
+PIN(chorus_plugin_vtable, reconfigure, 48, 8);
+PIN(chorus_plugin_vtable, drain, 56, 8);
+PIN_TYPE(chorus_plugin_vtable, struct_size, uint32_t);
+PIN_TYPE(chorus_plugin_vtable, reserved, uint32_t);
+PIN_TYPE(chorus_plugin_vtable, create,
+         chorus_status (*)(const chorus_host_api *, chorus_host_ctx *, const char *, size_t, void **, chorus_error *));
+PIN_TYPE(chorus_plugin_vtable, start, chorus_status (*)(void *, chorus_error *));
+PIN_TYPE(chorus_plugin_vtable, get_service,
+         chorus_status (*)(void *, const char *, uint16_t, const void **, void **, chorus_error *));
+PIN_TYPE(chorus_plugin_vtable, stop, chorus_status (*)(void *, uint64_t, chorus_error *));
+PIN_TYPE(chorus_plugin_vtable, destroy, void (*)(void *));
+PIN_TYPE(chorus_plugin_vtable, reconfigure, chorus_status (*)(void *, const char *, size_t, chorus_error *));
+PIN_TYPE(chorus_plugin_vtable, drain, void (*)(void *));
+
+// ---- chorus_plugin_descriptor ----
+PIN_STRUCT(chorus_plugin_descriptor, 144, 8);
+PIN(chorus_plugin_descriptor, struct_size, 0, 4);
+PIN(chorus_plugin_descriptor, abi_major, 4, 2);
+PIN(chorus_plugin_descriptor, abi_minor, 6, 2);
+PIN(chorus_plugin_descriptor, min_host_minor, 8, 2);
+PIN(chorus_plugin_descriptor, reserved0, 10, 2);
+PIN(chorus_plugin_descriptor, reserved1, 12, 4);
+PIN(chorus_plugin_descriptor, flags, 16, 8);
+PIN(chorus_plugin_descriptor, id, 24, 8);
+PIN(chorus_plugin_descriptor, version, 32, 8);
+PIN(chorus_plugin_descriptor, description, 40, 8);
+PIN(chorus_plugin_descriptor, vendor, 48, 8);
+PIN(chorus_plugin_descriptor, license, 56, 8);
+PIN(chorus_plugin_descriptor, provides, 64, 8);
+PIN(chorus_plugin_descriptor, provides_count, 72, 4);
+PIN(chorus_plugin_descriptor, requirements_count, 76, 4);
+PIN(chorus_plugin_descriptor, requirements, 80, 8);
+PIN(chorus_plugin_descriptor, config_schema_json, 88, 8);
+PIN(chorus_plugin_descriptor, vtable, 96, 8);
+PIN(chorus_plugin_descriptor, build_info, 104, 8);
+PIN(chorus_plugin_descriptor, reserved, 112, 32);
+PIN_TYPE(chorus_plugin_descriptor, struct_size, uint32_t);
+PIN_TYPE(chorus_plugin_descriptor, abi_major, uint16_t);
+PIN_TYPE(chorus_plugin_descriptor, abi_minor, uint16_t);
+PIN_TYPE(chorus_plugin_descriptor, min_host_minor, uint16_t);
+PIN_TYPE(chorus_plugin_descriptor, reserved0, uint16_t);
+PIN_TYPE(chorus_plugin_descriptor, reserved1, uint32_t);
+PIN_TYPE(chorus_plugin_descriptor, flags, uint64_t);
+PIN_TYPE(chorus_plugin_descriptor, id, const char *);
+PIN_TYPE(chorus_plugin_descriptor, version, const char *);
+PIN_TYPE(chorus_plugin_descriptor, description, const char *);
+PIN_TYPE(chorus_plugin_descriptor, vendor, const char *);
+PIN_TYPE(chorus_plugin_descriptor, license, const char *);
+PIN_TYPE(chorus_plugin_descriptor, provides, const chorus_provide *);
+PIN_TYPE(chorus_plugin_descriptor, provides_count, uint32_t);
+PIN_TYPE(chorus_plugin_descriptor, requirements_count, uint32_t);
+PIN_TYPE(chorus_plugin_descriptor, requirements, const chorus_require *);
+PIN_TYPE(chorus_plugin_descriptor, config_schema_json, const char *);
+PIN_TYPE(chorus_plugin_descriptor, vtable, const chorus_plugin_vtable *);
+PIN_TYPE(chorus_plugin_descriptor, build_info, const char *);
+PIN_TYPE(chorus_plugin_descriptor, reserved, const void *[4]);
+
+// ---- chorus_abi_info ----
+PIN_STRUCT(chorus_abi_info, 24, 8);
+PIN(chorus_abi_info, struct_size, 0, 4);
+PIN(chorus_abi_info, major, 4, 2);
+PIN(chorus_abi_info, minor, 6, 2);
+PIN(chorus_abi_info, host_name, 8, 8);
+PIN(chorus_abi_info, host_version, 16, 8);
+PIN_TYPE(chorus_abi_info, struct_size, uint32_t);
+PIN_TYPE(chorus_abi_info, major, uint16_t);
+PIN_TYPE(chorus_abi_info, minor, uint16_t);
+PIN_TYPE(chorus_abi_info, host_name, const char *);
+PIN_TYPE(chorus_abi_info, host_version, const char *);
+
+#endif  // LP64 x86_64 / aarch64
+
+// ---- constants (all platforms) ----
+static_assert(CHORUS_ABI_MAJOR == 1);
+static_assert(CHORUS_ABI_MINOR == 0);
+static_assert(CHORUS_OK == 0);
+static_assert(CHORUS_E_INVALID_ARG == -1);
+static_assert(CHORUS_E_NOT_FOUND == -2);
+static_assert(CHORUS_E_UNSUPPORTED == -3);
+static_assert(CHORUS_E_VERSION == -4);
+static_assert(CHORUS_E_CONFIG == -5);
+static_assert(CHORUS_E_UNAVAILABLE == -6);
+static_assert(CHORUS_E_BUSY == -7);
+static_assert(CHORUS_E_TIMEOUT == -8);
+static_assert(CHORUS_E_CANCELLED == -9);
+static_assert(CHORUS_E_NO_MEMORY == -10);
+static_assert(CHORUS_E_IO == -11);
+static_assert(CHORUS_E_INTERNAL == -12);
+static_assert(CHORUS_E_NEEDS_RESTART == -13);
+static_assert(CHORUS_E_EXISTS == -14);
+static_assert(CHORUS_E_TOO_LARGE == -15);
+static_assert(CHORUS_E_PROTOCOL == -16);
+static_assert(CHORUS_E_SERVICE_BASE == 1000);
+static_assert(CHORUS_ERROR_MESSAGE_MAX == 512);
+
+static_assert(CHORUS_PROVIDE_SWAPPABLE == 0x1u);
+static_assert(CHORUS_REQUIRE_OPTIONAL == 0x1u);
+static_assert(CHORUS_REQUIRE_LATE == 0x2u);
+
+static_assert(CHORUS_LOG_TRACE == 0);
+static_assert(CHORUS_LOG_DEBUG == 1);
+static_assert(CHORUS_LOG_INFO == 2);
+static_assert(CHORUS_LOG_WARN == 3);
+static_assert(CHORUS_LOG_ERROR == 4);
+
+static_assert(CHORUS_HEALTH_OK == 0);
+static_assert(CHORUS_HEALTH_DEGRADED == 1);
+static_assert(CHORUS_HEALTH_UNHEALTHY == 2);
+
+static_assert(CHORUS_METRIC_COUNTER == 0);
+static_assert(CHORUS_METRIC_GAUGE == 1);
+static_assert(CHORUS_METRIC_HISTOGRAM == 2);
+static_assert(CHORUS_METRIC_ADD == 0);
+static_assert(CHORUS_METRIC_SET == 1);
+static_assert(CHORUS_METRIC_OBSERVE == 2);
+
+static_assert(CHORUS_SERVICE_AVAILABLE == 0);
+static_assert(CHORUS_SERVICE_CHANGED == 1);
+static_assert(CHORUS_SERVICE_GONE == 2);
+
+static_assert(CHORUS_ROUTE_EXACT == 0x0u);
+static_assert(CHORUS_ROUTE_PREFIX == 0x1u);
+
+TEST(AbiLayout, ConstantsAndEntrySymbol) {
+  EXPECT_EQ(std::string_view(CHORUS_PLUGIN_ENTRY_SYMBOL), "chorus_plugin_entry_v1");
+  EXPECT_EQ(CHORUS_ABI_MAJOR, 1);
+  EXPECT_EQ(CHORUS_E_NEEDS_RESTART, -13);
+}
+
+TEST(AbiLayout, StructSizesOnThisPlatform) {
+#ifdef CHORUS_ABI_PINNED
+  EXPECT_EQ(sizeof(chorus_host_api), 232u);
+  EXPECT_EQ(sizeof(chorus_plugin_descriptor), 144u);
+  EXPECT_EQ(offsetof(chorus_plugin_descriptor, vtable), 96u);
+#else
+  GTEST_SKIP() << "layout is pinned for LP64 x86_64/aarch64 only";
+#endif
+}
+
+// CHORUS_HAS must look at struct_size before the slot: a table from an older minor is shorter.
+TEST(AbiLayout, HasMacroRespectsStructSize) {
+  chorus_plugin_vtable vt{};
+  vt.struct_size = sizeof vt;
+  vt.drain = [](void *) {};
+  EXPECT_TRUE(CHORUS_HAS(chorus_plugin_vtable, &vt, drain));
+  EXPECT_FALSE(CHORUS_HAS(chorus_plugin_vtable, &vt, reconfigure));  // NULL slot
+  vt.struct_size = static_cast<uint32_t>(offsetof(chorus_plugin_vtable, drain));
+  EXPECT_FALSE(CHORUS_HAS(chorus_plugin_vtable, &vt, drain));  // slot past the end
+  EXPECT_TRUE(CHORUS_HAS_FIELD(chorus_plugin_vtable, &vt, reconfigure));
+  const chorus_plugin_vtable *none = nullptr;
+  EXPECT_FALSE(CHORUS_HAS(chorus_plugin_vtable, none, create));
+}
+
+}  // namespace
