@@ -68,13 +68,15 @@ chorus_status api_post(chorus_host_ctx *ctx, chorus_task_fn fn, void *arg, choru
   if (ctx == nullptr || fn == nullptr) return CHORUS_E_INVALID_ARG;
   Instance &inst = *ctx->instance;
   if (inst.tasks_closed.load()) return CHORUS_E_UNAVAILABLE;
+  std::shared_ptr<PluginCallback> cb;
   try {
-    auto cb = std::make_shared<PluginCallback>(PluginCallback{pin(ctx), fn, arg, dtor});
+    cb = std::make_shared<PluginCallback>(PluginCallback{pin(ctx), fn, arg, dtor});
     inst.host->executor().post([cb] {
       if (!cb->pin->tasks_closed.load()) cb->fn(cb->arg);
     });
     return CHORUS_OK;
   } catch (...) {
+    if (cb) cb->dtor = nullptr;  // on failure the caller keeps arg (plugin.h)
     return CHORUS_E_NO_MEMORY;
   }
 }
@@ -84,18 +86,26 @@ chorus_status api_timer_start(chorus_host_ctx *ctx, uint64_t first_ms, uint64_t 
   if (ctx == nullptr || fn == nullptr) return CHORUS_E_INVALID_ARG;
   Instance &inst = *ctx->instance;
   if (inst.tasks_closed.load()) return CHORUS_E_UNAVAILABLE;
+  std::shared_ptr<PluginCallback> cb;
+  uint64_t id = 0;
   try {
-    auto cb = std::make_shared<PluginCallback>(PluginCallback{pin(ctx), fn, arg, dtor});
-    uint64_t id = inst.host->executor().timer_start(first_ms, period_ms, [cb] {
+    cb = std::make_shared<PluginCallback>(PluginCallback{pin(ctx), fn, arg, dtor});
+    // Under inst.mu, and re-checked there: the host's cancel-all at stop closes intake first and
+    // then takes the timer set under the same lock, so no timer can slip in after it.
+    std::lock_guard lk(inst.mu);
+    if (inst.tasks_closed.load()) {
+      cb->dtor = nullptr;
+      return CHORUS_E_UNAVAILABLE;
+    }
+    id = inst.host->executor().timer_start(first_ms, period_ms, [cb] {
       if (!cb->pin->tasks_closed.load()) cb->fn(cb->arg);
     });
-    {
-      std::lock_guard lk(inst.mu);
-      inst.timers.insert(id);
-    }
+    inst.timers.insert(id);
     if (out_timer) *out_timer = id;
     return CHORUS_OK;
   } catch (...) {
+    if (cb) cb->dtor = nullptr;  // on failure the caller keeps arg (plugin.h)
+    if (id != 0) inst.host->executor().timer_cancel(id);
     return CHORUS_E_NO_MEMORY;
   }
 }

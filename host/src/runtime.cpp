@@ -460,6 +460,7 @@ struct Runtime::Impl final : HostServices {
   void release_resources(Instance &inst) {
     bool routes;
     std::set<uint64_t> timers, my_watches;
+    inst.tasks_closed = true;  // before taking the timer set: timer_start re-checks it under inst.mu
     {
       std::lock_guard lk(inst.mu);
       routes = inst.routes_mounted;
@@ -467,7 +468,6 @@ struct Runtime::Impl final : HostServices {
       my_watches.swap(inst.watches);
     }
     if (routes && http_server) http_server->remove_routes(inst.label());
-    inst.tasks_closed = true;
     for (uint64_t t : timers) workers->timer_cancel(t);
     std::lock_guard lk(watches_mu);
     std::erase_if(watches, [&](const Watch &w) { return my_watches.count(w.id) > 0; });

@@ -535,7 +535,7 @@ TEST_F(HttpServerTest, MalformedRequestsGet400AndClose) {
       "G(T / HTTP/1.1\r\n\r\n",
       "GET http://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n",  // not an origin-form target
       "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-      std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 17),  // a TLS hello
+      std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 15),  // a TLS hello
   };
   for (const std::string &bytes : bad) {
     Client c(port_);

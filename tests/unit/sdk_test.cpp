@@ -211,6 +211,11 @@ class FailingPlugin final : public chorus::Plugin {
   std::string where_, kind_;
 };
 
+constexpr chorus_provide kBrokenProvides[] = {chorus::provide("sdk.broken", 1, 0)};
+// FailingPlugin does not override service(): declaring a provide makes the host's get_service fail.
+CHORUS_PLUGIN_DESCRIPTOR(kBrokenProviderDescriptor, FailingPlugin, .id = "sdk.broken-provider", .version = "1.0.0",
+                         .provides = kBrokenProvides);
+
 constexpr chorus_require kFailingRequires[] = {chorus::require("sdk.echo", "^1"),
                                                chorus::require("sdk.kv", ">=1.2 <2", CHORUS_REQUIRE_OPTIONAL)};
 
@@ -506,6 +511,15 @@ TEST(SdkService, GetServiceAndCallThroughTheTable) {
   EXPECT_EQ(t.table, nullptr);
 }
 
+TEST(SdkService, DeclaredServiceWithoutTableFailsTheLoad) {
+  FakeHost host;
+  auto p = load(kBrokenProviderDescriptor, host, "{}");
+  EXPECT_EQ(p.status(), CHORUS_E_NOT_FOUND);
+  EXPECT_NE(p.message().find("get_service('sdk.broken') failed"), std::string::npos) << p.message();
+  EXPECT_EQ(p.instance(), nullptr);     // stopped and destroyed
+  EXPECT_EQ(host.active_timers(), 0u);  // the timer start() made is gone
+}
+
 TEST(SdkService, DefaultServiceIsNotFound) {
   FakeHost host;
   auto p = load(kFailingDescriptor, host, "{}");
@@ -519,11 +533,11 @@ TEST(SdkService, DefaultServiceIsNotFound) {
 TEST(SdkService, ConsumerUsesProviderThroughServiceRef) {
   FakeHost provider_host;
   auto provider = load(kEchoDescriptor, provider_host, R"({"greeting":"hi"})");
-  chorus::ServiceTable t;
-  ASSERT_EQ(provider.get_service("sdk.echo", 1, &t), CHORUS_OK);
+  ASSERT_EQ(provider.services().size(), 1u);  // fetched by the "host" right after start
+  EXPECT_EQ(provider.services()[0].name, "sdk.echo");
 
   FakeHost host;
-  host.provide("sdk.echo", 1, 1, t.table, t.self, "sdk.echo-plugin");
+  provider.publish_to(host);
   {
     auto consumer = load(kConsumerDescriptor, host);
     ASSERT_EQ(consumer.status(), CHORUS_OK) << consumer.message();
@@ -744,11 +758,16 @@ TEST_F(SdkHttp, ExceptionsBecomeErrorResponses) {
 }
 
 TEST_F(SdkHttp, UnansweredExchangeIsNotAutoAnswered) {
-  auto r = host_.http("GET", "/dropped");
+  const size_t id = host_.http_start("GET", "/dropped");
+  auto r = host_.response(id);
   EXPECT_EQ(r.status, 0);
   EXPECT_FALSE(r.finished);
   EXPECT_TRUE(host_.has_log("returned without answering", CHORUS_LOG_WARN));
-  plugin_->stop();
+  plugin_->stop();  // the host cancels what is still open: the client gets a 503
+  r = host_.response(id);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_TRUE(r.cancelled);
+  EXPECT_FALSE(r.finished);  // ... but the plugin lost the exchange, which the fake reports
   auto v = host_.violations();
   ASSERT_EQ(v.size(), 1u);
   EXPECT_NE(v[0].find("GET /dropped"), std::string::npos) << v[0];
@@ -773,12 +792,28 @@ TEST(SdkHttpExchange, DisconnectedClientAndMisuse) {
   const size_t id = host.http_start("GET", "/sse");
   host.disconnect(id);
   host.run_pending();
-  EXPECT_EQ(results, (std::vector<chorus_status>{CHORUS_OK, CHORUS_E_CANCELLED, CHORUS_E_CANCELLED, CHORUS_OK,
-                                                 CHORUS_E_INVALID_ARG}));
+  EXPECT_EQ(results, (std::vector<chorus_status>{CHORUS_OK, CHORUS_E_CANCELLED, CHORUS_E_CANCELLED,
+                                                 CHORUS_E_CANCELLED, CHORUS_E_INVALID_ARG}));
   auto r = host.response(id);
   EXPECT_EQ(r.header("cache-control"), "no-cache");
   EXPECT_TRUE(r.finished);
   EXPECT_TRUE(host.violations().empty());
+}
+
+TEST(SdkHttpExchange, RefusedRespondKeepsTheExchange) {
+  FakeHost host;
+  chorus::Host h(host.api(), host.ctx());
+  std::vector<chorus_status> results;
+  h.route("GET", "/x", [&](const chorus::HttpRequest &, chorus::HttpExchange ex) {
+    results.push_back(ex.respond(204, "text/plain", "a body on 204"));  // refused by the host
+    EXPECT_TRUE(ex);                                                     // still ours to answer
+    results.push_back(ex.respond(200, "text/plain", "ok"));
+    EXPECT_FALSE(ex);
+  });
+  auto r = host.http("GET", "/x");
+  EXPECT_EQ(results, (std::vector<chorus_status>{CHORUS_E_INVALID_ARG, CHORUS_OK}));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(host.violations().size(), 1u);  // the fake flags the invalid call
 }
 
 // ================================================================================================

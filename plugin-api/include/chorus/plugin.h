@@ -222,14 +222,17 @@ typedef struct chorus_host_api {
 
   /* ---- logging: the plugin id is added by the host ---- */
   void (*log)(chorus_host_ctx *ctx, int32_t level, const char *msg, size_t len);
-  int32_t (*log_level)(chorus_host_ctx *ctx); /* cheapest way to skip formatting */
+  /* The minimum level that is logged (CHORUS_LOG_*): skip formatting anything below it. */
+  int32_t (*log_level)(chorus_host_ctx *ctx);
 
   /* ---- host facts as one JSON object: agent_id, role, cluster_id, state_dir, host_version,
    *      plugin_id, http_listen. The receiver releases out with out->release(out). ---- */
   chorus_status (*host_info)(chorus_host_ctx *ctx, chorus_buf *out);
 
   /* ---- executor: fn(arg) runs once on a worker thread. arg_dtor(arg), if set, runs after fn, or
-   *      instead of it when the task is dropped because the plugin stopped. ---- */
+   *      instead of it when the task is dropped because the plugin stopped. When post or
+   *      timer_start returns anything but CHORUS_OK, neither fn nor arg_dtor is ever called: the
+   *      caller still owns arg. ---- */
   chorus_status (*post)(chorus_host_ctx *ctx, chorus_task_fn fn, void *arg, chorus_dtor_fn arg_dtor);
   /* period_ms 0 = one-shot. On return from timer_cancel the callback is not running and will not
    * run again (unless timer_cancel is called from inside that callback). Timers still running when
@@ -271,12 +274,16 @@ typedef struct chorus_host_api {
   chorus_status (*http_route_add)(chorus_host_ctx *ctx, const char *method, const char *path,
                                   uint32_t flags, chorus_http_handler_fn fn, void *user,
                                   chorus_error *err);
-  /* Complete the exchange with one response. headers may be NULL. */
+  /* Complete the exchange with one response. headers may be NULL. The exchange is finished (and
+   * must not be touched again) when this returns CHORUS_OK or CHORUS_E_CANCELLED (client gone,
+   * route removed); CHORUS_E_INVALID_ARG (e.g. answered twice, bad status) leaves it as it was. */
   chorus_status (*http_respond)(chorus_http_exchange *ex, int32_t status, const char *content_type,
                                 const chorus_http_header *headers, size_t header_count,
                                 const char *body, size_t body_len);
   /* Streamed response (chunked transfer encoding), e.g. SSE or NDJSON. Writes are queued in order;
-   * http_stream_write returns CHORUS_E_CANCELLED once the client has gone away. */
+   * http_stream_write returns CHORUS_E_CANCELLED once the client has gone away and CHORUS_E_BUSY
+   * when too much is queued for a slow client (back off and retry). http_stream_end finishes the
+   * exchange on CHORUS_OK or CHORUS_E_CANCELLED, like http_respond. */
   chorus_status (*http_stream_begin)(chorus_http_exchange *ex, int32_t status,
                                      const char *content_type, const chorus_http_header *headers,
                                      size_t header_count);

@@ -531,8 +531,10 @@ class HttpRequest {
 // error status if a handler throws before answering or handing the exchange on.) The destructor DOES
 // end a stream that was begun and not ended, so a dropped stream never hangs its client.
 //
-// A handle is not thread-safe: use it from one thread at a time. After respond() or end() it is
-// empty, whatever status the host returned.
+// A handle is not thread-safe: use it from one thread at a time. respond() and end() return
+// CHORUS_OK, or CHORUS_E_CANCELLED if the client has gone; either way the exchange is finished and
+// the handle is empty. Any other status (CHORUS_E_INVALID_ARG for a status outside 200..599 or a
+// body on 204/304, ...) leaves the exchange unanswered and the handle still holding it.
 class HttpExchange {
  public:
   HttpExchange() noexcept = default;
@@ -574,10 +576,13 @@ class HttpExchange {
     if (!CHORUS_HAS(chorus_host_api, api_, http_respond)) return CHORUS_E_UNSUPPORTED;
     const std::string ct(content_type);
     const auto hs = to_c(headers);
-    mark_answered();
-    chorus_http_exchange *ex = std::exchange(ex_, nullptr);
-    return api_->http_respond(ex, status, ct.c_str(), hs.empty() ? nullptr : hs.data(), hs.size(), body.data(),
-                              body.size());
+    const chorus_status s = api_->http_respond(ex_, status, ct.c_str(), hs.empty() ? nullptr : hs.data(), hs.size(),
+                                               body.data(), body.size());
+    if (finished(s)) {
+      mark_answered();
+      ex_ = nullptr;
+    }
+    return s;
   }
 
   // Starts a chunked response (e.g. SSE: "text/event-stream", NDJSON: "application/x-ndjson").
@@ -589,12 +594,15 @@ class HttpExchange {
     if (!CHORUS_HAS(chorus_host_api, api_, http_stream_begin)) return CHORUS_E_UNSUPPORTED;
     const std::string ct(content_type);
     const auto hs = to_c(headers);
-    mark_answered();
     const chorus_status s = api_->http_stream_begin(ex_, status, ct.c_str(), hs.empty() ? nullptr : hs.data(), hs.size());
-    streaming_ = true;  // even on failure the exchange must still be ended
+    if (finished(s)) {  // begun (CANCELLED: begun, but nobody listens): must be ended
+      mark_answered();
+      streaming_ = true;
+    }
     return s;
   }
-  // Queues one chunk. CHORUS_E_CANCELLED means the client went away: stop writing, then end().
+  // Queues one chunk. CHORUS_E_CANCELLED: the client went away, stop writing and end().
+  // CHORUS_E_BUSY: the client reads slower than you write; the chunk was dropped, retry later.
   chorus_status write(std::string_view data) {
     if (ex_ == nullptr || !streaming_) return CHORUS_E_INVALID_ARG;
     if (!CHORUS_HAS(chorus_host_api, api_, http_stream_write)) return CHORUS_E_UNSUPPORTED;
@@ -602,10 +610,13 @@ class HttpExchange {
   }
   chorus_status end() {
     if (ex_ == nullptr || !streaming_) return CHORUS_E_INVALID_ARG;
-    streaming_ = false;
-    chorus_http_exchange *ex = std::exchange(ex_, nullptr);
     if (!CHORUS_HAS(chorus_host_api, api_, http_stream_end)) return CHORUS_E_UNSUPPORTED;
-    return api_->http_stream_end(ex);
+    const chorus_status s = api_->http_stream_end(ex_);
+    if (finished(s)) {
+      streaming_ = false;
+      ex_ = nullptr;
+    }
+    return s;
   }
 
   // Gives up the handle and returns the raw exchange; you must finish it through the C API.
@@ -616,6 +627,7 @@ class HttpExchange {
   }
 
  private:
+  static bool finished(chorus_status s) noexcept { return s == CHORUS_OK || s == CHORUS_E_CANCELLED; }
   static std::vector<chorus_http_header> to_c(std::span<const Header> headers) {
     std::vector<chorus_http_header> out;
     out.reserve(headers.size());

@@ -65,7 +65,8 @@ struct FakeResponse {
   std::string body;                 // for a stream: all chunks concatenated
   std::vector<std::string> chunks;  // stream writes, in order
   bool streaming = false;           // begin_stream was called
-  bool finished = false;            // respond or stream end was called
+  bool finished = false;            // the plugin called respond or stream end
+  bool cancelled = false;           // the client went away (disconnect()) or the host cancelled it at stop
   // The first header called `name` (ASCII case-insensitive); empty when absent.
   std::string header(std::string_view name) const {
     for (const auto &[n, v] : headers)
@@ -251,6 +252,8 @@ class FakeHost {
   void set_echo_logs(bool on) { std::lock_guard lk(mu_); echo_logs_ = on; }  // also print to stderr
   void set_host_info(std::string json) { std::lock_guard lk(mu_); host_info_ = std::move(json); }
   void set_plugin_id(std::string id) { std::lock_guard lk(mu_); plugin_id_ = std::move(id); }
+  // Like a host whose HTTP listener is disabled: http_route_add fails with CHORUS_E_UNAVAILABLE.
+  void set_http_enabled(bool on) { std::lock_guard lk(mu_); http_enabled_ = on; }
   Phase phase() const { std::lock_guard lk(mu_); return phase_; }
   void set_phase(Phase p) { std::lock_guard lk(mu_); phase_ = p; }
 
@@ -464,7 +467,11 @@ class FakeHost {
     return exchanges_.at(exchange)->resp;
   }
   // Simulates the client going away: further stream writes return CHORUS_E_CANCELLED.
-  void disconnect(size_t exchange) { std::lock_guard lk(mu_); exchanges_.at(exchange)->client_gone = true; }
+  void disconnect(size_t exchange) {
+    std::lock_guard lk(mu_);
+    exchanges_.at(exchange)->client_gone = true;
+    exchanges_.at(exchange)->resp.cancelled = true;
+  }
   bool has_route(std::string_view method, std::string_view path) const {
     std::lock_guard lk(mu_);
     for (const auto &r : routes_)
@@ -478,10 +485,23 @@ class FakeHost {
   size_t outstanding_bufs() const { std::lock_guard lk(mu_); return outstanding_bufs_; }
 
   // ---- the host's side of the stop protocol (PluginHandle calls these) ----
-  // Before stop(): no new tasks or timers are accepted and queued tasks no longer run.
-  void begin_stopping() { set_phase(Phase::stopping); }
+  // Before stop(), like the host: no new tasks or timers are accepted, queued tasks no longer run,
+  // the routes are removed and exchanges still unanswered are cancelled (the client gets a 503;
+  // the plugin's later respond/write/end return CHORUS_E_CANCELLED and must still happen).
+  void begin_stopping() {
+    std::lock_guard lk(mu_);
+    phase_ = Phase::stopping;
+    routes_.clear();
+    for (auto &ex : exchanges_) {
+      if (ex->resp.finished) continue;
+      ex->client_gone = true;
+      ex->resp.cancelled = true;
+      if (!ex->resp.streaming) ex->resp.status = 503;
+    }
+  }
   // After stop() (or a failed create/start): drops queued tasks and cancels timers (running their
-  // destructors), removes routes and watches, and records leaked refs and unanswered exchanges.
+  // destructors), removes routes and watches, and records leaked refs and exchanges the plugin
+  // never finished.
   void end_plugin(Phase next = Phase::stopped) {
     {
       std::lock_guard lk(mu_);
@@ -848,6 +868,10 @@ class FakeHost {
       return CHORUS_E_INVALID_ARG;
     }
     std::lock_guard lk(h->mu_);
+    if (!h->http_enabled_) {
+      fill(err, CHORUS_E_UNAVAILABLE, "the host HTTP listener is disabled");
+      return CHORUS_E_UNAVAILABLE;
+    }
     if (!h->control_phase()) {
       h->violation("http_route_add outside create/start");
       fill(err, CHORUS_E_INVALID_ARG, "routes can only be added from create or start");
@@ -870,14 +894,21 @@ class FakeHost {
       x->host->violation("http_respond on exchange '" + x->label + "' that was already answered");
       return CHORUS_E_INVALID_ARG;
     }
+    if (!valid_status(status) || (body == nullptr && body_len > 0) || (headers == nullptr && header_count > 0) ||
+        ((status == 204 || status == 304) && body_len > 0)) {  // like the host: refused, still unanswered
+      x->host->violation("http_respond on exchange '" + x->label + "' with invalid arguments (status " +
+                         std::to_string(status) + ")");
+      return CHORUS_E_INVALID_ARG;
+    }
+    x->resp.finished = true;
+    if (x->client_gone) return CHORUS_E_CANCELLED;  // nobody receives it; the client saw what it saw
     x->resp.status = status;
     x->resp.content_type = content_type != nullptr ? content_type : "";
     for (size_t i = 0; i < header_count && headers != nullptr; ++i)
       x->resp.headers.emplace_back(std::string(headers[i].name, headers[i].name_len),
                                    std::string(headers[i].value, headers[i].value_len));
     x->resp.body.assign(body != nullptr ? body : "", body != nullptr ? body_len : 0);
-    x->resp.finished = true;
-    return x->client_gone ? CHORUS_E_CANCELLED : CHORUS_OK;
+    return CHORUS_OK;
   }
   static chorus_status c_http_stream_begin(chorus_http_exchange *e, int32_t status, const char *content_type,
                                            const chorus_http_header *headers, size_t header_count) {
@@ -887,13 +918,17 @@ class FakeHost {
       x->host->violation("http_stream_begin on exchange '" + x->label + "' that was already answered");
       return CHORUS_E_INVALID_ARG;
     }
+    if (!valid_status(status) || status == 204 || status == 304 || (headers == nullptr && header_count > 0)) {
+      x->host->violation("http_stream_begin on exchange '" + x->label + "' with invalid arguments");
+      return CHORUS_E_INVALID_ARG;
+    }
     x->resp.status = status;
     x->resp.content_type = content_type != nullptr ? content_type : "";
     for (size_t i = 0; i < header_count && headers != nullptr; ++i)
       x->resp.headers.emplace_back(std::string(headers[i].name, headers[i].name_len),
                                    std::string(headers[i].value, headers[i].value_len));
     x->resp.streaming = true;
-    return CHORUS_OK;
+    return x->client_gone ? CHORUS_E_CANCELLED : CHORUS_OK;
   }
   static chorus_status c_http_stream_write(chorus_http_exchange *e, const char *data, size_t len) {
     Exchange *x = exch(e);
@@ -915,8 +950,9 @@ class FakeHost {
       return CHORUS_E_INVALID_ARG;
     }
     x->resp.finished = true;
-    return CHORUS_OK;
+    return x->client_gone ? CHORUS_E_CANCELLED : CHORUS_OK;
   }
+  static bool valid_status(int32_t s) { return s >= 200 && s <= 599; }
   static const char *c_status_str(chorus_status s) { return chorus::status_name(s); }
 
   chorus_host_api api_{};
@@ -924,6 +960,7 @@ class FakeHost {
   std::condition_variable cv_;
   int32_t log_level_ = CHORUS_LOG_TRACE;
   bool echo_logs_ = false;
+  bool http_enabled_ = true;
   std::string host_info_;
   std::string plugin_id_ = "test.plugin";
   Phase phase_ = Phase::unmanaged;
@@ -975,7 +1012,8 @@ class PluginHandle {
   }
   PluginHandle(PluginHandle &&o) noexcept
       : d_(std::exchange(o.d_, nullptr)), host_(o.host_), inst_(std::exchange(o.inst_, nullptr)),
-        state_(std::exchange(o.state_, State::none)), status_(o.status_), err_(o.err_), late_stop_(o.late_stop_) {}
+        state_(std::exchange(o.state_, State::none)), status_(o.status_), err_(o.err_), late_stop_(o.late_stop_),
+        services_(std::move(o.services_)) {}
   PluginHandle &operator=(PluginHandle &&) = delete;
   PluginHandle(const PluginHandle &) = delete;
   PluginHandle &operator=(const PluginHandle &) = delete;
@@ -1006,7 +1044,7 @@ class PluginHandle {
     reset_error();
     host_->set_phase(Phase::starting);
     status_ = d_->vtable->start(inst_, &err_);
-    if (status_ != CHORUS_OK) {
+    if (status_ != CHORUS_OK) {  // the host releases what it holds and destroys, without stop
       host_->end_plugin();
       state_ = State::stopped;
       destroy();
@@ -1015,6 +1053,28 @@ class PluginHandle {
     }
     host_->set_phase(Phase::running);
     state_ = State::running;
+    // Then, like the host, it fetches the table of every declared service; a failure undoes the start.
+    services_.clear();
+    for (uint32_t i = 0; i < d_->provides_count; ++i) {
+      const chorus_provide &p = d_->provides[i];
+      Service svc{p.service, p.major, p.minor, {}};
+      chorus_error err{};
+      err.struct_size = sizeof err;
+      const chorus_status s = d_->vtable->get_service(inst_, p.service, p.major, &svc.table.table, &svc.table.self, &err);
+      std::string failure;
+      if (s != CHORUS_OK || svc.table.table == nullptr)
+        failure = "get_service('" + svc.name + "') failed: " + (s != CHORUS_OK ? std::string(err.message) : "no table");
+      else if (*static_cast<const uint32_t *>(svc.table.table) < sizeof(uint32_t))
+        failure = "get_service('" + svc.name + "') returned a table with struct_size 0";
+      if (!failure.empty()) {
+        (void)stop();
+        destroy();
+        state_ = State::failed;
+        fail(s != CHORUS_OK ? s : CHORUS_E_INTERNAL, failure);
+        return status_;
+      }
+      services_.push_back(std::move(svc));
+    }
     return status_;
   }
   chorus_status stop(std::chrono::milliseconds budget = std::chrono::seconds(5)) {
@@ -1054,13 +1114,18 @@ class PluginHandle {
     status_ = d_->vtable->get_service(inst_, n.c_str(), major, &out->table, &out->self, &err_);
     return status_;
   }
-  // get_service, then registers the result in the fake's registry under the plugin's id, so other
-  // code under test can acquire it.
-  chorus_status publish(std::string_view name, uint16_t major, uint16_t minor) {
-    chorus::ServiceTable t;
-    if (get_service(name, major, &t) == CHORUS_OK)
-      host_->provide(std::string(name), major, minor, t.table, t.self, d_->id != nullptr ? d_->id : "");
-    return status_;
+  // The tables the host fetched after start(), one per declared provide.
+  struct Service {
+    std::string name;
+    uint16_t major, minor;
+    chorus::ServiceTable table;
+  };
+  const std::vector<Service> &services() const noexcept { return services_; }
+  // Registers those tables in another fake host's registry, so a plugin under test there can
+  // acquire them (one FakeHost per plugin instance: provider and consumer each get theirs).
+  void publish_to(FakeHost &consumer_host) const {
+    for (const auto &s : services_)
+      consumer_host.provide(s.name, s.major, s.minor, s.table.table, s.table.self, d_->id != nullptr ? d_->id : "");
   }
 
   chorus_status status() const noexcept { return status_; }
@@ -1106,6 +1171,7 @@ class PluginHandle {
   chorus_status status_ = CHORUS_OK;
   chorus_error err_{};
   bool late_stop_ = false;
+  std::vector<Service> services_;
 };
 
 // Validates the descriptor, creates and starts the plugin; check status()/message() of the result.
