@@ -13,6 +13,7 @@
 
 #include "chorus/plugin.h"
 #include "plugin_loader.hpp"
+#include "semver.hpp"
 
 namespace chorus::host {
 struct Instance;
@@ -65,7 +66,12 @@ struct Instance : std::enable_shared_from_this<Instance> {
   bool routes_mounted = false;
   std::string route_error;  // first http_route_add conflict, fails start
 
-  bool may_acquire(const std::string &service) const {
+  // Ranges this instance passed to service_acquire, parsed once: consumers of swappable services
+  // acquire per request, and parsing dominated that path.
+  std::mutex range_mu;
+  std::map<std::string, std::optional<VersionRange>, std::less<>> range_cache;
+
+  bool may_acquire(std::string_view service) const {
     for (const auto &r : image->info.requires_)
       if (r.service == service) return true;
     return false;

@@ -7,7 +7,8 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <future>
+#include <condition_variable>
+#include <functional>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -49,44 +50,93 @@ std::string status_text(chorus_status s, const chorus_error &err) {
   return out;
 }
 
-// Runs a plugin lifecycle call on a helper thread and waits at most `budget_ms` for it. Calls are
-// still strictly sequential (the control thread waits), but a plugin that hangs cannot hang the
-// host: past the deadline the helper thread is abandoned and the instance is marked leaked.
+// Plugin lifecycle calls run on a helper thread that the control thread waits on with a deadline.
+// Calls stay strictly sequential, but a plugin that hangs cannot hang the host: past the deadline
+// the helper is abandoned (it keeps its own state alive and exits once the stuck call returns, if it
+// ever does) and a fresh helper serves the next call. Reusing one helper matters: starting a thread
+// per call costs a scheduler tick per plugin on a busy machine.
 struct CallResult {
   chorus_status status = CHORUS_E_INTERNAL;
   chorus_error err{};
+  void *handle = nullptr;  // create's out_instance
   bool timed_out = false;
 };
 
-template <class F>
-CallResult call_with_deadline(F body, uint64_t budget_ms) {
-  auto state = std::make_shared<CallResult>();
-  state->err.struct_size = sizeof(chorus_error);
-  auto done = std::make_shared<std::promise<void>>();
-  std::future<void> fut = done->get_future();
-  std::thread worker([state, done, body = std::move(body)]() mutable {
-    // A plugin built without the SDK may let an exception escape; both sides share libstdc++, so it
-    // can be caught here instead of terminating the host.
-    try {
-      state->status = body(&state->err);
-    } catch (const std::exception &e) {
-      state->status = CHORUS_E_INTERNAL;
-      set_error(&state->err, CHORUS_E_INTERNAL, std::string("an exception escaped the plugin: ") + e.what());
-    } catch (...) {
-      state->status = CHORUS_E_INTERNAL;
-      set_error(&state->err, CHORUS_E_INTERNAL, "an exception escaped the plugin");
+class LifecycleCaller {
+ public:
+  using Body = std::function<chorus_status(CallResult &)>;
+
+  ~LifecycleCaller() {
+    if (!worker_) return;
+    {
+      std::lock_guard lk(worker_->mu);
+      worker_->quit = true;
     }
-    done->set_value();
-  });
-  if (fut.wait_for(std::chrono::milliseconds(budget_ms)) == std::future_status::ready) {
-    worker.join();
-    return *state;
+    worker_->cv.notify_all();
+    worker_->thread.join();
   }
-  worker.detach();  // it still owns `state`; the instance it runs in is never freed
-  CallResult r;
-  r.timed_out = true;
-  return r;
-}
+
+  CallResult call(Body body, uint64_t budget_ms) {
+    if (!worker_) {
+      worker_ = std::make_shared<Worker>();
+      worker_->thread = std::thread(loop, worker_);
+    }
+    std::shared_ptr<Worker> w = worker_;
+    std::unique_lock lk(w->mu);
+    w->result = CallResult{};
+    w->result.err.struct_size = sizeof(chorus_error);
+    w->job = std::move(body);
+    w->done = false;
+    w->cv.notify_all();
+    if (w->cv.wait_for(lk, std::chrono::milliseconds(budget_ms), [&] { return w->done; })) return w->result;
+    w->quit = true;  // the helper exits after the stuck call, if it returns
+    w->thread.detach();
+    worker_.reset();
+    CallResult r;
+    r.timed_out = true;
+    return r;
+  }
+
+ private:
+  struct Worker {
+    std::mutex mu;
+    std::condition_variable cv;
+    Body job;
+    bool done = true, quit = false;
+    CallResult result;
+    std::thread thread;
+  };
+
+  static void loop(std::shared_ptr<Worker> w) {
+    std::unique_lock lk(w->mu);
+    while (true) {
+      w->cv.wait(lk, [&] { return w->job || w->quit; });
+      if (!w->job) return;
+      Body job = std::move(w->job);
+      w->job = nullptr;
+      CallResult r = w->result;
+      lk.unlock();
+      // A plugin built without the SDK may let an exception escape; both sides share libstdc++,
+      // so it can be caught here instead of terminating the host.
+      try {
+        r.status = job(r);
+      } catch (const std::exception &e) {
+        r.status = CHORUS_E_INTERNAL;
+        set_error(&r.err, CHORUS_E_INTERNAL, std::string("an exception escaped the plugin: ") + e.what());
+      } catch (...) {
+        r.status = CHORUS_E_INTERNAL;
+        set_error(&r.err, CHORUS_E_INTERNAL, "an exception escaped the plugin");
+      }
+      lk.lock();
+      w->result = r;
+      w->done = true;
+      w->cv.notify_all();
+      if (w->quit) return;
+    }
+  }
+
+  std::shared_ptr<Worker> worker_;
+};
 
 struct Slot {
   std::mutex mu;
@@ -126,6 +176,7 @@ struct Runtime::Impl final : HostServices {
   std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
 
   asio::io_context control;  // the control thread's loop: signals, reload, retirements
+  LifecycleCaller lifecycle;
   std::unique_ptr<Executor> workers;
   std::unique_ptr<HttpServer> http_server;
   MetricsRegistry metrics_registry;
@@ -142,7 +193,7 @@ struct Runtime::Impl final : HostServices {
   std::map<std::string, uint64_t> serials;
 
   std::shared_mutex slots_mu;
-  std::map<std::string, std::shared_ptr<Slot>> slots;
+  std::map<std::string, std::shared_ptr<Slot>, std::less<>> slots;
 
   std::mutex watches_mu;
   std::vector<Watch> watches;
@@ -174,10 +225,11 @@ struct Runtime::Impl final : HostServices {
 
   chorus_status acquire(Instance &consumer, const char *service, const char *range, chorus_service_ref *out,
                         chorus_error *err) override {
-    std::string name = service;
+    std::string_view name = service;
     if (!consumer.may_acquire(name)) {
       set_error(err, CHORUS_E_NOT_FOUND,
-                "'" + name + "' is not among the requirements plugin '" + consumer.plugin_id + "' declared");
+                "'" + std::string(name) + "' is not among the requirements plugin '" + consumer.plugin_id +
+                    "' declared");
       return CHORUS_E_NOT_FOUND;
     }
     std::shared_ptr<Slot> slot;
@@ -199,18 +251,26 @@ struct Runtime::Impl final : HostServices {
       }
     }
     if (!provider) {
-      set_error(err, CHORUS_E_UNAVAILABLE, "no running plugin provides '" + name + "'");
+      set_error(err, CHORUS_E_UNAVAILABLE, "no running plugin provides '" + std::string(name) + "'");
       return CHORUS_E_UNAVAILABLE;
     }
     if (range != nullptr && range[0] != '\0' && std::strcmp(range, "*") != 0) {
-      std::string why;
-      auto r = VersionRange::parse(range, &why);
-      Version v{table.major, table.minor, 0, {}};
-      if (!r || !r->matches(v)) {
+      bool matches;
+      {
+        std::lock_guard lk(consumer.range_mu);
+        auto it = consumer.range_cache.find(std::string_view(range));
+        if (it == consumer.range_cache.end())
+          it = consumer.range_cache.emplace(range, VersionRange::parse(range, nullptr)).first;
+        matches = it->second && it->second->matches(Version{table.major, table.minor, 0, {}});
+      }
+      if (!matches) {
         release_count(provider);
-        std::string msg = !r ? "bad range: " + why
-                             : "'" + name + "' " + std::to_string(table.major) + "." + std::to_string(table.minor) +
-                                   " from '" + provider->plugin_id + "' does not satisfy " + range;
+        std::string why;
+        std::string msg = !VersionRange::parse(range, &why)
+                              ? "bad range: " + why
+                              : "'" + std::string(name) + "' " + std::to_string(table.major) + "." +
+                                    std::to_string(table.minor) + " from '" + provider->plugin_id +
+                                    "' does not satisfy " + range;
         set_error(err, CHORUS_E_VERSION, msg);
         return CHORUS_E_VERSION;
       }
@@ -389,12 +449,12 @@ struct Runtime::Impl final : HostServices {
     const chorus_plugin_vtable *vt = image->vtable;
     uint64_t budget = config.host.start_timeout_ms;
 
-    void *handle = nullptr;
-    CallResult created = call_with_deadline(
-        [vt, ctx = &inst->ctx, config_json, &handle](chorus_error *err) {
-          return vt->create(host_api_table(), ctx, config_json.data(), config_json.size(), &handle, err);
+    CallResult created = lifecycle.call(
+        [vt, ctx = &inst->ctx, config_json](CallResult &r) {
+          return vt->create(host_api_table(), ctx, config_json.data(), config_json.size(), &r.handle, &r.err);
         },
         budget);
+    void *handle = created.handle;
     if (created.timed_out) {
       *why = "create did not return within " + std::to_string(budget) + " ms";
       inst->phase = Phase::kLeaked;
@@ -409,7 +469,7 @@ struct Runtime::Impl final : HostServices {
     inst->handle = handle;
     inst->phase = Phase::kStarting;
     CallResult started =
-        call_with_deadline([vt, handle](chorus_error *err) { return vt->start(handle, err); }, budget);
+        lifecycle.call([vt, handle](CallResult &r) { return vt->start(handle, &r.err); }, budget);
     if (started.timed_out) {
       *why = "start did not return within " + std::to_string(budget) + " ms";
       inst->phase = Phase::kLeaked;
@@ -490,8 +550,8 @@ struct Runtime::Impl final : HostServices {
     const chorus_plugin_vtable *vt = inst->image->vtable;
     void *handle = inst->handle;
     CallResult r =
-        call_with_deadline([vt, handle, budget_ms](chorus_error *err) { return vt->stop(handle, budget_ms, err); },
-                           budget_ms + 50);
+        lifecycle.call([vt, handle, budget_ms](CallResult &r) { return vt->stop(handle, budget_ms, &r.err); },
+                       budget_ms + 50);
     release_resources(*inst);
     if (r.timed_out) {
       error("plugin '" + inst->label() + "' did not stop within " + std::to_string(budget_ms) +
@@ -915,9 +975,9 @@ bool Runtime::Impl::reload_plugin_in_place(const std::string &id, const PluginEn
   }
   const chorus_plugin_vtable *vt = rec.image->vtable;
   if (!file_changed && CHORUS_HAS(chorus_plugin_vtable, vt, reconfigure)) {
-    CallResult r = call_with_deadline(
-        [vt, handle = rec.instance->handle, cfg](chorus_error *err) {
-          return vt->reconfigure(handle, cfg.data(), cfg.size(), err);
+    CallResult r = lifecycle.call(
+        [vt, handle = rec.instance->handle, cfg](CallResult &res) {
+          return vt->reconfigure(handle, cfg.data(), cfg.size(), &res.err);
         },
         config.host.start_timeout_ms);
     if (r.timed_out) {

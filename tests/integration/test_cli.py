@@ -66,6 +66,14 @@ class ConfigErrors(AgentTestCase):
         self.assertEqual(rc, 2)
         self.assertIn("Permission denied", err)
 
+    def test_config_path_that_cannot_be_read(self):
+        # A directory cannot be read as a file, even by root (chmod 000 would not stop root).
+        d = self.ws.path("conf.d")
+        os.mkdir(d)
+        rc, _, err = run_cli("check", "-c", d)
+        self.assertEqual(rc, 2)
+        self.assertIn(f"cannot read config file '{d}'", err)
+
     def test_malformed_yaml_names_line(self):
         line = self.one_line_error("host:\n  log_level: [info\n")
         self.assertRegex(line, r"bad\.yaml:\d+:\d+:")
@@ -226,6 +234,15 @@ class BadPlugins(AgentTestCase):
                 self.assertEqual(health["plugins"]["test.base"]["state"], "running")
                 self.assertEqual(health["status"], "degraded")
                 self.assertEqual(agent.stop(), 0)
+
+    def test_file_that_is_not_a_shared_object(self):
+        d = self.ws.plugin_dir("junk")
+        with open(os.path.join(d, "chorus-test.junk.so"), "wb") as f:
+            f.write(b"this is not an ELF file\n" * 10)
+        path = self.ws.write("c.yaml", config_yaml(self.ws, {"test.junk": {}}, plugin_dirs=[d]))
+        rc, out, _ = run_cli("check", "-c", path, "--json")
+        reason = json.loads(out)["skipped"][0]["reason"]
+        self.assertRegex(reason, r"chorus-test\.junk\.so: cannot load: .*(invalid ELF header|file too short)")
 
     def test_id_mismatch(self):
         d = self.ws.plugin_dir("renamed")

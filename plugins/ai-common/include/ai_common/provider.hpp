@@ -1,0 +1,70 @@
+// The generic chorus.ai.provider v1 implementation shared by ai-ollama and ai-openai: request
+// admission (bounded concurrency + queue), retries with exponential backoff and full jitter for
+// idempotent failures, a circuit breaker, timeouts, cancellation, metrics and health. The wire
+// protocol is a Dialect. One HttpEngine thread per provider instance.
+#pragma once
+
+#include <chorus/plugin.hpp>
+#include <chorus/services/ai_provider_v1.h>
+
+#include <memory>
+#include <string>
+
+#include "ai_common/dialect.hpp"
+
+namespace chorus_ai {
+
+struct ProviderSettings {
+  std::string base_url;              // endpoint (ollama) or base URL incl. /v1 (openai); no trailing '/'
+  std::string api_key;               // bearer token; never logged
+  std::string default_model;
+  uint64_t connect_timeout_ms = 5000;
+  uint64_t first_byte_timeout_ms = 120000;
+  uint64_t total_timeout_ms = 600000;
+  uint32_t max_retries = 2;
+  uint64_t retry_base_ms = 200;
+  uint64_t retry_max_ms = 5000;
+  uint32_t breaker_threshold = 5;    // consecutive failures that open the breaker; 0 disables it
+  uint64_t breaker_cooldown_ms = 10000;
+  uint32_t max_concurrency = 16;     // upstream requests at once
+  uint32_t max_queue = 1024;         // waiting beyond that; more is CHORUS_E_BUSY
+  size_t max_response_bytes = 8u << 20;
+};
+
+// The config schema keys shared by both providers (JSON Schema "properties" members, no braces).
+#define CHORUS_AI_COMMON_SCHEMA R"(
+  "default_model": {"type": "string", "default": ""},
+  "connect_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 5000},
+  "first_byte_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 3600000, "default": 120000},
+  "total_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 86400000, "default": 600000},
+  "max_retries": {"type": "integer", "minimum": 0, "maximum": 10, "default": 2},
+  "retry_base_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 200},
+  "retry_max_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 5000},
+  "breaker_threshold": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 5},
+  "breaker_cooldown_ms": {"type": "integer", "minimum": 1, "maximum": 3600000, "default": 10000},
+  "max_concurrency": {"type": "integer", "minimum": 1, "maximum": 4096, "default": 16},
+  "max_queue": {"type": "integer", "minimum": 0, "maximum": 1000000, "default": 1024},
+  "max_response_bytes": {"type": "integer", "minimum": 1024, "maximum": 1073741824, "default": 8388608})"
+
+
+// Reads the common keys of `cfg` (a JSON object text) into `s`; throws chorus::Error(CONFIG).
+void parse_common_settings(std::string_view cfg_json, ProviderSettings &s);
+
+class ProviderPlugin : public chorus::Plugin {
+ public:
+  ProviderPlugin(chorus::Host &host, std::unique_ptr<Dialect> dialect, ProviderSettings settings,
+                 std::string metric_prefix);
+  ~ProviderPlugin() override;
+  void start() override;
+  void stop(std::chrono::milliseconds budget) override;
+  void drain() override;
+  chorus::ServiceTable service(std::string_view name, uint16_t major) override;
+  void set_version(std::string v);  // the plugin version reported in done JSON
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace chorus_ai
