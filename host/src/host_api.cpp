@@ -1,6 +1,7 @@
 // The C host API table handed to every plugin. Each function is a thin, noexcept adapter from the C
 // boundary to HostServices; nothing here may throw into plugin code.
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,17 @@ struct PluginCallback {
 
 std::shared_ptr<Instance> pin(chorus_host_ctx *ctx) { return ctx->instance->shared_from_this(); }
 
+// Runs a plugin callback unless the instance's intake is closed, counted so stop can wait for it.
+void run_gated(PluginCallback &cb) {
+  Instance &inst = *cb.pin;
+  if (!inst.enter_callback()) return;
+  struct Leave {
+    Instance &i;
+    ~Leave() { i.leave_callback(); }
+  } leave{inst};
+  cb.fn(cb.arg);
+}
+
 void api_log(chorus_host_ctx *ctx, int32_t level, const char *msg, size_t len) noexcept {
   if (ctx == nullptr || msg == nullptr) return;
   if (level < CHORUS_LOG_TRACE) level = CHORUS_LOG_TRACE;
@@ -71,9 +83,7 @@ chorus_status api_post(chorus_host_ctx *ctx, chorus_task_fn fn, void *arg, choru
   std::shared_ptr<PluginCallback> cb;
   try {
     cb = std::make_shared<PluginCallback>(PluginCallback{pin(ctx), fn, arg, dtor});
-    inst.host->executor().post([cb] {
-      if (!cb->pin->tasks_closed.load()) cb->fn(cb->arg);
-    });
+    inst.host->executor().post([cb] { run_gated(*cb); });
     return CHORUS_OK;
   } catch (...) {
     if (cb) cb->dtor = nullptr;  // on failure the caller keeps arg (plugin.h)
@@ -97,9 +107,7 @@ chorus_status api_timer_start(chorus_host_ctx *ctx, uint64_t first_ms, uint64_t 
       cb->dtor = nullptr;
       return CHORUS_E_UNAVAILABLE;
     }
-    id = inst.host->executor().timer_start(first_ms, period_ms, [cb] {
-      if (!cb->pin->tasks_closed.load()) cb->fn(cb->arg);
-    });
+    id = inst.host->executor().timer_start(first_ms, period_ms, [cb] { run_gated(*cb); });
     inst.timers.insert(id);
     if (out_timer) *out_timer = id;
     return CHORUS_OK;
@@ -241,7 +249,7 @@ chorus_status api_http_route_add(chorus_host_ctx *ctx, const char *method, const
     bool ok = http->add_route(
         method, p, prefix, inst.label(),
         [keep, fn, user](const chorus_http_request &req, chorus_http_exchange *ex) { fn(user, &req, ex); },
-        &conflict);
+        &conflict, inst.takes_over_routes);
     std::lock_guard lk(inst.mu);
     inst.routes_mounted = true;
     if (!ok) {
@@ -251,6 +259,9 @@ chorus_status api_http_route_add(chorus_host_ctx *ctx, const char *method, const
       return CHORUS_E_EXISTS;
     }
     return CHORUS_OK;
+  } catch (const std::invalid_argument &e) {
+    set_error(err, CHORUS_E_INVALID_ARG, e.what());
+    return CHORUS_E_INVALID_ARG;
   } catch (...) {
     return CHORUS_E_NO_MEMORY;
   }

@@ -334,7 +334,8 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   void stop();
 
   bool add_route(const std::string &method, const std::string &path, bool prefix,
-                 const std::string &owner, HttpServer::Handler handler, std::string *conflict_owner);
+                 const std::string &owner, HttpServer::Handler handler, std::string *conflict_owner,
+                 const std::string &replaceable_owner);
   void remove_routes(const std::string &owner);
 
   // Finds the route for a request. On success the owner's running count has been raised and the
@@ -1124,7 +1125,7 @@ void ServerCore::stop() {
 
 bool ServerCore::add_route(const std::string &method, const std::string &path, bool prefix,
                            const std::string &owner, HttpServer::Handler handler,
-                           std::string *conflict_owner) {
+                           std::string *conflict_owner, const std::string &replaceable_owner) {
   if (method != "*" && !is_token(method)) {
     throw std::invalid_argument("invalid HTTP method '" + method + "'");
   }
@@ -1144,12 +1145,6 @@ bool ServerCore::add_route(const std::string &method, const std::string &path, b
 
   std::lock_guard lock(route_mu_);
   RouteList &list = (prefix ? prefix_ : exact_)[path];
-  for (const auto &r : list) {
-    if (r->method == method || r->method == "*" || method == "*") {
-      if (conflict_owner != nullptr) *conflict_owner = r->owner->name;
-      return false;
-    }
-  }
   auto &state = owners_[owner];
   if (!state) state = std::make_shared<OwnerState>(owner);
   auto route = std::make_shared<Route>();
@@ -1158,6 +1153,18 @@ bool ServerCore::add_route(const std::string &method, const std::string &path, b
   route->prefix = prefix;
   route->owner = state;
   route->handler = std::move(handler);
+  for (auto &r : list) {
+    if (r->method == method || r->method == "*" || method == "*") {
+      // A hot-swapped successor takes over its predecessor's route in place: new requests go to
+      // the new handler, exchanges already running stay with the old owner until they finish.
+      if (!replaceable_owner.empty() && r->owner->name == replaceable_owner && r->method == method) {
+        r = std::move(route);
+        return true;
+      }
+      if (conflict_owner != nullptr) *conflict_owner = r->owner->name;
+      return false;
+    }
+  }
   list.push_back(std::move(route));
   return true;
 }
@@ -1242,8 +1249,9 @@ std::string HttpServer::local_address() const { return impl_->local_address(); }
 void HttpServer::stop() { impl_->stop(); }
 
 bool HttpServer::add_route(const std::string &method, const std::string &path, bool prefix,
-                           const std::string &owner, Handler handler, std::string *conflict_owner) {
-  return impl_->add_route(method, path, prefix, owner, std::move(handler), conflict_owner);
+                           const std::string &owner, Handler handler, std::string *conflict_owner,
+                           const std::string &replaceable_owner) {
+  return impl_->add_route(method, path, prefix, owner, std::move(handler), conflict_owner, replaceable_owner);
 }
 
 void HttpServer::remove_routes(const std::string &owner) { impl_->remove_routes(owner); }

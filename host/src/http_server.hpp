@@ -50,8 +50,11 @@ class HttpServer {
   // overlapping route (same path and kind, methods equal or either "*") exists. Throws
   // std::invalid_argument for a malformed method or path (path must start with '/', no '?', no
   // control characters or spaces) or an empty handler.
+  // replaceable_owner: a route of that owner with the same path, kind and method is taken over
+  // instead of conflicting (a hot-swapped plugin instance succeeding its predecessor).
   bool add_route(const std::string &method, const std::string &path, bool prefix,
-                 const std::string &owner, Handler handler, std::string *conflict_owner);
+                 const std::string &owner, Handler handler, std::string *conflict_owner,
+                 const std::string &replaceable_owner = {});
   // Removes every route of `owner`. On return no handler of that owner is running or will run.
   // Exchanges of that owner still unfinished are answered 503 and turned into no-ops.
   void remove_routes(const std::string &owner);

@@ -2,6 +2,8 @@
 // Internal to the host; shared by the runtime (control thread) and the C host API (any thread).
 #pragma once
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -56,8 +58,16 @@ struct Instance : std::enable_shared_from_this<Instance> {
   std::atomic<bool> retiring{false};
   std::atomic<bool> retire_scheduled{false};
 
-  std::atomic<bool> tasks_closed{false};  // set after stop(): queued tasks only run their dtor
+  // Intake of posted tasks, timers and watch callbacks. Closed before stop() is called (plugin.h:
+  // nothing starts after stop), after which queued work only runs its dtor.
+  std::atomic<bool> tasks_closed{false};
+  uint64_t order_key = 0;          // position in the start order; a swap successor inherits it
+  std::string takes_over_routes;   // label of the instance whose HTTP routes this one may take over
   std::atomic<int32_t> health_state{CHORUS_HEALTH_OK};
+
+  std::mutex cb_mu;
+  std::condition_variable cb_cv;
+  int running_callbacks = 0;  // guarded by cb_mu
 
   std::mutex mu;  // guards the fields below
   std::string health_message;
@@ -76,6 +86,28 @@ struct Instance : std::enable_shared_from_this<Instance> {
       if (r.service == service) return true;
     return false;
   }
+  // Every task, timer or watch callback runs between enter_callback() and leave_callback(), so the
+  // host can close intake and wait for what is already running before it calls stop().
+  bool enter_callback() {
+    std::lock_guard lk(cb_mu);
+    if (tasks_closed.load()) return false;
+    ++running_callbacks;
+    return true;
+  }
+  void leave_callback() {
+    {
+      std::lock_guard lk(cb_mu);
+      --running_callbacks;
+    }
+    cb_cv.notify_all();
+  }
+  // Returns false when callbacks were still running after `budget`.
+  bool close_callbacks(std::chrono::milliseconds budget) {
+    std::unique_lock lk(cb_mu);
+    tasks_closed = true;
+    return cb_cv.wait_for(lk, budget, [&] { return running_callbacks == 0; });
+  }
+
   std::string label() const { return serial > 1 ? plugin_id + "#" + std::to_string(serial) : plugin_id; }
 };
 

@@ -327,7 +327,9 @@ struct Runtime::Impl final : HostServices {
       auto owner = w.owner.lock();
       if (!owner || owner->tasks_closed.load()) continue;
       workers->post([owner, fn = w.fn, arg = w.arg, service, event] {
-        if (!owner->tasks_closed.load()) fn(arg, service.c_str(), event);
+        if (!owner->enter_callback()) return;
+        fn(arg, service.c_str(), event);
+        owner->leave_callback();
       });
     }
   }
@@ -440,12 +442,16 @@ struct Runtime::Impl final : HostServices {
   // ---------------------------------------------------------------- instance lifecycle
   // Creates and starts a new instance from `image`. Does not publish its services.
   std::shared_ptr<Instance> start_instance(const std::string &id, const std::shared_ptr<PluginImage> &image,
-                                           const std::string &config_json, std::string *why) {
+                                           const std::string &config_json, std::string *why,
+                                           const Instance *predecessor = nullptr) {
     auto inst = std::make_shared<Instance>();
     inst->host = this;
     inst->plugin_id = id;
     inst->serial = ++serials[id];
     inst->image = image;
+    inst->order_key = predecessor ? predecessor->order_key : ++order_counter;
+    if (predecessor) inst->takes_over_routes = predecessor->label();
+    if (std::find(kept_images.begin(), kept_images.end(), image) == kept_images.end()) kept_images.push_back(image);
     const chorus_plugin_vtable *vt = image->vtable;
     uint64_t budget = config.host.start_timeout_ms;
 
@@ -463,6 +469,7 @@ struct Runtime::Impl final : HostServices {
     }
     if (created.status != CHORUS_OK) {
       *why = "create failed: " + status_text(created.status, created.err);
+      inst->close_callbacks(std::chrono::milliseconds(budget));
       release_resources(*inst);
       return nullptr;
     }
@@ -478,7 +485,8 @@ struct Runtime::Impl final : HostServices {
       return nullptr;
     }
     std::string failure;
-    if (started.status != CHORUS_OK) {
+    bool running = started.status == CHORUS_OK;
+    if (!running) {
       failure = "start failed: " + status_text(started.status, started.err);
     } else {
       std::lock_guard lk(inst->mu);
@@ -501,10 +509,11 @@ struct Runtime::Impl final : HostServices {
         }
         inst->services.push_back(t);
       }
-      if (!failure.empty()) stop_instance(inst, budget);  // it did start: undo that first
     }
+    if (!failure.empty() && running) stop_instance(inst, budget);  // it did start: undo that first
     if (!failure.empty()) {
       *why = failure;
+      inst->close_callbacks(std::chrono::milliseconds(budget));
       release_resources(*inst);
       if (inst->phase != Phase::kLeaked) {
         vt->destroy(handle);
@@ -518,40 +527,45 @@ struct Runtime::Impl final : HostServices {
 
   // Host-side resources of an instance: routes, timers, watches, queued tasks.
   void release_resources(Instance &inst) {
-    bool routes;
-    std::set<uint64_t> timers, my_watches;
     inst.tasks_closed = true;  // before taking the timer set: timer_start re-checks it under inst.mu
+    std::set<uint64_t> my_watches;
     {
       std::lock_guard lk(inst.mu);
-      routes = inst.routes_mounted;
-      timers.swap(inst.timers);
       my_watches.swap(inst.watches);
     }
-    if (routes && http_server) http_server->remove_routes(inst.label());
-    for (uint64_t t : timers) workers->timer_cancel(t);
+    if (routes_of(inst) && http_server) http_server->remove_routes(inst.label());
+    release_timers(inst);
     std::lock_guard lk(watches_mu);
     std::erase_if(watches, [&](const Watch &w) { return my_watches.count(w.id) > 0; });
   }
 
-  // Stops one instance: withdraws its services and routes, calls stop() within the budget, then
-  // releases what the host holds for it. Returns false when stop() timed out (instance leaked).
+  // Stops one instance: withdraws its services, closes its task/timer intake and waits for running
+  // callbacks, removes its routes and calls stop(), all within the budget; then releases what the
+  // host holds for it. Returns false when the budget ran out (the instance is abandoned).
   bool stop_instance(const std::shared_ptr<Instance> &inst, uint64_t budget_ms) {
     inst->phase = Phase::kStopping;
     unpublish(inst);
-    {
-      bool routes;
-      {
-        std::lock_guard lk(inst->mu);
-        routes = inst->routes_mounted;
-      }
-      // Routes go before stop() so no handler runs into a stopping plugin.
-      if (routes && http_server) http_server->remove_routes(inst->label());
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(budget_ms);
+    bool callbacks_done = inst->close_callbacks(std::chrono::milliseconds(budget_ms));
+    release_timers(*inst);
+    CallResult r;
+    if (callbacks_done) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      uint64_t left_ms = static_cast<uint64_t>(std::max<int64_t>(1, left.count()));
+      const chorus_plugin_vtable *vt = inst->image->vtable;
+      void *handle = inst->handle;
+      HttpServer *http = routes_of(*inst) ? http_server.get() : nullptr;
+      std::string label = inst->label();
+      // Route removal waits for the plugin's running handlers, so it shares stop()'s deadline.
+      r = lifecycle.call(
+          [vt, handle, left_ms, http, label](CallResult &res) {
+            if (http) http->remove_routes(label);
+            return vt->stop(handle, left_ms, &res.err);
+          },
+          left_ms + 50);
+    } else {
+      r.timed_out = true;
     }
-    const chorus_plugin_vtable *vt = inst->image->vtable;
-    void *handle = inst->handle;
-    CallResult r =
-        lifecycle.call([vt, handle, budget_ms](CallResult &r) { return vt->stop(handle, budget_ms, &r.err); },
-                       budget_ms + 50);
     release_resources(*inst);
     if (r.timed_out) {
       error("plugin '" + inst->label() + "' did not stop within " + std::to_string(budget_ms) +
@@ -563,6 +577,20 @@ struct Runtime::Impl final : HostServices {
     if (r.status != CHORUS_OK) warn("plugin '" + inst->label() + "' stop reported " + status_text(r.status, r.err));
     inst->phase = Phase::kStopped;
     return true;
+  }
+
+  bool routes_of(Instance &inst) {
+    std::lock_guard lk(inst.mu);
+    return inst.routes_mounted;
+  }
+
+  void release_timers(Instance &inst) {
+    std::set<uint64_t> timers;
+    {
+      std::lock_guard lk(inst.mu);
+      timers.swap(inst.timers);
+    }
+    for (uint64_t t : timers) workers->timer_cancel(t);
   }
 
   void destroy_instance(const std::shared_ptr<Instance> &inst) {
@@ -579,7 +607,12 @@ struct Runtime::Impl final : HostServices {
     inst->phase = Phase::kDestroyed;
   }
 
-  std::vector<std::shared_ptr<Instance>> leaked;  // abandoned instances, kept for the process lifetime
+  std::vector<std::shared_ptr<Instance>> leaked;    // abandoned instances, kept for the process lifetime
+  std::vector<std::shared_ptr<Instance>> retiring;  // swapped-out instances until they are destroyed
+  // Every image ever loaded for an instance. Never unloaded while the process runs: retired code may
+  // still be on a worker's stack, and a chorus_buf's release function may point into it.
+  std::vector<std::shared_ptr<PluginImage>> kept_images;
+  uint64_t order_counter = 0;
 
   // ---------------------------------------------------------------- hot swap retirement
   void schedule_retire(const std::shared_ptr<Instance> &inst) {
@@ -604,6 +637,7 @@ struct Runtime::Impl final : HostServices {
     }
     if (inst->refs.load() == 0) {
       destroy_instance(inst);
+      std::erase(retiring, inst);
     } else {
       inst->retire_scheduled = false;  // destroyed when the last holder lets go
       if (inst->refs.load() == 0) schedule_retire(inst);
@@ -613,8 +647,9 @@ struct Runtime::Impl final : HostServices {
   // Takes `old` out of service once its in-flight requests are done (or the drain deadline passes).
   void retire(const std::shared_ptr<Instance> &old) {
     old->retiring = true;
+    retiring.push_back(old);
     unpublish(old);
-    if (old->image->vtable->drain) old->image->vtable->drain(old->handle);
+    if (CHORUS_HAS(chorus_plugin_vtable, old->image->vtable, drain)) old->image->vtable->drain(old->handle);
     if (old->refs.load() == 0) {
       schedule_retire(old);
       return;
@@ -656,9 +691,11 @@ struct Runtime::Impl final : HostServices {
     }
     started_order.push_back(id);
     metrics_registry.update(m_start_seconds, MetricsRegistry::kSet, std::vector<std::string>{id}, ms / 1000.0);
+    // Fill empty slots only; moving a bound service from a running provider is reload's job, which
+    // checks that the service is swappable.
     for (const auto &p : rec.image->info.provides) {
       auto it = resolution.bindings.find(p.service);
-      if (it != resolution.bindings.end() && it->second == id) publish(p.service, inst);
+      if (it != resolution.bindings.end() && it->second == id && !slot_provider(p.service)) publish(p.service, inst);
     }
     info("started plugin '" + id + "' " + rec.image->info.version + " in " + std::to_string(ms) + " ms");
     return true;
@@ -709,18 +746,20 @@ struct Runtime::Impl final : HostServices {
     return out;
   }
 
-  // Starts every resolved, not yet running record in order. Returns the exit code when a critical
-  // plugin (or, with host.strict, any plugin) failed, else 0.
-  int start_pending() {
+  // Starts every resolved, not yet running record in order. At start-up (abort_on_failure) a failed
+  // critical plugin, or with host.strict any failed plugin, stops the loop and returns exit code 1;
+  // on reload every startable plugin is tried and failures are only logged.
+  int start_pending(bool abort_on_failure) {
     for (const auto &id : resolution.order) {
       Record &rec = records.at(id);
       if (rec.instance) continue;
       // A provider this one requires may have failed at start just now.
       std::string missing;
+      auto wired = resolution.wiring.find(id);
       for (const auto &req : rec.image->info.requires_) {
-        if (req.optional) continue;
-        auto it = resolution.wiring[id].find(req.service);
-        if (it == resolution.wiring[id].end()) continue;
+        if (req.optional || wired == resolution.wiring.end()) continue;
+        auto it = wired->second.find(req.service);
+        if (it == wired->second.end()) continue;
         const Record &p = records.at(it->second);
         if (!p.instance) {
           missing = "requires " + req.service + " from '" + it->second + "', which " +
@@ -728,18 +767,19 @@ struct Runtime::Impl final : HostServices {
           break;
         }
       }
+      bool fatal = abort_on_failure && (rec.entry.critical || config.host.strict);
+      std::string what = rec.entry.critical ? "critical plugin '" + id + "'" : "plugin '" + id + "'";
       if (!missing.empty()) {
         set_state(id, "skipped", missing);
         warn("plugin '" + id + "' skipped: " + missing);
-        if (rec.entry.critical || config.host.strict) {
-          error("critical plugin '" + id + "' could not start");
+        if (fatal) {
+          error(what + " could not start" + (rec.entry.critical ? "" : " (host.strict is set)"));
           return kExitPluginFailed;
         }
         continue;
       }
-      if (!start_record(id) && (rec.entry.critical || config.host.strict)) {
-        error(std::string(rec.entry.critical ? "critical " : "") + "plugin '" + id +
-              "' failed to start; stopping (host.strict=" + (config.host.strict ? "true" : "false") + ")");
+      if (!start_record(id) && fatal) {
+        error(what + " failed to start; stopping" + (rec.entry.critical ? "" : " (host.strict is set)"));
         return kExitPluginFailed;
       }
     }
@@ -768,7 +808,11 @@ struct Runtime::Impl final : HostServices {
         r.message = why;
       }
     }
-    resolution = resolve(resolve_input(enabled));
+    ResolveResult resolved = resolve(resolve_input(enabled));
+    {
+      std::lock_guard lk(records_mu);  // /plugins reads it from HTTP threads
+      resolution = std::move(resolved);
+    }
     report->order = resolution.order;
     report->bindings = resolution.bindings;
     report->errors = resolution.errors;
@@ -941,6 +985,24 @@ struct Runtime::Impl final : HostServices {
     });
   }
 
+  // A running instance of `old` may be replaced by one of `fresh` while requests are in flight only
+  // when both provide nothing but swappable services, and `fresh` still provides every one of
+  // `old`'s services at the same major version (consumers keep working across the swap).
+  static bool swappable_replacement(const PluginImage &old, const PluginImage &fresh) {
+    auto all_swappable = [](const PluginInfo &i) {
+      return !i.provides.empty() &&
+             std::all_of(i.provides.begin(), i.provides.end(), [](const ProvidedService &p) { return p.swappable; });
+    };
+    if (!all_swappable(old.info) || !all_swappable(fresh.info)) return false;
+    for (const auto &p : old.info.provides) {
+      bool kept = std::any_of(fresh.info.provides.begin(), fresh.info.provides.end(), [&](const ProvidedService &q) {
+        return q.service == p.service && q.major == p.major;
+      });
+      if (!kept) return false;
+    }
+    return true;
+  }
+
   // ---------------------------------------------------------------- SIGHUP
   void shutdown_transport() {
     if (http_server) http_server->stop();
@@ -981,10 +1043,24 @@ bool Runtime::Impl::reload_plugin_in_place(const std::string &id, const PluginEn
         },
         config.host.start_timeout_ms);
     if (r.timed_out) {
-      error("plugin '" + id + "' reconfigure did not return in time");
+      // The call may still be running inside the plugin; no further lifecycle call may overlap it.
+      error("plugin '" + id + "' reconfigure did not return within " + std::to_string(config.host.start_timeout_ms) +
+            " ms; abandoning the plugin (its code stays loaded)");
+      auto inst = rec.instance;
+      inst->phase = Phase::kLeaked;
+      unpublish(inst);
+      inst->close_callbacks(std::chrono::milliseconds(0));
+      release_resources(*inst);
+      leaked.push_back(inst);
+      std::erase(started_order, id);
+      std::lock_guard lk(records_mu);
+      rec.instance.reset();
+      rec.state = "leaked";
+      rec.message = "reconfigure did not return in time";
       return false;
     }
     if (r.status == CHORUS_OK) {
+      std::lock_guard lk(records_mu);
       rec.entry = next;
       info("reconfigured plugin '" + id + "'");
       return true;
@@ -994,13 +1070,10 @@ bool Runtime::Impl::reload_plugin_in_place(const std::string &id, const PluginEn
       return false;
     }
   }
-  bool all_swappable = !image->info.provides.empty() &&
-                       std::all_of(image->info.provides.begin(), image->info.provides.end(),
-                                   [](const ProvidedService &p) { return p.swappable; });
-  if (all_swappable) {
+  if (swappable_replacement(*rec.image, *image)) {
     // Hot swap: start the new instance beside the old, publish it, retire the old one when idle.
     std::string why;
-    auto fresh = start_instance(id, image, cfg, &why);
+    auto fresh = start_instance(id, image, cfg, &why, rec.instance.get());
     for (const auto &p : image->info.provides) {
       if (!fresh) {
         metrics_registry.update(m_swaps, MetricsRegistry::kAdd, std::vector<std::string>{p.service, "failed"}, 1);
@@ -1036,13 +1109,24 @@ bool Runtime::Impl::reload_plugin_in_place(const std::string &id, const PluginEn
          " depend on it; restart the agent to apply it");
     return false;
   }
+  PluginEntry previous_entry = rec.entry;
+  auto previous_image = rec.image;
   stop_record(id, stop_budget(1), "stopped");
   {
     std::lock_guard lk(records_mu);
     rec.entry = next;
     rec.image = image;
   }
-  return start_record(id);
+  if (start_record(id)) return true;
+  // Leave it as it was rather than down: start the previous file with the previous config.
+  warn("plugin '" + id + "' failed to restart with the change; restarting it as it was");
+  {
+    std::lock_guard lk(records_mu);
+    rec.entry = previous_entry;
+    rec.image = previous_image;
+  }
+  start_record(id);
+  return false;
 }
 
 void Runtime::Impl::reload() {
@@ -1052,8 +1136,8 @@ void Runtime::Impl::reload() {
     next = config_path.empty() ? parse_config(default_config_yaml(), "<built-in default>")
                                : load_config_file(config_path);
   } catch (const std::exception &e) {
-    error(std::string("reload failed: ") + e.what() + "; keeping the running configuration");
     metrics_registry.update(m_reloads, MetricsRegistry::kAdd, std::vector<std::string>{"error"}, 1);
+    error(std::string("reload failed: ") + e.what() + "; keeping the running configuration");
     return;
   }
   if (auto level = parse_log_level(next.host.log_level)) set_log_level(*level);
@@ -1061,42 +1145,86 @@ void Runtime::Impl::reload() {
       next.host.state_dir != config.host.state_dir || next.host.log_format != config.host.log_format)
     warn("host.http, host.worker_threads, host.state_dir and host.log_format apply only after a restart");
 
-  Config previous = std::move(config);
-  config = std::move(next);
-  config.host.http_listen = previous.host.http_listen;
-  config.host.worker_threads = previous.host.worker_threads;
-  config.host.state_dir = previous.host.state_dir;
+  {
+    std::lock_guard lk(records_mu);  // host_info_json reads config from worker threads
+    Config previous = std::move(config);
+    config = std::move(next);
+    config.host.http_listen = previous.host.http_listen;
+    config.host.worker_threads = previous.host.worker_threads;
+    config.host.state_dir = previous.host.state_dir;
+  }
 
-  // 1. The new set of enabled plugins; a running plugin being disabled stays while something that
-  //    stays enabled still requires it (contract §4).
+  // 1. The new set of enabled plugins. Load what is newly enabled (or failed before and may work
+  //    now); the file is loaded outside records_mu so /health never waits on dlopen.
   std::map<std::string, PluginEntry> wanted;
   for (const auto &e : config.plugins)
     if (e.enabled) wanted[e.id] = e;
-  std::vector<std::string> to_disable;
-  for (auto it = started_order.rbegin(); it != started_order.rend(); ++it)
-    if (!wanted.count(*it)) to_disable.push_back(*it);
-  for (const auto &id : to_disable) {
-    for (const auto &other : started_order) {
-      if (!wanted.count(other)) continue;
-      for (const auto &req : records.at(other).image->info.requires_) {
+  for (const auto &[id, e] : wanted) {
+    std::shared_ptr<PluginImage> loaded_before;
+    {
+      std::lock_guard lk(records_mu);
+      Record &r = records[id];
+      if (r.instance) continue;
+      loaded_before = r.image;
+    }
+    std::string why;
+    auto image = load_entry(e, loaded_before != nullptr, &why);  // a fresh private copy when reloaded
+    std::lock_guard lk(records_mu);
+    Record &r = records[id];
+    r.entry = e;
+    r.image = image;
+    r.state = image ? "pending" : "failed";
+    r.message = image ? "" : why;
+    if (!image) error("plugin '" + id + "' failed: " + why);
+  }
+
+  // 2. Resolve the new set. A running plugin being disabled stays while a plugin that stays would
+  //    lose it: skipped without it, or re-wired away from it for a service that cannot be swapped
+  //    under a running consumer (contract §4).
+  auto wanted_ids = [&] {
+    std::vector<std::string> ids;
+    for (const auto &[id, e] : wanted) ids.push_back(id);
+    return ids;
+  };
+  ResolveResult next_resolution = resolve(resolve_input(wanted_ids()));
+  for (size_t round = 0; round <= started_order.size(); ++round) {
+    std::string keep, because;
+    for (const auto &consumer : started_order) {
+      if (!wanted.count(consumer) || !keep.empty()) continue;
+      auto old_wiring = resolution.wiring.find(consumer);
+      if (old_wiring == resolution.wiring.end()) continue;
+      bool skipped = std::any_of(next_resolution.skipped.begin(), next_resolution.skipped.end(),
+                                 [&](const SkippedComponent &c) { return c.id == consumer; });
+      auto new_wiring = next_resolution.wiring.find(consumer);
+      for (const auto &req : records.at(consumer).image->info.requires_) {
         if (req.optional) continue;
-        bool other_provider = false;
-        for (const auto &[pid, e] : wanted) {
-          const Record *pr = records.count(pid) ? &records.at(pid) : nullptr;
-          if (pid != id && pr && pr->image)
-            for (const auto &p : pr->image->info.provides) other_provider |= p.service == req.service;
-        }
-        bool mine = false;
-        for (const auto &p : records.at(id).image->info.provides) mine |= p.service == req.service;
-        if (mine && !other_provider && !wanted.count(id)) {
-          warn("not disabling plugin '" + id + "': '" + other + "' still requires " + req.service);
-          wanted[id] = records.at(id).entry;
+        auto old_provider = old_wiring->second.find(req.service);
+        if (old_provider == old_wiring->second.end() || wanted.count(old_provider->second)) continue;
+        bool rewired = new_wiring != next_resolution.wiring.end() && new_wiring->second.count(req.service);
+        bool swappable = false;
+        for (const auto &p : records.at(old_provider->second).image->info.provides)
+          swappable |= p.service == req.service && p.swappable;
+        if (skipped || !rewired || !swappable) {
+          keep = old_provider->second;
+          because = "'" + consumer + "' still requires " + req.service;
+          break;
         }
       }
     }
+    if (keep.empty()) break;
+    warn("not disabling plugin '" + keep + "': " + because);
+    wanted[keep] = records.at(keep).entry;
+    next_resolution = resolve(resolve_input(wanted_ids()));
+  }
+  for (const auto &e : next_resolution.errors) error("reload: " + e);
+  for (const auto &w : next_resolution.warnings) warn("reload: " + w);
+  if (!next_resolution.errors.empty()) {
+    metrics_registry.update(m_reloads, MetricsRegistry::kAdd, std::vector<std::string>{"error"}, 1);
+    error("reload: configuration errors; plugins were not started or re-bound");
+    return;
   }
 
-  // 2. Changed config or replaced files of plugins that keep running.
+  // 3. Changed config or replaced files of plugins that keep running.
   for (const auto &id : std::vector<std::string>(started_order)) {
     auto w = wanted.find(id);
     if (w == wanted.end()) continue;
@@ -1114,35 +1242,16 @@ void Runtime::Impl::reload() {
     }
   }
 
-  // 3. Load what is newly enabled (or failed before and may work now), then resolve the new set.
-  std::vector<std::string> ids;
-  for (const auto &[id, e] : wanted) {
-    ids.push_back(id);
-    std::lock_guard lk(records_mu);
-    Record &r = records[id];
-    if (r.instance) continue;
-    r.entry = e;
-    std::string why;
-    r.image = load_entry(e, r.image != nullptr, &why);  // a fresh private copy if it was loaded before
-    r.state = r.image ? "pending" : "failed";
-    r.message = r.image ? "" : why;
-    if (!r.image) error("plugin '" + id + "' failed: " + why);
-  }
-  ResolveResult next_resolution = resolve(resolve_input(ids));
-  for (const auto &e : next_resolution.errors) error("reload: " + e);
-  for (const auto &w : next_resolution.warnings) warn("reload: " + w);
-  if (!next_resolution.errors.empty()) {
-    error("reload: configuration errors; plugins were not started or re-bound");
-    metrics_registry.update(m_reloads, MetricsRegistry::kAdd, std::vector<std::string>{"error"}, 1);
-    return;
-  }
-  for (const auto &s : next_resolution.skipped)
-    if (!records.at(s.id).instance) set_state(s.id, "skipped", s.reason);
+  for (const auto &sk : next_resolution.skipped)
+    if (!records.at(sk.id).instance) set_state(sk.id, "skipped", sk.reason);
   ResolveResult old_resolution = resolution;
-  resolution = next_resolution;
+  {
+    std::lock_guard lk(records_mu);
+    resolution = next_resolution;
+  }
 
   // 4. Start what is resolved but not running (new providers come up before anything retires).
-  start_pending();
+  start_pending(false);
 
   // 5. Re-bind services whose bound provider changed.
   for (const auto &[service, provider] : resolution.bindings) {
@@ -1189,7 +1298,10 @@ void Runtime::Impl::reload() {
       continue;
     }
     stop_record(id, stop_budget(1), "disabled");
-    rec.entry.enabled = false;
+    {
+      std::lock_guard lk(records_mu);
+      rec.entry.enabled = false;
+    }
     it = started_order.rbegin();
   }
   metrics_registry.update(m_reloads, MetricsRegistry::kAdd, std::vector<std::string>{"ok"}, 1);
@@ -1199,14 +1311,33 @@ void Runtime::Impl::reload() {
 void Runtime::Impl::shutdown() {
   stopping = true;
   ready = false;
-  size_t count = started_order.size();
-  uint64_t budget = stop_budget(count);
-  while (!started_order.empty()) {
-    std::string id = started_order.back();
-    stop_record(id, budget, "stopped");
+  // Exact reverse of the start order. An instance swapped out but still draining stands where its
+  // plugin stands (a successor inherits its predecessor's key), after the current instance.
+  struct Step {
+    uint64_t key;
+    bool retiring;
+    std::string id;
+    std::shared_ptr<Instance> inst;
+  };
+  std::vector<Step> steps;
+  for (const auto &id : started_order) steps.push_back({records.at(id).instance->order_key, false, id, nullptr});
+  for (const auto &inst : retiring)
+    if (inst->phase != Phase::kDestroyed && inst->phase != Phase::kLeaked)
+      steps.push_back({inst->order_key, true, inst->plugin_id, inst});
+  std::stable_sort(steps.begin(), steps.end(), [](const Step &a, const Step &b) {
+    return a.key != b.key ? a.key > b.key : (!a.retiring && b.retiring);
+  });
+  uint64_t budget = stop_budget(steps.size());
+  for (const auto &step : steps) {
+    if (!step.retiring) {
+      stop_record(step.id, budget, "stopped");
+      continue;
+    }
+    info("stopping draining instance of plugin '" + step.inst->label() + "'");
+    if (step.inst->phase != Phase::kStopped && !stop_instance(step.inst, budget)) continue;
+    destroy_instance(step.inst);
   }
-  // Instances retiring after a swap are stopped too; they no longer serve anything.
-  for (int spins = 0; spins < 2; ++spins) control.poll();
+  retiring.clear();
 }
 
 int Runtime::Impl::run() {
@@ -1271,7 +1402,7 @@ int Runtime::Impl::run() {
       return kExitPluginFailed;
     }
   }
-  exit_code = start_pending();
+  exit_code = start_pending(true);
   if (exit_code != kExitOk) {
     shutdown();
     shutdown_transport();

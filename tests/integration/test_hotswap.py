@@ -136,6 +136,38 @@ class HotSwap(AgentTestCase):
             self.assertEqual((status, body), (503, {"error": "cancelled"}))
         self.assertEqual(self.call(agent)[1]["version"], "1.5.0")
 
+    def test_swapped_provider_takes_over_its_routes(self):
+        d = self.replaceable_dir()
+        agent = self.start_agent({"test.echo-a": {"config": {"routes": ["/echo/who"]}}, "test.consumer": {}},
+                                 plugin_dirs=[d])
+        self.assertEqual(agent.http_json("/echo/who")[1]["version"], "1.0.0")
+        self.replace_file(d, os.path.join(PLUGINS_V2, "chorus-test.echo-a.so"))
+        agent.reload()
+        agent.wait_log(r"hot-swapped plugin 'test.echo-a' to 1\.5\.0")
+        status, body = agent.http_json("/echo/who")
+        self.assertEqual((status, body["version"]), (200, "1.5.0"))
+        agent.wait_log(r"retired plugin 'test.echo-a'")
+        self.assertEqual(agent.http_json("/echo/who")[1]["version"], "1.5.0")
+
+    def test_sigterm_stops_a_draining_instance_in_order(self):
+        d = self.replaceable_dir()
+        agent = self.start_agent({"test.echo-a": {}, "test.consumer": {}}, plugin_dirs=[d])
+        inflight = self.start_inflight(agent, 3, 120000)
+        self.wait_refs(agent, "test.echo-a", 3)
+        self.replace_file(d, os.path.join(PLUGINS_V2, "chorus-test.echo-a.so"))
+        agent.reload()
+        agent.wait_log(r"hot-swapped plugin 'test.echo-a' to 1\.5\.0")
+        self.assertEqual(agent.stop(), 0)
+        stops = [r[1:] for r in self.ws.records() if r[0] == "stop"]
+        # Consumer first (its stop cancels the calls it still has out), then the current provider,
+        # then the draining one, which is stopped and destroyed too rather than dropped.
+        self.assertEqual(stops, [["test.consumer", "1.0.0", "inflight=0"], ["test.echo-a", "1.5.0", "inflight=0"],
+                                 ["test.echo-a", "1.0.0", "inflight=0"]])
+        destroys = [r[1:3] for r in self.ws.records() if r[0] == "destroy"]
+        self.assertEqual(destroys, [["test.consumer", "1.0.0"], ["test.echo-a", "1.5.0"], ["test.echo-a", "1.0.0"]])
+        for f in inflight:
+            self.assertEqual(f.result(timeout=30 * SLOW)[0], 503)
+
     def test_no_request_fails_across_repeated_swaps(self):
         agent = self.start_agent(ECHO, bindings={"test.echo": "test.echo-a"})
         stop = threading.Event()

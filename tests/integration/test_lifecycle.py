@@ -100,6 +100,14 @@ class Failures(AgentTestCase):
         self.assertIn("test.side", self.ws.events("destroy"))
         self.assertEqual(agent.http_json("/health")[1]["plugins"]["test.base"]["state"], "running")
 
+    def test_route_clash_ignored_by_the_plugin_still_fails_it_and_stops_it(self):
+        agent = self.start_agent({"test.base": {"config": {"routes": ["/shared"]}},
+                                  "test.side": {"config": {"routes": ["/shared"], "ignore_route_errors": True}}})
+        agent.wait_log(r"plugin 'test.side' failed: HTTP route GET /shared is already mounted by 'test.base'")
+        # start() returned OK, so the host must call stop() before destroy().
+        side = [r[0] for r in self.ws.records() if r[1] == "test.side"]
+        self.assertEqual(side, ["create", "start", "stop", "destroy"])
+
     def test_plugin_cannot_take_a_host_route(self):
         agent = self.start_agent({"test.base": {"config": {"routes": ["/health"]}}})
         agent.wait_log(r"HTTP route GET /health is already mounted by 'host'")
@@ -132,7 +140,13 @@ class Http(AgentTestCase):
     def test_metrics(self):
         agent = self.start_agent({"test.base": {}})
         agent.http("/health/live")
-        status, text, headers = agent.http("/metrics")
+        # The request is counted when its exchange finishes, which can be just after the client
+        # has read the answer: scrape until it shows up (bounded).
+        deadline = time.monotonic() + 10 * SLOW
+        while True:
+            status, text, headers = agent.http("/metrics")
+            if 'route="/health/live"' in text or time.monotonic() > deadline:
+                break
         self.assertEqual(status, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
         self.assertRegex(text, r'chorus_plugin_up\{plugin="test.base",state="running"\} 1\n')

@@ -8,6 +8,7 @@
 //   hang_stop_ms: sleep this long in stop()
 //   hang_start_ms: sleep this long in start()
 //   routes: [paths] mounted as GET routes answering {"plugin","version","instance"}
+//   ignore_route_errors: start succeeds even when a route could not be mounted
 //   health: "ok" | "degraded" | "unhealthy", health_message
 // A variant that provides test.echo serves it; one that requires test.echo mounts GET /<id>/call
 // which calls the bound provider per request (delay from the query, "delay=<ms>").
@@ -22,6 +23,8 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -48,12 +51,15 @@ struct PendingCall {
   void *user;
 };
 
+struct ConsumerCall;
+
 struct TestPlugin {
   const chorus_host_api *host;
   chorus_host_ctx *ctx;
   json cfg;
   std::mutex mu;
-  std::set<PendingCall *> pending;
+  std::set<PendingCall *> pending;     // provider side: calls not answered yet
+  std::set<ConsumerCall *> outstanding;  // consumer side: calls made and not answered yet
   bool stopping = false;
   test_echo_v1 echo{};
   std::string tag;  // distinguishes instances in answers
@@ -97,7 +103,7 @@ void echo_fire(void *arg) {
   delete call;
 }
 
-chorus_status echo_call(void *self, uint64_t delay_ms, test_echo_done_fn done, void *user) {
+chorus_status echo_call(void *self, uint64_t delay_ms, test_echo_done_fn done, void *user, uint64_t *out_id) {
   auto *p = static_cast<TestPlugin *>(self);
   auto *call = new PendingCall{p, 0, done, user};
   std::lock_guard lk(p->mu);
@@ -111,6 +117,20 @@ chorus_status echo_call(void *self, uint64_t delay_ms, test_echo_done_fn done, v
     delete call;
     return CHORUS_E_UNAVAILABLE;
   }
+  *out_id = reinterpret_cast<uint64_t>(call);
+  return CHORUS_OK;
+}
+
+chorus_status echo_cancel(void *self, uint64_t id) {
+  auto *p = static_cast<TestPlugin *>(self);
+  auto *call = reinterpret_cast<PendingCall *>(id);
+  {
+    std::lock_guard lk(p->mu);
+    if (p->pending.erase(call) == 0) return CHORUS_E_NOT_FOUND;  // answered already
+  }
+  p->host->timer_cancel(p->ctx, call->timer);
+  call->done(call->user, CHORUS_E_CANCELLED, nullptr, 0);
+  delete call;
   return CHORUS_OK;
 }
 
@@ -119,10 +139,15 @@ struct ConsumerCall {
   TestPlugin *plugin;
   chorus_http_exchange *ex;
   chorus_service_ref ref;
+  uint64_t id = 0;
 };
 
 void consumer_done(void *user, chorus_status status, const char *text, size_t len) {
   auto *c = static_cast<ConsumerCall *>(user);
+  {
+    std::lock_guard lk(c->plugin->mu);
+    c->plugin->outstanding.erase(c);
+  }
   if (status == CHORUS_OK)
     respond_text(c->plugin, c->ex, 200, std::string(text, len));
   else
@@ -146,7 +171,11 @@ void consumer_route(void *user, const chorus_http_request *req, chorus_http_exch
     return;
   }
   const auto *table = static_cast<const test_echo_v1 *>(c->ref.table);
-  chorus_status s = table->call(c->ref.self, delay, consumer_done, c);
+  {
+    std::lock_guard lk(p->mu);
+    p->outstanding.insert(c);
+  }
+  chorus_status s = table->call(c->ref.self, delay, consumer_done, c, &c->id);
   if (s != CHORUS_OK) consumer_done(c, s, nullptr, 0);
 }
 
@@ -158,12 +187,16 @@ void identity_route(void *user, const chorus_http_request *, chorus_http_exchang
 // ---- lifecycle
 chorus_status tp_create(const chorus_host_api *host, chorus_host_ctx *ctx, const char *config, size_t len,
                         void **out, chorus_error *err) {
-  auto *p = new TestPlugin{host, ctx, json::parse(config, config + len), {}, {}, false, {}, {}};
+  auto *p = new TestPlugin();
+  p->host = host;
+  p->ctx = ctx;
+  p->cfg = json::parse(config, config + len);
   char tag[32];
   std::snprintf(tag, sizeof tag, "%p", static_cast<void *>(p));
   p->tag = tag;
   p->echo.struct_size = sizeof p->echo;
   p->echo.call = echo_call;
+  p->echo.cancel = echo_cancel;
   p->record("create");
   if (p->flag("throw_create")) {
     delete p;
@@ -190,7 +223,7 @@ chorus_status tp_start(void *inst, chorus_error *err) {
   for (const auto &route : p->cfg.value("routes", json::array())) {
     chorus_status s = p->host->http_route_add(p->ctx, "GET", route.get<std::string>().c_str(), CHORUS_ROUTE_EXACT,
                                               identity_route, p, err);
-    if (s != CHORUS_OK) return s;
+    if (s != CHORUS_OK && !p->flag("ignore_route_errors")) return s;
   }
   for (const chorus_require *r = tp_requires; r->service != nullptr; ++r) {  // ends with a sentinel
     if (std::strcmp(r->service, "test.echo") == 0) {
@@ -235,6 +268,14 @@ chorus_status tp_stop(void *inst, uint64_t, chorus_error *) {
     cancelled.swap(p->pending);
   }
   p->record("stop", "inflight=" + std::to_string(cancelled.size()));
+  // As a consumer: cancel what is still outstanding, so no answer arrives after destroy().
+  std::vector<std::pair<const test_echo_v1 *, std::pair<void *, uint64_t>>> mine;
+  {
+    std::lock_guard lk(p->mu);
+    for (ConsumerCall *c : p->outstanding)
+      mine.push_back({static_cast<const test_echo_v1 *>(c->ref.table), {c->ref.self, c->id}});
+  }
+  for (const auto &[table, call] : mine) table->cancel(call.first, call.second);
   for (PendingCall *call : cancelled) {
     p->host->timer_cancel(p->ctx, call->timer);
     call->done(call->user, CHORUS_E_CANCELLED, nullptr, 0);
@@ -276,7 +317,7 @@ constexpr const char *kSchema = R"({
     "routes": {"type": "array", "items": {"type": "string"}},
     "health": {"type": "string", "enum": ["ok", "degraded", "unhealthy"]},
     "health_message": {"type": "string"},
-    "needs_restart": {"type": "boolean"},
+    "needs_restart": {"type": "boolean"}, "ignore_route_errors": {"type": "boolean"},
     "token": {"type": "string", "x-secret": true}
   }
 })";

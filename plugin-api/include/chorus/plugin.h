@@ -283,7 +283,9 @@ typedef struct chorus_host_api {
   /* Streamed response (chunked transfer encoding), e.g. SSE or NDJSON. Writes are queued in order;
    * http_stream_write returns CHORUS_E_CANCELLED once the client has gone away and CHORUS_E_BUSY
    * when too much is queued for a slow client (back off and retry). http_stream_end finishes the
-   * exchange on CHORUS_OK or CHORUS_E_CANCELLED, like http_respond. */
+   * exchange on CHORUS_OK or CHORUS_E_CANCELLED, like http_respond. A cancelled exchange (client
+   * gone, route removed, host stopping) stays valid until the plugin finishes it: after a write
+   * returns CHORUS_E_CANCELLED, still call http_stream_end (or http_respond) once to release it. */
   chorus_status (*http_stream_begin)(chorus_http_exchange *ex, int32_t status,
                                      const char *content_type, const chorus_http_header *headers,
                                      size_t header_count);
