@@ -26,15 +26,21 @@ void release_owned_buf(chorus_buf *b) noexcept {
   b->len = 0;
 }
 
-// A task or timer callback, with the instance pinned so its context outlives the call.
+// A task or timer callback, with the instance pinned so its context outlives the call. It runs the
+// plugin's arg_dtor exactly once, when the last copy of the task or timer lets go; it is never
+// copied, since a copy would run the dtor twice.
 struct PluginCallback {
+  PluginCallback(std::shared_ptr<Instance> p, chorus_task_fn f, void *a, chorus_dtor_fn d)
+      : pin(std::move(p)), fn(f), arg(a), dtor(d) {}
+  PluginCallback(const PluginCallback &) = delete;
+  PluginCallback &operator=(const PluginCallback &) = delete;
+  ~PluginCallback() {
+    if (dtor) dtor(arg);
+  }
   std::shared_ptr<Instance> pin;
   chorus_task_fn fn;
   void *arg;
   chorus_dtor_fn dtor;
-  ~PluginCallback() {
-    if (dtor) dtor(arg);
-  }
 };
 
 std::shared_ptr<Instance> pin(chorus_host_ctx *ctx) { return ctx->instance->shared_from_this(); }
@@ -82,7 +88,7 @@ chorus_status api_post(chorus_host_ctx *ctx, chorus_task_fn fn, void *arg, choru
   if (inst.tasks_closed.load()) return CHORUS_E_UNAVAILABLE;
   std::shared_ptr<PluginCallback> cb;
   try {
-    cb = std::make_shared<PluginCallback>(PluginCallback{pin(ctx), fn, arg, dtor});
+    cb = std::make_shared<PluginCallback>(pin(ctx), fn, arg, dtor);
     inst.host->executor().post([cb] { run_gated(*cb); });
     return CHORUS_OK;
   } catch (...) {
@@ -99,7 +105,7 @@ chorus_status api_timer_start(chorus_host_ctx *ctx, uint64_t first_ms, uint64_t 
   std::shared_ptr<PluginCallback> cb;
   uint64_t id = 0;
   try {
-    cb = std::make_shared<PluginCallback>(PluginCallback{pin(ctx), fn, arg, dtor});
+    cb = std::make_shared<PluginCallback>(pin(ctx), fn, arg, dtor);
     // Under inst.mu, and re-checked there: the host's cancel-all at stop closes intake first and
     // then takes the timer set under the same lock, so no timer can slip in after it.
     std::lock_guard lk(inst.mu);

@@ -31,6 +31,19 @@ class Order(AgentTestCase):
         self.assertEqual(self.ws.events("destroy"), ["test.side", "test.mid", "test.base"])
 
 
+class Callbacks(AgentTestCase):
+    def test_posted_task_and_timer_run_once_then_their_dtor_once(self):
+        agent = self.start_agent({"test.base": {"config": {"post_on_start": True}}})
+        deadline = time.monotonic() + 10 * SLOW
+        while len([r for r in self.ws.records() if r[0].startswith("task")]) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the callbacks run on worker threads; nothing else to wait on
+        self.assertEqual(agent.stop(), 0)
+        events = [r[0] for r in self.ws.records() if r[0].startswith("task")]
+        self.assertEqual(sorted(events), ["task", "task", "task-dtor", "task-dtor"])
+        # Each dtor comes after a run (never at registration).
+        self.assertEqual(events[0], "task")
+
+
 class Failures(AgentTestCase):
     def test_critical_failure_exits_1_after_stopping_the_rest(self):
         agent = self.start_agent({"test.base": {}, "test.mid": {"critical": True, "config": {"fail_start": True}}},

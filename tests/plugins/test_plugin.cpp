@@ -9,6 +9,7 @@
 //   hang_start_ms: sleep this long in start()
 //   routes: [paths] mounted as GET routes answering {"plugin","version","instance"}
 //   ignore_route_errors: start succeeds even when a route could not be mounted
+//   post_on_start: post a task and start a one-shot timer, both recording "task" then "task-dtor"
 //   health: "ok" | "degraded" | "unhealthy", health_message
 // A variant that provides test.echo serves it; one that requires test.echo mounts GET /<id>/call
 // which calls the bound provider per request (delay from the query, "delay=<ms>").
@@ -233,6 +234,15 @@ chorus_status tp_start(void *inst, chorus_error *err) {
       if (s != CHORUS_OK) return s;
     }
   }
+  if (p->flag("post_on_start")) {
+    // A posted task and a one-shot timer, each with a dtor: the host must run each fn once and
+    // each dtor once, after the fn.
+    auto fire = [](void *arg) { static_cast<TestPlugin *>(arg)->record("task"); };
+    auto done = [](void *arg) { static_cast<TestPlugin *>(arg)->record("task-dtor"); };
+    if (p->host->post(p->ctx, fire, p, done) != CHORUS_OK) return CHORUS_E_INTERNAL;
+    uint64_t timer = 0;
+    if (p->host->timer_start(p->ctx, 1, 0, fire, p, done, &timer) != CHORUS_OK) return CHORUS_E_INTERNAL;
+  }
   std::string health = p->cfg.value("health", "ok");
   std::string msg = p->cfg.value("health_message", "");
   int32_t state = health == "degraded" ? CHORUS_HEALTH_DEGRADED
@@ -318,6 +328,7 @@ constexpr const char *kSchema = R"({
     "health": {"type": "string", "enum": ["ok", "degraded", "unhealthy"]},
     "health_message": {"type": "string"},
     "needs_restart": {"type": "boolean"}, "ignore_route_errors": {"type": "boolean"},
+    "post_on_start": {"type": "boolean"},
     "token": {"type": "string", "x-secret": true}
   }
 })";
