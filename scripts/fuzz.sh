@@ -80,8 +80,12 @@ run_one() {  # fuzzer
   local name=$1 dir="$out/$1" corpus="$work/$1"
   mkdir -p "$dir/artifacts" "$corpus"
   cp -R "$root/tests/fuzz/corpus/$name/." "$corpus/"
-  local rc=0
-  "$build/fuzz/${name}_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  local rc=0 extra=()
+  # The HTTP server frees a connection's memory on its own thread after the exchange, so nearly every
+  # input looks unbalanced to libFuzzer's per-input leak check, which then runs LeakSanitizer each
+  # time and cuts throughput five-fold. Leaks there would be reachable server state anyway.
+  [ "$name" = http_server ] && extra+=(-detect_leaks=0)
+  "$build/fuzz/${name}_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 "${extra[@]}" \
     -print_final_stats=1 -artifact_prefix="$dir/artifacts/" "$corpus" > "$dir/log" 2>&1 || rc=$?
   echo "$rc" > "$dir/rc"
 }

@@ -21,11 +21,13 @@
 #include <limits>
 #include <map>
 #include <span>
+#include <sstream>
 #include <string_view>
 #include <system_error>
 #include <utility>
 
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 namespace chorus::host {
@@ -286,7 +288,34 @@ Json plain_scalar_to_json(const std::string &s) {
   return s;
 }
 
-Json yaml_to_json(const YAML::Node &node, const std::string &path) {
+// Ignores every parser event; only used to count documents.
+struct DocumentCounter final : YAML::EventHandler {
+  void OnDocumentStart(const YAML::Mark &) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark &, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark &, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark &, const std::string &, YAML::anchor_t, const std::string &) override {}
+  void OnSequenceStart(const YAML::Mark &, const std::string &, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark &, const std::string &, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// Limits for a plugin's `config:` subtree. yaml-cpp resolves aliases into shared nodes, so an alias
+// to an enclosing anchor is a cycle and nested aliases can expand a few hundred bytes into billions
+// of values; both must end in a ConfigError, not a stack overflow or an OOM.
+constexpr int kMaxConfigDepth = 64;
+constexpr size_t kMaxConfigValues = 100000;
+
+struct ConversionBudget {
+  size_t values = 0;
+};
+
+Json yaml_to_json(const YAML::Node &node, const std::string &path, int depth, ConversionBudget &budget) {
+  if (depth > kMaxConfigDepth)
+    fail(path, "nested deeper than " + std::to_string(kMaxConfigDepth) + " levels (a recursive alias?)");
+  if (++budget.values > kMaxConfigValues)
+    fail(path, "more than " + std::to_string(kMaxConfigValues) + " values once aliases are expanded");
   switch (node.Type()) {
     case YAML::NodeType::Null: return nullptr;
     case YAML::NodeType::Scalar:
@@ -296,7 +325,7 @@ Json yaml_to_json(const YAML::Node &node, const std::string &path) {
       Json array = Json::array();
       size_t index = 0;
       for (const auto &item : node) {
-        array.push_back(yaml_to_json(item, path + "[" + std::to_string(index) + "]"));
+        array.push_back(yaml_to_json(item, path + "[" + std::to_string(index) + "]", depth + 1, budget));
         ++index;
       }
       return array;
@@ -304,7 +333,7 @@ Json yaml_to_json(const YAML::Node &node, const std::string &path) {
     case YAML::NodeType::Map: {
       Json object = Json::object();
       for_each_entry(node, path, [&](const std::string &key, const YAML::Node &value) {
-        object[key] = yaml_to_json(value, child_path(path, key));
+        object[key] = yaml_to_json(value, child_path(path, key), depth + 1, budget);
       });
       return object;
     }
@@ -399,7 +428,8 @@ void parse_plugin(const std::string &id, const YAML::Node &node, PluginEntry &pl
           plugin.sha256 = std::move(pin);
         } else {
           if (!v.IsNull() && !v.IsMap()) fail(path, "expected a map, got " + describe(v, path));
-          Json config = v.IsNull() ? Json::object() : yaml_to_json(v, path);
+          ConversionBudget budget;
+          Json config = v.IsNull() ? Json::object() : yaml_to_json(v, path, 0, budget);
           try {
             plugin.config_json = config.dump();
           } catch (const Json::type_error &) {  // dump() refuses invalid UTF-8
@@ -510,7 +540,17 @@ std::optional<std::string> process_env(const char *name) {
 Config parse_config(const std::string &yaml_text, const std::string &source, EnvLookup env) {
   std::vector<YAML::Node> documents;
   try {
-    documents = YAML::LoadAll(yaml_text);
+    // Count documents first, stopping at two: yaml-cpp 0.7's LoadAll never returns on input such
+    // as "{}," (it keeps producing empty documents), so it cannot be used to find out.
+    std::istringstream counting(yaml_text);
+    YAML::Parser parser(counting);
+    DocumentCounter counter;
+    int count = 0;
+    while (count < 2 && parser.HandleNextDocument(counter)) ++count;
+    if (count > 1)
+      throw ConfigError(source +
+                        ": expected one YAML document, found more (a '---' separator, or text after the first document)");
+    if (count == 1) documents.push_back(YAML::Load(yaml_text));
   } catch (const YAML::Exception &e) {
     // yaml-cpp marks are 0-based; editors count from 1.
     throw ConfigError(source + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +

@@ -201,7 +201,24 @@ std::optional<std::string> validate_descriptor(const chorus_plugin_descriptor *d
   return std::nullopt;
 }
 
+namespace {
+// Descriptor text is plugin-controlled: keep control characters out of one-line messages and logs.
+std::string printable(std::string text) {
+  for (char &c : text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return text;
+}
+std::shared_ptr<PluginImage> load_plugin_unchecked(const LoadRequest &req, std::string *error);
+}  // namespace
+
 std::shared_ptr<PluginImage> load_plugin(const LoadRequest &req, std::string *error) {
+  auto image = load_plugin_unchecked(req, error);
+  if (!image) *error = printable(*error);
+  return image;
+}
+
+namespace {
+std::shared_ptr<PluginImage> load_plugin_unchecked(const LoadRequest &req, std::string *error) {
   auto image = std::make_shared<PluginImage>();
   image->origin_path = req.path;
   auto fp = fingerprint(req.path);
@@ -267,6 +284,8 @@ std::shared_ptr<PluginImage> load_plugin(const LoadRequest &req, std::string *er
   image->library = std::move(lib);
   return image;
 }
+
+}  // namespace
 
 std::string find_plugin_file(const std::string &id, const std::vector<std::string> &dirs) {
   for (const auto &dir : dirs) {

@@ -8,6 +8,12 @@
 // Contract: parse_config either returns a Config or throws ConfigError. Any other exception escaping
 // (it reaches libFuzzer as an uncaught exception, i.e. abort), a crash or a sanitizer report is a bug.
 // A returned Config must also satisfy the invariants the rest of the host relies on (checked below).
+//
+// CHORUS_FUZZ_SKIP_KNOWN=1 in the environment skips inputs that trigger the known, still unfixed
+// bugs listed in tests/fuzz/README.md (yaml-cpp 0.7's LoadAll() looping forever, and alias cycles or
+// alias "billion laughs" expansion in yaml_to_json()), so fuzzing can look past them. It is off by
+// default: scripts/fuzz.sh reports those bugs until they are fixed.
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -18,7 +24,16 @@
 #include <string>
 #include <string_view>
 
+#include <map>
+#include <set>
+#include <sstream>
+#include <vector>
+
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
 
 #include "config.hpp"
 
@@ -97,7 +112,94 @@ void check_config(const Config &c) {
   }
 }
 
+// Walks the YAML event stream (no nodes built, so it cannot blow up itself) and measures what
+// parse_config would suffer: the number of documents, whether an alias points into a collection that
+// is still open (a cycle once yaml-cpp links the nodes) and how many nodes aliases expand to.
+class KnownBugProbe : public YAML::EventHandler {
+ public:
+  static constexpr uint64_t kMaxExpanded = 100000;
+  bool cycle = false;
+  uint64_t expanded = 0;  // nodes after alias expansion, saturating at kMaxExpanded + 1
+
+  void OnDocumentStart(const YAML::Mark &) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark &, YAML::anchor_t anchor) override { leaf(anchor); }
+  void OnAlias(const YAML::Mark &, YAML::anchor_t anchor) override {
+    if (open_.count(anchor)) cycle = true;
+    auto it = sizes_.find(anchor);
+    add(it == sizes_.end() ? 1 : it->second);
+  }
+  void OnScalar(const YAML::Mark &, const std::string &, YAML::anchor_t anchor, const std::string &) override {
+    leaf(anchor);
+  }
+  void OnSequenceStart(const YAML::Mark &, const std::string &, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    start(anchor);
+  }
+  void OnSequenceEnd() override { end(); }
+  void OnMapStart(const YAML::Mark &, const std::string &, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+    start(anchor);
+  }
+  void OnMapEnd() override { end(); }
+
+ private:
+  struct Open {
+    YAML::anchor_t anchor;
+    uint64_t size;
+  };
+  static uint64_t sat(uint64_t a, uint64_t b) { return std::min<uint64_t>(a + b, kMaxExpanded + 1); }
+  void add(uint64_t n) {
+    if (stack_.empty()) expanded = sat(expanded, n);
+    else stack_.back().size = sat(stack_.back().size, n);
+  }
+  void leaf(YAML::anchor_t anchor) {
+    if (anchor) sizes_[anchor] = 1;
+    add(1);
+  }
+  void start(YAML::anchor_t anchor) {
+    stack_.push_back({anchor, 1});
+    if (anchor) open_.insert(anchor);
+  }
+  void end() {
+    if (stack_.empty()) return;
+    const Open o = stack_.back();
+    stack_.pop_back();
+    if (o.anchor) {
+      open_.erase(o.anchor);
+      sizes_[o.anchor] = o.size;
+    }
+    add(o.size);
+  }
+  std::vector<Open> stack_;
+  std::set<YAML::anchor_t> open_;
+  std::map<YAML::anchor_t, uint64_t> sizes_;
+};
+
+bool triggers_known_bug(const std::string &yaml) {
+  std::istringstream in(yaml);
+  KnownBugProbe probe;
+  try {
+    YAML::Parser parser(in);
+    // A document needs at least a few bytes ("---"), so more documents than bytes is the LoadAll loop.
+    for (size_t documents = 0; parser.HandleNextDocument(probe);) {
+      if (++documents > yaml.size() + 2) return true;
+    }
+  } catch (const YAML::Exception &) {
+    return false;  // parse_config reports the same error as a ConfigError
+  }
+  return probe.cycle || probe.expanded > KnownBugProbe::kMaxExpanded;
+}
+
+bool g_skip_known = false;
+
 }  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int *, char ***) {
+  const char *skip = std::getenv("CHORUS_FUZZ_SKIP_KNOWN");
+  g_skip_known = skip != nullptr && std::strcmp(skip, "1") == 0;
+  if (g_skip_known) fprintf(stderr, "config_fuzz: CHORUS_FUZZ_SKIP_KNOWN=1, skipping inputs that hit known bugs\n");
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::string_view input(reinterpret_cast<const char *>(data), size);
@@ -114,6 +216,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       rest.remove_prefix(end + 1);
     }
   }
+
+  if (g_skip_known && triggers_known_bug(yaml)) return 0;
 
   try {
     Config c = chorus::host::parse_config(yaml, "fuzz.yaml", fuzz_env);

@@ -29,15 +29,23 @@ import urllib.error
 import urllib.request
 
 ENV = os.environ
+
+
+def tool(var, default):
+    """A tool path from CMake's find_program, or the plain name when CMake did not find it."""
+    value = ENV.get(var, "")
+    return default if not value or value.endswith("-NOTFOUND") else value
+
+
 BUILD_DIR = ENV.get("CHORUS_BUILD_DIR", "")
 SOURCE_DIR = ENV.get("CHORUS_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-CMAKE = ENV.get("CHORUS_CMAKE") or "cmake"
+CMAKE = tool("CHORUS_CMAKE", "cmake")
 GENERATOR = ENV.get("CHORUS_CMAKE_GENERATOR", "")
 MAKE_PROGRAM = ENV.get("CHORUS_MAKE_PROGRAM", "")
-MAKE = ENV.get("CHORUS_MAKE") or "make"
-PKG_CONFIG = ENV.get("CHORUS_PKG_CONFIG") or "pkg-config"
-NM = ENV.get("CHORUS_NM") or "nm"
-CXX = ENV.get("CHORUS_CXX") or "c++"
+MAKE = tool("CHORUS_MAKE", "make")
+PKG_CONFIG = tool("CHORUS_PKG_CONFIG", "pkg-config")
+NM = tool("CHORUS_NM", "nm")
+CXX = tool("CHORUS_CXX", "c++")
 LIBDIR = ENV.get("CHORUS_INSTALL_LIBDIR", "lib")
 BINDIR = ENV.get("CHORUS_INSTALL_BINDIR", "bin")
 INCLUDEDIR = ENV.get("CHORUS_INSTALL_INCLUDEDIR", "include")
@@ -133,14 +141,19 @@ class Agent:
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout=60 * SLOW)
-        self.reader.join(timeout=5)
+        self._close()
         return rc
 
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._close()
+
+    def _close(self):
         self.reader.join(timeout=5)
+        if not self.proc.stderr.closed:
+            self.proc.stderr.close()
 
     def log(self):
         with self.cond:

@@ -358,7 +358,7 @@ TEST(ConfigErrors, SyntaxErrorsCarryLineAndColumn) {
 }
 
 TEST(ConfigErrors, OneDocumentOnly) {
-  EXPECT_EQ(error_of("host: {}\n---\nagent: {}\n"), "test.yaml: expected one YAML document, found 2");
+  EXPECT_EQ(error_of("host: {}\n---\nagent: {}\n"), "test.yaml: expected one YAML document, found more (a '---' separator, or text after the first document)");
 }
 
 TEST(ConfigErrors, PluginDirs) {
@@ -610,6 +610,36 @@ TEST(ConfigDefault, CommentedExamplesAreValidWhenUncommented) {
   EXPECT_EQ(c.plugins[2].config_json, R"({"nats_url":"nats://127.0.0.1:4222"})");
   EXPECT_EQ(c.plugins[3].config_json, R"({"endpoint":"http://localhost:11434"})");
   EXPECT_EQ(c.bindings.at("chorus.ai.provider"), "ai-ollama");
+}
+
+}  // namespace
+}  // namespace chorus::host
+
+namespace chorus::host {
+namespace {
+
+// Inputs the fuzzer found: each must end in a ConfigError, not a hang, a stack overflow or an OOM.
+TEST(ConfigErrors, TrailingTextAfterTheDocumentDoesNotHang) {
+  for (const char *text : {"{},", ",", "[1],"})
+    EXPECT_EQ(error_of(text), "test.yaml: expected one YAML document, found more (a '---' separator, or text after the first document)") << text;
+}
+
+TEST(ConfigErrors, RecursiveAliasInPluginConfig) {
+  std::string path = "plugins.x.config";
+  for (int i = 0; i < 65; ++i) path += ".k";
+  EXPECT_EQ(error_of("plugins:\n  x:\n    config: &a {k: *a}\n"),
+            path + ": nested deeper than 64 levels (a recursive alias?)");
+}
+
+TEST(ConfigErrors, AliasBombInPluginConfig) {
+  std::string text = "plugins:\n  x:\n    config:\n      a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+  for (int i = 1; i < 9; ++i) {
+    std::string prev = "*a" + std::to_string(i - 1);
+    text += "      a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + prev + ", " + prev + ", " + prev +
+            ", " + prev + ", " + prev + ", " + prev + ", " + prev + ", " + prev + ", " + prev + ", " + prev + "]\n";
+  }
+  std::string message = error_of(text);
+  EXPECT_NE(message.find("more than 100000 values once aliases are expanded"), std::string::npos) << message;
 }
 
 }  // namespace
