@@ -170,7 +170,11 @@ class InstalledSdk(unittest.TestCase):
         cls.root = tempfile.mkdtemp(prefix="chorus-install-")
         os.chmod(cls.root, 0o755)  # the agent refuses plugin dirs others can write
         cls.prefix = os.path.join(cls.root, "prefix")
-        run([CMAKE, "--install", BUILD_DIR, "--prefix", cls.prefix])
+        try:
+            run([CMAKE, "--install", BUILD_DIR, "--prefix", cls.prefix])
+        except BaseException:
+            cls.tearDownClass()  # not called by unittest when setUpClass fails
+            raise
         if SANITIZED:
             print(f"sanitizer build: the consumer plugins are built with {SANITIZE_FLAGS!r}")
 
@@ -257,6 +261,10 @@ class InstalledSdk(unittest.TestCase):
         isfile(BINDIR, "chorus-agent")
         self.assertTrue(os.access(os.path.join(pre, BINDIR, "chorus-agent"), os.X_OK))
         isdir(PLUGIN_SUBDIR)
+        # In-tree plugins installed with the agent follow the same export rule as third-party ones.
+        for name in sorted(os.listdir(os.path.join(pre, PLUGIN_SUBDIR))):
+            self.assertRegex(name, r"^chorus-[a-z0-9][a-z0-9._-]*\.so$")
+            self.assert_exports_only_entry(os.path.join(pre, PLUGIN_SUBDIR, name))
         for h in ("plugin.h", "plugin.hpp", os.path.join("testing", "fake_host.hpp")):
             isfile(INCLUDEDIR, "chorus", h)
         isdir(INCLUDEDIR, "chorus", "services")
