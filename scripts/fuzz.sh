@@ -25,7 +25,16 @@ build=$(realpath -m "$1")
 seconds=$2
 shift 2
 jobs=${CHORUS_JOBS:-2}
-all_fuzzers=(config semver json_schema descriptor http_server)
+# Each fuzzer's seed corpus; the target is <name>_fuzz, built into BUILD_DIR/fuzz/.
+declare -A corpus_of=(
+  [config]=tests/fuzz/corpus/config [semver]=tests/fuzz/corpus/semver
+  [json_schema]=tests/fuzz/corpus/json_schema [descriptor]=tests/fuzz/corpus/descriptor
+  [http_server]=tests/fuzz/corpus/http_server
+  [backbeat_beatframe]=plugins/backbeat/fuzz/corpus/beatframe
+  [ai_ndjson]=plugins/ai-common/fuzz/corpus/ai_ndjson [ai_sse]=plugins/ai-common/fuzz/corpus/ai_sse
+  [ai_ollama_json]=plugins/ai-common/fuzz/corpus/ai_ndjson [ai_openai_json]=plugins/ai-common/fuzz/corpus/ai_sse)
+all_fuzzers=(config semver json_schema descriptor http_server backbeat_beatframe ai_ndjson ai_sse ai_ollama_json
+  ai_openai_json)
 fuzzers=("$@")
 [ ${#fuzzers[@]} -gt 0 ] || fuzzers=("${all_fuzzers[@]}")
 for f in "${fuzzers[@]}"; do
@@ -58,6 +67,13 @@ CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
   -DCHORUS_FUZZ=ON -DCHORUS_BUILD_TESTS=ON -DCHORUS_BUILD_BENCH=OFF -DCHORUS_SANITIZE=OFF \
   -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
   > "$probe/configure.log" 2>&1 || { cat "$probe/configure.log" >&2; exit 1; }
+# A plugin's fuzzers exist only when that plugin is part of the build (plugins/CMakeLists.txt).
+known_targets=$(ninja -C "$build" -t targets all 2>/dev/null || true)
+present=()
+for f in "${fuzzers[@]}"; do
+  if grep -q "${f}_fuzz" <<< "$known_targets"; then present+=("$f"); else echo "== fuzz: ${f}_fuzz is not in this build, skipped"; fi
+done
+fuzzers=("${present[@]}")
 targets=()
 for f in "${fuzzers[@]}"; do targets+=("${f}_fuzz"); done
 echo "== fuzz: building ${targets[*]}"
@@ -79,7 +95,7 @@ fi
 run_one() {  # fuzzer
   local name=$1 dir="$out/$1" corpus="$work/$1"
   mkdir -p "$dir/artifacts" "$corpus"
-  cp -R "$root/tests/fuzz/corpus/$name/." "$corpus/"
+  cp -R "$root/${corpus_of[$name]}/." "$corpus/"
   local rc=0 extra=()
   # The HTTP server frees a connection's memory on its own thread after the exchange, so nearly every
   # input looks unbalanced to libFuzzer's per-input leak check, which then runs LeakSanitizer each

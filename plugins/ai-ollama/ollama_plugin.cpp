@@ -9,8 +9,13 @@
 
 #include "ai_common/provider.hpp"
 
+// Tests build a second copy with another version to exercise hot swap by file replacement.
+#ifndef CHORUS_AI_OLLAMA_VERSION
+#define CHORUS_AI_OLLAMA_VERSION "1.0.0"
+#endif
+
 namespace {
-constexpr const char *kVersion = "1.0.0";
+constexpr const char *kVersion = CHORUS_AI_OLLAMA_VERSION;
 
 chorus_ai::ProviderSettings settings_from(std::string_view cfg_json) {
   chorus_ai::ProviderSettings s;
@@ -36,13 +41,14 @@ constexpr chorus_provide kProvides[] = {
     chorus::provide(CHORUS_AI_PROVIDER_SERVICE, CHORUS_AI_PROVIDER_V1_MAJOR, CHORUS_AI_PROVIDER_V1_MINOR,
                     CHORUS_PROVIDE_SWAPPABLE)};
 
-#define CHORUS_AI_SCHEMA_PREFIX R"({"type": "object", "additionalProperties": false, "properties": {
-  "endpoint": {"type": "string", "minLength": 1, "default": "http://localhost:11434"},)"
+#define CHORUS_AI_SCHEMA_PREFIX \
+  "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {" \
+  "\"endpoint\": {\"type\": \"string\", \"minLength\": 1, \"default\": \"http://localhost:11434\"},"
 }  // namespace
 
 CHORUS_PLUGIN(OllamaProvider,
               .id = "ai-ollama",
-              .version = "1.0.0",
+              .version = CHORUS_AI_OLLAMA_VERSION,
               .description = "AI provider for Ollama (chat, generate, tags; NDJSON streaming)",
               .vendor = "CHORUS",
               .license = "Apache-2.0",

@@ -37,9 +37,10 @@ constexpr chorus_provide kProvides[] = {
     chorus::provide(CHORUS_AI_PROVIDER_SERVICE, CHORUS_AI_PROVIDER_V1_MAJOR, CHORUS_AI_PROVIDER_V1_MINOR,
                     CHORUS_PROVIDE_SWAPPABLE)};
 
-#define CHORUS_AI_SCHEMA_PREFIX R"({"type": "object", "additionalProperties": false, "properties": {
-  "base_url": {"type": "string", "minLength": 1, "default": "https://api.openai.com/v1"},
-  "api_key": {"type": "string", "default": "", "x-secret": true},)"
+#define CHORUS_AI_SCHEMA_PREFIX \
+  "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {" \
+  "\"base_url\": {\"type\": \"string\", \"minLength\": 1, \"default\": \"https://api.openai.com/v1\"}," \
+  "\"api_key\": {\"type\": \"string\", \"default\": \"\", \"x-secret\": true},"
 }  // namespace
 
 CHORUS_PLUGIN(OpenAiProvider,

@@ -136,10 +136,8 @@ struct HttpEngine::Impl {
           r.outcome = TransferOutcome::connect_failed;
           break;
         case CURLE_OPERATION_TIMEDOUT: {
-          long connect_code = 0;
           double connect_time = 0;
           curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME, &connect_time);
-          (void)connect_code;
           if (connect_time <= 0.0)
             r.outcome = TransferOutcome::connect_timeout;
           else if (!t->got_first_byte)
@@ -201,7 +199,6 @@ struct HttpEngine::Impl {
     Transfer *raw = t.get();
     transfers.emplace(id, std::move(t));
     if (curl_multi_add_handle(multi, e) != CURLM_OK) {
-      transfers.find(id)->second->errbuf[0] = 0;
       TransferResult r{TransferOutcome::io_error, 0, "curl_multi_add_handle failed", {}};
       auto h = std::move(raw->handler);
       curl_easy_cleanup(raw->easy);
@@ -281,7 +278,7 @@ struct HttpEngine::Impl {
         std::lock_guard lk(mu);
         if (!inbox.empty() || !timed_inbox.empty() || stopping) wait_ms = 0;
       }
-      if (wait_ms > 0 || !expired.empty() || true) curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
+      curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
     }
     // Stopping: cancel transfers, run everything left with cancelled=true.
     while (!transfers.empty()) cancel(transfers.begin()->first, "engine stopping");

@@ -12,8 +12,9 @@
  *    The sink (and `user`) must stay valid until then. Callbacks may come from a provider thread or,
  *    rarely, from inside the call itself (e.g. a request rejected after queueing); they are never
  *    concurrent for one request. A callback may call cancel() (also for its own request).
- *  - cancel(call_id) on a finished or unknown id is CHORUS_E_NOT_FOUND and harmless; otherwise the
- *    request ends with on_error(CHORUS_E_CANCELLED) unless it finished first.
+ *  - cancel(call_id) is asynchronous and harmless: an id that was never issued is CHORUS_E_NOT_FOUND;
+ *    for an open request it returns CHORUS_OK and the request ends with on_error(CHORUS_E_CANCELLED)
+ *    unless it finishes first; for a request that already finished it returns CHORUS_OK and does nothing.
  *  - A provider that stops (or is retired by a hot swap after its drain deadline) ends every open
  *    request with on_error(CHORUS_E_CANCELLED).
  *

@@ -32,21 +32,19 @@ struct ProviderSettings {
 };
 
 // The config schema keys shared by both providers (JSON Schema "properties" members, no braces).
-#define CHORUS_AI_COMMON_SCHEMA R"(
-  "default_model": {"type": "string", "default": ""},
-  "connect_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 5000},
-  "first_byte_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 3600000, "default": 120000},
-  "total_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 86400000, "default": 600000},
-  "max_retries": {"type": "integer", "minimum": 0, "maximum": 10, "default": 2},
-  "retry_base_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 200},
-  "retry_max_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 5000},
-  "breaker_threshold": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 5},
-  "breaker_cooldown_ms": {"type": "integer", "minimum": 1, "maximum": 3600000, "default": 10000},
-  "max_concurrency": {"type": "integer", "minimum": 1, "maximum": 4096, "default": 16},
-  "max_queue": {"type": "integer", "minimum": 0, "maximum": 1000000, "default": 1024},
-  "max_response_bytes": {"type": "integer", "minimum": 1024, "maximum": 1073741824, "default": 8388608})"
-
-
+#define CHORUS_AI_COMMON_SCHEMA \
+  "\"default_model\": {\"type\": \"string\", \"default\": \"\"}," \
+  "\"connect_timeout_ms\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 600000, \"default\": 5000}," \
+  "\"first_byte_timeout_ms\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 3600000, \"default\": 120000}," \
+  "\"total_timeout_ms\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 86400000, \"default\": 600000}," \
+  "\"max_retries\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 10, \"default\": 2}," \
+  "\"retry_base_ms\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 600000, \"default\": 200}," \
+  "\"retry_max_ms\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 600000, \"default\": 5000}," \
+  "\"breaker_threshold\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 1000, \"default\": 5}," \
+  "\"breaker_cooldown_ms\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 3600000, \"default\": 10000}," \
+  "\"max_concurrency\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 4096, \"default\": 16}," \
+  "\"max_queue\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 1000000, \"default\": 1024}," \
+  "\"max_response_bytes\": {\"type\": \"integer\", \"minimum\": 1024, \"maximum\": 1073741824, \"default\": 8388608}"
 // Reads the common keys of `cfg` (a JSON object text) into `s`; throws chorus::Error(CONFIG).
 void parse_common_settings(std::string_view cfg_json, ProviderSettings &s);
 

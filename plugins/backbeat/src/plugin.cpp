@@ -1,0 +1,844 @@
+// The `backbeat` plugin: provides chorus.backbeat v1 (chorus/services/backbeat_v1.h), keeps the agent
+// in step with the cluster's BACKBEAT pulse over NATS, tracks P2P operations against beat budgets,
+// emits StatusClaims, optionally pulses itself. See plugins/backbeat/README.md.
+#include <chorus/plugin.hpp>
+#include <chorus/services/backbeat_v1.h>
+#include <sodium.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "engine.hpp"
+#include "transport.hpp"
+
+namespace backbeat {
+namespace {
+
+using json = nlohmann::json;
+
+// PROVISIONAL: the election service header (chorus/services/election_v1.h) does not exist yet. The
+// pulse gate assumes its v1 table starts with these slots; the election issue must keep this prefix
+// (or this plugin must be updated together with it). Until an election plugin exists, the service
+// is never bound and the gate is "no election: pulse".
+struct ElectionProbeV1 {
+  uint32_t struct_size;
+  uint32_t reserved;
+  chorus_status (*is_admin)(void *self, int32_t *out_is_admin, chorus_error *err);
+};
+
+constexpr const char *kConfigSchema = R"({
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "enabled": {"type": "boolean", "default": true},
+    "cluster_id": {"type": "string", "minLength": 1, "maxLength": 64},
+    "agent_id": {"type": "string", "minLength": 1, "maxLength": 128},
+    "nats_url": {"type": "string", "minLength": 1},
+    "subject_prefix": {"type": "string", "minLength": 1, "maxLength": 64, "default": "backbeat"},
+    "pulse": {"type": "boolean", "default": false},
+    "tempo_bpm": {"type": "number", "minimum": 0.1, "maximum": 1000, "default": 2},
+    "bar_length": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 120},
+    "degrade_after_beats": {"type": "number", "minimum": 1, "maximum": 1000, "default": 2},
+    "health_every_beats": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 8},
+    "buffer_limit": {"type": "integer", "minimum": 1, "maximum": 10000000, "default": 10000},
+    "max_pending_frames": {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 1024},
+    "connect_timeout_ms": {"type": "integer", "minimum": 10, "maximum": 600000, "default": 2000},
+    "reconnect_wait_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 250},
+    "reconnect_wait_max_ms": {"type": "integer", "minimum": 1, "maximum": 3600000, "default": 8000},
+    "tick_ms": {"type": "integer", "minimum": 0, "maximum": 60000, "default": 0},
+    "signing_key": {"type": "string", "x-secret": true},
+    "signing_key_file": {"type": "string"}
+  }
+})";
+
+struct Settings {
+  bool enabled = true;
+  std::string cluster_id;
+  std::string agent_id;
+  std::string nats_url;
+  std::string subject_prefix = "backbeat";
+  bool pulse = false;
+  double tempo_bpm = 2.0;
+  int64_t bar_length = 120;
+  double degrade_after_beats = 2.0;
+  int64_t health_every = 8;
+  int64_t buffer_limit = 10000;
+  int64_t max_pending_frames = 1024;
+  int64_t connect_timeout_ms = 2000;
+  int64_t reconnect_wait_ms = 250;
+  int64_t reconnect_wait_max_ms = 8000;
+  int64_t tick_ms = 0;
+  std::string signing_key;
+};
+
+[[noreturn]] void config_error(const std::string &msg) { throw chorus::Error(CHORUS_E_CONFIG, msg); }
+
+const char *getenv_nonempty(const char *name) {
+  const char *v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : nullptr;
+}
+
+bool valid_subject_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '*' || c == '>' || static_cast<unsigned char>(c) < 0x20)
+      return false;
+  return s.front() != '.' && s.back() != '.' && s.find("..") == std::string_view::npos;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  return s.substr(i);
+}
+
+// Parses and checks the `config:` subtree (the host already applied the schema; unit tests and a
+// host without schema support rely on these checks), then applies the CHORUS_BACKBEAT_* environment
+// (precedence: defaults < file < environment, contract §3).
+Settings parse_settings(std::string_view config_json, const json &host_info) {
+  json cfg = json::parse(config_json.begin(), config_json.end(), nullptr, false);
+  if (config_json.empty()) cfg = json::object();
+  if (cfg.is_discarded() || !cfg.is_object()) config_error("config must be a JSON object");
+  Settings s;
+  auto get_bool = [&](const char *k, bool *out) {
+    if (auto it = cfg.find(k); it != cfg.end()) {
+      if (!it->is_boolean()) config_error(std::string("config.") + k + ": expected a boolean");
+      *out = it->get<bool>();
+    }
+  };
+  auto get_str = [&](const char *k, std::string *out) {
+    if (auto it = cfg.find(k); it != cfg.end()) {
+      if (!it->is_string()) config_error(std::string("config.") + k + ": expected a string");
+      *out = it->get<std::string>();
+    }
+  };
+  auto get_int = [&](const char *k, int64_t *out, int64_t lo, int64_t hi) {
+    if (auto it = cfg.find(k); it != cfg.end()) {
+      if (!it->is_number_integer()) config_error(std::string("config.") + k + ": expected an integer");
+      const int64_t v = it->get<int64_t>();
+      if (v < lo || v > hi)
+        config_error(std::string("config.") + k + ": must be " + std::to_string(lo) + ".." + std::to_string(hi));
+      *out = v;
+    }
+  };
+  auto get_num = [&](const char *k, double *out, double lo, double hi) {
+    if (auto it = cfg.find(k); it != cfg.end()) {
+      if (!it->is_number()) config_error(std::string("config.") + k + ": expected a number");
+      const double v = it->get<double>();
+      if (!(v >= lo && v <= hi)) config_error(std::string("config.") + k + ": out of range");
+      *out = v;
+    }
+  };
+  static constexpr const char *kKeys[] = {
+      "enabled",          "cluster_id",   "agent_id",  "nats_url",        "subject_prefix",     "pulse",
+      "tempo_bpm",        "bar_length",   "degrade_after_beats", "health_every_beats", "buffer_limit",
+      "max_pending_frames", "connect_timeout_ms", "reconnect_wait_ms", "reconnect_wait_max_ms", "tick_ms",
+      "signing_key",      "signing_key_file"};
+  for (auto it = cfg.begin(); it != cfg.end(); ++it) {
+    bool known = false;
+    for (const char *k : kKeys) known = known || it.key() == k;
+    if (!known) config_error("config." + it.key() + ": unknown key");
+  }
+  get_bool("enabled", &s.enabled);
+  get_str("cluster_id", &s.cluster_id);
+  get_str("agent_id", &s.agent_id);
+  get_str("nats_url", &s.nats_url);
+  get_str("subject_prefix", &s.subject_prefix);
+  get_bool("pulse", &s.pulse);
+  get_num("tempo_bpm", &s.tempo_bpm, 0.1, 1000);
+  get_int("bar_length", &s.bar_length, 1, 100000);
+  get_num("degrade_after_beats", &s.degrade_after_beats, 1, 1000);
+  get_int("health_every_beats", &s.health_every, 1, 100000);
+  get_int("buffer_limit", &s.buffer_limit, 1, 10000000);
+  get_int("max_pending_frames", &s.max_pending_frames, 1, 1000000);
+  get_int("connect_timeout_ms", &s.connect_timeout_ms, 10, 600000);
+  get_int("reconnect_wait_ms", &s.reconnect_wait_ms, 1, 600000);
+  get_int("reconnect_wait_max_ms", &s.reconnect_wait_max_ms, 1, 3600000);
+  get_int("tick_ms", &s.tick_ms, 0, 60000);
+  get_str("signing_key", &s.signing_key);
+  std::string key_file;
+  get_str("signing_key_file", &key_file);
+  if (!key_file.empty()) {
+    if (!s.signing_key.empty()) config_error("config: give signing_key or signing_key_file, not both");
+    std::ifstream in(key_file);
+    if (!in) config_error("config.signing_key_file: cannot read " + key_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    s.signing_key = trim(ss.str());
+  }
+  if (!tempo_valid(s.tempo_bpm)) config_error("config.tempo_bpm: must be 0.1..1000 in steps of 0.1");
+
+  // Environment (seed names).
+  if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_ENABLED")) {
+    const std::string e(v);
+    if (e == "true" || e == "1") s.enabled = true;
+    else if (e == "false" || e == "0") s.enabled = false;
+    else config_error("CHORUS_BACKBEAT_ENABLED: expected true or false, got '" + e + "'");
+  }
+  if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_CLUSTER_ID")) s.cluster_id = v;
+  if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_AGENT_ID")) s.agent_id = v;
+  if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_NATS_URL")) s.nats_url = v;
+
+  // Seed defaults.
+  if (s.cluster_id.empty()) s.cluster_id = "chorus-production";
+  if (s.agent_id.empty()) {
+    std::string host_agent = host_info.is_object() ? host_info.value("agent_id", std::string()) : std::string();
+    s.agent_id = sanitize_agent_id("chorus-" + (host_agent.empty() ? std::string("agent") : host_agent));
+  }
+  if (s.nats_url.empty()) s.nats_url = "nats://backbeat-nats:4222";
+  if (!valid_cluster_id(s.cluster_id))
+    config_error("cluster_id '" + s.cluster_id + "' must be 1-64 characters of [A-Za-z0-9_-]");
+  if (!valid_agent_id(s.agent_id)) config_error("agent_id '" + s.agent_id + "' must be 1-128 characters of [A-Za-z0-9_:-]");
+  if (!valid_subject_token(s.subject_prefix)) config_error("config.subject_prefix: not a valid NATS subject prefix");
+  if (s.reconnect_wait_max_ms < s.reconnect_wait_ms) s.reconnect_wait_max_ms = s.reconnect_wait_ms;
+  return s;
+}
+
+const char *drift_name(int32_t d) {
+  switch (d) {
+    case CHORUS_BACKBEAT_DRIFT_ACCEPTABLE: return "acceptable";
+    case CHORUS_BACKBEAT_DRIFT_MODERATE: return "moderate";
+    case CHORUS_BACKBEAT_DRIFT_SEVERE: return "severe";
+    default: return "unknown";
+  }
+}
+
+uint64_t unix_now_ms() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+std::string_view sv(const char *p, size_t n) { return p == nullptr ? std::string_view() : std::string_view(p, n); }
+
+}  // namespace
+
+class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
+ public:
+  BackbeatPlugin(chorus::Host &host, std::string_view config_json) : host_(host) {
+    json info;
+    try {
+      info = json::parse(host_.host_info(), nullptr, false);
+    } catch (const chorus::Error &) {
+      info = json::object();
+    }
+    s_ = parse_settings(config_json, info);
+    node_id_ = info.is_object() ? info.value("agent_id", std::string()) : std::string();
+    if (node_id_.empty()) node_id_ = s_.agent_id;
+    if (!s_.signing_key.empty()) signer_ = std::make_unique<Signer>(s_.signing_key);
+    if (sodium_init() < 0) throw chorus::Error(CHORUS_E_INTERNAL, "libsodium failed to initialise");
+
+    beats_ = host_.counter("chorus_backbeat_beats_total", "Beats processed, by source", {"source"});
+    frames_rejected_ = host_.counter("chorus_backbeat_frames_rejected_total", "BeatFrames ignored, by reason", {"reason"});
+    claims_ = host_.counter("chorus_backbeat_claims_total", "StatusClaims built (operation and health claims)");
+    published_ = host_.counter("chorus_backbeat_messages_published_total", "Messages handed to NATS");
+    dropped_ = host_.counter("chorus_backbeat_messages_dropped_total", "Messages dropped from the full outbox");
+    buffered_ = host_.gauge("chorus_backbeat_messages_buffered", "Messages waiting in the outbox for NATS");
+    reconnects_ = host_.counter("chorus_backbeat_reconnects_total", "NATS reconnections");
+    slow_ = host_.counter("chorus_backbeat_slow_consumer_total", "NATS slow-consumer events on the beat subscription");
+    connected_g_ = host_.gauge("chorus_backbeat_connected", "1 while connected to NATS");
+    degraded_g_ = host_.gauge("chorus_backbeat_local_degradation", "1 while beats are derived locally");
+    active_g_ = host_.gauge("chorus_backbeat_active_operations", "Active P2P operations");
+    beat_g_ = host_.gauge("chorus_backbeat_current_beat", "Current beat index");
+    tempo_g_ = host_.gauge("chorus_backbeat_tempo_bpm", "Tempo announced by the pulse");
+    measured_g_ = host_.gauge("chorus_backbeat_measured_bpm", "Tempo measured from beat arrival");
+    ops_ = host_.counter("chorus_backbeat_operations_total", "P2P operations, by type and event", {"type", "event"});
+    overruns_ = host_.counter("chorus_backbeat_budget_overruns_total", "Operations or budgeted calls over their beat budget",
+                              {"kind"});
+    beat_cost_ = host_.histogram("chorus_backbeat_beat_processing_seconds", "CPU time to process one beat", {},
+                                 {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5});
+
+    try {
+      host_.route("GET", "/backbeat/operations", [this](const chorus::HttpRequest &, chorus::HttpExchange ex) {
+        ex.respond(200, "application/json", operations_json());
+      });
+      host_.route("GET", "/backbeat/health", [this](const chorus::HttpRequest &, chorus::HttpExchange ex) {
+        ex.respond(200, "application/json", health_json());
+      });
+    } catch (const chorus::Error &e) {
+      if (e.code() != CHORUS_E_UNAVAILABLE) throw;
+      host_.debug("no HTTP listener: /backbeat routes not mounted");
+    }
+
+    table_.struct_size = sizeof table_;
+    table_.start_operation = &BackbeatPlugin::c_start;
+    table_.update_phase = &BackbeatPlugin::c_update;
+    table_.complete_operation = &BackbeatPlugin::c_complete;
+    table_.fail_operation = &BackbeatPlugin::c_fail;
+    table_.execute_with_beat_budget = &BackbeatPlugin::c_budget;
+    table_.get_health = &BackbeatPlugin::c_health;
+    table_.get_status = &BackbeatPlugin::c_status;
+  }
+
+  ~BackbeatPlugin() override {
+    if (transport_leaked_) (void)transport_.release();  // callbacks may still reference it: never free
+  }
+
+  void start() override {
+    if (!s_.enabled) {
+      host_.warn("BACKBEAT integration is disabled (CHORUS_BACKBEAT_ENABLED=false or enabled: false); P2P runs "
+                 "without beat synchronisation");
+      host_.report_health(chorus::Health::ok, "disabled");
+      started_ = true;
+      return;
+    }
+    const uint64_t mono = host_.now_ms();
+    EngineConfig ec;
+    ec.cluster_id = s_.cluster_id;
+    ec.agent_id = s_.agent_id;
+    ec.node_id = node_id_;
+    ec.tempo_bpm = s_.tempo_bpm;
+    ec.bar_length = s_.bar_length;
+    ec.degrade_after_beats = s_.degrade_after_beats;
+    ec.health_every = s_.health_every;
+    engine_ = std::make_unique<Engine>(ec, mono, unix_now_ms());
+
+    TransportConfig tc;
+    tc.url = s_.nats_url;
+    tc.beat_subject = s_.subject_prefix + ".beat." + s_.cluster_id;
+    tc.status_subject = s_.subject_prefix + ".status." + s_.cluster_id + "." + s_.agent_id;
+    tc.client_name = "chorus-backbeat:" + s_.agent_id;
+    tc.connect_timeout_ms = s_.connect_timeout_ms;
+    tc.reconnect_wait_ms = s_.reconnect_wait_ms;
+    tc.reconnect_wait_max_ms = s_.reconnect_wait_max_ms;
+    tc.buffer_limit = static_cast<size_t>(s_.buffer_limit);
+    tc.max_pending_frames = static_cast<int>(s_.max_pending_frames);
+    transport_ = make_nats_transport(tc, this, signer_.get());
+
+    const double period = 60000.0 / s_.tempo_bpm;
+    const auto tick = s_.tick_ms > 0 ? s_.tick_ms
+                                     : static_cast<int64_t>(std::clamp(period / 10.0, 5.0, 1000.0));
+    host_.report_health(chorus::Health::degraded, "connecting to " + s_.nats_url);
+    transport_->start();
+    ticker_ = raw_timer(static_cast<uint64_t>(tick), static_cast<uint64_t>(tick), &BackbeatPlugin::c_tick);
+    if (s_.pulse) {
+      std::lock_guard lk(mu_);
+      const uint64_t unix = unix_now_ms();
+      pulse_index_ = static_cast<int64_t>(static_cast<double>(unix) / period) + 1;
+      pulse_due_ = static_cast<double>(mono) + (static_cast<double>(pulse_index_) * period - static_cast<double>(unix));
+      arm_pulse_locked();
+    }
+    started_ = true;
+    host_.info("BACKBEAT integration started - cluster=" + s_.cluster_id + " agent=" + s_.agent_id + " nats=" +
+               s_.nats_url + (s_.pulse ? " pulse=on tempo=" + fmt(s_.tempo_bpm) + " BPM" : std::string()));
+  }
+
+  void stop(std::chrono::milliseconds budget) override {
+    uint64_t ticker = 0, pulse = 0;
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+      ticker = ticker_;
+      pulse = pulse_timer_;
+    }
+    if (ticker != 0) host_.cancel_timer(ticker);
+    if (pulse != 0) host_.cancel_timer(pulse);
+    if (transport_) {
+      std::lock_guard plk(pub_mu_);
+      if (!transport_->stop(budget * 3 / 4)) {
+        transport_leaked_ = true;
+        host_.warn("NATS connection did not close within the stop budget; leaving it behind");
+      }
+    }
+    host_.info("BACKBEAT integration stopped");
+  }
+
+  chorus::ServiceTable service(std::string_view name, uint16_t major) override {
+    if (name == CHORUS_BACKBEAT_SERVICE && major == 1) return {&table_, this};
+    return Plugin::service(name, major);
+  }
+
+  // ---- TransportListener (NATS threads) ----
+  void on_frame(std::string_view payload) override {
+    std::string why;
+    FrameVerdict verdict = FrameVerdict::invalid;
+    const auto t0 = std::chrono::steady_clock::now();
+    with_engine([&](Engine &e, std::vector<Outgoing> &out) {
+      verdict = e.on_frame(payload, host_.now_ms(), unix_now_ms(), &out, &why);
+    });
+    switch (verdict) {
+      case FrameVerdict::processed:
+        beat_cost_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        break;
+      case FrameVerdict::synced: break;
+      case FrameVerdict::invalid: host_.debug("ignored invalid BeatFrame: " + why); break;
+      case FrameVerdict::stale: host_.debug("ignored stale BeatFrame: " + why); break;
+      case FrameVerdict::wrong_cluster: host_.debug("ignored BeatFrame: " + why); break;
+    }
+  }
+
+  void on_connection(bool connected, bool reconnect) override {
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_ || !engine_) return;
+      engine_->set_connected(connected);
+      if (!connected) add_error_locked("disconnected from NATS " + s_.nats_url);
+    }
+    if (connected)
+      host_.info(std::string(reconnect ? "reconnected to NATS " : "connected to NATS ") + s_.nats_url);
+    else
+      host_.warn("disconnected from NATS " + s_.nats_url + "; buffering claims (limit " +
+                 std::to_string(s_.buffer_limit) + ")");
+    update_health();
+  }
+
+  void on_transport_error(std::string_view what) override {
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_) return;
+      add_error_locked(std::string(what));
+    }
+    host_.warn(what);
+  }
+
+ private:
+  static std::string fmt(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", v);
+    return b;
+  }
+
+  // Timers and tasks go through the raw host API with `this` as arg and NO arg_dtor: the host runs
+  // none of them after stop() (plugin.h), and the chorus-agent 0.1.0 host calls a task's arg_dtor
+  // once too early (see README "Known host issue"), which the SDK's Host::timer/post would hit.
+  uint64_t raw_timer(uint64_t first_ms, uint64_t period_ms, chorus_task_fn fn) {
+    uint64_t id = 0;
+    chorus::check(host_.api()->timer_start(host_.ctx(), first_ms, period_ms, fn, this, nullptr, &id), "timer_start");
+    return id;
+  }
+  template <void (BackbeatPlugin::*M)()>
+  static void trampoline(void *p) noexcept {
+    auto *me = static_cast<BackbeatPlugin *>(p);
+    try {
+      (me->*M)();
+    } catch (const std::exception &e) {
+      me->host_.error(std::string("backbeat callback failed: ") + e.what());
+    } catch (...) {
+      me->host_.error("backbeat callback failed");
+    }
+  }
+  static void c_tick(void *p) noexcept { trampoline<&BackbeatPlugin::on_tick>(p); }
+  static void c_pulse(void *p) noexcept { trampoline<&BackbeatPlugin::on_pulse>(p); }
+  static void c_flush(void *p) noexcept { trampoline<&BackbeatPlugin::flush_task>(p); }
+
+  void add_error_locked(std::string e) {
+    errors_.push_back(std::move(e));
+    while (errors_.size() > 10) errors_.pop_front();
+    if (engine_) engine_->note_error();
+  }
+
+  // Runs f(engine, out) under the lock and publishes what it produced, keeping batch order.
+  template <class F>
+  void with_engine(F &&f) {
+    std::vector<Outgoing> out;
+    std::unique_lock lk(mu_);
+    if (stopping_ || !engine_) return;
+    f(*engine_, out);
+    if (out.empty()) return;
+    std::unique_lock plk(pub_mu_);
+    lk.unlock();
+    transport_->publish(std::move(out));
+  }
+
+  void on_tick() {
+    with_engine([&](Engine &e, std::vector<Outgoing> &out) { e.tick(host_.now_ms(), unix_now_ms(), &out); });
+    update_health();
+    sync_metrics();
+  }
+
+  // ---- pulse ----
+  void arm_pulse_locked() {
+    const double now = static_cast<double>(host_.now_ms());
+    const auto delay = static_cast<int64_t>(std::max(0.0, std::ceil(pulse_due_ - now)));
+    try {
+      pulse_timer_ = raw_timer(static_cast<uint64_t>(delay), 0, &BackbeatPlugin::c_pulse);
+    } catch (const chorus::Error &e) {
+      host_.warn(std::string("pulse timer: ") + e.what());
+    }
+  }
+
+  bool may_pulse() const {
+    chorus::ErrorBuffer err;
+    auto ref = host_.try_acquire<ElectionProbeV1>("chorus.election", "^1", &err);
+    if (!ref) return true;  // no election service: this agent pulses (contract §7)
+    int32_t admin = 0;
+    if (ref.call<&ElectionProbeV1::is_admin>(&admin, err.get()) != CHORUS_OK) return false;
+    return admin != 0;
+  }
+
+  void on_pulse() {
+    const bool admin = may_pulse();
+    std::vector<Outgoing> out;
+    std::unique_lock lk(mu_);
+    if (stopping_ || !engine_) return;
+    const uint64_t mono = host_.now_ms();
+    const double period = 60000.0 / s_.tempo_bpm;
+    // Fell behind (suspended, overloaded)? Skip to the current beat rather than bursting.
+    while (pulse_due_ + period <= static_cast<double>(mono)) {
+      pulse_due_ += period;
+      ++pulse_index_;
+    }
+    if (admin != pulsing_) {
+      host_.info(admin ? "pulsing: this agent publishes the beat" : "not pulsing: another agent is the admin");
+      pulsing_ = admin;
+    }
+    engine_->set_pulsing(admin, mono);
+    const auto t0 = std::chrono::steady_clock::now();
+    if (admin) {
+      const uint64_t unix = unix_now_ms();
+      BeatFrame f = engine_->make_frame(pulse_index_, unix);
+      Outgoing o;
+      o.is_frame = true;
+      o.payload = serialize_beat_frame(f);
+      out.push_back(std::move(o));
+      engine_->pulse_beat(f, mono, unix, &out);
+    }
+    ++pulse_index_;
+    pulse_due_ += period;
+    arm_pulse_locked();
+    std::unique_lock plk(pub_mu_);
+    lk.unlock();
+    transport_->publish(std::move(out));
+    plk.unlock();
+    if (admin) beat_cost_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+
+  // ---- health and metrics ----
+  void update_health() {
+    chorus::Health state = chorus::Health::ok;
+    std::string msg;
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_ || !engine_) return;
+      const TransportStats ts = transport_->stats();
+      const EngineSnapshot es = engine_->snapshot();
+      if (!ts.connected) {
+        state = chorus::Health::degraded;
+        msg = "NATS " + s_.nats_url + " unreachable; running without cluster beat synchronisation";
+      } else if (es.degraded) {
+        state = chorus::Health::degraded;
+        msg = "no pulse: deriving beats locally";
+      } else {
+        msg = "beat " + std::to_string(es.current_beat) + ", " + std::to_string(es.active_operations) + " operations";
+      }
+      if (es.degraded && !ts.connected) msg += "; beats derived locally";
+      const bool report =
+          !health_reported_once_ || state != last_health_ || (state != chorus::Health::ok && msg != last_health_msg_);
+      if (es.degraded != last_degraded_) {
+        if (es.degraded) host_.warn("no pulse for " + fmt(s_.degrade_after_beats) + " beats: deriving beats locally");
+        else host_.info("pulse returned: beat " + std::to_string(es.current_beat) + ", local degradation over");
+        last_degraded_ = es.degraded;
+      }
+      if (!report) return;
+      last_health_ = state;
+      last_health_msg_ = msg;
+      health_reported_once_ = true;
+    }
+    host_.report_health(state, msg);
+  }
+
+  void sync_metrics() {
+    EngineStats es;
+    EngineSnapshot snap;
+    TransportStats ts;
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_ || !engine_) return;
+      es = engine_->stats();
+      snap = engine_->snapshot();
+      ts = transport_->stats();
+    }
+    std::lock_guard mlk(metrics_mu_);
+    auto delta = [](uint64_t now, uint64_t &last) {
+      const uint64_t d = now >= last ? now - last : 0;
+      last = now;
+      return static_cast<double>(d);
+    };
+    if (double d = delta(es.beats_remote, m_.beats_remote)) beats_.add("remote", d);
+    if (double d = delta(es.beats_local, m_.beats_local)) beats_.add("local", d);
+    if (double d = delta(es.beats_pulse, m_.beats_pulse)) beats_.add("pulse", d);
+    if (double d = delta(es.frames_invalid, m_.frames_invalid)) frames_rejected_.add("invalid", d);
+    if (double d = delta(es.frames_stale, m_.frames_stale)) frames_rejected_.add("stale", d);
+    if (double d = delta(es.frames_wrong_cluster, m_.frames_wrong_cluster)) frames_rejected_.add("wrong_cluster", d);
+    if (double d = delta(es.claims_built, m_.claims_built)) claims_.add(d);
+    if (double d = delta(es.overruns, m_.overruns)) overruns_.add("operation", d);
+    if (double d = delta(ts.published, mt_.published)) published_.add(d);
+    if (double d = delta(ts.dropped, mt_.dropped)) dropped_.add(d);
+    if (double d = delta(ts.reconnects, mt_.reconnects)) reconnects_.add(d);
+    if (double d = delta(ts.slow_consumer, mt_.slow_consumer)) slow_.add(d);
+    buffered_.set(static_cast<double>(ts.buffered));
+    connected_g_.set(ts.connected ? 1.0 : 0.0);
+    degraded_g_.set(snap.degraded ? 1.0 : 0.0);
+    active_g_.set(static_cast<double>(snap.active_operations));
+    beat_g_.set(static_cast<double>(snap.current_beat));
+    tempo_g_.set(snap.tempo_bpm);
+    measured_g_.set(snap.measured_bpm);
+  }
+
+  json health_object() {
+    json h;
+    std::lock_guard lk(mu_);
+    h["enabled"] = s_.enabled;
+    h["started"] = started_ && !stopping_;
+    h["node_id"] = node_id_;
+    h["cluster_id"] = s_.cluster_id;
+    h["agent_id"] = s_.agent_id;
+    h["pulse"] = s_.pulse;
+    h["errors"] = json::array();
+    for (const auto &e : errors_) h["errors"].push_back(e);
+    if (!engine_) {
+      h["connected"] = false;
+      h["current_beat"] = 0;
+      h["current_tempo"] = s_.tempo_bpm;
+      h["measured_bpm"] = 0.0;
+      h["tempo_drift"] = "unknown";
+      h["reconnect_count"] = 0;
+      h["active_operations"] = 0;
+      h["local_degradation"] = false;
+      return h;
+    }
+    const EngineSnapshot es = engine_->snapshot();
+    const TransportStats ts = transport_->stats();
+    h["connected"] = ts.connected;
+    h["current_beat"] = es.current_beat;
+    h["current_tempo"] = es.tempo_bpm;
+    h["measured_bpm"] = std::round(es.measured_bpm * 1000.0) / 1000.0;
+    h["tempo_drift"] = drift_name(es.drift);
+    h["reconnect_count"] = ts.reconnects;
+    h["active_operations"] = es.active_operations;
+    h["local_degradation"] = es.degraded;
+    h["pulsing"] = pulsing_;
+    h["window_id"] = es.window_id;
+    h["buffered"] = ts.buffered;
+    h["dropped"] = ts.dropped;
+    h["published"] = ts.published;
+    const EngineStats &st = engine_->stats();
+    h["frames_rejected"] = {{"invalid", st.frames_invalid}, {"stale", st.frames_stale},
+                            {"wrong_cluster", st.frames_wrong_cluster}};
+    h["beats"] = {{"remote", st.beats_remote}, {"local", st.beats_local}, {"pulse", st.beats_pulse},
+                  {"skipped", st.beats_skipped}};
+    h["slow_consumer"] = ts.slow_consumer;
+    return h;
+  }
+  std::string health_json() { return health_object().dump(); }
+
+  std::string operations_json() {
+    json ops = json::array();
+    int64_t active = 0;
+    {
+      std::lock_guard lk(mu_);
+      if (engine_) {
+        const int64_t beat = engine_->current_beat();
+        for (const Operation *op : engine_->operations()) {
+          const int64_t passed = std::max<int64_t>(0, beat - op->start_beat);
+          json o = {{"id", op->id},
+                    {"type", op->type},
+                    {"phase", op_phase_name(op->phase)},
+                    {"start_beat", op->start_beat},
+                    {"estimated_beats", op->estimated_beats},
+                    {"beats_passed", passed},
+                    {"beats_left", std::max<int64_t>(0, static_cast<int64_t>(op->estimated_beats) - passed)},
+                    {"progress", std::min(1.0, static_cast<double>(passed) / op->estimated_beats)},
+                    {"peer_count", op->peer_count},
+                    {"started_at", rfc3339(op->start_unix_ms)},
+                    {"active", !op->finished}};
+          if (op->overrun) o["over_budget"] = true;
+          if (!op->fail_reason.empty()) o["fail_reason"] = op->fail_reason;
+          if (!op->finished) ++active;
+          ops.push_back(std::move(o));
+        }
+      }
+    }
+    json body = {{"active_operations", active}, {"operations", std::move(ops)}};
+    return body.dump();
+  }
+
+  // ---- the service ----
+  void require_running() const {
+    if (!s_.enabled) throw chorus::Error(CHORUS_E_UNAVAILABLE, "BACKBEAT integration is disabled");
+    if (!started_ || stopping_ || !engine_) throw chorus::Error(CHORUS_E_UNAVAILABLE, "BACKBEAT integration not started");
+  }
+
+  void after_event_locked() {
+    if (flush_posted_ || !engine_->has_pending_events()) return;
+    // Raw post without arg_dtor (see raw_timer).
+    if (host_.api()->post(host_.ctx(), &BackbeatPlugin::c_flush, this, nullptr) == CHORUS_OK) flush_posted_ = true;
+    // else stopping: the events go out with the next beat, if any
+  }
+
+  void flush_task() {
+    with_engine([&](Engine &e, std::vector<Outgoing> &out) {
+      flush_posted_ = false;
+      e.flush_events(unix_now_ms(), &out);
+    });
+  }
+
+  template <class F>
+  void op_call(F &&f, const char *event, std::string type_hint = {}) {
+    std::string type;
+    {
+      std::lock_guard lk(mu_);
+      require_running();
+      type = f(*engine_);
+      after_event_locked();
+    }
+    ops_.inc(type.empty() ? type_hint : type, event);
+  }
+
+  static BackbeatPlugin *self(void *p) { return static_cast<BackbeatPlugin *>(p); }
+
+  static chorus_status c_start(void *p, const char *id, size_t id_len, const char *type, size_t type_len,
+                               uint32_t estimated, const char *data, size_t data_len, chorus_error *err) noexcept {
+    return chorus::guard(err, [&] {
+      if (id == nullptr && id_len > 0) throw chorus::Error(CHORUS_E_INVALID_ARG, "op_id is NULL");
+      if (type == nullptr && type_len > 0) throw chorus::Error(CHORUS_E_INVALID_ARG, "op_type is NULL");
+      const std::string_view t = sv(type, type_len);
+      self(p)->op_call(
+          [&](Engine &e) {
+            e.start_op(sv(id, id_len), t, estimated, sv(data, data_len), unix_now_ms());
+            return std::string(t);
+          },
+          "started");
+    });
+  }
+
+  static chorus_status c_update(void *p, const char *id, size_t id_len, int32_t phase, uint32_t peers,
+                                chorus_error *err) noexcept {
+    return chorus::guard(err, [&] {
+      std::lock_guard lk(self(p)->mu_);
+      self(p)->require_running();
+      self(p)->engine_->update_phase(sv(id, id_len), phase, peers);
+      self(p)->after_event_locked();
+    });
+  }
+
+  static chorus_status c_complete(void *p, const char *id, size_t id_len, uint32_t peers, chorus_error *err) noexcept {
+    return chorus::guard(err, [&] {
+      self(p)->op_call(
+          [&](Engine &e) { return e.complete_op(sv(id, id_len), peers); },
+          "completed");
+    });
+  }
+
+  static chorus_status c_fail(void *p, const char *id, size_t id_len, const char *reason, size_t reason_len,
+                              chorus_error *err) noexcept {
+    return chorus::guard(err, [&] {
+      self(p)->op_call(
+          [&](Engine &e) { return e.fail_op(sv(id, id_len), sv(reason, reason_len)); },
+          "failed");
+    });
+  }
+
+  static chorus_status c_budget(void *p, uint32_t beats, chorus_backbeat_budget_fn fn, void *arg,
+                                chorus_error *err) noexcept {
+    return chorus::guard(err, [&]() -> chorus_status {
+      BackbeatPlugin *me = self(p);
+      if (fn == nullptr) throw chorus::Error(CHORUS_E_INVALID_ARG, "fn is NULL");
+      if (beats < 1 || beats > CHORUS_BACKBEAT_MAX_BEATS) throw chorus::Error(CHORUS_E_INVALID_ARG, "beats must be 1..1000");
+      double period = 0;
+      {
+        std::lock_guard lk(me->mu_);
+        if (me->s_.enabled && me->started_ && !me->stopping_ && me->engine_) period = me->engine_->period_ms();
+      }
+      if (period <= 0) return fn(arg, err);  // not running: plain execution (seed)
+      const double budget_ms = period * beats;
+      const uint64_t t0 = me->host_.now_ms();
+      const chorus_status st = fn(arg, err);
+      const auto took = static_cast<double>(me->host_.now_ms() - t0);
+      if (took > budget_ms) {
+        me->overruns_.inc("budget_call");
+        throw chorus::Error(CHORUS_E_TIMEOUT, "beat budget of " + std::to_string(beats) + " beats (" + fmt(budget_ms) +
+                                                  " ms) exceeded: took " + fmt(took) + " ms; the function returned " +
+                                                  chorus::status_name(st));
+      }
+      return st;
+    });
+  }
+
+  static chorus_status c_health(void *p, chorus_buf *out, chorus_error *err) noexcept {
+    return chorus::guard(err, [&] {
+      if (out == nullptr) throw chorus::Error(CHORUS_E_INVALID_ARG, "out is NULL");
+      auto *text = new std::string(self(p)->health_json());
+      *out = chorus_buf{text->data(), text->size(), text, [](chorus_buf *b) { delete static_cast<std::string *>(b->owner); }};
+    });
+  }
+
+  static chorus_status c_status(void *p, chorus_backbeat_status *out) noexcept {
+    if (out == nullptr || out->struct_size < sizeof(uint32_t)) return CHORUS_E_INVALID_ARG;
+    return chorus::guard(nullptr, [&] {
+      BackbeatPlugin *me = self(p);
+      chorus_backbeat_status s{};
+      s.struct_size = sizeof s;
+      {
+        std::lock_guard lk(me->mu_);
+        s.enabled = me->s_.enabled;
+        s.started = me->started_ && !me->stopping_;
+        s.current_tempo_bpm = me->s_.tempo_bpm;
+        if (me->engine_) {
+          const EngineSnapshot es = me->engine_->snapshot();
+          const TransportStats ts = me->transport_->stats();
+          s.connected = ts.connected;
+          s.local_degradation = es.degraded;
+          s.current_beat = es.current_beat;
+          s.current_tempo_bpm = es.tempo_bpm;
+          s.measured_bpm = es.measured_bpm;
+          s.tempo_drift = es.drift;
+          s.reconnect_count = ts.reconnects;
+          s.active_operations = es.active_operations;
+        }
+      }
+      const uint32_t n = std::min<uint32_t>(out->struct_size, sizeof s);
+      std::memcpy(reinterpret_cast<char *>(out) + sizeof(uint32_t), reinterpret_cast<const char *>(&s) + sizeof(uint32_t),
+                  n - sizeof(uint32_t));
+    });
+  }
+
+  chorus::Host &host_;
+  Settings s_;
+  std::string node_id_;
+  std::unique_ptr<Signer> signer_;
+  chorus_backbeat_v1 table_{};
+
+  std::mutex mu_;       // engine_, flags, errors_
+  std::mutex pub_mu_;   // keeps publish order equal to creation order
+  std::mutex metrics_mu_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Transport> transport_;
+  bool transport_leaked_ = false;
+  bool started_ = false;
+  bool stopping_ = false;
+  bool flush_posted_ = false;
+  bool pulsing_ = false;
+  uint64_t ticker_ = 0;
+  uint64_t pulse_timer_ = 0;
+  int64_t pulse_index_ = 0;
+  double pulse_due_ = 0;
+  std::deque<std::string> errors_;
+  chorus::Health last_health_ = chorus::Health::ok;
+  std::string last_health_msg_;
+  bool health_reported_once_ = false;
+  bool last_degraded_ = false;
+  EngineStats m_;
+  TransportStats mt_;
+
+  chorus::Counter beats_, frames_rejected_, claims_, published_, dropped_, reconnects_, slow_, ops_, overruns_;
+  chorus::Gauge buffered_, connected_g_, degraded_g_, active_g_, beat_g_, tempo_g_, measured_g_;
+  chorus::Histogram beat_cost_;
+};
+
+constexpr chorus_provide kProvides[] = {chorus::provide(CHORUS_BACKBEAT_SERVICE, 1, 0)};
+constexpr chorus_require kRequires[] = {chorus::require("chorus.election", "^1", CHORUS_REQUIRE_OPTIONAL)};
+
+}  // namespace backbeat
+
+CHORUS_PLUGIN(backbeat::BackbeatPlugin, .id = "backbeat", .version = "0.1.0",
+              .description = "BACKBEAT cluster beat over NATS: P2P operation tracking, StatusClaims, pulse",
+              .vendor = "CHORUS", .provides = backbeat::kProvides,
+              .requirements = backbeat::kRequires, .config_schema = backbeat::kConfigSchema);
