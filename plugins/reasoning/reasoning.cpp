@@ -222,7 +222,7 @@ class Reasoning final : public chorus::Plugin {
     }
     auto rq = std::make_shared<Request>();
     rq->body = std::move(body);
-    rq->stream = rq->body.value("stream", false);
+    rq->stream = (rq->body.contains("stream") && rq->body["stream"].is_boolean() && rq->body["stream"].get<bool>());
     rq->ex = std::move(ex);
     begin(rq);
   }
@@ -620,7 +620,7 @@ class Reasoning final : public chorus::Plugin {
       rq->http = false;
       rq->sink = *sink;
       rq->body = std::move(body);
-      rq->stream = rq->body.value("stream", false);
+      rq->stream = (rq->body.contains("stream") && rq->body["stream"].is_boolean() && rq->body["stream"].get<bool>());
       if (r->stopping_) throw chorus::Error(CHORUS_E_UNAVAILABLE, "reasoning is stopping");
       r->begin(rq);  // on a failure here the sink already has its terminal callback
       if (out_id != nullptr) *out_id = rq->id;

@@ -4,6 +4,13 @@
 
 namespace chorus_ai {
 namespace {
+// "done" is ours only when it is a real boolean: json::value() would throw on "done": 444, and the
+// answer comes from the network.
+bool marked_done(const nlohmann::json &j) {
+  auto d = j.find("done");
+  return d != j.end() && d->is_boolean() && d->get<bool>();
+}
+
 using detail::json;
 
 json ollama_options(const json *opts) {
@@ -130,14 +137,14 @@ class OllamaDecoder final : public Decoder {
             calls.push_back(d);
             tool_calls_.push_back(std::move(oc));
           }
-      } else if (!j.value("done", false)) {
+      } else if (!marked_done(j)) {
         err = "ollama chat answer without a message object";
         return CHORUS_E_PROTOCOL;
       }
     } else {
       auto r = j.find("response");
       if (r != j.end() && r->is_string()) delta = r->get<std::string>();
-      else if (!j.value("done", false)) {
+      else if (!marked_done(j)) {
         err = "ollama generate answer without a response field";
         return CHORUS_E_PROTOCOL;
       }
