@@ -1,0 +1,595 @@
+// One connection: the upgrade pipeline (multistream /noise, Noise XX, multistream /yamux) and then
+// the yamux session with its streams. Runs entirely on the network thread.
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "node_impl.hpp"
+
+namespace chorus::p2p {
+
+namespace {
+
+constexpr size_t kReadChunk = 256 * 1024;
+// Stop pulling stream bytes into the session while this much ciphertext waits for the socket:
+// the TCP connection is the bottleneck then, and queueing more only costs memory.
+constexpr size_t kSocketBudget = 1024 * 1024;
+
+}  // namespace
+
+Connection::Connection(NodeImpl &node, tcp::socket socket, uint32_t direction, uint64_t id,
+                       std::optional<PeerId> expected, Multiaddr remote, uint64_t dial_id)
+    : node_(node),
+      socket_(std::move(socket)),
+      direction_(direction),
+      id_(id),
+      dial_id_(dial_id),
+      expected_(std::move(expected)),
+      remote_(std::move(remote)) {
+  boost::system::error_code ec;
+  const auto ep = socket_.remote_endpoint(ec);
+  if (!ec) {
+    remote_ip_ = ep.address().to_string(ec);
+    remote_loopback_ = ep.address().is_loopback();
+  }
+  socket_.set_option(tcp::no_delay(true), ec);
+  opened_ms_ = monotonic_ms();
+  handshake_deadline_ms_ = opened_ms_ + (direction_ == CHORUS_P2P_DIR_OUTBOUND ? node_.settings().limits.dial_timeout_ms
+                                                                              : node_.settings().limits.handshake_timeout_ms);
+}
+
+Connection::~Connection() = default;
+
+void Connection::start() {
+  if (direction_ == CHORUS_P2P_DIR_OUTBOUND)
+    select_ = std::make_unique<Multistream>(Multistream::initiator({kNoiseProtocol}));
+  else
+    select_ = std::make_unique<Multistream>(Multistream::responder({kNoiseProtocol}));
+  select_->take_output(wbuf_);
+  start_write();
+  rbuf_.resize(kReadChunk);
+  read_more();
+}
+
+void Connection::read_more() {
+  if (reading_ || phase_ == Phase::closed) return;
+  if (rbuf_.size() - rlen_ < kReadChunk / 4) rbuf_.resize(rlen_ + kReadChunk);
+  reading_ = true;
+  socket_.async_read_some(asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
+                          [self = shared_from_this()](const boost::system::error_code &ec, size_t n) {
+                            self->reading_ = false;
+                            if (self->phase_ == Phase::closed) return;
+                            if (ec) {
+                              if (self->phase_ != Phase::open)
+                                self->fail_handshake("io", "connection lost during the handshake: " + ec.message());
+                              else
+                                self->abort(CHORUS_E_IO, ec == asio::error::eof ? "connection closed by the peer"
+                                                                                : "connection lost: " + ec.message());
+                              return;
+                            }
+                            self->on_read(n);
+                          });
+}
+
+void Connection::on_read(size_t n) {
+  auto self = shared_from_this();  // streams' callbacks may drop the node's reference
+  node_.stats().bytes_in += n;
+  rlen_ += n;
+  if (!process_input()) return;
+  pump();
+  flush();
+  read_more();
+}
+
+bool Connection::process_input() {
+  size_t pos = 0;
+  auto remaining = [&] { return BytesView(rbuf_.data() + pos, rlen_ - pos); };
+  while (phase_ != Phase::closed) {
+    if (phase_ == Phase::select_security) {
+      size_t used = 0;
+      const auto st = select_->feed(remaining(), used);
+      pos += used;
+      select_->take_output(wbuf_);
+      if (st == Multistream::State::failed) {
+        fail_handshake("multistream", "security negotiation failed: " + select_->error());
+        return false;
+      }
+      if (st == Multistream::State::negotiating) break;
+      NoiseConfig cfg;
+      cfg.initiator = direction_ == CHORUS_P2P_DIR_OUTBOUND;
+      cfg.identity = &node_.identity();
+      cfg.expected_remote = expected_;
+      handshake_ = std::make_unique<NoiseHandshake>(std::move(cfg));
+      handshake_->take_output(wbuf_);
+      select_.reset();
+      phase_ = Phase::handshake;
+    } else if (phase_ == Phase::handshake) {
+      size_t used = 0;
+      const auto st = handshake_->feed(remaining(), used);
+      pos += used;
+      handshake_->take_output(wbuf_);
+      if (st == NoiseHandshake::State::failed) {
+        const bool mismatch = handshake_->error().find("peer id") != std::string::npos;
+        fail_handshake(mismatch ? "peer_id_mismatch" : "noise", "Noise handshake failed: " + handshake_->error());
+        return false;
+      }
+      if (st == NoiseHandshake::State::running) break;
+      secured();
+      if (phase_ == Phase::closed) return false;
+    } else {
+      // Everything after the handshake is Noise transport frames.
+      size_t used = 0;
+      const auto st = cipher_->decrypt(remaining(), used, plain_);
+      pos += used;
+      if (st == NoiseTransport::Status::failed) {
+        if (phase_ == Phase::open)
+          abort(CHORUS_E_PROTOCOL, "bad Noise frame: " + cipher_->error());
+        else
+          fail_handshake("noise", "bad Noise frame: " + cipher_->error());
+        return false;
+      }
+      if (phase_ == Phase::select_muxer && !plain_.empty()) {
+        size_t u = 0;
+        const auto ms = select_->feed(BytesView(plain_), u);
+        Bytes out;
+        select_->take_output(out);
+        if (!out.empty()) cipher_->encrypt(out, wbuf_);
+        plain_.erase(plain_.begin(), plain_.begin() + static_cast<ptrdiff_t>(u));
+        if (ms == Multistream::State::failed) {
+          fail_handshake("multistream", "muxer negotiation failed: " + select_->error());
+          return false;
+        }
+        if (ms == Multistream::State::done) muxed();
+        if (phase_ == Phase::closed) return false;
+      }
+      if (phase_ == Phase::open && !plain_.empty()) {
+        Bytes chunk;
+        chunk.swap(plain_);  // stream callbacks may run arbitrary code; keep our buffer stable
+        const auto ys = mux_->feed(chunk);
+        chunk.clear();
+        if (plain_.empty()) plain_.swap(chunk);  // reuse the capacity
+        if (phase_ == Phase::closed) return false;
+        if (ys == yamux::Session::Status::failed) {
+          node_.stats().protocol_errors++;
+          mux_->take_output(mux_out_);
+          flush();
+          abort(CHORUS_E_PROTOCOL, "yamux protocol error: " + mux_->error());
+          return false;
+        }
+      }
+      break;
+    }
+  }
+  if (phase_ == Phase::closed) return false;
+  if (pos > 0) {
+    std::memmove(rbuf_.data(), rbuf_.data() + pos, rlen_ - pos);
+    rlen_ -= pos;
+  }
+  if (rlen_ > 4 * kReadChunk) {  // a peer that sends much more than one frame without completing it
+    abort(CHORUS_E_PROTOCOL, "peer sent more than 1 MiB of unframed data");
+    return false;
+  }
+  return true;
+}
+
+void Connection::fail_handshake(const char *label, const std::string &why) {
+  auto &s = node_.stats();
+  const std::string l = label;
+  if (l == "timeout") s.hs_fail_timeout++;
+  else if (l == "noise") s.hs_fail_noise++;
+  else if (l == "multistream") s.hs_fail_multistream++;
+  else if (l == "peer_id_mismatch") s.hs_fail_peer_id++;
+  else s.hs_fail_io++;
+  abort(CHORUS_E_PROTOCOL, why);
+}
+
+void Connection::secured() {
+  peer_ = handshake_->remote_peer();
+  cipher_.emplace(handshake_->split());
+  handshake_.reset();
+  bool allowed = true;
+  std::string why;
+  node_.connection_secured(*this, allowed, why);
+  if (!allowed) {
+    abort(CHORUS_E_BUSY, why);
+    return;
+  }
+  phase_ = Phase::select_muxer;
+  select_ = std::make_unique<Multistream>(direction_ == CHORUS_P2P_DIR_OUTBOUND
+                                              ? Multistream::initiator({kYamuxProtocol})
+                                              : Multistream::responder({kYamuxProtocol}));
+  Bytes out;
+  select_->take_output(out);
+  cipher_->encrypt(out, wbuf_);
+}
+
+void Connection::muxed() {
+  select_.reset();
+  yamux::Config cfg;
+  cfg.client = direction_ == CHORUS_P2P_DIR_OUTBOUND;
+  cfg.max_inbound_streams = node_.settings().limits.max_streams_per_connection;
+  cfg.max_outbound_streams = node_.settings().limits.max_streams_per_connection;
+  mux_ = std::make_unique<yamux::Session>(cfg, *this);
+  phase_ = Phase::open;
+  node_.connection_open(*this);
+}
+
+void Connection::abort(chorus_status status, const std::string &reason) {
+  if (phase_ == Phase::closed) return;
+  auto self = shared_from_this();
+  const bool was_open = phase_ == Phase::open;
+  phase_ = Phase::closed;
+  // End the streams first so their owners hear about it before the peer-level event.
+  std::vector<uint32_t> ids;
+  ids.reserve(streams_.size());
+  for (auto &[yid, s] : streams_) ids.push_back(yid);
+  for (uint32_t yid : ids) {
+    auto it = streams_.find(yid);
+    if (it != streams_.end()) end_stream(*it->second, status, reason);
+  }
+  boost::system::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  node_.logf(was_open ? CHORUS_LOG_DEBUG : CHORUS_LOG_DEBUG,
+             "connection " + std::to_string(id_) + " (" + remote_.to_string() + ") closed: " + reason);
+  node_.connection_closed(*this, reason);
+}
+
+void Connection::sweep(uint64_t now) {
+  if (phase_ == Phase::closed) return;
+  if (phase_ != Phase::open) {
+    if (now >= handshake_deadline_ms_) fail_handshake("timeout", "handshake timed out (slow or silent peer)");
+    return;
+  }
+  std::vector<uint32_t> late;
+  for (auto &[yid, s] : streams_)
+    if (s->negotiation && s->negotiation_deadline_ms != 0 && now >= s->negotiation_deadline_ms) late.push_back(yid);
+  for (uint32_t yid : late) {
+    auto it = streams_.find(yid);
+    if (it == streams_.end()) continue;
+    mux_->reset(yid);
+    end_stream(*it->second, CHORUS_E_TIMEOUT, "protocol negotiation timed out");
+  }
+  if (!late.empty()) flush();
+}
+
+// ---- streams ---------------------------------------------------------------------------------
+
+Stream *Connection::new_stream(uint32_t yid, uint32_t direction) {
+  auto s = std::make_unique<Stream>();
+  s->id = node_.next_stream_id();
+  s->yid = yid;
+  s->conn = this;
+  s->direction = direction;
+  s->negotiation_deadline_ms = monotonic_ms() + node_.settings().limits.negotiation_timeout_ms;
+  Stream *raw = s.get();
+  streams_.emplace(yid, std::move(s));
+  node_.register_stream(*raw);
+  return raw;
+}
+
+Stream *Connection::open_stream(const std::vector<std::string> &protocols, OpenRequest request,
+                                uint32_t timeout_ms, std::string &why) {
+  if (phase_ != Phase::open) {
+    why = "connection is not open";
+    return nullptr;
+  }
+  if (mux_->remote_going_away()) {
+    why = "the peer is going away (yamux GoAway)";
+    return nullptr;
+  }
+  const uint32_t yid = mux_->open_stream();
+  if (yid == 0) {
+    why = "stream limit reached on this connection";
+    return nullptr;
+  }
+  Stream *s = new_stream(yid, CHORUS_P2P_DIR_OUTBOUND);
+  if (timeout_ms != 0) s->negotiation_deadline_ms = monotonic_ms() + timeout_ms;
+  s->open.emplace(std::move(request));
+  s->negotiation = std::make_unique<Multistream>(Multistream::initiator(protocols));
+  Bytes out;
+  s->negotiation->take_output(out);
+  // Header + proposal go out at once, without waiting for the ACK (js ACKs lazily).
+  s->sendq.insert(s->sendq.end(), out.begin(), out.end());
+  s->uncounted += out.size();
+  mark_ready(*s);
+  schedule_flush();
+  return s;
+}
+
+void Connection::on_stream_opened(uint32_t yid) {
+  Stream *s = new_stream(yid, CHORUS_P2P_DIR_INBOUND);
+  s->negotiation = std::make_unique<Multistream>(Multistream::responder(node_.supported_protocols()));
+  Bytes out;
+  s->negotiation->take_output(out);
+  s->sendq.insert(s->sendq.end(), out.begin(), out.end());
+  s->uncounted += out.size();
+  mark_ready(*s);
+  schedule_flush();
+}
+
+void Connection::on_data(uint32_t yid, BytesView data) {
+  auto it = streams_.find(yid);
+  if (it == streams_.end()) {
+    mux_->consume(yid, data.size());
+    return;
+  }
+  Stream &s = *it->second;
+  if (s.negotiation) {
+    negotiate(s, data);
+    return;
+  }
+  deliver(s, data);
+}
+
+void Connection::negotiate(Stream &s, BytesView data) {
+  size_t used = 0;
+  const auto st = s.negotiation->feed(data, used);
+  mux_->consume(s.yid, used);
+  Bytes out;
+  s.negotiation->take_output(out);
+  if (!out.empty()) {
+    s.sendq.insert(s.sendq.end(), out.begin(), out.end());
+    s.uncounted += out.size();
+    mark_ready(s);
+    schedule_flush();
+  }
+  if (st == Multistream::State::failed) {
+    const std::string why = s.negotiation->error();
+    mux_->consume(s.yid, data.size() - used);
+    mux_->reset(s.yid);
+    end_stream(s, CHORUS_E_PROTOCOL, "protocol negotiation failed: " + why);
+    return;
+  }
+  if (st == Multistream::State::done) negotiated(s, data.subspan(used));
+}
+
+void Connection::negotiated(Stream &s, BytesView rest) {
+  s.protocol = s.negotiation->protocol();
+  s.negotiation.reset();
+  s.negotiation_deadline_ms = 0;
+  if (s.direction == CHORUS_P2P_DIR_OUTBOUND) {
+    OpenRequest req = std::move(*s.open);
+    s.open.reset();
+    s.sink = std::move(req.sink);
+    node_.stats().streams_opened_total++;
+    req.done(CHORUS_OK, &s, {});
+  } else {
+    std::string why;
+    s.sink = node_.accept_stream(s, why);
+    if (!s.sink) {
+      mux_->consume(s.yid, rest.size());
+      mux_->reset(s.yid);
+      end_stream(s, CHORUS_E_CANCELLED, why);
+      return;
+    }
+    node_.stats().streams_opened_total++;
+  }
+  if (s.ended) {  // closed from inside the open callback
+    mux_->consume(s.yid, rest.size());
+    return;
+  }
+  if (!rest.empty()) deliver(s, rest);
+}
+
+void Connection::deliver(Stream &s, BytesView data) {
+  if (s.ended || !s.sink) {
+    mux_->consume(s.yid, data.size());
+    return;
+  }
+  if (s.paused) {
+    s.held.insert(s.held.end(), data.begin(), data.end());
+    return;  // consumed (window reopened) when delivered
+  }
+  const uint32_t yid = s.yid;
+  s.sink->data(s, data);
+  // The sink may have reset the stream (freeing it) or closed the connection.
+  if (phase_ == Phase::closed) return;
+  mux_->consume(yid, data.size());
+}
+
+void Connection::on_remote_fin(uint32_t yid) {
+  auto it = streams_.find(yid);
+  if (it == streams_.end()) return;
+  Stream &s = *it->second;
+  s.remote_fin = true;
+  if (s.negotiation) {
+    mux_->reset(yid);
+    end_stream(s, CHORUS_E_PROTOCOL, "the peer closed the stream during protocol negotiation");
+    return;
+  }
+  if (s.paused && !s.held.empty()) {
+    s.eof_pending = true;
+    return;
+  }
+  if (s.sink) s.sink->eof(s);
+}
+
+void Connection::on_stream_reset(uint32_t yid) {
+  auto it = streams_.find(yid);
+  if (it == streams_.end()) return;
+  if (it->second->open) {
+    end_stream(*it->second, CHORUS_E_PROTOCOL, "the peer refused the stream (reset)");
+    return;
+  }
+  end_stream(*it->second, CHORUS_E_IO, "stream reset by the peer");
+}
+
+void Connection::on_stream_closed(uint32_t yid) {
+  auto it = streams_.find(yid);
+  if (it == streams_.end()) return;
+  end_stream(*it->second, CHORUS_OK, "closed");
+}
+
+void Connection::on_writable(uint32_t yid) {
+  auto it = streams_.find(yid);
+  if (it != streams_.end()) mark_ready(*it->second);
+  schedule_flush();
+}
+
+void Connection::on_go_away(uint32_t code) {
+  node_.logf(CHORUS_LOG_DEBUG, "connection " + std::to_string(id_) + ": peer sent GoAway (code " +
+                                   std::to_string(code) + ")");
+}
+
+void Connection::end_stream(Stream &s, chorus_status status, const std::string &reason) {
+  if (s.ended) return;
+  s.ended = true;
+  s.gate->alive = false;
+  node_.unregister_stream(s);
+  auto node_it = streams_.find(s.yid);
+  std::unique_ptr<Stream> owned;
+  if (node_it != streams_.end()) {
+    owned = std::move(node_it->second);
+    streams_.erase(node_it);
+  }
+  if (s.open) {
+    OpenRequest req = std::move(*s.open);
+    s.open.reset();
+    req.done(status == CHORUS_OK ? CHORUS_E_IO : status, nullptr, reason);
+  } else if (s.sink) {
+    s.sink->closed(s, status, reason);
+  }
+  // `owned` (the stream) is freed here, after its last callback.
+}
+
+void Connection::stream_write(Stream &s, BytesView data) {
+  if (s.ended || s.fin_requested) return;
+  if (s.sendq_off > 0 && s.sendq_off == s.sendq.size()) {
+    s.sendq.clear();
+    s.sendq_off = 0;
+  }
+  s.sendq.insert(s.sendq.end(), data.begin(), data.end());
+  mark_ready(s);
+  schedule_flush();
+}
+
+void Connection::stream_close_write(Stream &s) {
+  if (s.ended || s.fin_requested) return;
+  s.fin_requested = true;
+  mark_ready(s);
+  schedule_flush();
+}
+
+void Connection::stream_reset(Stream &s, chorus_status status, const std::string &reason) {
+  if (s.ended) return;
+  if (mux_) mux_->reset(s.yid);
+  end_stream(s, status, reason);
+  schedule_flush();
+}
+
+void Connection::stream_set_paused(Stream &s, bool paused) {
+  if (s.ended || s.paused == paused) return;
+  s.paused = paused;
+  if (paused) return;
+  // Deliver what arrived meanwhile, in bounded pieces so a re-pause takes effect.
+  while (!s.paused && !s.ended && !s.held.empty()) {
+    Bytes chunk;
+    chunk.swap(s.held);
+    const uint32_t yid = s.yid;
+    if (s.sink) s.sink->data(s, chunk);
+    if (phase_ == Phase::closed) return;
+    mux_->consume(yid, chunk.size());
+    if (streams_.find(yid) == streams_.end()) return;
+  }
+  if (!s.ended && !s.paused && s.eof_pending) {
+    s.eof_pending = false;
+    if (s.sink) s.sink->eof(s);
+  }
+  schedule_flush();
+}
+
+void Connection::mark_ready(Stream &s) {
+  if (s.in_ready) return;
+  s.in_ready = true;
+  ready_.push_back(s.yid);
+}
+
+void Connection::pump() {
+  if (phase_ != Phase::open) return;
+  const size_t hwm = node_.settings().limits.stream_send_buffer;
+  size_t rounds = ready_.size();
+  while (rounds-- > 0 && !ready_.empty() && wbuf_.size() + mux_out_.size() < kSocketBudget) {
+    const uint32_t yid = ready_.front();
+    ready_.pop_front();
+    auto it = streams_.find(yid);
+    if (it == streams_.end()) continue;
+    Stream &s = *it->second;
+    s.in_ready = false;
+    const size_t pending = s.sendq.size() - s.sendq_off;
+    if (pending > 0) {
+      const size_t n = mux_->write(yid, BytesView(s.sendq.data() + s.sendq_off, pending));
+      s.sendq_off += n;
+      // Negotiation bytes were never counted into the gate; only what write() queued was.
+      const size_t negotiation_part = std::min(s.uncounted, n);
+      s.uncounted -= negotiation_part;
+      s.gate->queued -= n - negotiation_part;
+      if (s.sendq_off == s.sendq.size()) {
+        s.sendq.clear();
+        s.sendq_off = 0;
+      } else if (s.sendq_off > (1u << 20)) {
+        s.sendq.erase(s.sendq.begin(), s.sendq.begin() + static_cast<ptrdiff_t>(s.sendq_off));
+        s.sendq_off = 0;
+      }
+      if (n < pending) {
+        // Window exhausted: yamux calls on_writable when the peer grants more. If the session
+        // took something, the socket budget may be what stopped us: come back later.
+        if (n > 0 && mux_->send_window(yid) > 0) mark_ready(s);
+      } else if (s.fin_requested && !s.fin_sent) {
+        s.fin_sent = true;
+        mux_->close(yid);
+      }
+    } else if (s.fin_requested && !s.fin_sent) {
+      s.fin_sent = true;
+      mux_->close(yid);
+    }
+    if (s.gate->want_writable.load() && s.gate->queued.load() <= hwm / 2 && s.sink && !s.ended) {
+      s.gate->want_writable = false;
+      s.sink->writable(s);
+    }
+    if (phase_ == Phase::closed) return;
+  }
+  mux_->take_output(mux_out_);
+}
+
+void Connection::schedule_flush() {
+  if (flush_scheduled_ || phase_ == Phase::closed) return;
+  flush_scheduled_ = true;
+  asio::post(node_.io(), [self = shared_from_this()] {
+    self->flush_scheduled_ = false;
+    if (self->phase_ == Phase::closed) return;
+    self->pump();
+    self->flush();
+  });
+}
+
+void Connection::flush() {
+  if (phase_ == Phase::closed) return;
+  if (mux_) mux_->take_output(mux_out_);
+  if (!mux_out_.empty() && cipher_) {
+    cipher_->encrypt(mux_out_, wbuf_);
+    mux_out_.clear();
+  }
+  start_write();
+}
+
+void Connection::start_write() {
+  if (writing_ || wbuf_.empty() || phase_ == Phase::closed) return;
+  writing_ = true;
+  wbuf_inflight_.swap(wbuf_);
+  wbuf_.clear();
+  asio::async_write(socket_, asio::buffer(wbuf_inflight_),
+                    [self = shared_from_this()](const boost::system::error_code &ec, size_t n) {
+                      self->writing_ = false;
+                      self->wbuf_inflight_.clear();
+                      if (self->phase_ == Phase::closed) return;
+                      if (ec) {
+                        self->abort(CHORUS_E_IO, "write failed: " + ec.message());
+                        return;
+                      }
+                      self->node_.stats().bytes_out += n;
+                      self->pump();
+                      self->flush();
+                    });
+}
+
+}  // namespace chorus::p2p
