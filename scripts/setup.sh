@@ -49,6 +49,15 @@ if [ "$mode" = run ]; then
   exec "$build/bin/chorus-agent" run
 fi
 
+# The js-libp2p reference peer of tests/interop (pinned by package-lock.json; Node 20 from the machine).
+if command -v npm >/dev/null; then
+  echo "== npm ci (tests/interop/js)"
+  (cd "$root/tests/interop/js" && npm ci --no-audit --no-fund --loglevel=error) ||
+    echo "== npm ci failed: the js interop tests will be skipped"
+else
+  echo "== npm not found: the js interop tests will be skipped (install Node 20)"
+fi
+
 status=0
 echo "== build and test"
 configure_and_build "$build" -DCHORUS_BUILD_BENCH=ON

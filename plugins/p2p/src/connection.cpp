@@ -72,9 +72,11 @@ void Connection::read_more() {
 
 void Connection::on_read(size_t n) {
   auto self = shared_from_this();  // streams' callbacks may drop the node's reference
+  graveyard_.clear();
   node_.stats().bytes_in += n;
   rlen_ += n;
   if (!process_input()) return;
+  retry_pending_opens();
   pump();
   flush();
   read_more();
@@ -207,7 +209,8 @@ void Connection::muxed() {
   yamux::Config cfg;
   cfg.client = direction_ == CHORUS_P2P_DIR_OUTBOUND;
   cfg.max_inbound_streams = node_.settings().limits.max_streams_per_connection;
-  cfg.max_outbound_streams = node_.settings().limits.max_streams_per_connection;
+  // Room above the user limit for the node's own streams (identify).
+  cfg.max_outbound_streams = node_.settings().limits.max_streams_per_connection + 16;
   mux_ = std::make_unique<yamux::Session>(cfg, *this);
   phase_ = Phase::open;
   node_.connection_open(*this);
@@ -216,7 +219,6 @@ void Connection::muxed() {
 void Connection::abort(chorus_status status, const std::string &reason) {
   if (phase_ == Phase::closed) return;
   auto self = shared_from_this();
-  const bool was_open = phase_ == Phase::open;
   phase_ = Phase::closed;
   // End the streams first so their owners hear about it before the peer-level event.
   std::vector<uint32_t> ids;
@@ -226,10 +228,15 @@ void Connection::abort(chorus_status status, const std::string &reason) {
     auto it = streams_.find(yid);
     if (it != streams_.end()) end_stream(*it->second, status, reason);
   }
+  while (!pending_opens_.empty()) {
+    PendingOpen p = std::move(pending_opens_.front());
+    pending_opens_.pop_front();
+    p.request.done(status == CHORUS_OK ? CHORUS_E_IO : status, nullptr, reason);
+  }
   boost::system::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);
   socket_.close(ec);
-  node_.logf(was_open ? CHORUS_LOG_DEBUG : CHORUS_LOG_DEBUG,
+  node_.logf(CHORUS_LOG_DEBUG,
              "connection " + std::to_string(id_) + " (" + remote_.to_string() + ") closed: " + reason);
   node_.connection_closed(*this, reason);
 }
@@ -240,6 +247,7 @@ void Connection::sweep(uint64_t now) {
     if (now >= handshake_deadline_ms_) fail_handshake("timeout", "handshake timed out (slow or silent peer)");
     return;
   }
+  retry_pending_opens();
   std::vector<uint32_t> late;
   for (auto &[yid, s] : streams_)
     if (s->negotiation && s->negotiation_deadline_ms != 0 && now >= s->negotiation_deadline_ms) late.push_back(yid);
@@ -254,7 +262,7 @@ void Connection::sweep(uint64_t now) {
 
 // ---- streams ---------------------------------------------------------------------------------
 
-Stream *Connection::new_stream(uint32_t yid, uint32_t direction) {
+Stream *Connection::new_stream(uint32_t yid, uint32_t direction, bool internal) {
   auto s = std::make_unique<Stream>();
   s->id = node_.next_stream_id();
   s->yid = yid;
@@ -262,27 +270,37 @@ Stream *Connection::new_stream(uint32_t yid, uint32_t direction) {
   s->direction = direction;
   s->negotiation_deadline_ms = monotonic_ms() + node_.settings().limits.negotiation_timeout_ms;
   Stream *raw = s.get();
+  if (direction == CHORUS_P2P_DIR_OUTBOUND && !internal) ++outbound_streams_;
+  raw->internal = internal;
   streams_.emplace(yid, std::move(s));
   node_.register_stream(*raw);
   return raw;
 }
 
-Stream *Connection::open_stream(const std::vector<std::string> &protocols, OpenRequest request,
-                                uint32_t timeout_ms, std::string &why) {
+bool Connection::open_stream(const std::vector<std::string> &protocols, OpenRequest &request, uint32_t timeout_ms,
+                             std::string &why, Stream **opened, bool internal) {
+  if (opened != nullptr) *opened = nullptr;
   if (phase_ != Phase::open) {
     why = "connection is not open";
-    return nullptr;
+    return false;
   }
   if (mux_->remote_going_away()) {
     why = "the peer is going away (yamux GoAway)";
-    return nullptr;
+    return false;
   }
-  const uint32_t yid = mux_->open_stream();
+  const uint32_t limit = node_.settings().limits.max_streams_per_connection;
+  if (!internal && outbound_streams_ + pending_opens_.size() >= limit) {
+    why = "stream limit reached on this connection (max_streams_per_connection " + std::to_string(limit) + ")";
+    return false;
+  }
+  const uint32_t yid = pending_opens_.empty() ? mux_->open_stream() : 0;
   if (yid == 0) {
-    why = "stream limit reached on this connection";
-    return nullptr;
+    // Below the stream limit, so the peer has not acknowledged enough earlier opens yet.
+    const uint32_t wait = timeout_ms != 0 ? timeout_ms : node_.settings().limits.negotiation_timeout_ms;
+    pending_opens_.push_back(PendingOpen{protocols, std::move(request), timeout_ms, monotonic_ms() + wait, internal});
+    return true;
   }
-  Stream *s = new_stream(yid, CHORUS_P2P_DIR_OUTBOUND);
+  Stream *s = new_stream(yid, CHORUS_P2P_DIR_OUTBOUND, internal);
   if (timeout_ms != 0) s->negotiation_deadline_ms = monotonic_ms() + timeout_ms;
   s->open.emplace(std::move(request));
   s->negotiation = std::make_unique<Multistream>(Multistream::initiator(protocols));
@@ -293,7 +311,32 @@ Stream *Connection::open_stream(const std::vector<std::string> &protocols, OpenR
   s->uncounted += out.size();
   mark_ready(*s);
   schedule_flush();
-  return s;
+  if (opened != nullptr) *opened = s;
+  return true;
+}
+
+void Connection::retry_pending_opens() {
+  while (!pending_opens_.empty() && phase_ == Phase::open) {
+    const uint32_t yid = mux_->open_stream();
+    if (yid == 0) break;
+    PendingOpen p = std::move(pending_opens_.front());
+    pending_opens_.pop_front();
+    Stream *s = new_stream(yid, CHORUS_P2P_DIR_OUTBOUND, p.internal);
+    s->negotiation_deadline_ms = p.deadline_ms;
+    s->open.emplace(std::move(p.request));
+    s->negotiation = std::make_unique<Multistream>(Multistream::initiator(p.protocols));
+    Bytes out;
+    s->negotiation->take_output(out);
+    s->sendq.insert(s->sendq.end(), out.begin(), out.end());
+    s->uncounted += out.size();
+    mark_ready(*s);
+  }
+  const uint64_t now = monotonic_ms();
+  while (!pending_opens_.empty() && pending_opens_.front().deadline_ms <= now) {
+    PendingOpen p = std::move(pending_opens_.front());
+    pending_opens_.pop_front();
+    p.request.done(CHORUS_E_TIMEOUT, nullptr, "the peer did not acknowledge earlier streams in time");
+  }
 }
 
 void Connection::on_stream_opened(uint32_t yid) {
@@ -441,6 +484,7 @@ void Connection::end_stream(Stream &s, chorus_status status, const std::string &
   if (node_it != streams_.end()) {
     owned = std::move(node_it->second);
     streams_.erase(node_it);
+    if (s.direction == CHORUS_P2P_DIR_OUTBOUND && !s.internal) --outbound_streams_;
   }
   if (s.open) {
     OpenRequest req = std::move(*s.open);
@@ -449,7 +493,7 @@ void Connection::end_stream(Stream &s, chorus_status status, const std::string &
   } else if (s.sink) {
     s.sink->closed(s, status, reason);
   }
-  // `owned` (the stream) is freed here, after its last callback.
+  if (owned) graveyard_.push_back(std::move(owned));
 }
 
 void Connection::stream_write(Stream &s, BytesView data) {
@@ -556,6 +600,7 @@ void Connection::schedule_flush() {
   flush_scheduled_ = true;
   asio::post(node_.io(), [self = shared_from_this()] {
     self->flush_scheduled_ = false;
+    self->graveyard_.clear();
     if (self->phase_ == Phase::closed) return;
     self->pump();
     self->flush();

@@ -384,8 +384,9 @@ void NodeImpl::connection_open(Connection &c) {
                     if (st != CHORUS_OK)
                       logf(CHORUS_LOG_DEBUG, "identify of " + peer.to_base58() + " failed: " + reason);
                   }};
-  Stream *s = conn->open_stream({kIdentifyProtocol}, std::move(req), 0, why);
-  if (s != nullptr) conn->stream_close_write(*s);  // the asker sends nothing
+  Stream *s = nullptr;
+  if (conn->open_stream({kIdentifyProtocol}, req, 0, why, &s, true) && s != nullptr)
+    conn->stream_close_write(*s);  // the asker sends nothing
   trim_connections();
 }
 
@@ -398,7 +399,7 @@ void NodeImpl::connection_closed(Connection &c, const std::string &reason) {
     auto &d = dials_[c.dial_id()];
     d.last_error = reason;
     d.connection = 0;
-    note_dial_failure(c.remote_addr().without_peer_id().to_string());
+    // No backoff here: the TCP address works; a wrong identity must not block the right one.
     const auto did = c.dial_id();
     post([this, did] { dial_next(did); });
   }
@@ -515,8 +516,8 @@ void NodeImpl::open_stream(const PeerId &peer, std::vector<std::string> protocol
   }
   if (Connection *c = best_connection(peer)) {
     std::string why;
-    if (c->open_stream(protocols, OpenRequest{std::move(sink), done}, timeout_ms, why) == nullptr)
-      done(CHORUS_E_BUSY, nullptr, why);
+    OpenRequest req{std::move(sink), done};
+    if (!c->open_stream(protocols, req, timeout_ms, why)) done(CHORUS_E_BUSY, nullptr, why);
     return;
   }
   auto addrs = book_addrs(peer);
@@ -533,7 +534,8 @@ void NodeImpl::open_stream(const PeerId &peer, std::vector<std::string> protocol
          }
          Connection *c = best_connection(peer);
          std::string w;
-         if (c == nullptr || c->open_stream(protocols, OpenRequest{std::move(*shared_sink), done}, timeout_ms, w) == nullptr)
+         OpenRequest req{std::move(*shared_sink), done};
+         if (c == nullptr || !c->open_stream(protocols, req, timeout_ms, w))
            done(CHORUS_E_IO, nullptr, c == nullptr ? "connection lost right after dialing" : w);
        });
 }

@@ -90,6 +90,7 @@ struct Stream {
   bool eof_pending = false;    // remote FIN seen while paused with held bytes
   bool in_ready = false;       // listed in the connection's ready queue
   bool ended = false;
+  bool internal = false;       // opened by the node itself (identify): not counted against the limit
 };
 
 // A plugin's handler for one protocol.
@@ -121,8 +122,11 @@ class Connection : public yamux::Handler, public std::enable_shared_from_this<Co
 
   // Opens an outbound stream and starts negotiating `protocols`. Returns nullptr (with why) when the
   // connection cannot take another stream.
-  Stream *open_stream(const std::vector<std::string> &protocols, OpenRequest request, uint32_t timeout_ms,
-                      std::string &why);
+  // Opens an outbound stream and starts negotiating `protocols`. false (with why, request untouched)
+  // when the connection cannot take another stream; when only the peer's acknowledgements lag
+  // behind, the open waits in a queue and the request's done runs later.
+  bool open_stream(const std::vector<std::string> &protocols, OpenRequest &request, uint32_t timeout_ms,
+                   std::string &why, Stream **opened = nullptr, bool internal = false);
   void stream_write(Stream &s, BytesView data);  // the bytes were counted into s.gate->queued by the caller
   void stream_close_write(Stream &s);
   void stream_reset(Stream &s, chorus_status status, const std::string &reason);
@@ -158,7 +162,7 @@ class Connection : public yamux::Handler, public std::enable_shared_from_this<Co
   void fail_handshake(const char *reason_label, const std::string &why);
   void secured();
   void muxed();
-  Stream *new_stream(uint32_t yid, uint32_t direction);
+  Stream *new_stream(uint32_t yid, uint32_t direction, bool internal = false);
   void negotiate(Stream &s, BytesView data);
   void negotiated(Stream &s, BytesView rest);
   void deliver(Stream &s, BytesView data);
@@ -200,6 +204,20 @@ class Connection : public yamux::Handler, public std::enable_shared_from_this<Co
 
   std::unordered_map<uint32_t, std::unique_ptr<Stream>> streams_;
   std::deque<uint32_t> ready_;  // streams with queued bytes and send window
+  // Ended streams, freed at the next safe point: a callback may end the stream it is being told
+  // about (reset from inside open_stream's result) and still read the info it was handed.
+  std::vector<std::unique_ptr<Stream>> graveyard_;
+  size_t outbound_streams_ = 0;  // open outbound streams (the per-direction limit)
+  // Outbound opens waiting for the peer to acknowledge earlier ones (yamux's backlog of 256).
+  struct PendingOpen {
+    std::vector<std::string> protocols;
+    OpenRequest request;
+    uint32_t timeout_ms;
+    uint64_t deadline_ms;
+    bool internal;
+  };
+  std::deque<PendingOpen> pending_opens_;
+  void retry_pending_opens();
 };
 
 class NodeImpl {

@@ -110,6 +110,7 @@ class P2PPlugin final : public chorus::Plugin {
     table_.subscribe = &c_subscribe;
     table_.unsubscribe = &c_unsubscribe;
     table_.ping = &c_ping;
+    table_.parse_peer_id = &c_parse_peer_id;
   }
 
   ~P2PPlugin() override {
@@ -359,6 +360,19 @@ class P2PPlugin final : public chorus::Plugin {
                               void (*fn)(void *, chorus_status, uint64_t, const chorus_error *), void *arg,
                               chorus_error *err) noexcept {
     return guarded([&] { return node(p) ? node(p)->ping(peer, len, timeout_ms, fn, arg, err) : CHORUS_E_UNAVAILABLE; });
+  }
+
+  static chorus_status c_parse_peer_id(void *, const char *text, size_t text_len, uint8_t *out, size_t cap,
+                                       size_t *out_len) noexcept {
+    return guarded([&] {
+      if (text == nullptr) return CHORUS_E_INVALID_ARG;
+      auto id = PeerId::parse(std::string_view(text, text_len), nullptr);
+      if (!id) return CHORUS_E_INVALID_ARG;
+      if (out_len != nullptr) *out_len = id->bytes().size();
+      if (out == nullptr || cap < id->bytes().size()) return CHORUS_E_TOO_LARGE;
+      std::memcpy(out, id->bytes().data(), id->bytes().size());
+      return CHORUS_OK;
+    });
   }
 
   chorus::Host &host_;

@@ -275,6 +275,7 @@ void run_echo(Node &client, Node &server, size_t streams, size_t bytes_each) {
                                      return;
                                    }
                                    c->stream = info->stream;
+                                   EXPECT_STREQ(info->protocol, "/chorus/echo/1.0.0");
                                    c->pump();
                                  },
                                  c.get(), nullptr),
@@ -294,8 +295,40 @@ TEST_F(NodePair, EchoManyStreamsAndALargeTransfer) {
   ASSERT_EQ(b_->set_protocol_handler("/chorus/echo/1.0.0", &EchoServer::accept, b_.get(), nullptr), CHORUS_OK);
   EXPECT_EQ(b_->set_protocol_handler("/chorus/echo/1.0.0", &EchoServer::accept, b_.get(), nullptr), CHORUS_E_EXISTS);
   ASSERT_EQ(connect_sync(*a_, listen_addr(*b_)).status, CHORUS_OK);
-  run_echo(*a_, *b_, 200, 4096);
+  run_echo(*a_, *b_, 1000, 1024);
   run_echo(*a_, *b_, 1, 8 << 20);  // several windows and send-buffer high-water marks
+}
+
+// The info handed to open_stream's callback stays readable even when the callback resets the stream.
+TEST_F(NodePair, ResetInsideTheOpenCallbackKeepsInfoValid) {
+  ASSERT_EQ(b_->set_protocol_handler("/chorus/echo/1.0.0", &EchoServer::accept, b_.get(), nullptr), CHORUS_OK);
+  ASSERT_EQ(connect_sync(*a_, listen_addr(*b_)).status, CHORUS_OK);
+  const auto pb = peer_bytes(*b_);
+  std::string proto = "/chorus/echo/1.0.0";
+  const char *protos[] = {proto.c_str()};
+  chorus_p2p_stream_handler h{};
+  h.struct_size = sizeof h;
+  h.on_data = [](void *, uint64_t, const uint8_t *, size_t) {};
+  struct Box {
+    Node *node;
+    std::promise<std::string> got;
+  } box{a_.get(), {}};
+  ASSERT_EQ(a_->open_stream(pb.data(), pb.size(), protos, 1, &h, 5000,
+                            [](void *arg, chorus_status st, const chorus_p2p_stream_info *info, const chorus_error *) {
+                              auto *b = static_cast<Box *>(arg);
+                              if (st != CHORUS_OK) {
+                                b->got.set_value("failed");
+                                return;
+                              }
+                              EXPECT_EQ(b->node->reset(info->stream), CHORUS_OK);
+                              b->got.set_value(std::string(info->protocol) + " " + info->peer_text);
+                            },
+                            &box, nullptr),
+            CHORUS_OK);
+  proto.assign(proto.size(), 'x');  // the caller's array is not used after the call
+  auto f = box.got.get_future();
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(f.get(), "/chorus/echo/1.0.0 12D3KooWLdJAwPtyQ5RFnr9wGXsQzpf3P2SeqFbYkqbfVehLu4Ns");
 }
 
 TEST_F(NodePair, StopEndsOpenStreams) {

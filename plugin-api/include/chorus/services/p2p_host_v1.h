@@ -25,6 +25,14 @@
  *    takes nothing; on_writable fires once the queue has drained below half of it.
  *  - Exactly one on_closed ends every stream that was handed to a handler; after it the handler's arg
  *    is never used again, so it is the place to free it.
+ *  - Pointers handed to a callback (chorus_p2p_stream_info, events) are valid for that call only,
+ *    even if the callback resets the stream. Arrays and strings passed in (protocols, addrs) are
+ *    copied before the call returns.
+ *
+ * Limits (config `limits`, defaults in the plugin's README): connections in total (50) and per
+ * remote IP (3, loopback exempt), streams per connection (1000; opens beyond the peer's 256
+ * unacknowledged ones wait for its acknowledgements), dial timeout (30 s). A TCP address that
+ * refused or timed out is not dialled again for a back-off period (5 s, doubling up to 5 min).
  *
  * Peers are named by their peer id: the binary multihash (`peer`, `peer_len`) in hot paths, and the
  * base58btc text (`12D3KooW...`, or a CIDv1 `bafz...`, accepted on input) where a human may type it.
@@ -205,6 +213,11 @@ typedef struct chorus_p2p_host_v1 {
   chorus_status (*ping)(void *self, const uint8_t *peer, size_t peer_len, uint32_t timeout_ms,
                         void (*fn)(void *arg, chorus_status status, uint64_t rtt_us, const chorus_error *err),
                         void *arg, chorus_error *err);
+
+  /* Converts a peer id's text (base58btc `12D3KooW...`/`Qm...` or CIDv1 `bafz...`) into its binary
+   * multihash in out (cap >= 64; *out_len receives the length). CHORUS_E_INVALID_ARG if malformed. */
+  chorus_status (*parse_peer_id)(void *self, const char *text, size_t text_len, uint8_t *out, size_t cap,
+                                 size_t *out_len);
 } chorus_p2p_host_v1;
 
 #ifdef __cplusplus

@@ -1,0 +1,379 @@
+#!/usr/bin/env node
+// A js-libp2p reference peer for the chorus-agent interop tests and benchmarks.
+//
+// TCP + Noise + yamux + identify + ping (js-libp2p 2.10 on Node 20, see spec/libp2p.md section 13),
+// plus an echo protocol /chorus/echo/1.0.0 that sends every byte back and closes its write side at EOF.
+//
+// It is driven by JSON lines on stdin and reports JSON lines on stdout (stderr is for humans):
+//
+//   start:   {"event":"ready","peer_id":"12D3KooW...","addrs":["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW..."]}
+//   events:  {"event":"connection:open"|"connection:close","peer","addr","direction","id"}
+//            {"event":"identify","peer","protocols":[...],"agent_version","protocol_version",
+//             "listen_addrs":[...],"observed_addr"}
+//   every command may carry "id"; its answer is one line
+//            {"event":"result","id":...,"cmd":...,"ok":true,...} or {... "ok":false,"error":"why","code":"Name"}
+//
+// Commands (a "peer"/"target" is a multiaddr text starting with "/", or a peer id text):
+//   {"cmd":"dial","target"}                        -> {peer, addr, direction}
+//   {"cmd":"hangup","target"}                      -> {}
+//   {"cmd":"ping","target"}                        -> {rtt_ms}
+//   {"cmd":"identify","target"}                    -> run identify now on the connection: {protocols, agent_version, ...}
+//   {"cmd":"identified","peer"}                    -> the last identify result seen for the peer (from events)
+//   {"cmd":"peers"}                                -> {peers:[{peer, addrs, connections}]}
+//   {"cmd":"open","target","protocol"}             -> open a stream and negotiate protocol, then close it:
+//                                                     {} or error (UnsupportedProtocolError = the remote said `na`)
+//   {"cmd":"echo","target","streams":N,"bytes_per_stream":M}
+//        -> N concurrent /chorus/echo/1.0.0 streams, each sends M deterministic pseudo-random bytes, reads the
+//           echo back and compares sha256(sent) with sha256(received): {elapsed_ms, mbps, bytes, streams}
+//           (mbps = payload megabytes (10^6) per second in one direction)
+//   {"cmd":"handshakes","target","count":N}       -> N x (new connection + close): {count, elapsed_ms, per_second}
+//   {"cmd":"connect_many","target","count":N}     -> N extra connections to one peer (force), kept open:
+//                                                     {opened, errors, first_error}
+//   {"cmd":"close_all"}                            -> closes every connection: {closed}
+//   {"cmd":"rss"}                                  -> {rss_bytes} of this process (after a GC if exposed)
+//   {"cmd":"stop"}                                 -> stops the node, prints the result, exits 0
+//
+// Options: --seed <64 hex> (fixed Ed25519 identity), --listen <multiaddr> (repeatable; default
+// /ip4/127.0.0.1/tcp/0), --no-listen, --mdns (announce + discover, interval 1 s), --dial-discovered,
+// --monitor-abort (js default: abort a connection whose 10-second keep-alive ping times out).
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { generateKeyPair, generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { identify } from '@libp2p/identify'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+
+const ECHO_PROTOCOL = '/chorus/echo/1.0.0'
+const CHUNK = 64 * 1024
+// Enough for the 1000-concurrent-stream tests in both directions on one connection.
+const MAX_STREAMS = 4096
+const SLOW_MS = 120_000
+
+function usage (msg) {
+  process.stderr.write(`peer.mjs: ${msg}\n`)
+  process.exit(2)
+}
+
+function parseArgs (argv) {
+  const opts = { seed: null, listen: [], noListen: false, mdns: false, dialDiscovered: false, monitorAbort: false }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const value = () => {
+      if (i + 1 >= argv.length) usage(`${a} needs a value`)
+      return argv[++i]
+    }
+    if (a === '--seed') opts.seed = value()
+    else if (a === '--listen') opts.listen.push(value())
+    else if (a === '--no-listen') opts.noListen = true
+    else if (a === '--mdns') opts.mdns = true
+    else if (a === '--dial-discovered') opts.dialDiscovered = true
+    else if (a === '--monitor-abort') opts.monitorAbort = true
+    else usage(`unknown option ${a}`)
+  }
+  if (opts.seed !== null && !/^[0-9a-fA-F]{64}$/.test(opts.seed)) usage('--seed needs 64 hex digits (32 bytes)')
+  if (opts.listen.length === 0 && !opts.noListen) opts.listen.push('/ip4/127.0.0.1/tcp/0')
+  return opts
+}
+
+function emit (obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n')
+}
+
+// Deterministic pseudo-random bytes: xorshift32 words, little-endian, seeded by the stream index, so a
+// run is reproducible and a C++ client may produce the identical stream.
+function * patternChunks (seedIndex, total) {
+  let x = (0x9e3779b9 ^ Math.imul(seedIndex + 1, 0x85ebca6b)) >>> 0
+  if (x === 0) x = 1
+  let left = total
+  while (left > 0) {
+    const n = Math.min(CHUNK, left)
+    const words = new Uint32Array(Math.ceil(n / 4))
+    for (let i = 0; i < words.length; i++) {
+      x ^= x << 13; x >>>= 0
+      x ^= x >>> 17
+      x ^= x << 5; x >>>= 0
+      words[i] = x
+    }
+    yield new Uint8Array(words.buffer, 0, n)
+    left -= n
+  }
+}
+
+function addrsOf (node) {
+  return node.getMultiaddrs().map(ma => ma.toString())
+}
+
+function describeError (err) {
+  return { ok: false, error: err?.message ?? String(err), code: err?.name ?? 'Error' }
+}
+
+async function main () {
+  const opts = parseArgs(process.argv.slice(2))
+  const privateKey = opts.seed !== null
+    ? await generateKeyPairFromSeed('Ed25519', Uint8Array.from(Buffer.from(opts.seed, 'hex')))
+    : await generateKeyPair('Ed25519')
+  const pkg = JSON.parse(readFileSync(new URL('./node_modules/libp2p/package.json', import.meta.url)))
+
+  const services = { identify: identify(), ping: ping() }
+  const peerDiscovery = []
+  if (opts.mdns) {
+    const { mdns } = await import('@libp2p/mdns')
+    peerDiscovery.push(mdns({ interval: 1000 }))
+  }
+  const node = await createLibp2p({
+    privateKey,
+    addresses: { listen: opts.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux({ maxInboundStreams: MAX_STREAMS, maxOutboundStreams: MAX_STREAMS })],
+    peerDiscovery,
+    services,
+    // js-libp2p 2.x pings every connection every 10 s (/ipfs/ping/1.0.0) and by default ABORTS the
+    // connection when a ping times out (adaptive timeout). On a loaded machine with a busy connection
+    // that kills healthy transfers ("The operation was aborted due to timeout"), so the pings still run
+    // but a slow one only logs, unless --monitor-abort restores the default.
+    connectionMonitor: { abortConnectionOnPingFailure: opts.monitorAbort },
+    connectionManager: {
+      maxConnections: 2000,
+      // Loopback tests open connections in bursts (handshake loops, 200 idle connections): exempt them
+      // from the per-host rate limit and the pending-connection cap.
+      allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'],
+      maxIncomingPendingConnections: 1000,
+      // The defaults (10 s) abort streams and handshakes on a loaded test machine: with 1000 streams
+      // opened at once, each waits its turn for the peer store lock before its handler runs.
+      dialTimeout: SLOW_MS,
+      inboundUpgradeTimeout: SLOW_MS,
+      outboundUpgradeTimeout: SLOW_MS,
+      protocolNegotiationTimeout: SLOW_MS,
+      inboundStreamProtocolNegotiationTimeout: SLOW_MS,
+      outboundStreamProtocolNegotiationTimeout: SLOW_MS
+    }
+  })
+
+  const identified = new Map() // peer id text -> last identify event
+  node.addEventListener('connection:open', (evt) => {
+    const c = evt.detail
+    emit({ event: 'connection:open', peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction, id: c.id })
+  })
+  node.addEventListener('connection:close', (evt) => {
+    const c = evt.detail
+    emit({ event: 'connection:close', peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction, id: c.id })
+  })
+  node.addEventListener('peer:identify', (evt) => {
+    const r = identifyToJson(evt.detail)
+    identified.set(r.peer, r)
+    emit({ event: 'identify', ...r })
+  })
+  if (opts.mdns) {
+    node.addEventListener('peer:discovery', (evt) => {
+      const d = evt.detail
+      emit({ event: 'discovery', peer: d.id.toString(), addrs: d.multiaddrs.map(ma => ma.toString()) })
+      if (opts.dialDiscovered) {
+        node.dial(d.id).catch(err => emit({ event: 'discovery:dial-failed', peer: d.id.toString(), error: err.message }))
+      }
+    })
+  }
+
+  await node.handle(ECHO_PROTOCOL, ({ stream }) => {
+    // sink pulls from source: the remote's window only reopens as fast as we echo (back-pressure).
+    stream.sink(stream.source).catch(err => {
+      process.stderr.write(`echo stream failed: ${err.stack}\n`)
+      stream.abort(err)
+    })
+  }, { maxInboundStreams: MAX_STREAMS, maxOutboundStreams: MAX_STREAMS })
+
+  await node.start()
+  emit({ event: 'ready', peer_id: node.peerId.toString(), addrs: addrsOf(node), libp2p_version: pkg.version })
+
+  const target = (t) => {
+    if (typeof t !== 'string' || t === '') throw new Error('missing target (a multiaddr or a peer id)')
+    return t.startsWith('/') ? multiaddr(t) : peerIdFromString(t)
+  }
+  const connectionTo = async (t) => node.dial(target(t))
+
+  const commands = {
+    async dial (c) {
+      const conn = await connectionTo(c.target)
+      return { peer: conn.remotePeer.toString(), addr: conn.remoteAddr.toString(), direction: conn.direction }
+    },
+    async hangup (c) {
+      await node.hangUp(target(c.target))
+      return {}
+    },
+    async ping (c) {
+      const rtt = await node.services.ping.ping(target(c.target))
+      return { rtt_ms: rtt }
+    },
+    async identify (c) {
+      const conn = await connectionTo(c.target)
+      return identifyToJson(await node.services.identify.identify(conn))
+    },
+    async identified (c) {
+      const r = identified.get(c.peer)
+      if (r === undefined) throw new Error(`no identify result for ${c.peer}`)
+      return r
+    },
+    async peers () {
+      const byPeer = new Map()
+      for (const conn of node.getConnections()) {
+        const p = conn.remotePeer.toString()
+        const e = byPeer.get(p) ?? { peer: p, addrs: [], connections: 0 }
+        e.addrs.push(conn.remoteAddr.toString())
+        e.connections++
+        byPeer.set(p, e)
+      }
+      return { peers: [...byPeer.values()] }
+    },
+    async open (c) {
+      if (typeof c.protocol !== 'string') throw new Error('missing protocol')
+      const conn = await connectionTo(c.target)
+      const stream = await conn.newStream(c.protocol)
+      await stream.close()
+      return { protocol: stream.protocol }
+    },
+    async echo (c) {
+      return echoClient(await connectionTo(c.target), c.streams ?? 1, c.bytes_per_stream ?? 1024)
+    },
+    async handshakes (c) {
+      const count = c.count ?? 10
+      if (typeof c.target !== 'string' || !c.target.startsWith('/')) throw new Error('handshakes needs a multiaddr target')
+      const ma = multiaddr(c.target)
+      await node.hangUp(ma).catch(() => {})
+      const t0 = performance.now()
+      for (let i = 0; i < count; i++) {
+        const conn = await node.dial(ma, { force: true })
+        await conn.close()
+      }
+      const ms = performance.now() - t0
+      return { count, elapsed_ms: ms, per_second: count / (ms / 1000) }
+    },
+    async connect_many (c) {
+      const count = c.count ?? 1
+      const ma = multiaddr(c.target)
+      let opened = 0
+      let errors = 0
+      let firstError = null
+      for (let i = 0; i < count; i++) {
+        try {
+          await node.dial(ma, { force: true })
+          opened++
+        } catch (err) {
+          errors++
+          firstError ??= err.message
+        }
+      }
+      return { opened, errors, first_error: firstError, connections: node.getConnections().length }
+    },
+    async close_all () {
+      const conns = node.getConnections()
+      await Promise.all(conns.map(conn => conn.close().catch(err => conn.abort(err))))
+      return { closed: conns.length }
+    },
+    async rss () {
+      if (typeof globalThis.gc === 'function') globalThis.gc()
+      return { rss_bytes: process.memoryUsage().rss }
+    }
+  }
+
+  let stopping = false
+  const stop = async (id) => {
+    if (stopping) return
+    stopping = true
+    await node.stop()
+    emit({ event: 'result', id, cmd: 'stop', ok: true })
+    process.exit(0)
+  }
+
+  const rl = createInterface({ input: process.stdin })
+  rl.on('line', (line) => {
+    if (line.trim() === '') return
+    let c
+    try {
+      c = JSON.parse(line)
+    } catch (err) {
+      emit({ event: 'result', id: null, cmd: null, ...describeError(new Error(`bad JSON: ${err.message}`)) })
+      return
+    }
+    if (c.cmd === 'stop') {
+      stop(c.id)
+      return
+    }
+    const fn = commands[c.cmd]
+    if (fn === undefined) {
+      emit({ event: 'result', id: c.id ?? null, cmd: c.cmd ?? null, ok: false, error: `unknown command ${c.cmd}`, code: 'UnknownCommand' })
+      return
+    }
+    // Commands run concurrently; answers are matched by id.
+    fn(c).then(
+      (r) => emit({ event: 'result', id: c.id ?? null, cmd: c.cmd, ok: true, ...r }),
+      (err) => emit({ event: 'result', id: c.id ?? null, cmd: c.cmd, ...describeError(err) })
+    )
+  })
+  rl.on('close', () => stop(null))
+  process.on('SIGTERM', () => stop(null))
+}
+
+function identifyToJson (r) {
+  return {
+    peer: r.peerId.toString(),
+    protocols: r.protocols,
+    agent_version: r.agentVersion ?? null,
+    protocol_version: r.protocolVersion ?? null,
+    listen_addrs: r.listenAddrs.map(ma => ma.toString()),
+    observed_addr: r.observedAddr?.toString() ?? null,
+    signed_peer_record: r.signedPeerRecord != null
+  }
+}
+
+async function echoOne (conn, index, bytes) {
+  const stream = await conn.newStream(ECHO_PROTOCOL, { maxOutboundStreams: MAX_STREAMS })
+  const sent = createHash('sha256')
+  const received = createHash('sha256')
+  let got = 0
+  const source = (function * () {
+    for (const chunk of patternChunks(index, bytes)) {
+      sent.update(chunk)
+      yield chunk
+    }
+  })()
+  // sink closes our write side (FIN) when the source is exhausted; read concurrently.
+  const writing = stream.sink(source)
+  for await (const list of stream.source) {
+    for (const part of list) {
+      received.update(part)
+      got += part.length
+    }
+  }
+  await writing
+  await stream.close()
+  if (got !== bytes) throw new Error(`stream ${index}: echoed ${got} bytes, sent ${bytes}`)
+  const a = sent.digest('hex')
+  const b = received.digest('hex')
+  if (a !== b) throw new Error(`stream ${index}: sha256 mismatch: sent ${a}, got back ${b}`)
+}
+
+async function echoClient (conn, streams, bytes) {
+  if (!Number.isInteger(streams) || streams < 1 || streams > MAX_STREAMS) throw new Error(`streams must be 1..${MAX_STREAMS}`)
+  if (!Number.isInteger(bytes) || bytes < 0) throw new Error('bytes_per_stream must be an integer >= 0')
+  const t0 = performance.now()
+  const results = await Promise.allSettled(Array.from({ length: streams }, (_, i) => echoOne(conn, i, bytes)))
+  const ms = performance.now() - t0
+  const failed = results.filter(r => r.status === 'rejected')
+  if (failed.length > 0) {
+    const reasons = failed.slice(0, 5).map(r => r.reason?.message ?? String(r.reason))
+    throw new Error(`${failed.length} of ${streams} echo streams failed: ${reasons.join('; ')}`)
+  }
+  const total = streams * bytes
+  return { streams, bytes: total, elapsed_ms: ms, mbps: total / 1e6 / (ms / 1000) }
+}
+
+main().catch((err) => {
+  process.stderr.write(`peer.mjs: ${err.stack ?? err}\n`)
+  process.exit(1)
+})
