@@ -1269,10 +1269,18 @@ chorus_status Node::ping(const uint8_t *peer, size_t peer_len, uint32_t timeout_
   }
   auto *impl = impl_.get();
   impl->post([impl, p, timeout_ms, fn, arg] {
-    auto once = std::make_shared<bool>(false);
-    auto report = [fn, arg, once](chorus_status st, uint64_t rtt, const std::string &why) {
-      if (*once) return;
-      *once = true;
+    // One outcome per ping: the answer, a failure, or the deadline (which also resets the stream).
+    struct State {
+      bool reported = false;
+      uint64_t stream = 0;
+      asio::steady_timer timer;
+      explicit State(asio::io_context &io) : timer(io) {}
+    };
+    auto state = std::make_shared<State>(impl->io());
+    auto report = [fn, arg, state](chorus_status st, uint64_t rtt, const std::string &why) {
+      if (state->reported) return;
+      state->reported = true;
+      state->timer.cancel();
       if (st == CHORUS_OK) {
         fn(arg, CHORUS_OK, rtt, nullptr);
       } else {
@@ -1280,14 +1288,22 @@ chorus_status Node::ping(const uint8_t *peer, size_t peer_len, uint32_t timeout_
         fn(arg, st, 0, &e);
       }
     };
+    const uint32_t limit = timeout_ms != 0 ? timeout_ms : impl->settings().limits.dial_timeout_ms;
+    state->timer.expires_after(std::chrono::milliseconds(limit));
+    state->timer.async_wait([impl, state, report](const boost::system::error_code &ec) {
+      if (ec || state->reported) return;
+      report(CHORUS_E_TIMEOUT, 0, "no ping answer within the timeout");
+      if (Stream *s = impl->find_stream(state->stream)) s->conn->stream_reset(*s, CHORUS_E_TIMEOUT, "ping timed out");
+    });
     auto sink = std::make_unique<PingClientSink>(report);
     auto *raw = sink.get();
     impl->open_stream(*p, {kPingProtocol}, std::move(sink), timeout_ms,
-                      [raw, report](chorus_status st, Stream *s, const std::string &why) {
+                      [raw, report, state](chorus_status st, Stream *s, const std::string &why) {
                         if (st != CHORUS_OK || s == nullptr) {
                           report(st, 0, why);
                           return;
                         }
+                        state->stream = s->id;
                         raw->start(*s);
                       });
   });

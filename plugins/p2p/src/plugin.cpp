@@ -156,7 +156,7 @@ class P2PPlugin final : public chorus::Plugin {
     }
     if (next.listen != settings_.listen || next.key_file != settings_.key_file ||
         next.agent_version != settings_.agent_version || next.announce_loopback != settings_.announce_loopback ||
-        std::memcmp(&next.limits, &settings_.limits, sizeof next.limits) != 0)
+        !(next.limits == settings_.limits))
       throw chorus::NeedsRestart();
     // Only the bootstrap list changed (config, or a re-read assignment file): dial the new peers.
     settings_.bootstrap_peers = next.bootstrap_peers;

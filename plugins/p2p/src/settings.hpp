@@ -26,6 +26,8 @@ struct Limits {
   double inbound_per_second = 50;         // accepted connection attempts per second (token bucket)
   uint32_t inbound_burst = 100;
   uint32_t stream_send_buffer = 1 << 20;  // per-stream send queue high-water mark (write -> BUSY)
+
+  bool operator==(const Limits &) const = default;
 };
 
 struct Settings {
