@@ -381,3 +381,29 @@ TEST(NodeLimits, InboundConnectionLimitRefuses) {
 
 }  // namespace
 }  // namespace chorus::p2p
+
+namespace chorus::p2p {
+namespace {
+
+TEST(NodeIpv6, ConnectsOverIpv6Loopback) {
+  ASSERT_GE(sodium_init(), 0);
+  QuietLog log;
+  auto s6 = loopback_settings();
+  s6.listen = {"/ip6/::1/tcp/0"};
+  Node a(s6, identity_from(0x66), log), b(s6, identity_from(0x77), log);
+  const std::string err = b.start();
+  if (!err.empty()) GTEST_SKIP() << "no IPv6 loopback here: " << err;
+  ASSERT_EQ(a.start(), "");
+  const std::string addr = listen_addr(b);
+  ASSERT_EQ(addr.rfind("/ip6/::1/tcp/", 0), 0u) << addr;
+  const auto r = connect_sync(a, addr);
+  EXPECT_EQ(r.status, CHORUS_OK) << r.error;
+  std::string peers;
+  ASSERT_EQ(b.list_peers_json(peers, nullptr), CHORUS_OK);
+  EXPECT_NE(peers.find("/ip6/::1/tcp/"), std::string::npos) << peers;
+  a.stop();
+  b.stop();
+}
+
+}  // namespace
+}  // namespace chorus::p2p
