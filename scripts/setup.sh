@@ -21,7 +21,8 @@ packages=(build-essential cmake ninja-build pkg-config python3
   libboost-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsodium-dev
   libnats-dev libcurl4-openssl-dev)
 if [ "$mode" = test ]; then
-  packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev nats-server)
+  packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev nats-server
+    iproute2 debhelper lintian debootstrap systemd curl)
 fi
 
 missing=()

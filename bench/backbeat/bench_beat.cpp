@@ -89,6 +89,28 @@ void BM_BeatSigned(benchmark::State &state) {
 }
 BENCHMARK(BM_BeatSigned)->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime();
 
+// One Ed25519 signature over a typical beat claim (~330 bytes): the per-claim price of signing_key.
+// Each claim is its own NATS message with its own signature (README "One signature per claim").
+void BM_SignClaim(benchmark::State &state) {
+  backbeat::Signer signer(std::string(64, '7'));
+  std::string claim;
+  backbeat::StatusClaim c;
+  c.agent_id = "chorus-bench-agent";
+  c.task_id = "dht-store-12345";
+  c.beat_index = 17954713215;
+  c.state = "executing";
+  c.beats_left = 997;
+  c.progress = 0.003;
+  c.notes = "P2P dht_store: executing (peers: 5, node: 12D3KooWBenchNode)";
+  c.hlc = "6f1a:0003:9c2e";
+  c.metadata_members = R"("op_type":"dht_store","phase":"executing","peers":5,"beats_passed":3,)"
+                       R"("window_id":"5b1d6a0e0f6c4e0f9d1f2a3b4c5d6e7f")";
+  backbeat::append_status_claim(&claim, c);
+  for (auto _ : state) benchmark::DoNotOptimize(signer.sign_b64(claim));
+  state.counters["claim_bytes"] = static_cast<double>(claim.size());
+}
+BENCHMARK(BM_SignClaim)->Unit(benchmark::kMicrosecond);
+
 void BM_ParseBeatFrame(benchmark::State &state) {
   const std::string f = frame(123456);
   for (auto _ : state) benchmark::DoNotOptimize(backbeat::parse_beat_frame(f));

@@ -1,9 +1,14 @@
 #!/bin/sh
 # p2p benchmarks in one run: chorus-agent <-> chorus-agent and js-libp2p <-> js-libp2p (the reference
-# peer in tests/interop/js): echo throughput over 1 and 64 streams, Noise handshakes per second, and
-# memory per idle connection. Prints a markdown section for docs/benchmarks.md.
+# peer in tests/interop/js): raw (sink) and sha256-verified (echo) throughput over 1 and 64 streams,
+# Noise handshakes per second, and memory per idle connection. Prints a markdown section for
+# docs/benchmarks.md (see bench.py for what each row measures).
 #
-#   bench/p2p/run.sh [BUILD_DIR] [--total-mib N] [--handshakes N] [--idle N] [--only chorus|js]
+#   bench/p2p/run.sh [BUILD_DIR] [--total-mib N] [--handshakes N] [--idle N] [--repeat N]
+#                    [--modes send,echo] [--only chorus|js] [--json FILE]
+#
+# The in-process micro-benchmarks of the same layers are bench_p2p (bench_p2p.cpp, built with
+# -DCHORUS_BUILD_BENCH=ON): BUILD_DIR/bin/bench_p2p.
 #
 # BUILD_DIR (default: build) must contain chorus-agent, chorus-p2p.so and chorus-test.p2p-probe.so:
 #   cmake --build BUILD_DIR --target chorus-agent chorus_plugin_p2p chorus_test_p2p_probe

@@ -9,6 +9,8 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <optional>
+#include <regex>
 #include <set>
 #include <string_view>
 
@@ -21,10 +23,28 @@ constexpr std::array<std::string_view, 7> kTypes = {"object", "array",   "string
                                                      "number", "boolean", "null"};
 
 // Everything check_schema() accepts. description, title, $schema and $comment are annotations only.
-constexpr std::array<std::string_view, 17> kKeywords = {
+constexpr std::array<std::string_view, 18> kKeywords = {
     "type",      "properties", "required",    "additionalProperties", "items",   "enum",
     "minimum",   "maximum",    "minLength",   "maxLength",            "default", "x-secret",
-    "description", "title",    "$schema",     "$comment",             "$id"};
+    "pattern",   "description", "title",      "$schema",              "$comment", "$id"};
+
+// "pattern" (ECMAScript, unanchored as JSON Schema says). std::regex recurses per character and per
+// group, so patterns and the strings tested against them are kept small.
+constexpr size_t kMaxPattern = 256;
+constexpr size_t kMaxPatternGroups = 8;
+constexpr size_t kMaxPatternSubject = 1024;
+
+std::optional<std::string> pattern_problem(const std::string &pattern) {
+  if (pattern.size() > kMaxPattern) return "a pattern may have at most " + std::to_string(kMaxPattern) + " characters";
+  if (static_cast<size_t>(std::count(pattern.begin(), pattern.end(), '(')) > kMaxPatternGroups)
+    return "a pattern may have at most " + std::to_string(kMaxPatternGroups) + " groups";
+  try {
+    std::regex re(pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error &e) {
+    return std::string("not a valid regular expression: ") + e.what();
+  }
+  return std::nullopt;
+}
 
 std::string member_path(const std::string &parent, const std::string &key) {
   return parent.empty() ? key : parent + "." + key;
@@ -208,6 +228,9 @@ std::optional<std::string> check_node(const Json &schema, const std::string &pat
       }
     } else if (keyword == "x-secret") {
       if (!value.is_boolean()) return at + ": expected a boolean, got " + json_type_name(value);
+    } else if (keyword == "pattern") {
+      if (!value.is_string()) return at + ": expected a string, got " + json_type_name(value);
+      if (auto e = pattern_problem(value.get<std::string>())) return at + ": " + *e;
     } else if (keyword != "default") {  // description, title, $schema, $comment, $id
       if (!value.is_string()) return at + ": expected a string, got " + json_type_name(value);
     }
@@ -268,6 +291,18 @@ std::optional<std::string> validate_and_default(const nlohmann::json &schema, nl
     }
     if (auto m = schema.find("maxLength"); m != schema.end() && m->is_number() && compare_numbers(Json(length), *m) > 0) {
       return with_path(path, shown(value, secret) + " is longer than " + m->dump() + " characters");
+    }
+    if (auto m = schema.find("pattern"); m != schema.end() && m->is_string()) {
+      const auto &text = value.get_ref<const std::string &>();
+      if (text.size() > kMaxPatternSubject)
+        return with_path(path, "is longer than " + std::to_string(kMaxPatternSubject) + " bytes (too long to check)");
+      bool matched = false;
+      try {
+        matched = std::regex_search(text, std::regex(m->get<std::string>(), std::regex::ECMAScript));
+      } catch (const std::regex_error &) {
+        matched = false;
+      }
+      if (!matched) return with_path(path, shown(value, secret) + " does not have the expected form (" + m->get<std::string>() + ")");
     }
   }
 

@@ -1231,6 +1231,13 @@ void Runtime::Impl::reload() {
     Record &rec = records.at(id);
     PluginEntry next_entry = w->second;
     auto now = fingerprint(locate(next_entry));
+    if (!now) {
+      // The file is gone (e.g. its package was removed): the running code stays mapped and keeps
+      // serving, but the next start of the agent will not find it.
+      warn("reload: the file of running plugin '" + id + "' (" + rec.image->origin_path +
+           ") is gone; it keeps running until the agent stops, and will fail to start after a restart "
+           "while the config still enables it");
+    }
     bool file_changed = now && !(*now == rec.image->origin_fingerprint);
     bool path_changed = next_entry.path != rec.entry.path || next_entry.sha256 != rec.entry.sha256;
     bool config_changed = next_entry.config_json != rec.entry.config_json;

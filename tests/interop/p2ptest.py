@@ -336,3 +336,433 @@ class P2PTestCase(AgentTestCase):
 def skip_unless_js(cls):
     reason = js_missing_reason()
     return unittest.skip(reason)(cls) if reason else cls
+
+
+# ---- Raw-socket adversary helpers (test_p2p_adversarial.py) ----------------------------------------
+# A misbehaving peer needs byte-level control, so these speak the wire protocols directly: multistream
+# lines, Noise XX (initiator side; X25519/ChaCha20-Poly1305/Ed25519 from libsodium through ctypes,
+# SHA-256/HMAC from hashlib) and yamux frames. They favour clarity over speed: tests send a few frames.
+import ctypes
+import ctypes.util
+import hashlib
+import hmac
+import struct
+
+MULTISTREAM_ID = b"/multistream/1.0.0"
+YAMUX_DATA, YAMUX_WINDOW_UPDATE, YAMUX_PING, YAMUX_GO_AWAY = 0, 1, 2, 3
+YAMUX_SYN, YAMUX_ACK, YAMUX_FIN, YAMUX_RST = 1, 2, 4, 8
+
+
+def uvarint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def ms_line(text):
+    """One multistream-select message: uvarint(len) || text || '\\n'."""
+    if isinstance(text, str):
+        text = text.encode()
+    return uvarint(len(text) + 1) + text + b"\n"
+
+
+def raw_connect(port, timeout=10):
+    """A plain TCP connection to 127.0.0.1:port with a receive deadline."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
+    s.settimeout(timeout * SLOW)
+    return s
+
+
+def wait_closed(sock, timeout):
+    """Reads (and keeps) whatever the peer sends until it closes the connection: returns (seconds from
+    the call until EOF or reset, bytes received). Raises AssertionError if it is still open at the
+    deadline. This blocks on the socket, so it returns the moment the agent closes."""
+    start = time.monotonic()
+    deadline = start + timeout
+    got = bytearray()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"connection still open after {timeout:.1f}s (received {bytes(got[:200])!r})")
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return time.monotonic() - start, bytes(got)
+        if not chunk:
+            return time.monotonic() - start, bytes(got)
+        got += chunk
+
+
+def recv_exact(sock, n):
+    """Exactly n bytes (the socket's timeout applies per read); raises EOFError if the peer closes."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError(f"connection closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+def read_ms_line(read):
+    """One multistream message read with `read(n) -> bytes`; returns its text without the newline."""
+    n, shift = 0, 0
+    while True:
+        b = read(1)[0]
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+        if shift > 14:
+            raise AssertionError("multistream length prefix longer than 2 bytes")
+    body = read(n)
+    if not body.endswith(b"\n"):
+        raise AssertionError(f"multistream message without newline: {body!r}")
+    return body[:-1]
+
+
+def metric_samples(agent, name):
+    """{label text: value} of every sample of metric `name` in the agent's /metrics (label text is what is
+    between the braces, "" for none)."""
+    status, text, _ = agent.http("/metrics")
+    if status != 200:
+        raise AssertionError(f"GET /metrics answered {status}")
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            key, _, value = line.rpartition(" ")
+            labels = key[len(name):].strip("{}")
+            out[labels] = float(value)
+    return out
+
+
+def metric_value(agent, name, label=""):
+    """The sum of the samples of `name` whose labels contain `label` (e.g. 'reason="noise"')."""
+    return sum(v for k, v in metric_samples(agent, name).items() if label in k)
+
+
+def wait_metric(p2p_agent, name, at_least, label="", timeout=10):
+    """Polls /metrics until metric_value(name, label) >= at_least (the p2p plugin exports its counters
+    from a 1 s timer, so there is no event to wait on). Between scrapes it waits on the probe's event
+    long-poll, as P2PAgent.wait_peer does, instead of sleeping. Returns the value."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        v = metric_value(p2p_agent.agent, name, label)
+        if v >= at_least:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name}{{{label}}} is {v}, expected >= {at_least} within {timeout * SLOW}s; "
+                                 f"samples: {metric_samples(p2p_agent.agent, name)}")
+        p2p_agent.post("/test/p2p/events", since=p2p_agent.events_answer()["count"], wait_ms=250)
+
+
+class _Sodium:
+    """The few libsodium calls a Noise XX initiator needs, through ctypes."""
+
+    def __init__(self):
+        name = ctypes.util.find_library("sodium") or "libsodium.so.23"
+        self.lib = ctypes.CDLL(name)
+        if self.lib.sodium_init() < 0:
+            raise RuntimeError("sodium_init failed")
+
+    def x25519_base(self, sk):
+        pk = ctypes.create_string_buffer(32)
+        self.lib.crypto_scalarmult_curve25519_base(pk, sk)
+        return pk.raw
+
+    def x25519(self, sk, pk):
+        out = ctypes.create_string_buffer(32)
+        if self.lib.crypto_scalarmult_curve25519(out, sk, pk) != 0:
+            raise AssertionError("low-order X25519 key from the agent")
+        return out.raw
+
+    @staticmethod
+    def _nonce(n):
+        return b"\0\0\0\0" + struct.pack("<Q", n)
+
+    def seal(self, key, n, ad, plain):
+        out = ctypes.create_string_buffer(len(plain) + 16)
+        out_len = ctypes.c_ulonglong(0)
+        self.lib.crypto_aead_chacha20poly1305_ietf_encrypt(out, ctypes.byref(out_len), plain,
+                                                           ctypes.c_ulonglong(len(plain)), ad,
+                                                           ctypes.c_ulonglong(len(ad)), None, self._nonce(n), key)
+        return out.raw[:out_len.value]
+
+    def open(self, key, n, ad, sealed):
+        out = ctypes.create_string_buffer(max(1, len(sealed)))
+        out_len = ctypes.c_ulonglong(0)
+        rc = self.lib.crypto_aead_chacha20poly1305_ietf_decrypt(out, ctypes.byref(out_len), None, sealed,
+                                                                ctypes.c_ulonglong(len(sealed)), ad,
+                                                                ctypes.c_ulonglong(len(ad)), self._nonce(n), key)
+        if rc != 0:
+            raise AssertionError("a Noise message from the agent failed authentication")
+        return out.raw[:out_len.value]
+
+    def ed25519_sign(self, seed, msg):
+        pk = ctypes.create_string_buffer(32)
+        sk = ctypes.create_string_buffer(64)
+        self.lib.crypto_sign_seed_keypair(pk, sk, seed)
+        sig = ctypes.create_string_buffer(64)
+        self.lib.crypto_sign_detached(sig, None, msg, ctypes.c_ulonglong(len(msg)), sk)
+        return pk.raw, sig.raw
+
+
+_sodium = None
+
+
+def sodium():
+    global _sodium
+    if _sodium is None:
+        _sodium = _Sodium()
+    return _sodium
+
+
+def sodium_missing_reason():
+    try:
+        sodium()
+    except (OSError, RuntimeError, AttributeError) as e:
+        return f"libsodium cannot be loaded through ctypes: {e}"
+    return None
+
+
+def _hkdf2(ck, ikm):
+    tk = hmac.new(ck, ikm, hashlib.sha256).digest()
+    o1 = hmac.new(tk, b"\x01", hashlib.sha256).digest()
+    o2 = hmac.new(tk, o1 + b"\x02", hashlib.sha256).digest()
+    return o1, o2
+
+
+def _pb_bytes(field, data):
+    return uvarint(field << 3 | 2) + uvarint(len(data)) + data
+
+
+class NoiseInitiator:
+    """The dialer's side of the libp2p Noise XX handshake over a socket on which `/noise` was already
+    agreed. handshake() leaves send()/recv() usable for Noise transport frames."""
+
+    PROTOCOL = b"Noise_XX_25519_ChaChaPoly_SHA256"
+
+    def __init__(self, sock, identity_seed=None):
+        self.sock = sock
+        self.na = sodium()
+        self.h = self.PROTOCOL
+        self.ck = self.PROTOCOL
+        self.k = None
+        self.n = 0
+        self._mix_hash(b"")  # empty prologue
+        self.identity_seed = identity_seed or os.urandom(32)
+        self.send_key = self.recv_key = None
+        self.send_n = self.recv_n = 0
+        self.remote_identity_key = None
+
+    # Symmetric state (Noise spec section 5.2).
+    def _mix_hash(self, data):
+        self.h = hashlib.sha256(self.h + data).digest()
+
+    def _mix_key(self, ikm):
+        self.ck, self.k = _hkdf2(self.ck, ikm)
+        self.n = 0
+
+    def _encrypt_and_hash(self, plain):
+        if self.k is None:
+            out = plain
+        else:
+            out = self.na.seal(self.k, self.n, self.h, plain)
+            self.n += 1
+        self._mix_hash(out)
+        return out
+
+    def _decrypt_and_hash(self, sealed):
+        if self.k is None:
+            out = sealed
+        else:
+            out = self.na.open(self.k, self.n, self.h, sealed)
+            self.n += 1
+        self._mix_hash(sealed)
+        return out
+
+    def send_frame(self, msg):
+        self.sock.sendall(struct.pack(">H", len(msg)) + msg)
+
+    def recv_frame(self):
+        n = struct.unpack(">H", recv_exact(self.sock, 2))[0]
+        return recv_exact(self.sock, n)
+
+    def handshake(self):
+        e_sk = os.urandom(32)
+        e_pk = self.na.x25519_base(e_sk)
+        self._mix_hash(e_pk)
+        self._encrypt_and_hash(b"")
+        self.send_frame(e_pk)                                          # -> e
+
+        msg2 = self.recv_frame()                                       # <- e, ee, s, es
+        if len(msg2) < 96:
+            raise AssertionError(f"noise message 2 of {len(msg2)} bytes")
+        re = msg2[:32]
+        self._mix_hash(re)
+        self._mix_key(self.na.x25519(e_sk, re))
+        rs = self._decrypt_and_hash(msg2[32:80])
+        self._mix_key(self.na.x25519(e_sk, rs))
+        self.remote_payload = self._decrypt_and_hash(msg2[80:])
+
+        s_sk = os.urandom(32)                                          # -> s, se
+        s_pk = self.na.x25519_base(s_sk)
+        id_pk, sig = self.na.ed25519_sign(self.identity_seed, b"noise-libp2p-static-key:" + s_pk)
+        payload = _pb_bytes(1, b"\x08\x01\x12\x20" + id_pk) + _pb_bytes(2, sig)
+        c1 = self._encrypt_and_hash(s_pk)
+        self._mix_key(self.na.x25519(s_sk, re))
+        c2 = self._encrypt_and_hash(payload)
+        self.send_frame(c1 + c2)
+        self.send_key, self.recv_key = _hkdf2(self.ck, b"")
+        return self
+
+    def send(self, plain):
+        """Encrypts plain into as many transport frames as needed (65519 plaintext bytes each)."""
+        out = bytearray()
+        for i in range(0, max(1, len(plain)), 65519):
+            sealed = self.na.seal(self.send_key, self.send_n, b"", plain[i:i + 65519])
+            self.send_n += 1
+            out += struct.pack(">H", len(sealed)) + sealed
+        self.sock.sendall(bytes(out))
+
+    def recv(self):
+        """One transport frame's plaintext; EOFError when the agent closes."""
+        plain = self.na.open(self.recv_key, self.recv_n, b"", self.recv_frame())
+        self.recv_n += 1
+        return plain
+
+
+def noise_dial(port, identity_seed=None, timeout=10):
+    """TCP + multistream /noise + Noise XX to an agent; returns the NoiseInitiator (transport mode)."""
+    s = raw_connect(port, timeout)
+    s.sendall(ms_line(MULTISTREAM_ID) + ms_line("/noise"))
+    read = lambda n: recv_exact(s, n)  # noqa: E731
+    if read_ms_line(read) != MULTISTREAM_ID or read_ms_line(read) != b"/noise":
+        raise AssertionError("the agent did not accept /noise")
+    return NoiseInitiator(s, identity_seed).handshake()
+
+
+class YamuxClient:
+    """A yamux client session over a NoiseInitiator, after multistream /yamux/1.0.0. Only what the tests
+    need: open streams, send raw frames, read frames per stream. Pings from the agent are answered and
+    streams the agent opens (identify) are reset, so they never block the test."""
+
+    def __init__(self, noise):
+        self.noise = noise
+        self.buf = bytearray()
+        self.streams = {}     # stream id -> bytearray of received data
+        self.flags = {}       # stream id -> OR of flags seen
+        self.go_away = None   # the agent's GoAway code, once seen
+        self.send_window = {}  # stream id -> bytes we may still send (256 KiB + the agent's updates)
+        self.next_id = 1
+        noise.send(ms_line(MULTISTREAM_ID) + ms_line("/yamux/1.0.0"))
+        if self._read_line() != MULTISTREAM_ID or self._read_line() != b"/yamux/1.0.0":
+            raise AssertionError("the agent did not accept /yamux/1.0.0")
+
+    def _fill(self, n):
+        while len(self.buf) < n:
+            self.buf += self.noise.recv()
+
+    def _take(self, n):
+        self._fill(n)
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def _read_line(self):
+        return read_ms_line(self._take)
+
+    @staticmethod
+    def frame(ftype, flags, sid, length, data=b"", version=0):
+        return struct.pack(">BBHII", version, ftype, flags, sid, length) + data
+
+    def send_frame(self, ftype, flags, sid, length, data=b"", version=0):
+        self.noise.send(self.frame(ftype, flags, sid, length, data, version))
+
+    def open_stream(self, first_data=b""):
+        """Opens a stream (SYN on a data frame carrying first_data); returns its id."""
+        sid = self.next_id
+        self.next_id += 2
+        self.streams[sid] = bytearray()
+        self.flags[sid] = 0
+        self.send_window[sid] = 256 * 1024 - len(first_data)
+        self.send_frame(YAMUX_DATA, YAMUX_SYN, sid, len(first_data), first_data)
+        return sid
+
+    def write(self, sid, data, flags=0):
+        """One data frame, regardless of the window (tests overstep it on purpose)."""
+        self.send_window[sid] = self.send_window.get(sid, 0) - len(data)
+        self.send_frame(YAMUX_DATA, flags, sid, len(data), data)
+
+    def read_frame(self):
+        """Reads and dispatches one frame; returns (type, flags, stream id, length)."""
+        ver, ftype, flags, sid, length = struct.unpack(">BBHII", self._take(12))
+        if ver != 0:
+            raise AssertionError(f"agent sent yamux version {ver}")
+        if ftype == YAMUX_DATA:
+            data = self._take(length)
+            if sid in self.streams:
+                self.streams[sid] += data
+        if ftype == YAMUX_PING and flags & YAMUX_SYN:
+            self.send_frame(YAMUX_PING, YAMUX_ACK, 0, length)
+        if ftype == YAMUX_GO_AWAY:
+            self.go_away = length
+        if ftype == YAMUX_WINDOW_UPDATE and sid in self.send_window:
+            self.send_window[sid] += length
+        if sid != 0:
+            if sid not in self.streams and flags & YAMUX_SYN:
+                self.send_frame(YAMUX_WINDOW_UPDATE, YAMUX_RST, sid, 0)  # we serve nothing
+            if sid in self.flags:
+                self.flags[sid] |= flags
+        return ftype, flags, sid, length
+
+    def wait_stream(self, sid, pred, what="stream state"):
+        """Reads frames until pred(data bytes, flags) holds for stream sid."""
+        while not pred(bytes(self.streams[sid]), self.flags[sid]):
+            try:
+                self.read_frame()
+            except (EOFError, ConnectionResetError) as e:
+                raise AssertionError(f"connection closed while waiting for {what} on stream {sid}: {e}")
+        return bytes(self.streams[sid])
+
+    def stream_lines(self, sid, count):
+        """The first `count` multistream messages received on stream sid, and the bytes after them."""
+        def parse(data):
+            lines, pos = [], 0
+            for _ in range(count):
+                n, shift, start = 0, 0, pos
+                while pos < len(data):
+                    b = data[pos]
+                    pos += 1
+                    n |= (b & 0x7F) << shift
+                    shift += 7
+                    if not b & 0x80:
+                        break
+                else:
+                    return None
+                if pos + n > len(data) or pos == start:
+                    return None
+                lines.append(data[pos:pos + n - 1])
+                pos += n
+            return lines, data[pos:]
+        self.wait_stream(sid, lambda d, f: parse(d) is not None or f & YAMUX_RST, "multistream replies")
+        return parse(bytes(self.streams[sid]))
+
+    def ping(self, payload=None):
+        """/ipfs/ping/1.0.0 on a new stream (lazy multistream); asserts the echo; returns the stream id."""
+        payload = payload or os.urandom(32)
+        sid = self.open_stream(ms_line(MULTISTREAM_ID) + ms_line("/ipfs/ping/1.0.0") + payload)
+        header = ms_line(MULTISTREAM_ID) + ms_line("/ipfs/ping/1.0.0")
+        data = self.wait_stream(sid, lambda d, f: len(d) >= len(header) + 32 or f & YAMUX_RST, "ping echo")
+        if data != header + payload:
+            raise AssertionError(f"ping answer {data!r} (flags {self.flags[sid]:#x}), expected the echo")
+        return sid

@@ -13,7 +13,7 @@ using Json = nlohmann::json;
 
 const std::string kSupported =
     " (supported: type, properties, required, additionalProperties, items, enum, minimum, maximum, minLength, "
-    "maxLength, default, x-secret, description, title, $schema, $comment, $id)";
+    "maxLength, default, x-secret, pattern, description, title, $schema, $comment, $id)";
 const std::string kTypeChoices = " (expected object, array, string, integer, number, boolean or null)";
 
 // check_schema's verdict on JSON text: "" when accepted.
@@ -56,10 +56,26 @@ TEST(JsonSchemaCheck, AcceptsEveryKeyword) {
             "");
 }
 
+TEST(JsonSchemaCheck, PatternsAreCheckedAndBounded) {
+  EXPECT_EQ(check(R"({"type": "string", "pattern": "^/ip4/"})"), "");
+  EXPECT_NE(check(R"j({"pattern": "(unclosed"})j").find("schema.pattern: not a valid regular expression"), std::string::npos);
+  EXPECT_NE(check(R"j({"pattern": "((((((((((a))))))))))"})j").find("at most 8 groups"), std::string::npos);
+  EXPECT_NE(check(R"({"pattern": 3})").find("schema.pattern: expected a string"), std::string::npos);
+}
+
+TEST(JsonSchemaValidate, PatternMatchesOrNamesTheValue) {
+  const char *schema = R"({"type": "array", "items": {"type": "string", "pattern": "^/ip4/[0-9.]+/tcp/[0-9]+$"}})";
+  EXPECT_EQ(validate_text(schema, R"(["/ip4/1.2.3.4/tcp/9000"])"), "");
+  EXPECT_EQ(validate_text(schema, R"(["/ip4/1.2.3.4/tcp/9000", "/ip4/1.2.3.4/tcp/x"])"),
+            "plugins.x.config[1]: '/ip4/1.2.3.4/tcp/x' does not have the expected form (^/ip4/[0-9.]+/tcp/[0-9]+$)");
+  const std::string long_value = "[\"" + std::string(2000, 'a') + "\"]";
+  EXPECT_NE(validate_text(schema, long_value.c_str()).find("too long to check"), std::string::npos);
+}
+
 TEST(JsonSchemaCheck, RejectsUnknownKeywords) {
   EXPECT_EQ(check(R"({"tpye": "string"})"), "schema: unknown keyword 'tpye'" + kSupported);
-  EXPECT_EQ(check(R"({"properties": {"listen": {"items": {"pattern": "^/"}}}})"),
-            "schema.properties.listen.items: unknown keyword 'pattern'" + kSupported);
+  EXPECT_EQ(check(R"({"properties": {"listen": {"items": {"patern": "^/"}}}})"),
+            "schema.properties.listen.items: unknown keyword 'patern'" + kSupported);
   EXPECT_EQ(check(R"({"exclusiveMinimum": 0})"), "schema: unknown keyword 'exclusiveMinimum'" + kSupported);
   EXPECT_EQ(check(R"({"additionalProperties": {"maximun": 3}})"),
             "schema.additionalProperties: unknown keyword 'maximun'" + kSupported);

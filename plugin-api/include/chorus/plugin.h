@@ -343,7 +343,8 @@ typedef struct chorus_plugin_descriptor {
   uint32_t requirements_count;
   const chorus_require *requirements;
   /* Optional JSON Schema (subset: type, properties, required, additionalProperties, items, enum,
-   * minimum, maximum, minLength, maxLength, default; "x-secret": true redacts a value in logs and
+   * minimum, maximum, minLength, maxLength, pattern (ECMAScript, at most 256 characters and 8 groups;
+   * strings over 1 KiB never match), default; "x-secret": true redacts a value in logs and
    * /plugins). The host validates the plugin's config against it before create. */
   const char *config_schema_json;
   const chorus_plugin_vtable *vtable;

@@ -4,7 +4,8 @@
 //  - an accepted frame satisfies the schema constraints and re-serialises to a frame that parses to
 //    the same values;
 //  - every StatusClaim the engine emits is valid against statusclaim-v1;
-//  - the engine's beat never moves backwards once a real frame has set the numbering.
+//  - the engine's beat never moves backwards once a real frame has set the numbering;
+//  - a legacy {bar, beat} frame is never accepted, and never changes the beat.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -23,7 +24,9 @@ namespace {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const std::string_view in(reinterpret_cast<const char *>(data), size);
   std::string why;
-  auto f = backbeat::parse_beat_frame(in, &why);
+  bool legacy = false;
+  auto f = backbeat::parse_beat_frame(in, &why, &legacy);
+  if (legacy && f) violated("legacy frame accepted");
   if (f) {
     if (!backbeat::valid_cluster_id(f->cluster_id) || f->beat_index < 0 || !backbeat::valid_hlc(f->hlc) ||
         !backbeat::valid_rfc3339(f->deadline_at) || !backbeat::tempo_valid(f->tempo_bpm) || f->window_id.size() != 32)
@@ -50,7 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   e.on_frame(in, 0, 1700000000000, &out);
   int64_t last = e.current_beat();
   for (uint64_t t = 1; t < 3; ++t) {
-    e.on_frame(in, t * 100, 1700000000000 + t * 100, &out);
+    const auto verdict = e.on_frame(in, t * 100, 1700000000000 + t * 100, &out);
+    if (verdict == backbeat::FrameVerdict::legacy && e.current_beat() != last) violated("legacy frame moved the beat");
     if (e.current_beat() < last) violated("beat moved backwards");
     last = e.current_beat();
   }

@@ -44,6 +44,21 @@ bool valid_op_type(std::string_view t) noexcept {
          t == CHORUS_BACKBEAT_OP_PEER_DISCOVERY;
 }
 
+bool tempo_change_within_limit(double from_bpm, double to_bpm) noexcept {
+  if (!(from_bpm > 0)) return true;
+  const double allowed = std::max(from_bpm * kMaxTempoStep, 0.1);
+  return std::fabs(to_bpm - from_bpm) <= allowed + 1e-9;
+}
+
+double next_tempo_step(double from_bpm, double target_bpm) noexcept {
+  if (tempo_change_within_limit(from_bpm, target_bpm)) return target_bpm;
+  // Round toward the current tempo so the step stays inside the limit.
+  double next = target_bpm > from_bpm ? std::floor(from_bpm * (1.0 + kMaxTempoStep) * 10.0 + 1e-9) / 10.0
+                                      : std::ceil(from_bpm * (1.0 - kMaxTempoStep) * 10.0 - 1e-9) / 10.0;
+  if (std::fabs(next - from_bpm) < 0.05) next = from_bpm + (target_bpm > from_bpm ? 0.1 : -0.1);
+  return std::round(next * 10.0) / 10.0;
+}
+
 Engine::Engine(EngineConfig cfg, uint64_t mono_ms, uint64_t unix_ms)
     : cfg_(std::move(cfg)), hlc_(cfg_.agent_id), tempo_(cfg_.tempo_bpm), last_arrival_mono_(mono_ms),
       last_beat_mono_(mono_ms) {
@@ -231,10 +246,13 @@ void Engine::emit_claim(std::string_view task, std::string_view state, int32_t b
 
 FrameVerdict Engine::on_frame(std::string_view json, uint64_t mono_ms, uint64_t unix_ms, std::vector<Outgoing> *out,
                               std::string *why) {
-  auto f = parse_beat_frame(json, why);
+  bool legacy = false;
+  auto f = parse_beat_frame(json, why, &legacy);
   if (!f) {
-    ++stats_.frames_invalid;
-    return FrameVerdict::invalid;
+    // A legacy {bar, beat} frame cannot be placed on the v1 beat_index line (see wire.hpp), so it is
+    // ignored like an invalid one, but counted apart: it means an old pulse is still on the subject.
+    ++(legacy ? stats_.frames_legacy : stats_.frames_invalid);
+    return legacy ? FrameVerdict::legacy : FrameVerdict::invalid;
   }
   if (f->cluster_id != cfg_.cluster_id) {
     ++stats_.frames_wrong_cluster;
@@ -248,6 +266,16 @@ FrameVerdict Engine::on_frame(std::string_view json, uint64_t mono_ms, uint64_t 
     return FrameVerdict::stale;
   }
   hlc_.observe(f->hlc, unix_ms);
+  if (last_frame_tempo_ > 0 && !tempo_change_within_limit(last_frame_tempo_, f->tempo_bpm)) {
+    // BACKBEAT-REQ-004 limits a tempo change to 10 %. The frame is still accepted: the pulse leader
+    // is authoritative (a new leader with another configuration, an operator's override), and
+    // refusing its tempo would leave this agent out of step with everyone else for good. The jump is
+    // counted and reported instead; the tempo measurement restarts at the new tempo.
+    ++stats_.tempo_jumps;
+    last_jump_ = TempoJump{last_frame_tempo_, f->tempo_bpm, f->beat_index};
+    ring_count_ = 0;
+  }
+  last_frame_tempo_ = f->tempo_bpm;
   if (!have_real_) {
     // The first real frame is authoritative for the numbering: until now beats were provisional
     // (wall-clock based, or derived locally). Rebase the operations so their beat counts carry over,
@@ -396,10 +424,17 @@ BeatFrame Engine::make_frame(int64_t index, uint64_t unix_ms) {
   return f;
 }
 
+BeatFrame Engine::next_pulse_frame(int64_t index, uint64_t unix_ms) {
+  const int64_t bar = std::max<int64_t>(1, cfg_.bar_length);
+  if (index % bar == 0 && tempo_ != cfg_.tempo_bpm) tempo_ = next_tempo_step(tempo_, cfg_.tempo_bpm);
+  return make_frame(index, unix_ms);
+}
+
 void Engine::pulse_beat(const BeatFrame &f, uint64_t mono_ms, uint64_t unix_ms, std::vector<Outgoing> *out) {
   if (have_real_ && f.beat_index <= last_real_index_) return;
   have_real_ = true;
   last_real_index_ = f.beat_index;
+  last_frame_tempo_ = f.tempo_bpm;
   last_arrival_mono_ = mono_ms;
   record_arrival(f.beat_index, mono_ms);
   if (have_beat_ && f.beat_index <= current_beat_) return;
@@ -412,7 +447,9 @@ void Engine::set_pulsing(bool on, uint64_t mono_ms) noexcept {
       degraded_ = false;
       ++stats_.recoveries;
     }
-    tempo_ = cfg_.tempo_bpm;
+    // Taking over a running cluster keeps its tempo and moves toward ours in limited steps; with
+    // no pulse ever heard, there is no cluster tempo to respect.
+    if (!have_real_) tempo_ = cfg_.tempo_bpm;
   }
   if (!on && pulsing_) last_arrival_mono_ = mono_ms;  // a new listener gets the full grace period
   pulsing_ = on;

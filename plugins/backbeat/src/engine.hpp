@@ -18,7 +18,7 @@ struct EngineConfig {
   std::string cluster_id = "chorus-production";
   std::string agent_id = "chorus-agent";
   std::string node_id = "unknown";
-  double tempo_bpm = 2.0;            // until a pulse announces another
+  double tempo_bpm = 2.0;            // until a pulse announces another; the pulse's target tempo
   int64_t bar_length = 120;          // beats per bar (pulse mode, local derivation)
   double degrade_after_beats = 2.0;  // silence (in beats) before deriving beats locally
   int64_t health_every = 8;          // health claim every N processed beats
@@ -55,7 +55,8 @@ struct Outgoing {
 
 struct EngineStats {
   uint64_t beats_remote = 0, beats_local = 0, beats_pulse = 0, beats_skipped = 0;
-  uint64_t frames_invalid = 0, frames_stale = 0, frames_wrong_cluster = 0;
+  uint64_t frames_invalid = 0, frames_stale = 0, frames_wrong_cluster = 0, frames_legacy = 0;
+  uint64_t tempo_jumps = 0;  // accepted frames whose tempo moved more than the ±10 % limit
   uint64_t claims_built = 0, health_claims = 0;
   uint64_t ops_started = 0, ops_completed = 0, ops_failed = 0, overruns = 0;
   uint64_t degradations = 0, recoveries = 0, cleaned_up = 0;
@@ -73,7 +74,22 @@ struct EngineSnapshot {
   std::string window_id;
 };
 
-enum class FrameVerdict { processed, synced, stale, invalid, wrong_cluster };
+enum class FrameVerdict { processed, synced, stale, invalid, wrong_cluster, legacy };
+
+// BACKBEAT-REQ-004: the tempo changes by at most 10 % at a time. Tempos are multiples of 0.1 BPM
+// (BeatFrame schema), so below 1 BPM, where 10 % is less than that resolution, one 0.1 BPM step is
+// the smallest possible change and is allowed too.
+constexpr double kMaxTempoStep = 0.10;
+bool tempo_change_within_limit(double from_bpm, double to_bpm) noexcept;
+// The next tempo on the way from `from_bpm` to `target_bpm`: the target itself when within the
+// limit, else one step of at most 10 % (never less than 0.1 BPM), a multiple of 0.1.
+double next_tempo_step(double from_bpm, double target_bpm) noexcept;
+
+// A frame whose tempo broke the limit (accepted anyway: the pulse leader is authoritative).
+struct TempoJump {
+  double from_bpm = 0, to_bpm = 0;
+  int64_t beat_index = 0;
+};
 
 class Engine {
  public:
@@ -105,6 +121,14 @@ class Engine {
   bool pulsing() const noexcept { return pulsing_; }
   // A BeatFrame for beat `index` at this engine's tempo and bar length.
   BeatFrame make_frame(int64_t index, uint64_t unix_ms);
+  // The frame this agent pulses for beat `index`: on a downbeat the tempo first moves one limited
+  // step toward the pulse target (set_pulse_target), so a tempo change spreads over bars.
+  BeatFrame next_pulse_frame(int64_t index, uint64_t unix_ms);
+  // A reconfigured tempo for pulse mode; approached from the current tempo by next_pulse_frame.
+  void set_pulse_target(double bpm) noexcept { cfg_.tempo_bpm = bpm; }
+  double pulse_target() const noexcept { return cfg_.tempo_bpm; }
+  double tempo() const noexcept { return tempo_; }
+  const TempoJump &last_tempo_jump() const noexcept { return last_jump_; }
 
   // ---- introspection ----
   EngineSnapshot snapshot() const;
@@ -150,6 +174,8 @@ class Engine {
   int64_t last_real_index_ = -1;
   uint64_t beats_processed_ = 0;
   double tempo_;
+  double last_frame_tempo_ = 0;  // tempo of the last accepted real frame (0: none yet)
+  TempoJump last_jump_;
   std::string window_id_;
   uint64_t last_arrival_mono_;
   uint64_t last_beat_mono_;

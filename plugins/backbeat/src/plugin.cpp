@@ -3,6 +3,7 @@
 // emits StatusClaims, optionally pulses itself. See plugins/backbeat/README.md.
 #include <chorus/plugin.hpp>
 #include <chorus/services/backbeat_v1.h>
+#include <chorus/services/election_v1.h>
 #include <sodium.h>
 
 #include <cmath>
@@ -22,16 +23,6 @@ namespace backbeat {
 namespace {
 
 using json = nlohmann::json;
-
-// PROVISIONAL: the election service header (chorus/services/election_v1.h) does not exist yet. The
-// pulse gate assumes its v1 table starts with these slots; the election issue must keep this prefix
-// (or this plugin must be updated together with it). Until an election plugin exists, the service
-// is never bound and the gate is "no election: pulse".
-struct ElectionProbeV1 {
-  uint32_t struct_size;
-  uint32_t reserved;
-  chorus_status (*is_admin)(void *self, int32_t *out_is_admin, chorus_error *err);
-};
 
 constexpr const char *kConfigSchema = R"({
   "type": "object",
@@ -76,6 +67,7 @@ struct Settings {
   int64_t reconnect_wait_max_ms = 8000;
   int64_t tick_ms = 0;
   std::string signing_key;
+  bool operator==(const Settings &) const = default;
 };
 
 [[noreturn]] void config_error(const std::string &msg) { throw chorus::Error(CHORUS_E_CONFIG, msg); }
@@ -243,6 +235,8 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     buffered_ = host_.gauge("chorus_backbeat_messages_buffered", "Messages waiting in the outbox for NATS");
     reconnects_ = host_.counter("chorus_backbeat_reconnects_total", "NATS reconnections");
     slow_ = host_.counter("chorus_backbeat_slow_consumer_total", "NATS slow-consumer events on the beat subscription");
+    tempo_jumps_ = host_.counter("chorus_backbeat_tempo_jumps_total",
+                                 "BeatFrames whose tempo changed by more than 10 % (accepted, BACKBEAT-REQ-004)");
     connected_g_ = host_.gauge("chorus_backbeat_connected", "1 while connected to NATS");
     degraded_g_ = host_.gauge("chorus_backbeat_local_degradation", "1 while beats are derived locally");
     active_g_ = host_.gauge("chorus_backbeat_active_operations", "Active P2P operations");
@@ -350,6 +344,34 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     host_.info("BACKBEAT integration stopped");
   }
 
+  // Only a tempo change is applied live; it takes effect in pulse mode, where the pulse moves toward
+  // the new tempo by at most 10 % per bar (BACKBEAT-REQ-004) instead of jumping. A listener keeps
+  // following the pulse's tempo either way. Any other change restarts the plugin.
+  void reconfigure(std::string_view config_json) override {
+    json info;
+    try {
+      info = json::parse(host_.host_info(), nullptr, false);
+    } catch (const chorus::Error &) {
+      info = json::object();
+    }
+    Settings next = parse_settings(config_json, info);
+    Settings same_tempo = next;
+    same_tempo.tempo_bpm = s_.tempo_bpm;
+    if (!(same_tempo == s_)) throw chorus::NeedsRestart("backbeat applies only tempo_bpm without a restart");
+    if (next.tempo_bpm == s_.tempo_bpm) return;
+    double from = 0;
+    {
+      std::lock_guard lk(mu_);
+      s_.tempo_bpm = next.tempo_bpm;
+      if (!engine_) return;
+      from = engine_->tempo();
+      engine_->set_pulse_target(next.tempo_bpm);
+    }
+    host_.info("tempo_bpm reconfigured to " + fmt(next.tempo_bpm) + " BPM" +
+               (s_.pulse ? "; the pulse moves from " + fmt(from) + " BPM by at most 10 % per bar"
+                         : std::string("; used when this agent pulses or derives beats")));
+  }
+
   chorus::ServiceTable service(std::string_view name, uint16_t major) override {
     if (name == CHORUS_BACKBEAT_SERVICE && major == 1) return {&table_, this};
     return Plugin::service(name, major);
@@ -360,9 +382,32 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     std::string why;
     FrameVerdict verdict = FrameVerdict::invalid;
     const auto t0 = std::chrono::steady_clock::now();
+    std::string jump;
+    bool warn_legacy = false;
+    uint64_t legacy_count = 0;
     with_engine([&](Engine &e, std::vector<Outgoing> &out) {
-      verdict = e.on_frame(payload, host_.now_ms(), unix_now_ms(), &out, &why);
+      const uint64_t jumps = e.stats().tempo_jumps;
+      const uint64_t mono = host_.now_ms();
+      verdict = e.on_frame(payload, mono, unix_now_ms(), &out, &why);
+      if (e.stats().tempo_jumps != jumps) {
+        const TempoJump &j = e.last_tempo_jump();
+        jump = "tempo jump at beat " + std::to_string(j.beat_index) + ": " + fmt(j.from_bpm) + " -> " + fmt(j.to_bpm) +
+               " BPM exceeds the 10 % change limit (BACKBEAT-REQ-004); following the pulse";
+        add_error_locked(jump);
+      }
+      if (verdict == FrameVerdict::legacy) {
+        // One warning per minute at most: an old pulse publishes every beat.
+        legacy_count = e.stats().frames_legacy;
+        if (legacy_warned_at_ == 0 || mono - legacy_warned_at_ >= kLegacyWarnEveryMs) {
+          warn_legacy = true;
+          legacy_warned_at_ = mono == 0 ? 1 : mono;
+        }
+      }
     });
+    if (!jump.empty()) host_.warn(jump);
+    if (warn_legacy)
+      host_.warn("ignored a legacy {bar, beat} BeatFrame (BACKBEAT REQ-043; " + std::to_string(legacy_count) +
+                 " so far): it has no beat_index, so it cannot be placed on the v1 beat line; upgrade the pulse");
     switch (verdict) {
       case FrameVerdict::processed:
         beat_cost_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -371,6 +416,7 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
       case FrameVerdict::invalid: host_.debug("ignored invalid BeatFrame: " + why); break;
       case FrameVerdict::stale: host_.debug("ignored stale BeatFrame: " + why); break;
       case FrameVerdict::wrong_cluster: host_.debug("ignored BeatFrame: " + why); break;
+      case FrameVerdict::legacy: break;
     }
   }
 
@@ -466,10 +512,11 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
 
   bool may_pulse() const {
     chorus::ErrorBuffer err;
-    auto ref = host_.try_acquire<ElectionProbeV1>("chorus.election", "^1", &err);
+    auto ref = host_.try_acquire<chorus_election_v1>(CHORUS_ELECTION_SERVICE, "^1", &err);
     if (!ref) return true;  // no election service: this agent pulses (contract §7)
     int32_t admin = 0;
-    if (ref.call<&ElectionProbeV1::is_admin>(&admin, err.get()) != CHORUS_OK) return false;
+    // An error means "not admin" (election_v1.h): never claim a leadership that cannot be confirmed.
+    if (ref.call<&chorus_election_v1::is_admin>(&admin, err.get()) != CHORUS_OK) return false;
     return admin != 0;
   }
 
@@ -479,7 +526,8 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     std::unique_lock lk(mu_);
     if (stopping_ || !engine_) return;
     const uint64_t mono = host_.now_ms();
-    const double period = 60000.0 / s_.tempo_bpm;
+    // The current tempo, which may be on its way to a reconfigured one (next_pulse_frame).
+    const double period = engine_->period_ms();
     // Fell behind (suspended, overloaded)? Skip to the current beat rather than bursting.
     while (pulse_due_ + period <= static_cast<double>(mono)) {
       pulse_due_ += period;
@@ -493,7 +541,7 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     const auto t0 = std::chrono::steady_clock::now();
     if (admin) {
       const uint64_t unix = unix_now_ms();
-      BeatFrame f = engine_->make_frame(pulse_index_, unix);
+      BeatFrame f = engine_->next_pulse_frame(pulse_index_, unix);
       Outgoing o;
       o.is_frame = true;
       o.payload = serialize_beat_frame(f);
@@ -501,7 +549,7 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
       engine_->pulse_beat(f, mono, unix, &out);
     }
     ++pulse_index_;
-    pulse_due_ += period;
+    pulse_due_ += engine_->period_ms();  // the beat just made lasts a period of its own tempo
     arm_pulse_locked();
     std::unique_lock plk(pub_mu_);
     lk.unlock();
@@ -567,6 +615,8 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     if (double d = delta(es.frames_invalid, m_.frames_invalid)) frames_rejected_.add("invalid", d);
     if (double d = delta(es.frames_stale, m_.frames_stale)) frames_rejected_.add("stale", d);
     if (double d = delta(es.frames_wrong_cluster, m_.frames_wrong_cluster)) frames_rejected_.add("wrong_cluster", d);
+    if (double d = delta(es.frames_legacy, m_.frames_legacy)) frames_rejected_.add("legacy", d);
+    if (double d = delta(es.tempo_jumps, m_.tempo_jumps)) tempo_jumps_.add(d);
     if (double d = delta(es.claims_built, m_.claims_built)) claims_.add(d);
     if (double d = delta(es.overruns, m_.overruns)) overruns_.add("operation", d);
     if (double d = delta(ts.published, mt_.published)) published_.add(d);
@@ -621,7 +671,9 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     h["published"] = ts.published;
     const EngineStats &st = engine_->stats();
     h["frames_rejected"] = {{"invalid", st.frames_invalid}, {"stale", st.frames_stale},
-                            {"wrong_cluster", st.frames_wrong_cluster}};
+                            {"wrong_cluster", st.frames_wrong_cluster}, {"legacy", st.frames_legacy}};
+    h["tempo_jumps"] = st.tempo_jumps;
+    if (engine_->pulsing() && engine_->tempo() != engine_->pulse_target()) h["tempo_target"] = engine_->pulse_target();
     h["beats"] = {{"remote", st.beats_remote}, {"local", st.beats_local}, {"pulse", st.beats_pulse},
                   {"skipped", st.beats_skipped}};
     h["slow_consumer"] = ts.slow_consumer;
@@ -825,16 +877,19 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
   std::string last_health_msg_;
   bool health_reported_once_ = false;
   bool last_degraded_ = false;
+  static constexpr uint64_t kLegacyWarnEveryMs = 60000;
+  uint64_t legacy_warned_at_ = 0;  // host monotonic ms of the last legacy-frame warning (0 = never)
   EngineStats m_;
   TransportStats mt_;
 
-  chorus::Counter beats_, frames_rejected_, claims_, published_, dropped_, reconnects_, slow_, ops_, overruns_;
+  chorus::Counter beats_, frames_rejected_, claims_, published_, dropped_, reconnects_, slow_, ops_, overruns_,
+      tempo_jumps_;
   chorus::Gauge buffered_, connected_g_, degraded_g_, active_g_, beat_g_, tempo_g_, measured_g_;
   chorus::Histogram beat_cost_;
 };
 
 constexpr chorus_provide kProvides[] = {chorus::provide(CHORUS_BACKBEAT_SERVICE, 1, 0)};
-constexpr chorus_require kRequires[] = {chorus::require("chorus.election", "^1", CHORUS_REQUIRE_OPTIONAL)};
+constexpr chorus_require kRequires[] = {chorus::require(CHORUS_ELECTION_SERVICE, "^1", CHORUS_REQUIRE_OPTIONAL)};
 
 }  // namespace backbeat
 

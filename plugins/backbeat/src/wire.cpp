@@ -170,13 +170,21 @@ std::string window_id_for(std::string_view cluster_id, int64_t bar) {
   return out;
 }
 
-std::optional<BeatFrame> parse_beat_frame(std::string_view text, std::string *why) noexcept {
+std::optional<BeatFrame> parse_beat_frame(std::string_view text, std::string *why, bool *legacy) noexcept {
+  if (legacy != nullptr) *legacy = false;
   try {
     if (text.size() > kMaxFrameBytes) return fail(why, "frame too large"), std::nullopt;
     if (!depth_ok(text)) return fail(why, "frame nested too deeply"), std::nullopt;
     const json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return fail(why, "not JSON"), std::nullopt;
     if (!j.is_object()) return fail(why, "not a JSON object"), std::nullopt;
+    if (!j.contains("beat_index") && j.contains("bar") && j.contains("beat")) {
+      int64_t bar = -1, beat = -1;
+      if (as_int64(j["bar"], &bar) && as_int64(j["beat"], &beat) && bar >= 0 && beat >= 0) {
+        if (legacy != nullptr) *legacy = true;
+        return fail(why, "legacy {bar, beat} frame without beat_index"), std::nullopt;
+      }
+    }
     BeatFrame f;
     bool seen[9] = {};
     static constexpr const char *kRequired[] = {"type",  "cluster_id",  "beat_index", "downbeat", "phase",

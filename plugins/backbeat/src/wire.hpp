@@ -30,7 +30,16 @@ struct BeatFrame {
 // Parses one BeatFrame and validates it against beatframe-v1.schema.json (additionalProperties
 // false, every constraint of the table in chorus-facts.md §6). Never throws; on failure returns
 // nullopt and sets *why (if given) to a short reason naming the field.
-std::optional<BeatFrame> parse_beat_frame(std::string_view json, std::string *why = nullptr) noexcept;
+//
+// Legacy frames (BACKBEAT REQ-043, "legacy {bar,beat} accepted with warnings"): an object with
+// non-negative integer `bar` and `beat` and no `beat_index` is recognised and reported through
+// *legacy (if given), still with nullopt. The facts name only the two fields: not whether `beat`
+// counts from 0 or 1, nor the bar length the old pulse used (the v0.1 protocol's illustrative 8-beat
+// bars were superseded by the schemas' 120), nor a cluster or tempo. A guessed mapping could place
+// the agent far ahead of the real pulse, and since beats never move backwards that would lock it
+// out of the v1 pulse; so legacy frames are recognised, warned about and counted, never used.
+std::optional<BeatFrame> parse_beat_frame(std::string_view json, std::string *why = nullptr,
+                                          bool *legacy = nullptr) noexcept;
 
 // Serialises a frame (assumed valid) as compact JSON.
 std::string serialize_beat_frame(const BeatFrame &f);

@@ -177,7 +177,9 @@ TEST(EngineBeats, HealthClaimEveryEightBeats) {
     std::vector<Outgoing> out;
     e.on_frame(frame(b), static_cast<uint64_t>(b) * 100, kUnix, &out);
     for (auto &c : parse_all(out))
-      if (c["task_id"] == "chorus-p2p-health") EXPECT_EQ(c["state"], "failed");
+      if (c["task_id"] == "chorus-p2p-health") {
+        EXPECT_EQ(c["state"], "failed");
+      }
   }
 }
 
@@ -272,7 +274,9 @@ TEST(EngineDegradation, AForeignPulseNumberingIsAdoptedNotIgnored) {
   EXPECT_EQ(e.current_beat(), 42);
   EXPECT_FALSE(e.snapshot().degraded);
   for (auto &c : parse_all(out))
-    if (c["task_id"] == "op" && c["metadata"].contains("beats_passed")) EXPECT_EQ(c["beats_left"], 7);
+    if (c["task_id"] == "op" && c["metadata"].contains("beats_passed")) {
+      EXPECT_EQ(c["beats_left"], 7);
+    }
   EXPECT_EQ(e.on_frame(frame(43), 650, kUnix, &out), FrameVerdict::processed);
 }
 
@@ -296,7 +300,9 @@ TEST(EngineBeats, FirstBeatRebasesOperationsStartedBeforeIt) {
   out.clear();
   e.on_frame(frame(6), 100, kUnix, &out);
   for (auto &c : parse_all(out))
-    if (c["task_id"] == "early") EXPECT_EQ(c["beats_left"], 2);
+    if (c["task_id"] == "early") {
+      EXPECT_EQ(c["beats_left"], 2);
+    }
 }
 
 TEST(EngineLoad, ThousandOperationsOverBeatsAllComplete) {
@@ -332,4 +338,105 @@ TEST(EnginePulse, FramesAreSchemaValidWithWindowPerBarAndPhases) {
   EXPECT_EQ(windows.size(), 2u);
   EXPECT_EQ(phases[0], "plan");
   EXPECT_EQ(phases[2], "execute");  // a 4-beat bar: thirds of 2 beats (plan, execute)
+}
+
+// ---- BACKBEAT-REQ-004: tempo changes limited to ±10 % ----
+
+TEST(EngineTempoLimit, StepFunctionStaysWithinTheLimitOnTheSchemaGrid) {
+  EXPECT_TRUE(tempo_change_within_limit(100, 110));
+  EXPECT_TRUE(tempo_change_within_limit(100, 90));
+  EXPECT_FALSE(tempo_change_within_limit(100, 110.1));
+  EXPECT_FALSE(tempo_change_within_limit(100, 89.9));
+  EXPECT_TRUE(tempo_change_within_limit(0.5, 0.6));   // below 1 BPM one 0.1 step is the least change
+  EXPECT_FALSE(tempo_change_within_limit(0.5, 0.7));
+  EXPECT_DOUBLE_EQ(next_tempo_step(100, 105), 105);    // within the limit: straight to the target
+  EXPECT_DOUBLE_EQ(next_tempo_step(100, 200), 110);
+  EXPECT_DOUBLE_EQ(next_tempo_step(100, 50), 90);
+  EXPECT_DOUBLE_EQ(next_tempo_step(2, 3), 2.2);
+  EXPECT_DOUBLE_EQ(next_tempo_step(2.9, 10), 3.1);      // 3.19 rounds toward the current tempo
+  EXPECT_DOUBLE_EQ(next_tempo_step(0.5, 2), 0.6);
+  EXPECT_DOUBLE_EQ(next_tempo_step(0.2, 0.1), 0.1);
+  // Every step of a long ramp is within the limit and on the 0.1 grid, and the ramp ends.
+  for (auto [from, to] : {std::pair{0.1, 1000.0}, std::pair{1000.0, 0.1}, std::pair{2.0, 600.0}, std::pair{7.3, 7.9}}) {
+    double t = from;
+    int steps = 0;
+    while (t != to && steps < 1000) {
+      const double next = next_tempo_step(t, to);
+      EXPECT_TRUE(tempo_change_within_limit(t, next)) << t << " -> " << next;
+      EXPECT_TRUE(tempo_valid(next)) << next;
+      EXPECT_NE(next, t);
+      t = next;
+      ++steps;
+    }
+    EXPECT_EQ(t, to) << from << " -> " << to;
+  }
+}
+
+TEST(EngineTempoLimit, PulseApproachesANewTargetByAtMostTenPercentPerBar) {
+  Engine e(cfg(100), 0, kUnix);  // bar of 4 beats
+  std::vector<Outgoing> out;
+  e.set_pulsing(true, 0);
+  e.set_pulse_target(150);
+  std::vector<double> tempos;
+  for (int64_t i = 0; i < 24; ++i) {
+    BeatFrame f = e.next_pulse_frame(i, kUnix);
+    e.pulse_beat(f, static_cast<uint64_t>(i) * 600, kUnix, &out);
+    tempos.push_back(f.tempo_bpm);
+  }
+  // Changes only on downbeats (every 4th beat), each within 10 %: 100 -> 110 -> 121 -> 133.1 -> 146.4 -> 150.
+  const std::vector<double> want = {110, 121, 133.1, 146.4, 150, 150};
+  for (size_t i = 0; i < tempos.size(); ++i) {
+    EXPECT_DOUBLE_EQ(tempos[i], want[i / 4]) << "beat " << i;
+  }
+  EXPECT_EQ(e.stats().tempo_jumps, 0u);
+}
+
+TEST(EngineTempoLimit, TakingOverKeepsTheClusterTempoAndRampsToOurs) {
+  Engine e(cfg(300), 0, kUnix);  // configured 300 BPM, the cluster runs at 600
+  std::vector<Outgoing> out;
+  ASSERT_EQ(e.on_frame(frame(10), 0, kUnix, &out), FrameVerdict::processed);
+  e.set_pulsing(true, 100);
+  EXPECT_DOUBLE_EQ(e.next_pulse_frame(11, kUnix).tempo_bpm, 600);  // not a downbeat: unchanged
+  EXPECT_DOUBLE_EQ(e.next_pulse_frame(12, kUnix).tempo_bpm, 540);  // downbeat: one step down
+  // With no cluster tempo heard, the configured one applies at once.
+  Engine fresh(cfg(300), 0, kUnix);
+  fresh.set_pulsing(true, 0);
+  EXPECT_DOUBLE_EQ(fresh.next_pulse_frame(1, kUnix).tempo_bpm, 300);
+}
+
+TEST(EngineTempoLimit, ListenerCountsButFollowsAJumpBeyondTheLimit) {
+  Engine e(cfg(600), 0, kUnix);
+  std::vector<Outgoing> out;
+  ASSERT_EQ(e.on_frame(frame(1, 600), 0, kUnix, &out), FrameVerdict::processed);
+  ASSERT_EQ(e.on_frame(frame(2, 660), 100, kUnix, &out), FrameVerdict::processed);  // +10 %: allowed
+  EXPECT_EQ(e.stats().tempo_jumps, 0u);
+  ASSERT_EQ(e.on_frame(frame(3, 900), 200, kUnix, &out), FrameVerdict::processed);  // +36 %
+  EXPECT_EQ(e.stats().tempo_jumps, 1u);
+  EXPECT_DOUBLE_EQ(e.last_tempo_jump().from_bpm, 660);
+  EXPECT_DOUBLE_EQ(e.last_tempo_jump().to_bpm, 900);
+  EXPECT_EQ(e.last_tempo_jump().beat_index, 3);
+  EXPECT_DOUBLE_EQ(e.snapshot().tempo_bpm, 900);  // accepted: the pulse leader is authoritative
+  EXPECT_EQ(e.on_frame(frame(4, 900), 266, kUnix, &out), FrameVerdict::processed);
+  EXPECT_EQ(e.stats().tempo_jumps, 1u);
+  // Rejected frames never count as a tempo change.
+  EXPECT_EQ(e.on_frame(frame(5, 100000), 300, kUnix, &out), FrameVerdict::invalid);
+  EXPECT_EQ(e.on_frame(frame(5, 100), 300, kUnix, &out, nullptr), FrameVerdict::processed);
+  EXPECT_EQ(e.stats().tempo_jumps, 2u);
+}
+
+// ---- REQ-043: legacy {bar, beat} frames ----
+
+TEST(EngineLegacy, LegacyFramesAreCountedApartAndNeverMoveTheBeat) {
+  Engine e(cfg(600), 0, kUnix);
+  std::vector<Outgoing> out;
+  ASSERT_EQ(e.on_frame(frame(50), 0, kUnix, &out), FrameVerdict::processed);
+  std::string why;
+  EXPECT_EQ(e.on_frame(R"({"bar":900,"beat":3})", 10, kUnix, &out, &why), FrameVerdict::legacy);
+  EXPECT_NE(why.find("legacy"), std::string::npos) << why;
+  EXPECT_EQ(e.on_frame(R"({"bar":1,"beat":0,"tempo":120,"cluster_id":"test"})", 20, kUnix, &out), FrameVerdict::legacy);
+  EXPECT_EQ(e.on_frame(R"({"bar":-1,"beat":0})", 30, kUnix, &out), FrameVerdict::invalid);
+  EXPECT_EQ(e.on_frame(R"({"bar":"x","beat":0})", 30, kUnix, &out), FrameVerdict::invalid);
+  EXPECT_EQ(e.current_beat(), 50);
+  EXPECT_EQ(e.stats().frames_legacy, 2u);
+  EXPECT_EQ(e.stats().frames_invalid, 2u);
 }

@@ -261,18 +261,20 @@ def validate_frame(tc, f, cluster=CLUSTER):
     tc.assertRegex(f["window_id"], r"^[0-9a-fA-F]{32}$")
 
 
-def backbeat_yaml(ws, agents_cfg, *, driver=True, host_extra=None):
+def backbeat_yaml(ws, agents_cfg, *, driver=True, host_extra=None, extra_plugins=()):
     host = {"log_level": "debug", "state_dir": ws.state, "shutdown_timeout_ms": 8000}
     host.update(host_extra or {})
     lines = ["host:", "  http:", "    listen: 127.0.0.1:0"]
     for k, v in host.items():
         lines.append(f"  {k}: {json.dumps(v)}")
-    dirs = [PLUGIN_DIR] + ([DRIVER_DIR] if driver else [])
+    dirs = [PLUGIN_DIR] + ([DRIVER_DIR] if driver or extra_plugins else [])
     lines.append(f"  plugin_dirs: {json.dumps(dirs)}")
     lines.append("plugins:")
     lines.append(f"  backbeat: {json.dumps({'config': agents_cfg})}")
     if driver:
         lines.append("  test.backbeat-driver: {}")
+    for plugin_id in extra_plugins:
+        lines.append(f"  {plugin_id}: {{}}")
     return "\n".join(lines) + "\n"
 
 
@@ -302,11 +304,11 @@ class BackbeatTestCase(AgentTestCase):
         self.clients.append(c)
         return c
 
-    def backbeat_agent(self, name, url, *, driver=True, env=None, wait=True, **cfg):
+    def backbeat_agent(self, name, url, *, driver=True, env=None, wait=True, extra_plugins=(), **cfg):
         config = {"cluster_id": CLUSTER, "agent_id": name, "nats_url": url, "tempo_bpm": 600, "bar_length": 8,
                   "reconnect_wait_ms": 100, "reconnect_wait_max_ms": 500}
         config.update(cfg)
-        path = self.ws.write(f"{name}.yaml", backbeat_yaml(self.ws, config, driver=driver,
+        path = self.ws.write(f"{name}.yaml", backbeat_yaml(self.ws, config, driver=driver, extra_plugins=extra_plugins,
                                                             host_extra={"state_dir": self.ws.path(f"state-{name}")}))
         agent = Agent(path, env=env)
         self.agents.append(agent)

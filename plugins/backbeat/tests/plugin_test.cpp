@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <chorus/services/backbeat_v1.h>
+#include <chorus/services/election_v1.h>
 #include <chorus/testing/fake_host.hpp>
+#include <cstddef>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -367,35 +369,129 @@ TEST_F(Fixture, PulseModePublishesSchemaValidFramesAndProcessesItsOwnBeats) {
 }
 
 namespace {
-struct FakeElection {
-  uint32_t struct_size;
-  uint32_t reserved;
-  chorus_status (*is_admin)(void *self, int32_t *out, chorus_error *err);
-};
+// election_v1.h: the first slot stays where backbeat (and any minimal consumer) expects it.
+static_assert(offsetof(chorus_election_v1, struct_size) == 0);
+static_assert(offsetof(chorus_election_v1, reserved) == 4);
+static_assert(offsetof(chorus_election_v1, is_admin) == 8);
+static_assert(offsetof(chorus_election_v1, get_admin_json) == 8 + sizeof(void *));
+static_assert(offsetof(chorus_election_v1, watch_admin) == 8 + 2 * sizeof(void *));
+static_assert(offsetof(chorus_election_v1, unwatch_admin) == 8 + 3 * sizeof(void *));
+
 int32_t g_admin = 0;
+chorus_status g_admin_status = CHORUS_OK;
 chorus_status fake_is_admin(void *, int32_t *out, chorus_error *) {
   *out = g_admin;
-  return CHORUS_OK;
+  return g_admin_status;
+}
+size_t count_frames(FakeTransport *t) {
+  size_t n = 0;
+  for (auto &s : t->take()) n += s.subject == t->cfg.beat_subject;
+  return n;
 }
 }  // namespace
 
 TEST_F(Fixture, WithAnElectionOnlyTheAdminPulses) {
-  FakeElection election{sizeof(FakeElection), 0, &fake_is_admin};
-  host.provide("chorus.election", 1, 0, &election, nullptr, "election");
+  chorus_election_v1 election{};
+  election.struct_size = sizeof election;
+  election.is_admin = &fake_is_admin;
+  host.provide(CHORUS_ELECTION_SERVICE, 1, 0, &election, nullptr, "election");
   g_admin = 0;
+  g_admin_status = CHORUS_OK;
   auto p = load(R"({"cluster_id":"t","tempo_bpm":600,"bar_length":4,"pulse":true})");
   ASSERT_EQ(p.status(), CHORUS_OK);
   transport->connect();
   host.advance(std::chrono::milliseconds(500));
-  for (auto &s : transport->take()) EXPECT_NE(s.subject, transport->cfg.beat_subject);
+  EXPECT_EQ(count_frames(transport), 0u);
   EXPECT_EQ(health()["pulsing"], false);
   g_admin = 1;
   host.advance(std::chrono::milliseconds(500));
-  size_t frames = 0;
-  for (auto &s : transport->take()) frames += s.subject == transport->cfg.beat_subject;
-  EXPECT_GE(frames, 3u);
+  EXPECT_GE(count_frames(transport), 3u);
   EXPECT_EQ(health()["pulsing"], true);
+  // An election that cannot answer is "not admin": never two pulses at once.
+  g_admin_status = CHORUS_E_UNAVAILABLE;
+  host.advance(std::chrono::milliseconds(200));
+  transport->take();
+  host.advance(std::chrono::milliseconds(500));
+  EXPECT_EQ(count_frames(transport), 0u);
+  EXPECT_EQ(health()["pulsing"], false);
+  // A table shorter than the is_admin slot is treated the same way.
+  g_admin_status = CHORUS_OK;
+  election.struct_size = 8;
+  host.advance(std::chrono::milliseconds(500));
+  EXPECT_EQ(count_frames(transport), 0u);
+  election.struct_size = sizeof election;
+  host.advance(std::chrono::milliseconds(500));
+  EXPECT_GE(count_frames(transport), 3u);
   EXPECT_EQ(host.held_refs(), 0u);
+  g_admin = 0;
+}
+
+TEST_F(Fixture, ReconfiguredTempoIsApproachedByAtMostTenPercentPerBar) {
+  auto p = load(R"({"cluster_id":"t","tempo_bpm":600,"bar_length":4,"pulse":true})");
+  ASSERT_EQ(p.status(), CHORUS_OK);
+  transport->connect();
+  host.advance(std::chrono::milliseconds(500));
+  transport->take();
+  EXPECT_EQ(p.reconfigure(R"({"cluster_id":"t","tempo_bpm":900,"bar_length":4,"pulse":true})"), CHORUS_OK)
+      << p.message();
+  EXPECT_EQ(health()["tempo_target"], 900.0);
+  host.advance(std::chrono::milliseconds(3000));
+  std::vector<BeatFrame> frames;
+  for (auto &s : transport->take()) {
+    if (s.subject != transport->cfg.beat_subject) continue;
+    auto f = parse_beat_frame(s.payload);
+    ASSERT_TRUE(f);
+    frames.push_back(*f);
+  }
+  ASSERT_GE(frames.size(), 24u);
+  std::vector<double> distinct = {600};  // the tempo before the change
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const double from = distinct.back(), to = frames[i].tempo_bpm;
+    if (from == to) continue;
+    EXPECT_TRUE(frames[i].downbeat) << "tempo changed mid-bar at beat " << frames[i].beat_index;
+    EXPECT_TRUE(tempo_change_within_limit(from, to)) << from << " -> " << to;
+    distinct.push_back(to);
+  }
+  EXPECT_EQ(distinct, (std::vector<double>{600, 660, 726, 798.6, 878.4, 900})) << frames.size();
+  EXPECT_EQ(frames.back().tempo_bpm, 900);
+  EXPECT_EQ(health()["current_tempo"], 900.0);
+  EXPECT_FALSE(health().contains("tempo_target"));
+  // Anything but the tempo is not applied live.
+  EXPECT_EQ(p.reconfigure(R"({"cluster_id":"other","tempo_bpm":900,"bar_length":4,"pulse":true})"),
+            CHORUS_E_NEEDS_RESTART);
+  EXPECT_EQ(p.reconfigure(R"({"cluster_id":"t","tempo_bpm":1e9})"), CHORUS_E_CONFIG);
+}
+
+TEST_F(Fixture, TempoJumpsAndLegacyFramesAreReported) {
+  auto p = load();
+  ASSERT_EQ(p.status(), CHORUS_OK);
+  transport->connect();
+  transport->deliver(frame(10));
+  std::string fast = frame(11);
+  const std::string from = "\"tempo_bpm\":600", to = "\"tempo_bpm\":900";
+  fast.replace(fast.find(from), from.size(), to);
+  transport->deliver(fast);
+  json h = health();
+  EXPECT_EQ(h["tempo_jumps"], 1);
+  EXPECT_EQ(h["current_tempo"], 900.0);
+  ASSERT_FALSE(h["errors"].empty());
+  EXPECT_NE(h["errors"].back().get<std::string>().find("600 -> 900 BPM exceeds the 10 % change limit"),
+            std::string::npos);
+  for (int i = 0; i < 5; ++i) transport->deliver(R"({"bar":2,"beat":)" + std::to_string(i) + "}");
+  h = health();
+  EXPECT_EQ(h["frames_rejected"]["legacy"], 5);
+  EXPECT_EQ(h["current_beat"], 11);
+  size_t warnings = 0;
+  for (const auto &l : host.logs()) warnings += l.text.find("legacy {bar, beat}") != std::string::npos;
+  EXPECT_EQ(warnings, 1u);  // rate-limited
+  host.advance(std::chrono::milliseconds(61000));
+  transport->deliver(R"({"bar":3,"beat":0})");
+  warnings = 0;
+  for (const auto &l : host.logs()) warnings += l.text.find("legacy {bar, beat}") != std::string::npos;
+  EXPECT_EQ(warnings, 2u);
+  host.advance(std::chrono::milliseconds(100));  // metrics are synced on the tick
+  EXPECT_EQ(host.metric_value("chorus_backbeat_frames_rejected_total", {"legacy"}), 6.0);
+  EXPECT_EQ(host.metric_value("chorus_backbeat_tempo_jumps_total", {}), 1.0);
 }
 
 TEST_F(Fixture, SignedClaimsVerify) {

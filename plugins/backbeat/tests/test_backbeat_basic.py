@@ -1,6 +1,7 @@
 """backbeat against a real nats-server: pulse + listener agents, claims validated field by field,
 operation lifecycle incl. failure and budget overrun, bad input, disabled and unreachable BACKBEAT."""
 import json
+import re
 import subprocess
 import time
 import unittest
@@ -111,11 +112,15 @@ class PulseAndListener(BackbeatTestCase):
 
 
 class BadInput(BackbeatTestCase):
-    def test_malformed_stale_and_flooded_frames_are_ignored_and_counted(self):
+    def test_malformed_stale_legacy_and_flooded_frames_are_ignored_and_counted(self):
         srv = self.nats()
         pub = self.client(srv)
+        claims = self.client(srv)
+        claims.sub(f"backbeat.status.{CLUSTER}.victim")
         agent = self.backbeat_agent("victim", srv.url, max_pending_frames=16)
         agent.wait_log(r"connected to NATS")
+        # An operation makes every processed beat visible as a claim.
+        self.assertEqual(self.drive(agent, "start", id="watch-op", beats=1000)["status"], 0)
         subj = f"backbeat.beat.{CLUSTER}"
         # Ahead of the wall-clock beat the agent derives while no pulse runs (600 BPM = 10 beats/s).
         beat = int(time.time() * 10) + 100000
@@ -126,21 +131,64 @@ class BadInput(BackbeatTestCase):
                     json.dumps(dict(good, beat_index=-5)), json.dumps(dict(good, extra=1)),
                     json.dumps(dict(good, phase="dance")), "[" * 5000]:
             pub.pub(subj, bad)
+        mark = agent.mark()
+        pub.pub(subj, json.dumps({"bar": 3, "beat": 2}))  # legacy (REQ-043): warned, counted, not used
+        pub.pub(subj, json.dumps({"bar": 3, "beat": 5}))  # the warning is rate-limited: no second line
         pub.pub(subj, json.dumps(good))
         pub.pub(subj, json.dumps(dict(good, beat_index=beat - 1)))  # from the past
         pub.pub(subj, json.dumps(dict(good, cluster_id="elsewhere", beat_index=beat + 1)))
         pub.flush()
-        # A flood far beyond max_pending_frames: a slow consumer at worst, never a crash.
+        agent.wait_log(r"ignored stale BeatFrame", start=mark)
+        agent.wait_log(r"ignored a legacy \{bar, beat\} BeatFrame", start=mark)
+        claims.wait_msg(lambda m: m.json().get("task_id") == "watch-op" and m.json()["beat_index"] == beat,
+                        what="the claim of the good frame's beat")
+        h = self.bb_health(agent)
+        self.assertGreaterEqual(h["current_beat"], beat)
+        # 9 or 10: libnats does not hand an empty payload ("") to the subscription callback.
+        self.assertIn(h["frames_rejected"]["invalid"], (9, 10), h)
+        self.assertEqual(h["frames_rejected"]["legacy"], 2)
+        self.assertEqual(h["frames_rejected"]["stale"], 1)
+        self.assertEqual(h["frames_rejected"]["wrong_cluster"], 1)
+        self.assertEqual(len(re.findall(r"legacy \{bar, beat\}", agent.log_text())), 1)
+
+        # A flood far beyond max_pending_frames (16): NATS drops what the agent cannot queue and
+        # reports a slow consumer, which is counted; the agent neither crashes nor stalls.
+        mark = agent.mark()
         blob = "".join(f"PUB {subj} 3\r\nxyz\r\n" for _ in range(50000)).encode()
         pub._send(blob)
         pub.flush(timeout=60)
-        agent.wait_log(r"ignored stale BeatFrame")
+        agent.wait_log(r"NATS: Slow Consumer", start=mark, timeout=30)
         h = self.bb_health(agent)
-        self.assertGreaterEqual(h["current_beat"], beat)
-        self.assertGreaterEqual(h["frames_rejected"]["invalid"], 10)
-        self.assertEqual(h["frames_rejected"]["stale"], 1)
-        self.assertEqual(h["frames_rejected"]["wrong_cluster"], 1)
+        self.assertGreaterEqual(h["slow_consumer"], 1)
         self.assertEqual(agent.http("/health/live")[0], 200)
+        # Recovery: later beats are processed again (ahead of any locally derived beat). While the
+        # agent still works off the flood, NATS may drop a frame too, as it should for a slow
+        # consumer; so a beat a second is sent until one is processed.
+        after = h["current_beat"] + 1000
+        for attempt in range(30):
+            after += 1
+            pub.pub(subj, json.dumps(dict(good, beat_index=after)))
+            pub.flush()
+            try:
+                claims.wait_msg(lambda m: m.json().get("task_id") == "watch-op" and m.json()["beat_index"] == after,
+                                timeout=1, what="a claim for a beat after the flood")
+                break
+            except AssertionError:
+                if attempt == 29:
+                    raise
+        # A tempo jump beyond ±10 % (BACKBEAT-REQ-004) is followed (the pulse is authoritative) but
+        # counted and reported.
+        pub.pub(subj, json.dumps(dict(good, beat_index=after + 1, tempo_bpm=900)))
+        pub.flush()
+        claims.wait_msg(lambda m: m.json().get("task_id") == "watch-op" and m.json()["beat_index"] == after + 1,
+                        what="the claim of the faster beat")
+        h = self.bb_health(agent)
+        self.assertEqual(h["tempo_jumps"], 1)
+        self.assertEqual(h["current_tempo"], 900)
+        self.assertTrue(any("600 -> 900 BPM exceeds the 10 % change limit" in e for e in h["errors"]), h["errors"])
+        _, metrics, _ = agent.http("/metrics")
+        self.assertRegex(metrics, r"chorus_backbeat_slow_consumer_total [1-9]")
+        self.assertRegex(metrics, r'chorus_backbeat_frames_rejected_total\{reason="legacy"\} 2')
         self.assertEqual(agent.stop(), 0)
 
 
@@ -157,10 +205,10 @@ class Degraded(BackbeatTestCase):
         h = self.bb_health(agent)
         self.assertFalse(h["connected"])
         self.assertTrue(h["local_degradation"])
+        mark = agent.mark()  # before the server starts: the agent may connect at once
         srv = self.nats(port=port)
         sub = self.client(srv)
         sub.sub(f"backbeat.status.{CLUSTER}.early")
-        mark = agent.mark()
         agent.wait_log(r"connected to NATS", start=mark, timeout=30)
         c = sub.wait_msg(lambda m: m.json().get("task_id") == "op-early", what="claim after connect").json()
         validate_claim(self, c, "early")

@@ -182,3 +182,18 @@ TEST(Ids, Validation) {
   EXPECT_TRUE(tempo_valid(999.9));
   EXPECT_FALSE(tempo_valid(1000.05));
 }
+
+TEST(BeatFrameParse, RecognisesLegacyBarBeatFrames) {
+  bool legacy = true;
+  std::string why;
+  EXPECT_FALSE(parse_beat_frame(R"({"bar":4,"beat":7})", &why, &legacy));
+  EXPECT_TRUE(legacy);
+  EXPECT_EQ(why, "legacy {bar, beat} frame without beat_index");
+  // Not legacy: v1 frames, objects that merely mention the fields, and bad values.
+  for (std::string_view s : {R"({"bar":4})", R"({"bar":4,"beat":7,"beat_index":1})", R"({"bar":4.5,"beat":1})",
+                             R"({"bar":1,"beat":-1})", R"([{"bar":1,"beat":1}])", "garbage"}) {
+    legacy = true;
+    EXPECT_FALSE(parse_beat_frame(s, nullptr, &legacy)) << s;
+    EXPECT_FALSE(legacy) << s;
+  }
+}

@@ -9,10 +9,16 @@ namespace chorus::p2p {
 
 namespace {
 
+// Reads start small (an idle connection costs little) and double up to kReadChunk while the
+// peer keeps filling them.
+constexpr size_t kFirstRead = 8 * 1024;
 constexpr size_t kReadChunk = 256 * 1024;
 // Stop pulling stream bytes into the session while this much ciphertext waits for the socket:
 // the TCP connection is the bottleneck then, and queueing more only costs memory.
 constexpr size_t kSocketBudget = 1024 * 1024;
+// Stop reading from a peer while this much output waits for its socket (answers to its pings,
+// window updates, resets...): a peer that sends but never reads must not grow our memory.
+constexpr size_t kReadPauseBacklog = 4 * 1024 * 1024;
 
 }  // namespace
 
@@ -46,14 +52,22 @@ void Connection::start() {
     select_ = std::make_unique<Multistream>(Multistream::responder({kNoiseProtocol}));
   select_->take_output(wbuf_);
   start_write();
-  rbuf_.resize(kReadChunk);
   read_more();
 }
 
+size_t Connection::backlog() const { return wbuf_.size() + wbuf_inflight_.size() + mux_out_.size(); }
+
 void Connection::read_more() {
   if (reading_ || phase_ == Phase::closed) return;
-  if (rbuf_.size() - rlen_ < kReadChunk / 4) rbuf_.resize(rlen_ + kReadChunk);
+  if (backlog() > kReadPauseBacklog) {
+    read_blocked_ = true;  // resumed by the write completion once the peer has read enough
+    return;
+  }
+  read_blocked_ = false;
+  if (read_space_ == 0) read_space_ = kFirstRead;
+  if (rbuf_.size() - rlen_ < read_space_) rbuf_.resize(rlen_ + read_space_);
   reading_ = true;
+  last_read_request_ = rbuf_.size() - rlen_;
   socket_.async_read_some(asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
                           [self = shared_from_this()](const boost::system::error_code &ec, size_t n) {
                             self->reading_ = false;
@@ -73,6 +87,9 @@ void Connection::read_more() {
 void Connection::on_read(size_t n) {
   auto self = shared_from_this();  // streams' callbacks may drop the node's reference
   graveyard_.clear();
+  last_rx_ms_ = monotonic_ms();
+  keepalive_sent_ = false;
+  if (n == last_read_request_ && read_space_ < kReadChunk) read_space_ *= 2;
   node_.stats().bytes_in += n;
   rlen_ += n;
   if (!process_input()) return;
@@ -248,6 +265,17 @@ void Connection::sweep(uint64_t now) {
     return;
   }
   retry_pending_opens();
+  // Keepalive: a peer silent for 30 s gets a yamux ping; silent for 60 s, it is gone.
+  if (last_rx_ms_ == 0) last_rx_ms_ = now;
+  if (now - last_rx_ms_ >= 60000) {
+    abort(CHORUS_E_IO, "peer unresponsive for 60 s (no answer to keepalive pings)");
+    return;
+  }
+  if (now - last_rx_ms_ >= 30000 && !keepalive_sent_) {
+    keepalive_sent_ = true;
+    mux_->ping(static_cast<uint32_t>(now));
+    schedule_flush();
+  }
   std::vector<uint32_t> late;
   for (auto &[yid, s] : streams_)
     if (s->negotiation && s->negotiation_deadline_ms != 0 && now >= s->negotiation_deadline_ms) late.push_back(yid);
@@ -332,14 +360,20 @@ void Connection::retry_pending_opens() {
     mark_ready(*s);
   }
   const uint64_t now = monotonic_ms();
-  while (!pending_opens_.empty() && pending_opens_.front().deadline_ms <= now) {
-    PendingOpen p = std::move(pending_opens_.front());
-    pending_opens_.pop_front();
+  for (auto it = pending_opens_.begin(); it != pending_opens_.end();) {
+    if (it->deadline_ms > now) {
+      ++it;
+      continue;
+    }
+    PendingOpen p = std::move(*it);
+    it = pending_opens_.erase(it);
     p.request.done(CHORUS_E_TIMEOUT, nullptr, "the peer did not acknowledge earlier streams in time");
+    it = pending_opens_.begin();  // done() may have queued or failed others
   }
 }
 
 void Connection::on_stream_opened(uint32_t yid) {
+  if (phase_ == Phase::closed) return;  // aborted during this feed
   Stream *s = new_stream(yid, CHORUS_P2P_DIR_INBOUND);
   s->negotiation = std::make_unique<Multistream>(Multistream::responder(node_.supported_protocols()));
   Bytes out;
@@ -351,6 +385,7 @@ void Connection::on_stream_opened(uint32_t yid) {
 }
 
 void Connection::on_data(uint32_t yid, BytesView data) {
+  if (phase_ == Phase::closed) return;  // aborted during this feed
   auto it = streams_.find(yid);
   if (it == streams_.end()) {
     mux_->consume(yid, data.size());
@@ -399,6 +434,11 @@ void Connection::negotiated(Stream &s, BytesView rest) {
   } else {
     std::string why;
     s.sink = node_.accept_stream(s, why);
+    if (s.sink && s.ended) {  // the accept function reset the stream it was accepting
+      s.sink->closed(s, CHORUS_E_CANCELLED, "reset by the local side");
+      mux_->consume(s.yid, rest.size());
+      return;
+    }
     if (!s.sink) {
       mux_->consume(s.yid, rest.size());
       mux_->reset(s.yid);
@@ -431,6 +471,7 @@ void Connection::deliver(Stream &s, BytesView data) {
 }
 
 void Connection::on_remote_fin(uint32_t yid) {
+  if (phase_ == Phase::closed) return;  // aborted during this feed
   auto it = streams_.find(yid);
   if (it == streams_.end()) return;
   Stream &s = *it->second;
@@ -448,6 +489,7 @@ void Connection::on_remote_fin(uint32_t yid) {
 }
 
 void Connection::on_stream_reset(uint32_t yid) {
+  if (phase_ == Phase::closed) return;  // aborted during this feed
   auto it = streams_.find(yid);
   if (it == streams_.end()) return;
   if (it->second->open) {
@@ -458,12 +500,21 @@ void Connection::on_stream_reset(uint32_t yid) {
 }
 
 void Connection::on_stream_closed(uint32_t yid) {
+  if (phase_ == Phase::closed) return;  // aborted during this feed
   auto it = streams_.find(yid);
   if (it == streams_.end()) return;
-  end_stream(*it->second, CHORUS_OK, "closed");
+  Stream &s = *it->second;
+  if (s.paused && (!s.held.empty() || s.eof_pending)) {
+    // Both sides are done, but the handler has not read everything yet: keep the stream until it
+    // resumes and has seen the bytes and the EOF.
+    s.close_pending = true;
+    return;
+  }
+  end_stream(s, CHORUS_OK, "closed");
 }
 
 void Connection::on_writable(uint32_t yid) {
+  if (phase_ == Phase::closed) return;  // aborted during this feed
   auto it = streams_.find(yid);
   if (it != streams_.end()) mark_ready(*it->second);
   schedule_flush();
@@ -539,6 +590,7 @@ void Connection::stream_set_paused(Stream &s, bool paused) {
     s.eof_pending = false;
     if (s.sink) s.sink->eof(s);
   }
+  if (!s.ended && !s.paused && s.close_pending) end_stream(s, CHORUS_OK, "closed");
   schedule_flush();
 }
 
@@ -552,7 +604,10 @@ void Connection::pump() {
   if (phase_ != Phase::open) return;
   const size_t hwm = node_.settings().limits.stream_send_buffer;
   size_t rounds = ready_.size();
-  while (rounds-- > 0 && !ready_.empty() && wbuf_.size() + mux_out_.size() < kSocketBudget) {
+  // Stream bytes handed to the session count against the socket budget at once (they sit in the
+  // session's output until take_output), so one wide window cannot queue megabytes.
+  size_t used = wbuf_.size() + mux_out_.size();
+  while (rounds-- > 0 && !ready_.empty() && used < kSocketBudget) {
     const uint32_t yid = ready_.front();
     ready_.pop_front();
     auto it = streams_.find(yid);
@@ -561,7 +616,9 @@ void Connection::pump() {
     s.in_ready = false;
     const size_t pending = s.sendq.size() - s.sendq_off;
     if (pending > 0) {
-      const size_t n = mux_->write(yid, BytesView(s.sendq.data() + s.sendq_off, pending));
+      const size_t chunk = std::min(pending, kSocketBudget - used);
+      const size_t n = mux_->write(yid, BytesView(s.sendq.data() + s.sendq_off, chunk));
+      used += n + yamux::kHeaderSize * (n / (64 * 1024) + 1);
       s.sendq_off += n;
       // Negotiation bytes were never counted into the gate; only what write() queued was.
       const size_t negotiation_part = std::min(s.uncounted, n);
@@ -570,14 +627,20 @@ void Connection::pump() {
       if (s.sendq_off == s.sendq.size()) {
         s.sendq.clear();
         s.sendq_off = 0;
-      } else if (s.sendq_off > (1u << 20)) {
+      } else if (s.sendq_off > 64 * 1024 && s.sendq_off * 2 > s.sendq.size()) {  // amortised O(1) per byte
         s.sendq.erase(s.sendq.begin(), s.sendq.begin() + static_cast<ptrdiff_t>(s.sendq_off));
         s.sendq_off = 0;
       }
       if (n < pending) {
-        // Window exhausted: yamux calls on_writable when the peer grants more. If the session
-        // took something, the socket budget may be what stopped us: come back later.
-        if (n > 0 && mux_->send_window(yid) > 0) mark_ready(s);
+        // Window exhausted: yamux calls on_writable when the peer grants more. If the window is
+        // still open, the socket budget is what stopped us: come back after the next write.
+        if (mux_->send_window(yid) > 0) {
+          mark_ready(s);
+        } else if (n == chunk) {
+          // The budget and the window ran out together: yamux took all we offered, so it does not
+          // know we want more. Offer one more byte (refused) so it calls on_writable later.
+          mux_->write(yid, BytesView(s.sendq.data() + s.sendq_off, 1));
+        }
       } else if (s.fin_requested && !s.fin_sent) {
         s.fin_sent = true;
         mux_->close(yid);
@@ -634,6 +697,7 @@ void Connection::start_write() {
                       self->node_.stats().bytes_out += n;
                       self->pump();
                       self->flush();
+                      if (self->read_blocked_ && self->backlog() <= kReadPauseBacklog / 2) self->read_more();
                     });
 }
 

@@ -30,6 +30,9 @@ uint64_t monotonic_ms() {
 
 namespace {
 
+constexpr size_t kMaxAddrsPerPeer = 32;   // addresses one peer's identify may add to our book
+constexpr size_t kMaxPeerRecords = 4096;  // peers remembered (connected ones always are)
+
 void set_error(chorus_error *err, chorus_status code, const std::string &msg) {
   if (err == nullptr || err->struct_size < sizeof(chorus_error)) return;
   err->code = code;
@@ -133,15 +136,21 @@ class IdentifyReaderSink final : public StreamSink {
 // /ipfs/ping/1.0.0, answering side: echo 32-byte payloads back.
 class PingServerSink final : public StreamSink {
  public:
+  explicit PingServerSink(NodeStats &stats) : stats_(stats) {}
   void data(Stream &s, BytesView b) override {
-    if (b.size() > 64 * 1024) {  // far more than pings in flight: not a ping client
-      s.conn->stream_reset(s, CHORUS_E_PROTOCOL, "ping flood");
+    // A ping client waits for each answer; one that keeps sending without reading is flooding us.
+    if (s.conn->pending_send(s) + b.size() > 4096) {
+      stats_.protocol_errors++;
+      s.conn->stream_reset(s, CHORUS_E_PROTOCOL, "ping flood (the peer does not read our answers)");
       return;
     }
-    s.conn->stream_write(s, b);
+    s.conn->internal_write(s, b);
   }
   void eof(Stream &s) override { s.conn->stream_close_write(s); }
   void closed(Stream &, chorus_status, const std::string &) override {}
+
+ private:
+  NodeStats &stats_;
 };
 
 // /ipfs/ping/1.0.0, asking side: one 32-byte round trip.
@@ -151,7 +160,7 @@ class PingClientSink final : public StreamSink {
   PingClientSink(Done done) : done_(std::move(done)) { randombytes_buf(payload_.data(), payload_.size()); }
   void start(Stream &s) {
     started_us_ = now_us();
-    s.conn->stream_write(s, BytesView(payload_.data(), payload_.size()));
+    s.conn->internal_write(s, BytesView(payload_.data(), payload_.size()));
   }
   void data(Stream &s, BytesView b) override {
     got_.insert(got_.end(), b.begin(), b.end());
@@ -242,10 +251,19 @@ std::string NodeImpl::start() {
     thread_id_ = std::this_thread::get_id();
     ready->set_value();
     auto guard = asio::make_work_guard(io_);
-    io_.run();
+    for (;;) {
+      try {
+        io_.run();
+        break;
+      } catch (const std::exception &e) {  // a bug: log it and keep the node serving
+        logf(CHORUS_LOG_ERROR, std::string("p2p network thread: unexpected exception: ") + e.what());
+      } catch (...) {
+        logf(CHORUS_LOG_ERROR, "p2p network thread: unexpected exception");
+      }
+    }
   });
   fut.wait();
-  post([this] { bootstrap(); });
+  post([this] { bootstrap(false); });
   return {};
 }
 
@@ -254,7 +272,7 @@ void NodeImpl::stop() {
   stopping_ = true;
   std::promise<void> done;
   auto fut = done.get_future();
-  post([this, &done] {
+  asio::post(io_, [this, &done] {
     for (auto &acc : acceptors_) {
       boost::system::error_code ec;
       acc->close(ec);
@@ -276,11 +294,19 @@ void NodeImpl::stop() {
     done.set_value();
   });
   fut.wait();
+  {
+    std::lock_guard lk(post_mu_);
+    accepting_ = false;
+  }
   io_.stop();
   thread_.join();
-  // Handlers still queued hold connections alive; drop them with the io_context's queue.
+  // Run what was queued before the door closed: those tasks see stopping_ and answer their callers
+  // with CHORUS_E_UNAVAILABLE (here, on the stopping thread), so every "fn runs exactly once" holds.
   io_.restart();
-  io_.poll();
+  try {
+    io_.poll();
+  } catch (...) {
+  }
   conns_.clear();
   acceptors_.clear();
 }
@@ -290,14 +316,21 @@ bool NodeImpl::run_sync(const std::function<void()> &fn) {
     fn();
     return true;
   }
-  if (stopping_ || !thread_.joinable()) return false;
+  if (!thread_.joinable()) return false;
   auto done = std::make_shared<std::promise<void>>();
   auto fut = done->get_future();
-  post([fn, done] {
-    fn();
-    done->set_value();
-  });
-  return fut.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  // fn may refer to the caller's stack: we wait until it has run, with no time limit (post
+  // guarantees it runs, or that it was refused).
+  if (!post([&fn, done] {
+        try {
+          fn();
+        } catch (...) {
+        }
+        done->set_value();
+      }))
+    return false;
+  fut.wait();
+  return true;
 }
 
 // ---- inbound -------------------------------------------------------------------------------------
@@ -363,6 +396,10 @@ void NodeImpl::connection_secured(Connection &c, bool &allowed, std::string &why
 }
 
 void NodeImpl::connection_open(Connection &c) {
+  {
+    std::lock_guard lk(connected_mu);
+    ++connected[c.peer()];
+  }
   auto &rec = peers[c.peer()];
   rec.connections.push_back(&c);
   rec.last_seen_ms = monotonic_ms();
@@ -409,7 +446,13 @@ void NodeImpl::connection_closed(Connection &c, const std::string &reason) {
   const auto pos = std::find(conns.begin(), conns.end(), &c);
   if (pos == conns.end()) return;
   conns.erase(pos);
+  {
+    std::lock_guard lk(connected_mu);
+    auto ci = connected.find(c.peer());
+    if (ci != connected.end() && --ci->second == 0) connected.erase(ci);
+  }
   (c.direction() == CHORUS_P2P_DIR_OUTBOUND ? stats_.connections_outbound : stats_.connections_inbound)--;
+  it->second.last_seen_ms = monotonic_ms();
   if (conns.empty()) emit(CHORUS_P2P_EVENT_DISCONNECTED, c.peer(), &c, nullptr);
   // A peer without connections keeps its address book entries (for re-dialing) but not the rest.
   if (conns.empty() && it->second.addrs.empty()) peers.erase(it);
@@ -449,12 +492,12 @@ std::unique_ptr<StreamSink> NodeImpl::accept_stream(Stream &s, std::string &why)
   if (s.protocol == kIdentifyProtocol) {
     Bytes msg;
     append_lp(msg, identify_message(*s.conn).encode());
-    s.conn->stream_write(s, msg);
+    s.conn->internal_write(s, msg);
     s.conn->stream_close_write(s);
     return std::make_unique<IdentifyServerSink>();
   }
   if (s.protocol == kIdentifyPushProtocol) return std::make_unique<IdentifyReaderSink>(*this);
-  if (s.protocol == kPingProtocol) return std::make_unique<PingServerSink>();
+  if (s.protocol == kPingProtocol) return std::make_unique<PingServerSink>(stats_);
   ProtocolHandler h;
   {
     std::lock_guard lk(protocols_mu);
@@ -606,6 +649,24 @@ void NodeImpl::note_dial_failure(const std::string &addr) {
   b.until_ms = monotonic_ms() + b.delay_ms;
 }
 
+// One address may not take the whole dial timeout when others are left to try: a blackholed
+// address gets a share (at least 3 s) and the next one its turn.
+void NodeImpl::arm_attempt_timer(Dial &d, const std::shared_ptr<tcp::socket> &sock) {
+  const size_t left = d.addrs.size() - d.next + 1;
+  if (left <= 1) return;  // the last address has the rest of the dial timeout
+  const uint64_t share = std::max<uint64_t>(3000, settings_.limits.dial_timeout_ms / left);
+  d.attempt_timer = std::make_unique<asio::steady_timer>(io_);
+  d.attempt_timer->expires_after(std::chrono::milliseconds(share));
+  std::weak_ptr<tcp::socket> weak = sock;
+  d.attempt_timer->async_wait([weak](const boost::system::error_code &ec) {
+    if (ec) return;
+    if (auto s = weak.lock()) {
+      boost::system::error_code ignored;
+      s->close(ignored);  // the connect handler sees operation_aborted and moves on
+    }
+  });
+}
+
 void NodeImpl::dial_next(uint64_t dial_id) {
   auto it = dials_.find(dial_id);
   if (it == dials_.end() || stopping_) return;
@@ -633,11 +694,14 @@ void NodeImpl::dial_next(uint64_t dial_id) {
         d.last_error = addr.to_string() + ": " + ec.message();
         continue;
       }
+      arm_attempt_timer(d, sock);
       sock->async_connect(tcp::endpoint(ip, t->port), [this, dial_id, sock, addr, key](const boost::system::error_code &ec) {
+        auto it2 = dials_.find(dial_id);
+        if (it2 == dials_.end() || it2->second.socket != sock) return;  // finished or moved on
+        it2->second.attempt_timer.reset();
         if (ec) {
-          auto it2 = dials_.find(dial_id);
-          if (it2 == dials_.end()) return;
-          it2->second.last_error = addr.to_string() + ": " + ec.message();
+          it2->second.last_error = addr.to_string() + ": " +
+                                   (ec == asio::error::operation_aborted ? std::string("connect timed out") : ec.message());
           note_dial_failure(key);
           dial_next(dial_id);
           return;
@@ -658,11 +722,14 @@ void NodeImpl::dial_next(uint64_t dial_id) {
         dial_next(dial_id);
         return;
       }
+      arm_attempt_timer(it2->second, sock);
       asio::async_connect(*sock, results, [this, dial_id, sock, addr, key](const boost::system::error_code &e2, const tcp::endpoint &) {
+        auto it3 = dials_.find(dial_id);
+        if (it3 == dials_.end() || it3->second.socket != sock) return;
+        it3->second.attempt_timer.reset();
         if (e2) {
-          auto it3 = dials_.find(dial_id);
-          if (it3 == dials_.end()) return;
-          it3->second.last_error = addr.to_string() + ": " + e2.message();
+          it3->second.last_error = addr.to_string() + ": " +
+                                   (e2 == asio::error::operation_aborted ? std::string("connect timed out") : e2.message());
           note_dial_failure(key);
           dial_next(dial_id);
           return;
@@ -716,14 +783,16 @@ void NodeImpl::dial_done(uint64_t dial_id, chorus_status status, const PeerId *p
   for (auto &w : d.waiters) w(status, peer, why);
 }
 
-void NodeImpl::bootstrap() {
+void NodeImpl::bootstrap(bool retry) {
   if (settings_.bootstrap_peers.empty()) return;
-  logf(CHORUS_LOG_INFO, "dialing " + std::to_string(settings_.bootstrap_peers.size()) + " bootstrap peer(s) (from " +
-                            settings_.bootstrap_source + ")");
+  if (!retry)
+    logf(CHORUS_LOG_INFO, "dialing " + std::to_string(settings_.bootstrap_peers.size()) + " bootstrap peer(s) (from " +
+                              settings_.bootstrap_source + ")");
   for (const auto &text : settings_.bootstrap_peers) {
     auto ma = Multiaddr::parse(text, nullptr);
     if (!ma) continue;
     auto peer = ma->peer_id();
+    if (retry && peer && best_connection(*peer) != nullptr) continue;
     if (peer) peers[*peer].addrs[ma->without_peer_id().to_string()] = 0;
     dial(peer, {*ma}, 0, [this, text](chorus_status st, const PeerId *, const std::string &why) {
       if (st != CHORUS_OK) logf(CHORUS_LOG_WARN, "Failed to connect to bootstrap peer " + text + ": " + why);
@@ -743,8 +812,29 @@ void NodeImpl::sweep() {
     it = (it->second.until_ms + settings_.limits.dial_backoff_max_ms < now) ? backoff_.erase(it) : std::next(it);
   for (auto it = peers.begin(); it != peers.end();) {
     auto &addrs = it->second.addrs;
-    for (auto a = addrs.begin(); a != addrs.end();) a = (a->second != 0 && a->second < now) ? addrs.erase(a) : std::next(a);
+    for (auto a = addrs.begin(); a != addrs.end();) {
+      if (a->second != 0 && a->second < now) {
+        it->second.identified_addrs.erase(a->first);
+        a = addrs.erase(a);
+      } else {
+        ++a;
+      }
+    }
     it = (it->second.connections.empty() && addrs.empty()) ? peers.erase(it) : std::next(it);
+  }
+  if (peers.size() > kMaxPeerRecords) {
+    // Forget the disconnected peers seen longest ago (a stream of fresh identities must not grow
+    // the book for ever).
+    std::vector<std::pair<uint64_t, PeerId>> idle;
+    for (const auto &[peer, rec] : peers)
+      if (rec.connections.empty()) idle.emplace_back(rec.last_seen_ms, peer);
+    std::sort(idle.begin(), idle.end(), [](const auto &a, const auto &b) { return a.first < b.first; });
+    for (size_t i = 0; i < idle.size() && peers.size() > kMaxPeerRecords; ++i) peers.erase(idle[i].second);
+  }
+  if (!settings_.bootstrap_peers.empty() && now >= next_bootstrap_ms_) {
+    // Keep the bootstrap peers connected: re-dial those we lost (back-off applies per address).
+    if (next_bootstrap_ms_ != 0) bootstrap(true);
+    next_bootstrap_ms_ = now + 30000;
   }
   if (stopping_ || !sweep_timer_) return;
   sweep_timer_->expires_after(std::chrono::milliseconds(250));
@@ -773,7 +863,7 @@ void NodeImpl::trim_connections() {
     if (excess == 0) break;
     logf(CHORUS_LOG_DEBUG, "trimming connection to " + c->peer().to_base58() + " (over the high watermark " +
                                std::to_string(l.high_watermark) + ")");
-    c->abort(CHORUS_E_UNAVAILABLE, "connection trimmed by the connection manager");
+    c->abort(CHORUS_E_IO, "connection trimmed by the connection manager");
     --excess;
   }
 }
@@ -841,9 +931,22 @@ void NodeImpl::identify_received(Connection &c, IdentifyMessage msg) {
   auto it = peers.find(c.peer());
   if (it == peers.end()) return;
   auto &rec = it->second;
-  for (const auto &a : msg.listen_addrs)
-    if (auto ma = Multiaddr::from_bytes(a, nullptr); ma && ma->tcp_target())
-      rec.addrs.emplace(ma->without_peer_id().to_string(), monotonic_ms() + 3600 * 1000);
+  if (!msg.listen_addrs.empty()) {
+    // The peer's own list replaces what it told us before (identify or push), bounded per peer;
+    // addresses we dialled or were given (expiry 0 or set by add_addrs) stay.
+    for (const auto &old : rec.identified_addrs) rec.addrs.erase(old);
+    rec.identified_addrs.clear();
+    size_t added = 0;
+    const uint64_t expiry = monotonic_ms() + 3600 * 1000;
+    for (const auto &a : msg.listen_addrs) {
+      if (added >= kMaxAddrsPerPeer || rec.addrs.size() >= 2 * kMaxAddrsPerPeer) break;
+      if (auto ma = Multiaddr::from_bytes(a, nullptr); ma && ma->tcp_target()) {
+        const std::string text = ma->without_peer_id().to_string();
+        if (rec.addrs.emplace(text, expiry).second) rec.identified_addrs.insert(text);
+        ++added;
+      }
+    }
+  }
   if (rec.identify) {  // a push: merge over what we knew
     auto &old = *rec.identify;
     if (msg.protocol_version) old.protocol_version = msg.protocol_version;
@@ -866,7 +969,12 @@ void NodeImpl::identify_received(Connection &c, IdentifyMessage msg) {
 }
 
 void NodeImpl::emit(uint32_t type, const PeerId &peer, const Connection *c, const std::string *identify_json) {
-  if (subscriptions.empty()) return;
+  std::vector<std::pair<uint64_t, std::pair<chorus_p2p_event_fn, void *>>> subs;
+  {
+    std::lock_guard lk(subs_mu);
+    subs.assign(subscriptions.begin(), subscriptions.end());
+  }
+  if (subs.empty()) return;
   const std::string text = peer.to_base58();
   const std::string addr = (c != nullptr && type != CHORUS_P2P_EVENT_IDENTIFIED) ? c->remote_addr().to_string() : "";
   chorus_p2p_event ev{};
@@ -878,15 +986,19 @@ void NodeImpl::emit(uint32_t type, const PeerId &peer, const Connection *c, cons
   ev.addr = addr.c_str();
   ev.direction = c != nullptr ? c->direction() : 0;
   ev.identify_json = identify_json != nullptr ? identify_json->c_str() : nullptr;
-  auto subs = subscriptions;  // a callback may unsubscribe
-  for (const auto &[id, s] : subs)
-    if (subscriptions.count(id)) s.first(s.second, &ev);
+  for (const auto &[id, s] : subs) {
+    {
+      std::lock_guard lk(subs_mu);  // a callback may have unsubscribed another one
+      if (!subscriptions.count(id)) continue;
+    }
+    s.first(s.second, &ev);
+  }
 }
 
 std::string NodeImpl::info_json() {
   json protos = supported_protocols();
   json j = {{"peer_id", identity_.peer_id().to_base58()}, {"addrs", advertised_addrs()}, {"protocols", protos}};
-  return j.dump();
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string NodeImpl::peers_json() {
@@ -968,7 +1080,7 @@ chorus_status Node::connect(std::string_view target, uint32_t timeout_ms, chorus
     return CHORUS_E_UNAVAILABLE;
   }
   auto *impl = impl_.get();
-  impl->post([impl, peer, addrs, timeout_ms, fn, arg]() mutable {
+  const bool queued = impl->post([impl, peer, addrs, timeout_ms, fn, arg]() mutable {
     if (addrs.empty() && peer) {
       addrs = impl->book_addrs(*peer);
       if (addrs.empty() && impl->best_connection(*peer) == nullptr) {
@@ -987,6 +1099,10 @@ chorus_status Node::connect(std::string_view target, uint32_t timeout_ms, chorus
       }
     });
   });
+  if (!queued) {
+    set_error(err, CHORUS_E_UNAVAILABLE, "the p2p plugin is stopping");
+    return CHORUS_E_UNAVAILABLE;
+  }
   return CHORUS_OK;
 }
 
@@ -994,21 +1110,21 @@ chorus_status Node::disconnect(const uint8_t *peer, size_t peer_len) {
   auto p = peer_from(peer, peer_len);
   if (!p) return CHORUS_E_INVALID_ARG;
   auto *impl = impl_.get();
-  impl->post([impl, p] {
+  const bool queued = impl->post([impl, p] {
     auto it = impl->peers.find(*p);
     if (it == impl->peers.end()) return;
     auto conns = it->second.connections;
     for (auto *c : conns) c->abort(CHORUS_E_IO, "disconnected on request");
   });
+  if (!queued) return CHORUS_E_UNAVAILABLE;
   return CHORUS_OK;
 }
 
 int Node::is_connected(const uint8_t *peer, size_t peer_len) {
   auto p = peer_from(peer, peer_len);
   if (!p) return 0;
-  int result = 0;
-  impl_->run_sync([&] { result = impl_->best_connection(*p) != nullptr ? 1 : 0; });
-  return result;
+  std::lock_guard lk(impl_->connected_mu);
+  return impl_->connected.count(*p) != 0 ? 1 : 0;
 }
 
 chorus_status Node::add_addrs(const uint8_t *peer, size_t peer_len, const char *const *addrs, size_t count,
@@ -1038,14 +1154,15 @@ chorus_status Node::add_addrs(const uint8_t *peer, size_t peer_len, const char *
     texts.push_back(ma->without_peer_id().to_string());
   }
   auto *impl = impl_.get();
-  impl->post([impl, p, texts, ttl_ms] {
+  const bool queued = impl->post([impl, p, texts, ttl_ms] {
     auto &book = impl->peers[*p].addrs;
     const uint64_t expiry = ttl_ms == 0 ? 0 : monotonic_ms() + ttl_ms;
     for (const auto &t : texts) {
-      if (book.size() >= 64 && !book.count(t)) break;  // bounded per peer
+      if (book.size() >= 2 * kMaxAddrsPerPeer && !book.count(t)) break;  // bounded per peer
       book[t] = expiry;
     }
   });
+  if (!queued) return CHORUS_E_UNAVAILABLE;
   return CHORUS_OK;
 }
 
@@ -1057,7 +1174,7 @@ chorus_status Node::peer_addrs_json(const uint8_t *peer, size_t peer_len, std::s
         for (const auto &a : impl_->book_addrs(*p)) arr.push_back(a.without_peer_id().to_string());
       }))
     return CHORUS_E_UNAVAILABLE;
-  out = arr.dump();
+  out = arr.dump(-1, ' ', false, json::error_handler_t::replace);
   return CHORUS_OK;
 }
 
@@ -1095,8 +1212,13 @@ chorus_status Node::set_protocol_handler(const char *protocol, chorus_p2p_accept
 
 chorus_status Node::remove_protocol_handler(const char *protocol) {
   if (protocol == nullptr) return CHORUS_E_INVALID_ARG;
-  std::lock_guard lk(impl_->protocols_mu);
-  return impl_->protocols.erase(protocol) != 0 ? CHORUS_OK : CHORUS_E_NOT_FOUND;
+  {
+    std::lock_guard lk(impl_->protocols_mu);
+    if (impl_->protocols.erase(protocol) == 0) return CHORUS_E_NOT_FOUND;
+  }
+  // accept functions run on the network thread: after a no-op ran there, none is in flight.
+  if (!impl_->on_network_thread()) impl_->run_sync([] {});
+  return CHORUS_OK;
 }
 
 chorus_status Node::open_stream(const uint8_t *peer, size_t peer_len, const char *const *protocols, size_t count,
@@ -1127,7 +1249,7 @@ chorus_status Node::open_stream(const uint8_t *peer, size_t peer_len, const char
   auto sink = std::make_unique<CHandlerSink>(*handler);
   auto *impl = impl_.get();
   auto shared_sink = std::make_shared<std::unique_ptr<StreamSink>>(std::move(sink));
-  impl->post([impl, p, protos, shared_sink, timeout_ms, fn, arg] {
+  const bool queued = impl->post([impl, p, protos, shared_sink, timeout_ms, fn, arg] {
     impl->open_stream(*p, protos, std::move(*shared_sink), timeout_ms,
                       [fn, arg](chorus_status st, Stream *s, const std::string &why) {
                         if (st != CHORUS_OK || s == nullptr) {
@@ -1150,6 +1272,10 @@ chorus_status Node::open_stream(const uint8_t *peer, size_t peer_len, const char
                         fn(arg, CHORUS_OK, &info, nullptr);
                       });
   });
+  if (!queued) {
+    set_error(err, CHORUS_E_UNAVAILABLE, "the p2p plugin is stopping");
+    return CHORUS_E_UNAVAILABLE;
+  }
   return CHORUS_OK;
 }
 
@@ -1163,15 +1289,19 @@ chorus_status Node::write(uint64_t stream, const uint8_t *data, size_t len) {
     gate = it->second;
   }
   if (!gate->alive) return CHORUS_E_NOT_FOUND;
+  if (gate->write_closed) return CHORUS_E_INVALID_ARG;  // after close_write
   if (len == 0) return CHORUS_OK;
   const size_t hwm = impl_->settings().limits.stream_send_buffer;
   auto *impl = impl_.get();
   if (gate->queued.load() >= hwm) {
-    gate->want_writable = true;
-    // The queue may have drained between the check and the flag: let the network thread look again.
-    impl->post([impl, stream] {
-      if (Stream *s = impl->find_stream(stream)) s->conn->stream_write(*s, {});
-    });
+    // The queue may have drained between the check and the flag: let the network thread look
+    // again, once per BUSY episode (a writer retrying in a loop must not flood the queue).
+    if (!gate->want_writable.exchange(true)) {
+      const bool queued = impl->post([impl, stream] {
+        if (Stream *s = impl->find_stream(stream)) s->conn->stream_write(*s, {});
+      });
+      if (!queued) return CHORUS_E_NOT_FOUND;  // the node has stopped: the stream is gone
+    }
     return CHORUS_E_BUSY;
   }
   gate->queued += len;
@@ -1182,9 +1312,10 @@ chorus_status Node::write(uint64_t stream, const uint8_t *data, size_t len) {
     return CHORUS_OK;
   }
   auto copy = std::make_shared<Bytes>(data, data + len);
-  impl->post([impl, stream, copy] {
+  const bool queued = impl->post([impl, stream, copy] {
     if (Stream *s = impl->find_stream(stream)) s->conn->stream_write(*s, *copy);
   });
+  if (!queued) return CHORUS_E_NOT_FOUND;  // the node has stopped: the stream is gone
   return CHORUS_OK;
 }
 
@@ -1201,14 +1332,21 @@ chorus_status on_stream(NodeImpl *impl, uint64_t stream, F fn) {
     fn(*s);
     return CHORUS_OK;
   }
-  impl->post([impl, stream, fn] {
+  const bool queued = impl->post([impl, stream, fn] {
     if (Stream *s = impl->find_stream(stream)) fn(*s);
   });
+  if (!queued) return CHORUS_E_NOT_FOUND;  // the node has stopped: the stream is gone
   return CHORUS_OK;
 }
 }  // namespace
 
 chorus_status Node::close_write(uint64_t stream) {
+  {
+    std::lock_guard lk(impl_->gates_mu);
+    auto it = impl_->gates.find(stream);
+    if (it == impl_->gates.end()) return CHORUS_E_NOT_FOUND;
+    it->second->write_closed = true;
+  }
   return on_stream(impl_.get(), stream, [](Stream &s) { s.conn->stream_close_write(s); });
 }
 
@@ -1224,13 +1362,22 @@ chorus_status Node::set_read_paused(uint64_t stream, int paused) {
 chorus_status Node::subscribe(chorus_p2p_event_fn fn, void *arg, uint64_t *out_sub) {
   if (fn == nullptr || out_sub == nullptr) return CHORUS_E_INVALID_ARG;
   auto *impl = impl_.get();
-  bool ok = impl->run_sync([&] {
-    const uint64_t id = ++impl->last_sub_id;
+  if (impl->stopping()) return CHORUS_E_UNAVAILABLE;
+  uint64_t id = 0;
+  {
+    std::lock_guard lk(impl->subs_mu);
+    id = ++impl->last_sub_id;
     impl->subscriptions[id] = {fn, arg};
-    *out_sub = id;
-    // Report who is connected already, so a late subscriber sees the same world.
+  }
+  *out_sub = id;
+  // Report who is connected already, so a late subscriber sees the same world.
+  impl->run_sync([impl, id, fn, arg] {
     for (const auto &[peer, rec] : impl->peers) {
       if (rec.connections.empty()) continue;
+      {
+        std::lock_guard lk(impl->subs_mu);
+        if (!impl->subscriptions.count(id)) return;
+      }
       const std::string text = peer.to_base58();
       const std::string addr = rec.connections.front()->remote_addr().to_string();
       chorus_p2p_event ev{};
@@ -1244,15 +1391,20 @@ chorus_status Node::subscribe(chorus_p2p_event_fn fn, void *arg, uint64_t *out_s
       fn(arg, &ev);
     }
   });
-  return ok ? CHORUS_OK : CHORUS_E_UNAVAILABLE;
+  return CHORUS_OK;
 }
 
 chorus_status Node::unsubscribe(uint64_t sub) {
   auto *impl = impl_.get();
   bool found = false;
-  const bool ran = impl->run_sync([&] { found = impl->subscriptions.erase(sub) != 0; });
-  if (!ran) return CHORUS_OK;  // stopping: nothing runs any more
-  return found ? CHORUS_OK : CHORUS_E_NOT_FOUND;
+  {
+    std::lock_guard lk(impl->subs_mu);
+    found = impl->subscriptions.erase(sub) != 0;
+  }
+  if (!found) return CHORUS_E_NOT_FOUND;
+  // Events run on the network thread: once a no-op has run there, no call of fn is in progress.
+  if (!impl->on_network_thread()) impl->run_sync([] {});
+  return CHORUS_OK;
 }
 
 chorus_status Node::ping(const uint8_t *peer, size_t peer_len, uint32_t timeout_ms,
@@ -1268,7 +1420,7 @@ chorus_status Node::ping(const uint8_t *peer, size_t peer_len, uint32_t timeout_
     return CHORUS_E_UNAVAILABLE;
   }
   auto *impl = impl_.get();
-  impl->post([impl, p, timeout_ms, fn, arg] {
+  const bool queued = impl->post([impl, p, timeout_ms, fn, arg] {
     // One outcome per ping: the answer, a failure, or the deadline (which also resets the stream).
     struct State {
       bool reported = false;
@@ -1303,10 +1455,18 @@ chorus_status Node::ping(const uint8_t *peer, size_t peer_len, uint32_t timeout_
                           report(st, 0, why);
                           return;
                         }
+                        if (state->reported) {  // timed out while opening
+                          s->conn->stream_reset(*s, CHORUS_E_TIMEOUT, "ping timed out");
+                          return;
+                        }
                         state->stream = s->id;
                         raw->start(*s);
                       });
   });
+  if (!queued) {
+    set_error(err, CHORUS_E_UNAVAILABLE, "the p2p plugin is stopping");
+    return CHORUS_E_UNAVAILABLE;
+  }
   return CHORUS_OK;
 }
 

@@ -60,6 +60,7 @@ struct StreamGate {
   std::atomic<size_t> queued{0};  // bytes accepted by write() and not yet handed to yamux
   std::atomic<bool> alive{true};
   std::atomic<bool> want_writable{false};  // write() answered BUSY: call the sink's writable once drained
+  std::atomic<bool> write_closed{false};   // close_write was called: further writes are errors
 };
 
 // An outbound stream waiting for multistream-select to finish.
@@ -90,6 +91,7 @@ struct Stream {
   bool eof_pending = false;    // remote FIN seen while paused with held bytes
   bool in_ready = false;       // listed in the connection's ready queue
   bool ended = false;
+  bool close_pending = false;  // yamux closed it while held bytes await a paused handler
   bool internal = false;       // opened by the node itself (identify): not counted against the limit
 };
 
@@ -103,6 +105,7 @@ struct PeerRecord {
   std::vector<Connection *> connections;   // open (muxed) connections, oldest first
   std::optional<IdentifyMessage> identify;  // the last identify answer
   std::map<std::string, uint64_t> addrs;    // address book: multiaddr text -> expiry (0 = none)
+  std::set<std::string> identified_addrs;   // the subset the peer announced in identify
   uint64_t last_seen_ms = 0;
 };
 
@@ -128,6 +131,13 @@ class Connection : public yamux::Handler, public std::enable_shared_from_this<Co
   bool open_stream(const std::vector<std::string> &protocols, OpenRequest &request, uint32_t timeout_ms,
                    std::string &why, Stream **opened = nullptr, bool internal = false);
   void stream_write(Stream &s, BytesView data);  // the bytes were counted into s.gate->queued by the caller
+  // For the node's own protocols (identify, ping): bytes not counted in the gate.
+  void internal_write(Stream &s, BytesView data) {
+    if (s.ended || s.fin_requested) return;
+    s.uncounted += data.size();
+    stream_write(s, data);
+  }
+  size_t pending_send(const Stream &s) const { return s.sendq.size() - s.sendq_off; }
   void stream_close_write(Stream &s);
   void stream_reset(Stream &s, chorus_status status, const std::string &reason);
   void stream_set_paused(Stream &s, bool paused);
@@ -157,6 +167,7 @@ class Connection : public yamux::Handler, public std::enable_shared_from_this<Co
   void on_go_away(uint32_t code) override;
 
   void read_more();
+  size_t backlog() const;
   void on_read(size_t n);
   bool process_input();  // false: the connection was closed
   void fail_handshake(const char *reason_label, const std::string &why);
@@ -194,12 +205,17 @@ class Connection : public yamux::Handler, public std::enable_shared_from_this<Co
 
   Bytes rbuf_;        // raw bytes from the socket not processed yet
   size_t rlen_ = 0;
+  size_t read_space_ = 0;         // how much to ask the socket for next
+  size_t last_read_request_ = 0;
   Bytes plain_;       // decrypted bytes not processed yet
   Bytes mux_out_;     // yamux output waiting for encryption
   Bytes wbuf_;        // ciphertext waiting for the socket
   Bytes wbuf_inflight_;
   bool writing_ = false;
   bool reading_ = false;
+  bool read_blocked_ = false;  // not reading: too much output waits for the peer to read
+  uint64_t last_rx_ms_ = 0;    // keepalive: when the peer last sent anything
+  bool keepalive_sent_ = false;
   bool flush_scheduled_ = false;
 
   std::unordered_map<uint32_t, std::unique_ptr<Stream>> streams_;
@@ -268,14 +284,24 @@ class NodeImpl {
 
   // Network-thread state.
   std::unordered_map<PeerId, PeerRecord> peers;
-  std::map<uint64_t, std::pair<chorus_p2p_event_fn, void *>> subscriptions;
-  uint64_t last_sub_id = 0;
+  std::map<uint64_t, std::pair<chorus_p2p_event_fn, void *>> subscriptions;  // subs_mu
+  uint64_t last_sub_id = 0;                                                   // subs_mu
 
+  // Queues fn for the network thread. false once stop() has drained the queue for the last time:
+  // then fn is dropped unrun. Everything queued before that runs, on the network thread or in
+  // stop()'s final drain, so a caller waiting for its task never waits forever.
   template <class F>
-  void post(F &&fn);
-  // Runs fn on the network thread and waits for it (directly when already there). false: stopping.
+  bool post(F &&fn);
+  // Runs fn on the network thread and waits for it (directly when already there). false: the node
+  // has stopped and fn did not run.
   bool run_sync(const std::function<void()> &fn);
   bool stopping() const { return stopping_.load(); }
+
+  // Connected peers, readable from any thread (is_connected without a round trip).
+  mutable std::mutex connected_mu;
+  std::unordered_map<PeerId, uint32_t> connected;  // open connections per peer
+  // Event subscriptions, guarded so that unsubscribe works from any thread at any time.
+  std::mutex subs_mu;
 
  private:
   struct Dial {
@@ -286,6 +312,7 @@ class NodeImpl {
     std::vector<std::function<void(chorus_status, const PeerId *, const std::string &)>> waiters;
     std::unique_ptr<asio::steady_timer> timer;
     std::shared_ptr<tcp::socket> socket;  // while TCP connecting
+    std::unique_ptr<asio::steady_timer> attempt_timer;
     std::shared_ptr<tcp::resolver> resolver;
     uint64_t connection = 0;              // while upgrading
     std::string last_error;
@@ -294,11 +321,12 @@ class NodeImpl {
   void accept_loop(tcp::acceptor &acceptor);
   bool admit_inbound(const tcp::endpoint &remote, std::string &why);
   void dial_next(uint64_t dial_id);
+  void arm_attempt_timer(Dial &d, const std::shared_ptr<tcp::socket> &sock);
   void dial_connected(uint64_t dial_id, std::shared_ptr<tcp::socket> sock, const Multiaddr &addr);
   void dial_done(uint64_t dial_id, chorus_status status, const PeerId *peer, const std::string &why);
   void sweep();
   void trim_connections();
-  void bootstrap();
+  void bootstrap(bool retry);
   bool backed_off(const std::string &addr, uint64_t now, std::string &why);
   void note_dial_failure(const std::string &addr);
 
@@ -310,6 +338,10 @@ class NodeImpl {
   std::thread thread_;
   std::thread::id thread_id_;
   std::atomic<bool> stopping_{false};
+  std::mutex post_mu_;
+  bool accepting_ = true;  // post_mu_
+  uint64_t next_bootstrap_ms_ = 0;
+  uint64_t last_keepalive_sweep_ms_ = 0;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   std::vector<Multiaddr> bound_;  // what we listen on, actual ports
   std::unique_ptr<asio::steady_timer> sweep_timer_;
@@ -330,8 +362,11 @@ class NodeImpl {
 };
 
 template <class F>
-void NodeImpl::post(F &&fn) {
+bool NodeImpl::post(F &&fn) {
+  std::lock_guard lk(post_mu_);
+  if (!accepting_) return false;
   asio::post(io_, std::forward<F>(fn));
+  return true;
 }
 
 }  // namespace chorus::p2p

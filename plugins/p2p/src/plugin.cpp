@@ -161,6 +161,7 @@ class P2PPlugin final : public chorus::Plugin {
     // Only the bootstrap list changed (config, or a re-read assignment file): dial the new peers.
     settings_.bootstrap_peers = next.bootstrap_peers;
     settings_.bootstrap_source = next.bootstrap_source;
+    if (!node_) return;
     for (const auto &addr : next.bootstrap_peers)
       node_->connect(addr, 0, [](void *, chorus_status, const char *, const chorus_error *) {}, nullptr, nullptr);
   }
@@ -396,8 +397,10 @@ constexpr const char *kConfigSchema = R"({
   "type": "object",
   "additionalProperties": false,
   "properties": {
-    "listen": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 1024}},
-    "bootstrap_peers": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 1024}},
+    "listen": {"type": "array", "items": {"type": "string", "maxLength": 1024,
+               "pattern": "^/(ip4|ip6|dns|dns4|dns6)/[^/]+/tcp/[0-9]{1,5}(/(p2p|ipfs)/[1-9A-HJ-NP-Za-km-z]+|/(p2p|ipfs)/b[a-z2-7]+)?$"}},
+    "bootstrap_peers": {"type": "array", "items": {"type": "string", "maxLength": 1024,
+                        "pattern": "^/(ip4|ip6|dns|dns4|dns6)/[^/]+/tcp/[0-9]{1,5}/(p2p|ipfs)/([1-9A-HJ-NP-Za-km-z]+|b[a-z2-7]+)$"}},
     "assignment_file": {"type": "string"},
     "key_file": {"type": "string"},
     "agent_version": {"type": "string", "maxLength": 256},

@@ -62,6 +62,7 @@ std::vector<std::string> split_env_peers(const std::string &text) {
 
 void read_limits(const json &v, Limits &l) {
   if (!v.is_object()) fail("limits", "must be an object");
+  auto given = [&](const char *k) { return v.contains(k); };
   for (const auto &[k, x] : v.items()) {
     const std::string key = "limits." + k;
     if (k == "max_connections") l.max_connections = read_u32(x, key, 1, 100000);
@@ -88,6 +89,13 @@ void read_limits(const json &v, Limits &l) {
                 "inbound_burst, stream_send_buffer)");
     }
   }
+  // Values the user did not set follow the ones they did (max_connections: 10 alone is valid).
+  if (!given("high_watermark") && l.high_watermark > l.max_connections) l.high_watermark = l.max_connections;
+  if (!given("low_watermark") && l.low_watermark > l.high_watermark) l.low_watermark = l.high_watermark * 4 / 5;
+  if (!given("dial_backoff_max_ms") && l.dial_backoff_base_ms > l.dial_backoff_max_ms)
+    l.dial_backoff_max_ms = l.dial_backoff_base_ms;
+  if (!given("dial_backoff_base_ms") && l.dial_backoff_base_ms > l.dial_backoff_max_ms)
+    l.dial_backoff_base_ms = l.dial_backoff_max_ms;
   if (l.low_watermark > l.high_watermark) fail("limits.low_watermark", "must not exceed limits.high_watermark");
   if (l.high_watermark > l.max_connections) fail("limits.high_watermark", "must not exceed limits.max_connections");
   if (l.dial_backoff_base_ms > l.dial_backoff_max_ms)

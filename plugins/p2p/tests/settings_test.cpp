@@ -70,6 +70,13 @@ TEST(P2PSettings, BootstrapPrecedenceAssignmentThenConfigThenEnv) {
   std::remove(path);
 }
 
+TEST(P2PSettings, UnsetLimitsFollowTheOnesGiven) {
+  const auto s = parse_settings(R"({"limits":{"max_connections":10,"dial_backoff_max_ms":1000}})", "/s", env_of({}));
+  EXPECT_EQ(s.limits.high_watermark, 10u);
+  EXPECT_EQ(s.limits.low_watermark, 8u);
+  EXPECT_EQ(s.limits.dial_backoff_base_ms, 1000u);
+}
+
 TEST(P2PSettings, ErrorsNameTheKey) {
   EXPECT_NE(error_of(R"({"listen":["/ip4/1.2.3.4/udp/9"]})").find("p2p.config.listen[0]"), std::string::npos);
   EXPECT_NE(error_of(R"({"listen":"x"})").find("p2p.config.listen"), std::string::npos);

@@ -2,7 +2,9 @@
 // A js-libp2p reference peer for the chorus-agent interop tests and benchmarks.
 //
 // TCP + Noise + yamux + identify + ping (js-libp2p 2.10 on Node 20, see spec/libp2p.md section 13),
-// plus an echo protocol /chorus/echo/1.0.0 that sends every byte back and closes its write side at EOF.
+// plus an echo protocol /chorus/echo/1.0.0 that sends every byte back and closes its write side at EOF,
+// and a sink protocol /chorus/sink/1.0.0 that counts what arrives and, at EOF, answers the count as 8 bytes
+// (unsigned, big-endian) and closes (the same protocol as the chorus probe, tests/plugins/p2p_probe).
 //
 // It is driven by JSON lines on stdin and reports JSON lines on stdout (stderr is for humans):
 //
@@ -26,6 +28,10 @@
 //        -> N concurrent /chorus/echo/1.0.0 streams, each sends M deterministic pseudo-random bytes, reads the
 //           echo back and compares sha256(sent) with sha256(received): {elapsed_ms, mbps, bytes, streams}
 //           (mbps = payload megabytes (10^6) per second in one direction)
+//   {"cmd":"send","target","streams":N,"bytes_per_stream":M}
+//        -> raw throughput: N concurrent /chorus/sink/1.0.0 streams, each writes M bytes of one constant 64 KiB
+//           buffer, closes its write side and checks the sink's 8-byte count == M; nothing is generated or
+//           hashed on either side: {elapsed_ms, mbps, bytes, streams}
 //   {"cmd":"handshakes","target","count":N}       -> N x (new connection + close): {count, elapsed_ms, per_second}
 //   {"cmd":"connect_many","target","count":N}     -> N extra connections to one peer (force), kept open:
 //                                                     {opened, errors, first_error}
@@ -50,7 +56,11 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 
 const ECHO_PROTOCOL = '/chorus/echo/1.0.0'
+const SINK_PROTOCOL = '/chorus/sink/1.0.0'
 const CHUNK = 64 * 1024
+// What the send client writes, over and over (zero bytes; Noise encrypts it anyway). Never modified, so
+// yielding the same buffer again is safe.
+const SEND_BUFFER = new Uint8Array(CHUNK)
 // Enough for the 1000-concurrent-stream tests in both directions on one connection.
 const MAX_STREAMS = 4096
 const SLOW_MS = 120_000
@@ -188,6 +198,13 @@ async function main () {
     })
   }, { maxInboundStreams: MAX_STREAMS, maxOutboundStreams: MAX_STREAMS })
 
+  await node.handle(SINK_PROTOCOL, ({ stream }) => {
+    sinkServer(stream).catch(err => {
+      process.stderr.write(`sink stream failed: ${err.stack}\n`)
+      stream.abort(err)
+    })
+  }, { maxInboundStreams: MAX_STREAMS, maxOutboundStreams: MAX_STREAMS })
+
   await node.start()
   emit({ event: 'ready', peer_id: node.peerId.toString(), addrs: addrsOf(node), libp2p_version: pkg.version })
 
@@ -239,6 +256,9 @@ async function main () {
     },
     async echo (c) {
       return echoClient(await connectionTo(c.target), c.streams ?? 1, c.bytes_per_stream ?? 1024)
+    },
+    async send (c) {
+      return sendClient(await connectionTo(c.target), c.streams ?? 1, c.bytes_per_stream ?? 1024)
     },
     async handshakes (c) {
       const count = c.count ?? 10
@@ -358,20 +378,52 @@ async function echoOne (conn, index, bytes) {
   if (a !== b) throw new Error(`stream ${index}: sha256 mismatch: sent ${a}, got back ${b}`)
 }
 
-async function echoClient (conn, streams, bytes) {
+async function sinkServer (stream) {
+  let received = 0
+  for await (const list of stream.source) received += list.byteLength
+  const count = new Uint8Array(8)
+  new DataView(count.buffer).setBigUint64(0, BigInt(received))
+  await stream.sink([count]) // closes our write side after the count
+}
+
+async function sendOne (conn, index, bytes) {
+  const stream = await conn.newStream(SINK_PROTOCOL, { maxOutboundStreams: MAX_STREAMS })
+  const source = (function * () {
+    for (let left = bytes; left > 0; left -= CHUNK) yield left >= CHUNK ? SEND_BUFFER : SEND_BUFFER.subarray(0, left)
+  })()
+  const writing = stream.sink(source)
+  const answer = []
+  let got = 0
+  for await (const list of stream.source) {
+    got += list.byteLength
+    if (got > 8) throw new Error(`stream ${index}: the sink answered more than 8 bytes`)
+    answer.push(list.subarray())
+  }
+  await writing
+  await stream.close()
+  if (got !== 8) throw new Error(`stream ${index}: closed before the sink's count arrived (${got} bytes)`)
+  const count = Buffer.concat(answer).readBigUInt64BE(0)
+  if (count !== BigInt(bytes)) throw new Error(`stream ${index}: the sink counted ${count} of ${bytes} bytes`)
+}
+
+// Runs `one(conn, index, bytes)` on N concurrent streams; the answer of the echo and send commands.
+async function transfer (what, one, conn, streams, bytes) {
   if (!Number.isInteger(streams) || streams < 1 || streams > MAX_STREAMS) throw new Error(`streams must be 1..${MAX_STREAMS}`)
   if (!Number.isInteger(bytes) || bytes < 0) throw new Error('bytes_per_stream must be an integer >= 0')
   const t0 = performance.now()
-  const results = await Promise.allSettled(Array.from({ length: streams }, (_, i) => echoOne(conn, i, bytes)))
+  const results = await Promise.allSettled(Array.from({ length: streams }, (_, i) => one(conn, i, bytes)))
   const ms = performance.now() - t0
   const failed = results.filter(r => r.status === 'rejected')
   if (failed.length > 0) {
     const reasons = failed.slice(0, 5).map(r => r.reason?.message ?? String(r.reason))
-    throw new Error(`${failed.length} of ${streams} echo streams failed: ${reasons.join('; ')}`)
+    throw new Error(`${failed.length} of ${streams} ${what} streams failed: ${reasons.join('; ')}`)
   }
   const total = streams * bytes
   return { streams, bytes: total, elapsed_ms: ms, mbps: total / 1e6 / (ms / 1000) }
 }
+
+const echoClient = (conn, streams, bytes) => transfer('echo', echoOne, conn, streams, bytes)
+const sendClient = (conn, streams, bytes) => transfer('send', sendOne, conn, streams, bytes)
 
 main().catch((err) => {
   process.stderr.write(`peer.mjs: ${err.stack ?? err}\n`)

@@ -2,8 +2,9 @@
 // interop tests and benchmarks can drive a real agent. Written only against p2p_host_v1.h and the SDK,
 // like any third-party consumer of the service.
 //
-// It serves /chorus/echo/1.0.0 (every byte goes back; our side is closed after the remote's EOF), and
-// mounts (POST, JSON body, JSON answer; failures: {"ok":false,"status","status_name","error"} with 400
+// It serves /chorus/echo/1.0.0 (every byte goes back; our side is closed after the remote's EOF) and
+// /chorus/sink/1.0.0 (counts what arrives; at the remote's EOF answers the count as 8 bytes, big-endian,
+// and closes), and mounts (POST, JSON body, JSON answer; failures: {"ok":false,"status","status_name","error"} with 400
 // for a bad request, 409 when busy, 502 when the p2p operation failed, 503 while stopping, 504 on timeout):
 //
 //   /test/p2p/connect    {target, timeout_ms?}              -> {ok, peer_id}
@@ -11,6 +12,8 @@
 //   /test/p2p/open       {peer, protocol, timeout_ms?}      -> {ok, protocol}   (opens, negotiates, resets)
 //   /test/p2p/echo       {peer, streams, bytes_per_stream, timeout_ms?}
 //                        -> {ok, streams, bytes, elapsed_ms, mbps}  (mbps: payload 10^6 bytes/s, one direction)
+//   /test/p2p/send       {peer, streams, bytes_per_stream, timeout_ms?}
+//                        -> {ok, streams, bytes, elapsed_ms, mbps}  (raw one-way throughput, see below)
 //   /test/p2p/handshakes {target, count, timeout_ms?}       -> {ok, count, elapsed_ms, per_second}
 //   /test/p2p/events     {since?, wait_ms?}                 -> {ok, count, events:[{type, peer, addr, direction,
 //                                                              identify?}]}; with wait_ms the answer waits until
@@ -19,6 +22,11 @@
 //
 // Echo client: each stream sends bytes_per_stream deterministic pseudo-random bytes (pattern.hpp), closes
 // its write side, reads the echo until EOF and compares sha256(sent) with sha256(received).
+//
+// Send client (raw throughput): each stream writes bytes_per_stream bytes of one constant 64 KiB buffer to
+// /chorus/sink/1.0.0, closes its write side and waits for the sink's 8-byte count, which must equal what
+// was sent. No data is generated or hashed on either side, so the time is the transport's (TCP + Noise +
+// yamux + the service ABI). tests/interop/js/peer.mjs implements the same protocol and client.
 #include <chorus/plugin.hpp>
 #include <chorus/services/p2p_host_v1.h>
 #include <sodium.h>
@@ -45,8 +53,12 @@ using Exchange = std::shared_ptr<chorus::HttpExchange>;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char *kEchoProtocol = "/chorus/echo/1.0.0";
+constexpr const char *kSinkProtocol = "/chorus/sink/1.0.0";
+// What the send client writes, over and over (static storage: zero bytes; Noise encrypts it anyway).
+constexpr size_t kSendChunk = 64 * 1024;
+const uint8_t kSendBuffer[kSendChunk] = {};
 constexpr size_t kMaxEvents = 50000;  // the probe keeps at most this many events (oldest dropped)
-constexpr uint32_t kMaxEchoStreams = 4096;
+constexpr uint32_t kMaxStreams = 4096;
 
 std::string dump(const json &j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -89,11 +101,19 @@ struct EchoServer {
   bool eof = false;
 };
 
-struct EchoJob;
+// Server side of one inbound sink stream: counts bytes, answers the count at EOF.
+struct SinkServer {
+  Probe *probe;
+  uint64_t received = 0;
+  uint8_t count[8] = {};
+  bool count_pending = false;  // the count is waiting for on_writable
+};
+
+struct TransferJob;
 
 // Client side of one outbound echo stream.
 struct EchoStream {
-  std::shared_ptr<EchoJob> job;
+  std::shared_ptr<TransferJob> job;
   uint32_t index;
   uint64_t id = 0;
   p2p_probe::Pattern pattern;
@@ -105,15 +125,31 @@ struct EchoStream {
   crypto_hash_sha256_state sent_hash;
   crypto_hash_sha256_state received_hash;
 
-  EchoStream(std::shared_ptr<EchoJob> j, uint32_t i, uint64_t bytes) : job(std::move(j)), index(i), pattern(i, bytes) {
+  EchoStream(std::shared_ptr<TransferJob> j, uint32_t i, uint64_t bytes) : job(std::move(j)), index(i), pattern(i, bytes) {
     crypto_hash_sha256_init(&sent_hash);
     crypto_hash_sha256_init(&received_hash);
   }
 };
 
-// One /test/p2p/echo request: N streams; answered once, when the last finished or at the deadline.
-struct EchoJob {
+// Client side of one outbound sink stream.
+struct SendStream {
+  std::shared_ptr<TransferJob> job;
+  uint32_t index;
+  uint64_t id = 0;
+  uint64_t left;  // bytes still to write
+  bool write_closed = false;
+  uint8_t count[8] = {};  // the sink's answer
+  size_t count_len = 0;
+  std::string failure;  // set when we reset the stream ourselves
+
+  SendStream(std::shared_ptr<TransferJob> j, uint32_t i, uint64_t bytes) : job(std::move(j)), index(i), left(bytes) {}
+};
+
+// One /test/p2p/echo or /test/p2p/send request: N streams; answered once, when the last finished or at
+// the deadline.
+struct TransferJob {
   Probe *probe = nullptr;
+  const char *what = "echo";  // for messages
   Exchange ex;
   uint32_t streams = 0;
   uint64_t bytes = 0;
@@ -161,16 +197,21 @@ class Probe final : public chorus::Plugin {
     chorus::ErrorBuffer err;
     err.check(t_->set_protocol_handler(s_, kEchoProtocol, &Probe::accept_echo, this, err.get()),
               "set_protocol_handler " + std::string(kEchoProtocol));
+    err.check(t_->set_protocol_handler(s_, kSinkProtocol, &Probe::accept_sink, this, err.get()),
+              "set_protocol_handler " + std::string(kSinkProtocol));
     chorus::check(t_->subscribe(s_, &Probe::on_event_tramp, this, &sub_), "subscribe");
     subscribed_ = true;
-    host_.info("p2p probe ready: serving /chorus/echo/1.0.0, routes under /test/p2p/");
+    host_.info("p2p probe ready: serving /chorus/echo/1.0.0 and /chorus/sink/1.0.0, routes under /test/p2p/");
   }
 
   void stop(std::chrono::milliseconds budget) override {
     stopping_ = true;
     if (subscribed_) t_->unsubscribe(s_, sub_);
     subscribed_ = false;
-    if (t_ != nullptr) t_->remove_protocol_handler(s_, kEchoProtocol);
+    if (t_ != nullptr) {
+      t_->remove_protocol_handler(s_, kEchoProtocol);
+      t_->remove_protocol_handler(s_, kSinkProtocol);
+    }
     // Every stream handler and pending callback points into this plugin: end them and wait until the
     // p2p plugin has made its last call into us, so nothing runs after we are unloaded.
     // (Repeated: a stream whose open was in flight may be handed to us after the first round.)
@@ -232,7 +273,7 @@ class Probe final : public chorus::Plugin {
   chorus::Host &host() { return host_; }
 
   // ---- echo client completion (called from stream callbacks and the deadline timer) ----
-  void echo_stream_done(const std::shared_ptr<EchoJob> &job, uint64_t id, bool ok, const std::string &why) {
+  void transfer_stream_done(const std::shared_ptr<TransferJob> &job, uint64_t id, bool ok, const std::string &why) {
     Exchange ex;
     json answer;
     uint64_t timer = 0;
@@ -254,7 +295,7 @@ class Probe final : public chorus::Plugin {
         answer = {{"ok", true},          {"streams", job->streams}, {"bytes", job->streams * job->bytes},
                   {"elapsed_ms", ms},    {"mbps", ms > 0 ? total / 1e6 / (ms / 1000.0) : 0.0}};
       } else {
-        std::string msg = std::to_string(job->failed) + " of " + std::to_string(job->streams) + " echo streams failed";
+        std::string msg = std::to_string(job->failed) + " of " + std::to_string(job->streams) + " " + job->what + " streams failed";
         for (const auto &r : job->reasons) msg += "; " + r;
         answer = failure(CHORUS_E_PROTOCOL, msg);
       }
@@ -409,11 +450,144 @@ class Probe final : public chorus::Plugin {
         ok = std::memcmp(a, b, sizeof a) == 0;
         if (!ok) why = prefix + "sha256 of the echo differs from what was sent";
       }
-      p->echo_stream_done(cs->job, stream, ok, why);
+      p->transfer_stream_done(cs->job, stream, ok, why);
     } catch (...) {
     }
     cs.reset();
     p->stream_ends(stream);
+  }
+
+  // Sink server stream callbacks.
+  static chorus_status accept_sink(void *arg, const chorus_p2p_stream_info *info, chorus_p2p_stream_handler *h) noexcept {
+    auto *self = static_cast<Probe *>(arg);
+    if (self->stopping_) return CHORUS_E_UNAVAILABLE;
+    SinkServer *ss = nullptr;
+    try {
+      ss = new SinkServer{self};
+    } catch (...) {
+      return CHORUS_E_NO_MEMORY;
+    }
+    h->arg = ss;
+    h->on_data = [](void *a, uint64_t, const uint8_t *, size_t len) noexcept { static_cast<SinkServer *>(a)->received += len; };
+    h->on_eof = &Probe::sink_eof;
+    h->on_writable = &Probe::sink_writable;
+    h->on_closed = [](void *a, uint64_t stream, chorus_status, const char *) noexcept {
+      auto *ss = static_cast<SinkServer *>(a);
+      Probe *p = ss->probe;
+      delete ss;
+      p->stream_ends(stream);
+    };
+    self->stream_begins(info->stream);
+    return CHORUS_OK;
+  }
+
+  static void sink_eof(void *arg, uint64_t stream) noexcept {
+    auto *ss = static_cast<SinkServer *>(arg);
+    for (int i = 0; i < 8; ++i) ss->count[i] = static_cast<uint8_t>(ss->received >> (56 - 8 * i));
+    ss->count_pending = true;
+    sink_writable(arg, stream);
+  }
+
+  static void sink_writable(void *arg, uint64_t stream) noexcept {
+    auto *ss = static_cast<SinkServer *>(arg);
+    const chorus_p2p_host_v1 *t = ss->probe->t();
+    if (t == nullptr || !ss->count_pending) return;
+    const chorus_status st = t->write(ss->probe->s(), stream, ss->count, sizeof ss->count);
+    if (st == CHORUS_E_BUSY) return;  // on_writable comes again
+    ss->count_pending = false;
+    if (st == CHORUS_OK) {
+      t->close_write(ss->probe->s(), stream);
+    } else {
+      t->reset(ss->probe->s(), stream);
+    }
+  }
+
+  // Send client stream callbacks.
+  static void send_pump(SendStream *ss) noexcept {
+    Probe *p = ss->job->probe;
+    const chorus_p2p_host_v1 *t = p->t();
+    if (t == nullptr) return;
+    while (ss->left > 0) {
+      const size_t n = ss->left < kSendChunk ? static_cast<size_t>(ss->left) : kSendChunk;
+      const chorus_status st = t->write(p->s(), ss->id, kSendBuffer, n);
+      if (st == CHORUS_E_BUSY) return;  // on_writable resumes
+      if (st != CHORUS_OK) {
+        ss->failure = std::string("write failed: ") + chorus::status_name(st);
+        t->reset(p->s(), ss->id);
+        return;
+      }
+      ss->left -= n;
+    }
+    if (!ss->write_closed) {
+      ss->write_closed = true;
+      t->close_write(p->s(), ss->id);
+    }
+  }
+
+  static void send_data(void *arg, uint64_t stream, const uint8_t *data, size_t len) noexcept {
+    auto *ss = static_cast<SendStream *>(arg);
+    if (ss->count_len + len > sizeof ss->count) {
+      if (ss->failure.empty()) {
+        ss->failure = "the sink answered more than 8 bytes";
+        ss->job->probe->t()->reset(ss->job->probe->s(), stream);
+      }
+      return;
+    }
+    std::memcpy(ss->count + ss->count_len, data, len);
+    ss->count_len += len;
+  }
+
+  static void send_closed(void *arg, uint64_t stream, chorus_status status, const char *reason) noexcept {
+    std::unique_ptr<SendStream> ss(static_cast<SendStream *>(arg));
+    Probe *p = ss->job->probe;
+    bool ok = false;
+    std::string why;
+    try {
+      const std::string prefix = "stream " + std::to_string(ss->index) + ": ";
+      uint64_t count = 0;
+      for (size_t i = 0; i < ss->count_len; ++i) count = count << 8 | ss->count[i];
+      if (!ss->failure.empty()) {
+        why = prefix + ss->failure;
+      } else if (status != CHORUS_OK) {
+        why = prefix + "closed with " + chorus::status_name(status) + ": " + (reason != nullptr ? reason : "");
+      } else if (ss->left != 0 || ss->count_len != sizeof ss->count) {
+        why = prefix + "closed before the sink's count arrived";
+      } else if (count != ss->job->bytes) {
+        why = prefix + "the sink counted " + std::to_string(count) + " of " + std::to_string(ss->job->bytes) + " bytes";
+      } else {
+        ok = true;
+      }
+      p->transfer_stream_done(ss->job, stream, ok, why);
+    } catch (...) {
+    }
+    ss.reset();
+    p->stream_ends(stream);
+  }
+
+  static void send_opened(void *arg, chorus_status status, const chorus_p2p_stream_info *info,
+                          const chorus_error *err) noexcept {
+    auto *ss = static_cast<SendStream *>(arg);
+    Probe *p = ss->job->probe;
+    if (status != CHORUS_OK || info == nullptr) {
+      std::unique_ptr<SendStream> gone(ss);
+      try {
+        p->transfer_stream_done(gone->job, 0, false,
+                                "stream " + std::to_string(gone->index) + ": open failed: " +
+                                    chorus::status_name(status) + ": " + error_text(err));
+      } catch (...) {
+      }
+      gone.reset();
+      p->unhold();
+      return;
+    }
+    ss->id = info->stream;
+    p->stream_begins(info->stream);  // the stream's on_closed now owns ss
+    p->unhold();
+    {
+      std::lock_guard lk(ss->job->mu);
+      ss->job->open_ids.insert(info->stream);
+    }
+    send_pump(ss);
   }
 
   static void client_opened(void *arg, chorus_status status, const chorus_p2p_stream_info *info,
@@ -423,7 +597,7 @@ class Probe final : public chorus::Plugin {
     if (status != CHORUS_OK || info == nullptr) {
       std::unique_ptr<EchoStream> gone(cs);
       try {
-        p->echo_stream_done(gone->job, 0, false,
+        p->transfer_stream_done(gone->job, 0, false,
                             "stream " + std::to_string(gone->index) + ": open failed: " + chorus::status_name(status) +
                                 ": " + error_text(err));
       } catch (...) {
@@ -585,7 +759,8 @@ class Probe final : public chorus::Plugin {
       if (call == "connect") return do_connect(body, ex);
       if (call == "ping") return do_ping(body, ex);
       if (call == "open") return do_open(body, ex);
-      if (call == "echo") return do_echo(body, ex);
+      if (call == "echo") return do_transfer(body, ex, false);
+      if (call == "send") return do_transfer(body, ex, true);
       if (call == "handshakes") return do_handshakes(body, ex);
       if (call == "events") return do_events(body, ex);
       reply(ex, 404, failure(CHORUS_E_NOT_FOUND, "no such probe call: " + call));
@@ -674,25 +849,29 @@ class Probe final : public chorus::Plugin {
     box.release();
   }
 
-  void do_echo(const json &b, const Exchange &ex) {
+  // /test/p2p/echo (raw = false) and /test/p2p/send (raw = true): the same request and answer.
+  void do_transfer(const json &b, const Exchange &ex, bool raw) {
     if (!b.contains("peer") || !b["peer"].is_string())
       return reply(ex, 400, failure(CHORUS_E_INVALID_ARG, "missing string field peer"));
     const uint32_t streams = b.value("streams", 1u);
     const uint64_t bytes = b.value("bytes_per_stream", uint64_t{1024});
     const uint32_t timeout = b.value("timeout_ms", 300000u);
-    if (streams < 1 || streams > kMaxEchoStreams)
-      return reply(ex, 400, failure(CHORUS_E_INVALID_ARG, "streams must be 1.." + std::to_string(kMaxEchoStreams)));
+    if (streams < 1 || streams > kMaxStreams)
+      return reply(ex, 400, failure(CHORUS_E_INVALID_ARG, "streams must be 1.." + std::to_string(kMaxStreams)));
     if (bytes > (uint64_t{1} << 40)) return reply(ex, 400, failure(CHORUS_E_INVALID_ARG, "bytes_per_stream is too large"));
     with_peer(b["peer"].get<std::string>(), timeout,
-              [this, ex, streams, bytes, timeout](chorus_status st, const std::vector<uint8_t> &peer, const std::string &err) {
+              [this, ex, streams, bytes, timeout, raw](chorus_status st, const std::vector<uint8_t> &peer,
+                                                       const std::string &err) {
                 if (st != CHORUS_OK) return reply(ex, http_code_for(st), failure(st, err));
-                start_echo(peer, streams, bytes, timeout, ex);
+                start_transfer(peer, streams, bytes, timeout, ex, raw);
               });
   }
 
-  void start_echo(const std::vector<uint8_t> &peer, uint32_t streams, uint64_t bytes, uint32_t timeout, const Exchange &ex) {
-    auto job = std::make_shared<EchoJob>();
+  void start_transfer(const std::vector<uint8_t> &peer, uint32_t streams, uint64_t bytes, uint32_t timeout,
+                      const Exchange &ex, bool raw) {
+    auto job = std::make_shared<TransferJob>();
     job->probe = this;
+    job->what = raw ? "send" : "echo";
     job->ex = ex;
     job->streams = streams;
     job->bytes = bytes;
@@ -709,7 +888,7 @@ class Probe final : public chorus::Plugin {
         out = std::move(job->ex);
         ids = job->open_ids;
         msg = "timeout: " + std::to_string(job->finished) + " of " + std::to_string(job->streams) +
-              " echo streams finished";
+              " " + job->what + " streams finished";
         for (const auto &r : job->reasons) msg += "; " + r;
       }
       reply(out, 504, failure(CHORUS_E_TIMEOUT, msg));
@@ -718,21 +897,39 @@ class Probe final : public chorus::Plugin {
     });
     chorus_p2p_stream_handler h{};
     h.struct_size = sizeof h;
-    h.on_data = &Probe::client_data;
-    h.on_writable = &Probe::client_writable;
-    h.on_closed = &Probe::client_closed;
-    const char *protos[] = {kEchoProtocol};
+    if (raw) {
+      h.on_data = &Probe::send_data;
+      h.on_writable = [](void *arg, uint64_t) noexcept { send_pump(static_cast<SendStream *>(arg)); };
+      h.on_closed = &Probe::send_closed;
+    } else {
+      h.on_data = &Probe::client_data;
+      h.on_writable = &Probe::client_writable;
+      h.on_closed = &Probe::client_closed;
+    }
+    const char *protos[] = {raw ? kSinkProtocol : kEchoProtocol};
     for (uint32_t i = 0; i < streams; ++i) {
-      auto *cs = new EchoStream(job, i, bytes);
-      h.arg = cs;
+      // The stream's state (freed by its on_closed, or by the open callback when the open fails).
+      std::unique_ptr<EchoStream> echo_state;
+      std::unique_ptr<SendStream> send_state;
+      void *state = nullptr;
+      if (raw) {
+        send_state = std::make_unique<SendStream>(job, i, bytes);
+        state = send_state.get();
+      } else {
+        echo_state = std::make_unique<EchoStream>(job, i, bytes);
+        state = echo_state.get();
+      }
+      h.arg = state;
       chorus::ErrorBuffer err;
       hold();
-      const chorus_status st =
-          t_->open_stream(s_, peer.data(), peer.size(), protos, 1, &h, 0, &Probe::client_opened, cs, err.get());
-      if (st != CHORUS_OK) {
-        delete cs;
+      const chorus_status st = t_->open_stream(s_, peer.data(), peer.size(), protos, 1, &h, 0,
+                                               raw ? &Probe::send_opened : &Probe::client_opened, state, err.get());
+      if (st == CHORUS_OK) {
+        echo_state.release();  // owned by the callbacks now
+        send_state.release();
+      } else {
         unhold();
-        echo_stream_done(job, 0, false,
+        transfer_stream_done(job, 0, false,
                          "stream " + std::to_string(i) + ": open_stream: " + chorus::status_name(st) + ": " +
                              std::string(err.text()));
       }

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# packaging/build-debs.sh OUT_DIR
+#
+# Builds the chorus-agent binary packages (.deb) from this source tree into OUT_DIR:
+#   1. stages a copy of the tree (without .git, build directories and node_modules) in
+#      OUT_DIR/stage/chorus-agent-<version>, with packaging/debian/ placed at debian/;
+#   2. writes debian/changelog from the CMake project version, the one place the version lives
+#      (`project(chorus-agent VERSION x.y.z)` in CMakeLists.txt; chorus-agent --version prints it);
+#   3. runs `dpkg-buildpackage -us -uc -b` (tests and benchmarks are not built: the project's own
+#      suite runs them).
+#
+# Environment: CHORUS_DEB_VERSION_SUFFIX (appended to the package version, e.g. "+test1"),
+# CHORUS_DEB_JOBS (parallel jobs, default 2).
+# Needs: dpkg-dev, debhelper and the Build-Depends of packaging/debian/control.
+set -euo pipefail
+
+out=${1:?usage: build-debs.sh OUT_DIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+jobs=${CHORUS_DEB_JOBS:-2}
+
+version=$(sed -nE 's/^project\(chorus-agent[[:space:]]+VERSION[[:space:]]+([0-9]+\.[0-9]+\.[0-9]+).*/\1/p' \
+            "$root/CMakeLists.txt")
+if [ -z "$version" ]; then
+  echo "build-debs.sh: no 'project(chorus-agent VERSION x.y.z' in $root/CMakeLists.txt" >&2
+  exit 2
+fi
+deb_version=$version${CHORUS_DEB_VERSION_SUFFIX:-}
+
+stage=$out/stage
+src=$stage/chorus-agent-$deb_version
+rm -rf "$stage"
+mkdir -p "$src"
+tar -C "$root" -cf - --exclude=./.git --exclude='./build*' --exclude='./cmake-build-*' \
+    --exclude=./.cache --exclude=node_modules --exclude=./packaging/debian . | tar -C "$src" -xf -
+cp -a "$root/packaging/debian" "$src/debian"
+
+# A reproducible date: the last commit's, when there is a git checkout.
+epoch=$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)
+cat >"$src/debian/changelog" <<EOF
+chorus-agent ($deb_version) bookworm; urgency=medium
+
+  * Built from the chorus-agent source tree (CMake project version $version).
+
+ -- CHORUS agent developers <chorus-agent@packages.invalid>  $(date -u -R -d "@$epoch")
+EOF
+
+echo "== dpkg-buildpackage chorus-agent $deb_version (log: $out/build.log)"
+if ! (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=$jobs" SOURCE_DATE_EPOCH=$epoch \
+        dpkg-buildpackage -us -uc -b -j"$jobs") >"$out/build.log" 2>&1; then
+  tail -n 40 "$out/build.log" >&2
+  echo "build-debs.sh: dpkg-buildpackage failed; full log: $out/build.log" >&2
+  exit 1
+fi
+rm -f "$out"/*.deb "$out"/*.changes "$out"/*.buildinfo
+mv "$stage"/*.deb "$stage"/*.changes "$stage"/*.buildinfo "$out"/
+# The staged tree holds the whole build; keep it only when asked (debugging a package).
+[ "${CHORUS_DEB_KEEP_STAGE:-0}" = 1 ] || rm -rf "$stage"
+ls -1 "$out"/*.deb
