@@ -608,9 +608,10 @@ host:
   worker_threads: 0        # 0 = hardware concurrency, at least 2
   strict: false            # true: any plugin failing to start aborts startup
 
-# Plugins by id. No plugin is enabled in this default: the in-tree plugins are not part of this
-# release yet, and an entry for a plugin that is not installed would only produce errors. Uncomment
-# an entry (keep the two-space indent) once its chorus-<id>.so is installed.
+# Plugins by id. No plugin is enabled in this default, so a fresh agent opens no network port beyond
+# its loopback HTTP listener, and an entry for a plugin that is not installed would only produce
+# errors. Uncomment an entry (keep the two-space indent) once its chorus-<id>.so is installed
+# (Debian: the chorus-plugin-<id> package). p2p + mdns join the LAN with no further configuration.
 # Per plugin: enabled (true), critical (false: a failure to start is a warning; true: fatal),
 # path ("" = search by id), sha256 ("" = no pin), config (the plugin's own settings, checked by it).
 plugins:

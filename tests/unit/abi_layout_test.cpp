@@ -3,6 +3,8 @@
 // plugin.h broke binary compatibility with already-built plugins or hosts: structs are append-only
 // (see the header's compatibility rules), and appended fields get new lines here.
 #include <chorus/plugin.h>
+#include <chorus/services/election_v1.h>
+#include <chorus/services/p2p_host_v1.h>
 
 #include <gtest/gtest.h>
 
@@ -280,6 +282,41 @@ PIN_TYPE(chorus_abi_info, major, uint16_t);
 PIN_TYPE(chorus_abi_info, minor, uint16_t);
 PIN_TYPE(chorus_abi_info, host_name, const char *);
 PIN_TYPE(chorus_abi_info, host_version, const char *);
+
+// ---- service tables other plugins compile against (append-only, like plugin.h) ----
+PIN(chorus_p2p_stream_handler, arg, 8, 8);
+PIN(chorus_p2p_stream_handler, on_data, 16, 8);
+PIN(chorus_p2p_stream_handler, on_eof, 24, 8);
+PIN(chorus_p2p_stream_handler, on_writable, 32, 8);
+PIN(chorus_p2p_stream_handler, on_closed, 40, 8);
+PIN_STRUCT(chorus_p2p_stream_handler, 48, 8);
+PIN(chorus_p2p_host_v1, local_peer_id, 8, 8);
+PIN(chorus_p2p_host_v1, local_public_key, 16, 8);
+PIN(chorus_p2p_host_v1, sign, 24, 8);
+PIN(chorus_p2p_host_v1, get_info_json, 32, 8);
+PIN(chorus_p2p_host_v1, connect, 40, 8);
+PIN(chorus_p2p_host_v1, disconnect, 48, 8);
+PIN(chorus_p2p_host_v1, list_peers_json, 56, 8);
+PIN(chorus_p2p_host_v1, is_connected, 64, 8);
+PIN(chorus_p2p_host_v1, add_addrs, 72, 8);
+PIN(chorus_p2p_host_v1, peer_addrs_json, 80, 8);
+PIN(chorus_p2p_host_v1, set_protocol_handler, 88, 8);
+PIN(chorus_p2p_host_v1, remove_protocol_handler, 96, 8);
+PIN(chorus_p2p_host_v1, open_stream, 104, 8);
+PIN(chorus_p2p_host_v1, write, 112, 8);
+PIN(chorus_p2p_host_v1, close_write, 120, 8);
+PIN(chorus_p2p_host_v1, reset, 128, 8);
+PIN(chorus_p2p_host_v1, set_read_paused, 136, 8);
+PIN(chorus_p2p_host_v1, subscribe, 144, 8);
+PIN(chorus_p2p_host_v1, unsubscribe, 152, 8);
+PIN(chorus_p2p_host_v1, ping, 160, 8);
+PIN(chorus_p2p_host_v1, parse_peer_id, 168, 8);
+PIN_STRUCT(chorus_p2p_host_v1, 176, 8);
+PIN(chorus_election_v1, is_admin, 8, 8);
+PIN(chorus_election_v1, get_admin_json, 16, 8);
+PIN(chorus_election_v1, watch_admin, 24, 8);
+PIN(chorus_election_v1, unwatch_admin, 32, 8);
+PIN_STRUCT(chorus_election_v1, 40, 8);
 
 #endif  // LP64 x86_64 / aarch64
 

@@ -331,16 +331,21 @@ bool Connection::open_stream(const std::vector<std::string> &protocols, OpenRequ
   Stream *s = new_stream(yid, CHORUS_P2P_DIR_OUTBOUND, internal);
   if (timeout_ms != 0) s->negotiation_deadline_ms = monotonic_ms() + timeout_ms;
   s->open.emplace(std::move(request));
-  s->negotiation = std::make_unique<Multistream>(Multistream::initiator(protocols));
-  Bytes out;
-  s->negotiation->take_output(out);
-  // Header + proposal go out at once, without waiting for the ACK (js ACKs lazily).
-  s->sendq.insert(s->sendq.end(), out.begin(), out.end());
-  s->uncounted += out.size();
-  mark_ready(*s);
-  schedule_flush();
+  start_negotiation(*s, Multistream::initiator(protocols));
   if (opened != nullptr) *opened = s;
   return true;
+}
+
+// Our multistream header (and, outbound, the first proposal) go out at once, without waiting for
+// the yamux ACK (js ACKs lazily).
+void Connection::start_negotiation(Stream &s, Multistream negotiation) {
+  s.negotiation = std::make_unique<Multistream>(std::move(negotiation));
+  Bytes out;
+  s.negotiation->take_output(out);
+  s.sendq.insert(s.sendq.end(), out.begin(), out.end());
+  s.uncounted += out.size();
+  mark_ready(s);
+  schedule_flush();
 }
 
 void Connection::retry_pending_opens() {
@@ -352,12 +357,7 @@ void Connection::retry_pending_opens() {
     Stream *s = new_stream(yid, CHORUS_P2P_DIR_OUTBOUND, p.internal);
     s->negotiation_deadline_ms = p.deadline_ms;
     s->open.emplace(std::move(p.request));
-    s->negotiation = std::make_unique<Multistream>(Multistream::initiator(p.protocols));
-    Bytes out;
-    s->negotiation->take_output(out);
-    s->sendq.insert(s->sendq.end(), out.begin(), out.end());
-    s->uncounted += out.size();
-    mark_ready(*s);
+    start_negotiation(*s, Multistream::initiator(p.protocols));
   }
   const uint64_t now = monotonic_ms();
   for (auto it = pending_opens_.begin(); it != pending_opens_.end();) {
@@ -375,13 +375,7 @@ void Connection::retry_pending_opens() {
 void Connection::on_stream_opened(uint32_t yid) {
   if (phase_ == Phase::closed) return;  // aborted during this feed
   Stream *s = new_stream(yid, CHORUS_P2P_DIR_INBOUND);
-  s->negotiation = std::make_unique<Multistream>(Multistream::responder(node_.supported_protocols()));
-  Bytes out;
-  s->negotiation->take_output(out);
-  s->sendq.insert(s->sendq.end(), out.begin(), out.end());
-  s->uncounted += out.size();
-  mark_ready(*s);
-  schedule_flush();
+  start_negotiation(*s, Multistream::responder(node_.supported_protocols()));
 }
 
 void Connection::on_data(uint32_t yid, BytesView data) {

@@ -649,6 +649,21 @@ void NodeImpl::note_dial_failure(const std::string &addr) {
   b.until_ms = monotonic_ms() + b.delay_ms;
 }
 
+void NodeImpl::tcp_attempt_done(uint64_t dial_id, const std::shared_ptr<tcp::socket> &sock, const Multiaddr &addr,
+                                const boost::system::error_code &ec) {
+  auto it = dials_.find(dial_id);
+  if (it == dials_.end() || it->second.socket != sock) return;  // finished or moved on
+  it->second.attempt_timer.reset();
+  if (ec) {
+    it->second.last_error =
+        addr.to_string() + ": " + (ec == asio::error::operation_aborted ? std::string("connect timed out") : ec.message());
+    note_dial_failure(addr.without_peer_id().to_string());
+    dial_next(dial_id);
+    return;
+  }
+  dial_connected(dial_id, sock, addr);
+}
+
 // One address may not take the whole dial timeout when others are left to try: a blackholed
 // address gets a share (at least 3 s) and the next one its turn.
 void NodeImpl::arm_attempt_timer(Dial &d, const std::shared_ptr<tcp::socket> &sock) {
@@ -695,25 +710,15 @@ void NodeImpl::dial_next(uint64_t dial_id) {
         continue;
       }
       arm_attempt_timer(d, sock);
-      sock->async_connect(tcp::endpoint(ip, t->port), [this, dial_id, sock, addr, key](const boost::system::error_code &ec) {
-        auto it2 = dials_.find(dial_id);
-        if (it2 == dials_.end() || it2->second.socket != sock) return;  // finished or moved on
-        it2->second.attempt_timer.reset();
-        if (ec) {
-          it2->second.last_error = addr.to_string() + ": " +
-                                   (ec == asio::error::operation_aborted ? std::string("connect timed out") : ec.message());
-          note_dial_failure(key);
-          dial_next(dial_id);
-          return;
-        }
-        dial_connected(dial_id, sock, addr);
+      sock->async_connect(tcp::endpoint(ip, t->port), [this, dial_id, sock, addr](const boost::system::error_code &ec) {
+        tcp_attempt_done(dial_id, sock, addr, ec);
       });
       return;
     }
     auto resolver = std::make_shared<tcp::resolver>(io_);
     d.resolver = resolver;
     const auto family = t->kind == Multiaddr::TcpTarget::dns4 ? tcp::v4() : tcp::v6();
-    auto on_resolved = [this, dial_id, sock, addr, key, resolver](const boost::system::error_code &ec,
+    auto on_resolved = [this, dial_id, sock, addr, resolver](const boost::system::error_code &ec,
                                                                   tcp::resolver::results_type results) {
       auto it2 = dials_.find(dial_id);
       if (it2 == dials_.end()) return;
@@ -723,18 +728,8 @@ void NodeImpl::dial_next(uint64_t dial_id) {
         return;
       }
       arm_attempt_timer(it2->second, sock);
-      asio::async_connect(*sock, results, [this, dial_id, sock, addr, key](const boost::system::error_code &e2, const tcp::endpoint &) {
-        auto it3 = dials_.find(dial_id);
-        if (it3 == dials_.end() || it3->second.socket != sock) return;
-        it3->second.attempt_timer.reset();
-        if (e2) {
-          it3->second.last_error = addr.to_string() + ": " +
-                                   (e2 == asio::error::operation_aborted ? std::string("connect timed out") : e2.message());
-          note_dial_failure(key);
-          dial_next(dial_id);
-          return;
-        }
-        dial_connected(dial_id, sock, addr);
+      asio::async_connect(*sock, results, [this, dial_id, sock, addr](const boost::system::error_code &e2, const tcp::endpoint &) {
+        tcp_attempt_done(dial_id, sock, addr, e2);
       });
     };
     if (t->kind == Multiaddr::TcpTarget::dns)

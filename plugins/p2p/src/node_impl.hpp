@@ -174,6 +174,7 @@ class Connection : public yamux::Handler, public std::enable_shared_from_this<Co
   void secured();
   void muxed();
   Stream *new_stream(uint32_t yid, uint32_t direction, bool internal = false);
+  void start_negotiation(Stream &s, Multistream negotiation);
   void negotiate(Stream &s, BytesView data);
   void negotiated(Stream &s, BytesView rest);
   void deliver(Stream &s, BytesView data);
@@ -322,6 +323,8 @@ class NodeImpl {
   bool admit_inbound(const tcp::endpoint &remote, std::string &why);
   void dial_next(uint64_t dial_id);
   void arm_attempt_timer(Dial &d, const std::shared_ptr<tcp::socket> &sock);
+  void tcp_attempt_done(uint64_t dial_id, const std::shared_ptr<tcp::socket> &sock, const Multiaddr &addr,
+                        const boost::system::error_code &ec);
   void dial_connected(uint64_t dial_id, std::shared_ptr<tcp::socket> sock, const Multiaddr &addr);
   void dial_done(uint64_t dial_id, chorus_status status, const PeerId *peer, const std::string &why);
   void sweep();

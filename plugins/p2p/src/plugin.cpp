@@ -56,16 +56,7 @@ class P2PPlugin final : public chorus::Plugin {
  public:
   P2PPlugin(chorus::Host &host, std::string_view config_json) : host_(host), log_(host) {
     if (sodium_init() < 0) throw chorus::Error(CHORUS_E_INTERNAL, "libsodium failed to initialise");
-    json info = json::parse(host_.host_info(), nullptr, false);
-    const std::string state_dir = info.is_object() ? info.value("state_dir", std::string()) : std::string();
-    try {
-      settings_ = parse_settings(config_json, state_dir, [](const char *name) -> std::optional<std::string> {
-        const char *v = std::getenv(name);
-        return v != nullptr ? std::optional<std::string>(v) : std::nullopt;
-      });
-    } catch (const std::invalid_argument &e) {
-      throw chorus::Error(CHORUS_E_CONFIG, e.what());
-    }
+    settings_ = read_settings(config_json);
 
     connections_ = host_.gauge("chorus_p2p_connections", "Open libp2p connections, by direction", {"direction"});
     streams_ = host_.gauge("chorus_p2p_streams", "Open streams (all connections)");
@@ -143,17 +134,7 @@ class P2PPlugin final : public chorus::Plugin {
   void reconfigure(std::string_view config_json) override {
     // Listen addresses, identity and limits are fixed for the node's life: a change needs a restart.
     // (The host then stops and starts the plugin; dependants are told through service events.)
-    json info = json::parse(host_.host_info(), nullptr, false);
-    const std::string state_dir = info.is_object() ? info.value("state_dir", std::string()) : std::string();
-    Settings next;
-    try {
-      next = parse_settings(config_json, state_dir, [](const char *name) -> std::optional<std::string> {
-        const char *v = std::getenv(name);
-        return v != nullptr ? std::optional<std::string>(v) : std::nullopt;
-      });
-    } catch (const std::invalid_argument &e) {
-      throw chorus::Error(CHORUS_E_CONFIG, e.what());
-    }
+    const Settings next = read_settings(config_json);
     if (next.listen != settings_.listen || next.key_file != settings_.key_file ||
         next.agent_version != settings_.agent_version || next.announce_loopback != settings_.announce_loopback ||
         !(next.limits == settings_.limits))
@@ -172,6 +153,20 @@ class P2PPlugin final : public chorus::Plugin {
   }
 
  private:
+  // The config section plus the environment, with the host's state dir for the default key file.
+  Settings read_settings(std::string_view config_json) const {
+    json info = json::parse(host_.host_info(), nullptr, false);
+    const std::string state_dir = info.is_object() ? info.value("state_dir", std::string()) : std::string();
+    try {
+      return parse_settings(config_json, state_dir, [](const char *name) -> std::optional<std::string> {
+        const char *v = std::getenv(name);
+        return v != nullptr ? std::optional<std::string>(v) : std::nullopt;
+      });
+    } catch (const std::invalid_argument &e) {
+      throw chorus::Error(CHORUS_E_CONFIG, e.what());
+    }
+  }
+
   template <class F>
   void answer(chorus::HttpExchange ex, F &&fn) {
     if (!node_) {
