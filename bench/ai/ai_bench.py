@@ -3,7 +3,7 @@
 latency during provider hot swaps versus steady state.
 
 Usage: bench/ai/ai_bench.py --agent build/bin/chorus-agent --plugins build/lib/chorus/plugins
-                            [--requests 2000] [--clients 16] [--seconds 6]
+                            [--requests 2000] [--rounds 5] [--clients 16] [--seconds 6]
 Targets (issue 6): overhead < 1 ms per request; p99 during swaps within 1.5x steady state.
 Python stdlib only; the fake servers are plugins/ai-common/tests/fakes/fake_ai.py.
 """
@@ -31,19 +31,34 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
-def timed_posts(host, port, path, body, n):
-    conn = http.client.HTTPConnection(host, port, timeout=30)
-    out = []
-    for _ in range(n):
+class Poster:
+    """One keep-alive connection; post() returns the latency in ms."""
+
+    def __init__(self, host, port, path, body):
+        self.conn = http.client.HTTPConnection(host, port, timeout=30)
+        self.path, self.body = path, body
+
+    def post(self):
         t0 = time.perf_counter()
-        conn.request("POST", path, body, {"Content-Type": "application/json"})
-        r = conn.getresponse()
+        self.conn.request("POST", self.path, self.body, {"Content-Type": "application/json"})
+        r = self.conn.getresponse()
         r.read()
         if r.status != 200:
-            raise RuntimeError(f"{path}: HTTP {r.status}")
-        out.append((time.perf_counter() - t0) * 1000.0)
-    conn.close()
-    return out
+            raise RuntimeError(f"{self.path}: HTTP {r.status}")
+        return (time.perf_counter() - t0) * 1000.0
+
+
+def paired_overhead(raw, via, n):
+    """Alternates raw and via requests so both see the same machine noise; returns the two latency
+    lists and the per-pair differences (via - raw)."""
+    r, v, d = [], [], []
+    for _ in range(n):
+        a = raw.post()
+        b = via.post()
+        r.append(a)
+        v.append(b)
+        d.append(b - a)
+    return r, v, d
 
 
 def write_config(d, o, a, bound):
@@ -71,6 +86,7 @@ def main():
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--rounds", type=int, default=5, help="overhead rounds; the median is reported")
     args = ap.parse_args()
 
     o = FakeServer("ollama", "bench-ollama")
@@ -99,14 +115,20 @@ def main():
         # Warm up both paths (connections, caches).
         raw_body = json.dumps({"model": "llama3.1:latest", "stream": False,
                                "messages": [{"role": "user", "content": "Say hello"}]}).encode()
-        timed_posts("127.0.0.1", o.port, "/api/chat", raw_body, 100)
-        timed_posts("127.0.0.1", port, "/api/v1/ai/chat", BODY, 100)
-        raw = timed_posts("127.0.0.1", o.port, "/api/chat", raw_body, n)
-        via = timed_posts("127.0.0.1", port, "/api/v1/ai/chat", BODY, n)
-        print(f"sequential, {n} requests, non-streaming, keep-alive:")
-        print(f"  raw fake Ollama      p50 {pct(raw, 50):.3f} ms  p99 {pct(raw, 99):.3f} ms")
-        print(f"  via reasoning+ollama p50 {pct(via, 50):.3f} ms  p99 {pct(via, 99):.3f} ms")
-        print(f"  overhead             p50 {pct(via, 50) - pct(raw, 50):.3f} ms  p99 {pct(via, 99) - pct(raw, 99):.3f} ms")
+        raw_c = Poster("127.0.0.1", o.port, "/api/chat", raw_body)
+        via_c = Poster("127.0.0.1", port, "/api/v1/ai/chat", BODY)
+        paired_overhead(raw_c, via_c, 100)  # warm-up
+        rounds = []
+        for i in range(args.rounds):
+            raw, via, diff = paired_overhead(raw_c, via_c, n)
+            rounds.append((pct(raw, 50), pct(raw, 99), pct(via, 50), pct(via, 99), pct(diff, 50), pct(diff, 99)))
+        print(f"sequential, {args.rounds} rounds x {n} requests, non-streaming, keep-alive, raw/via alternating:")
+        for i, (r50, r99, v50, v99, d50, d99) in enumerate(rounds):
+            print(f"  round {i + 1}: raw p50 {r50:.3f} p99 {r99:.3f} | via p50 {v50:.3f} p99 {v99:.3f} | "
+                  f"paired overhead p50 {d50:.3f} p99 {d99:.3f} | p99 difference {v99 - r99:.3f} ms")
+        med = lambda k: sorted(x[k] for x in rounds)[len(rounds) // 2]  # noqa: E731
+        print(f"  median of rounds: overhead p50 {med(4):.3f} ms, paired p99 {med(5):.3f} ms, "
+              f"p99(via) - p99(raw) {sorted(x[3] - x[1] for x in rounds)[len(rounds) // 2]:.3f} ms")
 
         def load(seconds, swap):
             lat = []

@@ -64,6 +64,9 @@ Settings parse_settings(std::string_view text, const std::string &host_role) {
   // Environment wins (defaults < file < environment).
   if (auto v = env("CHORUS_PROMPTS_DIR"); !v.empty()) s.prompts_dir = v;
   if (auto v = env("CHORUS_DEFAULT_INSTRUCTIONS_PATH"); !v.empty()) s.defaults_path = v;
+  // BZZZ_MODEL_SELECTION_WEBHOOK is the confirmed name of the BZZZ era (chorus-facts.md section 9);
+  // the CHORUS_ name wins when both are set.
+  if (auto v = env("BZZZ_MODEL_SELECTION_WEBHOOK"); !v.empty()) s.webhook = v;
   if (auto v = env("CHORUS_MODEL_SELECTION_WEBHOOK"); !v.empty()) s.webhook = v;
   if (auto v = env("CHORUS_DEFAULT_REASONING_MODEL"); !v.empty()) s.default_model = v;
   if (auto v = env("CHORUS_MODELS"); !v.empty()) {
@@ -632,10 +635,11 @@ class Reasoning final : public chorus::Plugin {
     {
       std::lock_guard lk(r->live_mu_);
       auto it = r->live_.find(id);
-      if (it == r->live_.end()) return CHORUS_E_NOT_FOUND;
-      rq = it->second.lock();
+      if (it != r->live_.end()) rq = it->second.lock();
     }
-    if (!rq) return CHORUS_E_NOT_FOUND;
+    if (rq && rq->http) rq.reset();  // HTTP requests are not the service caller's to cancel
+    // An id that was issued but has finished: harmless, as reasoning_v1.h / ai_provider_v1.h promise.
+    if (!rq) return id != 0 && id < r->next_id_.load() ? CHORUS_OK : CHORUS_E_NOT_FOUND;
     r->cancel_request(*rq);
     return CHORUS_OK;
   }

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -116,6 +117,29 @@ Fixture &fixture() {
   return *f;
 }
 
+// A blocking connect can be interrupted by libFuzzer's timer signal. It stalls long enough for that
+// when the SYN reuses a port pair the server still holds in TIME_WAIT (the server closes first, at
+// thousands of connections a second) and waits for the retransmit. The attempt goes on in the
+// kernel after EINTR, so wait for it instead of calling connect again.
+bool connect_to(int fd, const sockaddr_in &address) {
+  if (::connect(fd, reinterpret_cast<const sockaddr *>(&address), sizeof address) == 0) return true;
+  if (errno != EINTR) return false;
+  for (;;) {
+    pollfd p{fd, POLLOUT, 0};
+    const int n = ::poll(&p, 1, 15000);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      errno = n == 0 ? ETIMEDOUT : errno;
+      return false;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return false;
+    errno = err;
+    return err == 0;
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
@@ -136,7 +160,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (::connect(fd, reinterpret_cast<const sockaddr *>(&f.address), sizeof f.address) != 0) {
+  if (!connect_to(fd, f.address)) {
     perror("http_server_fuzz: connect");
     abort();
   }

@@ -56,6 +56,22 @@ inline const json *options_of(const json &req) {
   return &*it;
 }
 
+// The start of every dialect's build(): a model-list request is a bare GET of `models_path` (returns
+// false); otherwise the request is parsed and validated, and `body` starts with model and stream.
+inline bool begin_build(Kind kind, std::string_view text, const ProviderIdentity &who, const char *models_path,
+                        Upstream &up, json &req, json &body) {
+  if (kind == Kind::models) {
+    up.method = "GET";
+    up.path = models_path;
+    return false;
+  }
+  req = parse_request(text);
+  up.model = pick_model(req, who);
+  up.stream = want_stream(req);
+  body = json{{"model", up.model}, {"stream", up.stream}};
+  return true;
+}
+
 inline std::string dump(const json &j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // Printable excerpt of untrusted bytes for error messages.
@@ -97,6 +113,53 @@ struct ToolCallAccumulator {
         c["function"]["arguments"] = c["function"]["arguments"].get<std::string>() + a->get<std::string>();
     }
   }
+};
+
+// The decoding both wire dialects share: non-streamed and model-list bodies are buffered and parsed
+// whole; streamed bodies go to the dialect's framing (NDJSON lines, SSE events), whose overflow is a
+// protocol error; the done JSON has one shape. A dialect supplies only what differs: framing, how
+// one message is absorbed, and where the model list lives.
+class DecoderBase : public Decoder {
+ public:
+  // What differs between the dialects' wire formats, as data.
+  struct Wire {
+    const char *server;           // "ollama", "the OpenAI-compatible server" (for messages)
+    const char *framing_overflow; // message when one line / event exceeds the framing limit
+    const char *models_path;      // "/api/tags", "/models"
+    const char *models_key;       // the array member of the model-list answer
+    std::vector<const char *> model_id_keys;      // first string member found is the id
+    std::vector<const char *> model_detail_keys;  // copied as they are
+  };
+  chorus_status feed(std::string_view bytes, std::vector<std::string> &chunks, std::string &err) final;
+  chorus_status finish(std::string &done, std::string &err) final;
+
+ protected:
+  DecoderBase(const Wire &wire, Kind kind, bool stream, std::string model, const ProviderIdentity &who)
+      : wire_(wire), kind_(kind), stream_(stream), model_(std::move(model)), who_(who) {}
+
+  // Streamed bytes into chunks. Return false to stop: with `st` set for an error of the data, or
+  // with `st` left CHORUS_OK when the framing overflowed.
+  virtual bool feed_stream(std::string_view bytes, std::vector<std::string> &chunks, chorus_status &st,
+                           std::string &err) = 0;
+  // End of a streamed body: checks that it was complete (a truncated stream is an error).
+  virtual chorus_status end_stream(std::string &err) = 0;
+  // A whole non-streamed answer (already known to be a JSON object).
+  virtual chorus_status absorb_whole(const json &j, std::string &err) = 0;
+  // Last adjustments to the done fields before they are written.
+  virtual void before_done() {}
+
+  const Wire &wire_;
+  Kind kind_;
+  bool stream_;
+  std::string model_;
+  ProviderIdentity who_;
+  std::string body_, content_, finish_reason_ = "stop";
+  json tool_calls_ = json::array();  // OpenAI-style, complete
+  json usage_ = json::object();
+  bool done_seen_ = false;
+
+ private:
+  chorus_status finish_models(std::string &done, std::string &err);
 };
 
 }  // namespace chorus_ai::detail

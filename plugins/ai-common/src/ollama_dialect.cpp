@@ -46,18 +46,19 @@ json from_ollama_tool_call(const json &c, size_t n) {
               {"function", {{"name", detail::str_or(fn, "name")}, {"arguments", args.is_string() ? args.get<std::string>() : detail::dump(args)}}}};
 }
 
-class OllamaDecoder final : public Decoder {
+const detail::DecoderBase::Wire kOllamaWire{
+    "ollama", "NDJSON line too long", "/api/tags", "models",
+    {"name", "model"}, {"size", "modified_at", "digest", "details"}};
+
+class OllamaDecoder final : public detail::DecoderBase {
  public:
   OllamaDecoder(Kind kind, bool stream, std::string model, const ProviderIdentity &who)
-      : kind_(kind), stream_(stream), model_(std::move(model)), who_(who), lines_(4u << 20) {}
+      : DecoderBase(kOllamaWire, kind, stream, std::move(model), who), lines_(4u << 20) {}
 
-  chorus_status feed(std::string_view bytes, std::vector<std::string> &chunks, std::string &err) override {
-    if (!stream_ || kind_ == Kind::models) {
-      body_.append(bytes);
-      return CHORUS_OK;
-    }
-    chorus_status st = CHORUS_OK;
-    const bool ok = lines_.feed(bytes, [&](std::string_view line) {
+ private:
+  bool feed_stream(std::string_view bytes, std::vector<std::string> &chunks, chorus_status &st,
+                   std::string &err) override {
+    return lines_.feed(bytes, [&](std::string_view line) {
       if (line.find_first_not_of(" \t") == std::string_view::npos) return true;
       if (done_seen_) {
         st = CHORUS_E_PROTOCOL;
@@ -73,50 +74,38 @@ class OllamaDecoder final : public Decoder {
       st = absorb(j, &chunks, err);
       return st == CHORUS_OK;
     });
-    if (!ok && st == CHORUS_OK) {
-      st = CHORUS_E_PROTOCOL;
-      err = "NDJSON line too long";
-    }
-    return st;
   }
 
-  chorus_status finish(std::string &done, std::string &err) override {
-    if (kind_ == Kind::models) return finish_models(done, err);
-    if (!stream_) {
-      json j = json::parse(body_, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) {
-        err = "malformed JSON body from ollama: " + detail::excerpt(body_);
-        return CHORUS_E_PROTOCOL;
-      }
-      if (chorus_status st = absorb(j, nullptr, err); st != CHORUS_OK) return st;
-    } else if (!lines_.pending().empty()) {
+  chorus_status end_stream(std::string &err) override {
+    if (!lines_.pending().empty()) {
       // A last line without "\n" is accepted if it is complete JSON.
-      std::vector<std::string> ignored;
-      std::string tail(lines_.pending());
-      json j = json::parse(tail, nullptr, false);
+      json j = json::parse(lines_.pending(), nullptr, false);
       if (j.is_discarded() || !j.is_object()) {
         err = "stream truncated inside a line";
         return CHORUS_E_PROTOCOL;
       }
       if (chorus_status st = absorb(j, nullptr, err); st != CHORUS_OK) return st;
     }
-    if (!done_seen_) {
-      err = "stream ended before the final message (truncated answer)";
-      return CHORUS_E_PROTOCOL;
-    }
-    json d{{"model", model_}, {"content", content_}, {"finish_reason", finish_reason_},
-           {"usage", {{"prompt_tokens", prompt_tokens_}, {"completion_tokens", completion_tokens_},
-                      {"total_tokens", prompt_tokens_ + completion_tokens_}}},
-           {"provider", who_.id}, {"provider_version", who_.version}};
-    if (!tool_calls_.empty()) {
-      d["tool_calls"] = tool_calls_;
-      d["finish_reason"] = "tool_calls";
-    }
-    done = detail::dump(d);
-    return CHORUS_OK;
+    return check_done(err);
   }
 
- private:
+  chorus_status absorb_whole(const json &j, std::string &err) override {
+    if (chorus_status st = absorb(j, nullptr, err); st != CHORUS_OK) return st;
+    return check_done(err);
+  }
+
+  chorus_status check_done(std::string &err) const {
+    if (done_seen_) return CHORUS_OK;
+    err = "stream ended before the final message (truncated answer)";
+    return CHORUS_E_PROTOCOL;
+  }
+
+  void before_done() override {
+    usage_ = {{"prompt_tokens", prompt_tokens_}, {"completion_tokens", completion_tokens_},
+              {"total_tokens", prompt_tokens_ + completion_tokens_}};
+    if (!tool_calls_.empty()) finish_reason_ = "tool_calls";
+  }
+
   chorus_status absorb(const json &j, std::vector<std::string> *chunks, std::string &err) {
     if (auto e = j.find("error"); e != j.end()) {
       err = "ollama: " + (e->is_string() ? e->get<std::string>() : detail::dump(*e));
@@ -156,8 +145,7 @@ class OllamaDecoder final : public Decoder {
       if (!calls.empty()) c["tool_calls"] = calls;
       chunks->push_back(detail::dump(c));
     }
-    auto d = j.find("done");
-    if (d != j.end() && d->is_boolean() && d->get<bool>()) {
+    if (marked_done(j)) {
       done_seen_ = true;
       finish_reason_ = detail::str_or(j, "done_reason", "stop");
       prompt_tokens_ = detail::int_or(j, "prompt_eval_count");
@@ -169,33 +157,7 @@ class OllamaDecoder final : public Decoder {
     return CHORUS_OK;
   }
 
-  chorus_status finish_models(std::string &done, std::string &err) {
-    json j = json::parse(body_, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("models") || !j["models"].is_array()) {
-      err = "malformed /api/tags answer from ollama: " + detail::excerpt(body_);
-      return CHORUS_E_PROTOCOL;
-    }
-    json models = json::array();
-    for (const auto &m : j["models"]) {
-      std::string name = detail::str_or(m, "name", detail::str_or(m, "model"));
-      if (name.empty()) continue;
-      json e{{"id", name}};
-      for (const char *k : {"size", "modified_at", "digest", "details"})
-        if (m.contains(k)) e[k] = m[k];
-      models.push_back(std::move(e));
-    }
-    done = detail::dump(json{{"models", models}, {"provider", who_.id}});
-    return CHORUS_OK;
-  }
-
-  Kind kind_;
-  bool stream_;
-  std::string model_;
-  ProviderIdentity who_;
   LineSplitter lines_;
-  std::string body_, content_, finish_reason_ = "stop";
-  json tool_calls_ = json::array();
-  bool done_seen_ = false;
   int64_t prompt_tokens_ = 0, completion_tokens_ = 0;
 };
 
@@ -205,15 +167,8 @@ class OllamaDialect final : public Dialect {
 
   Upstream build(Kind kind, std::string_view text, const ProviderIdentity &who) const override {
     Upstream up;
-    if (kind == Kind::models) {
-      up.method = "GET";
-      up.path = "/api/tags";
-      return up;
-    }
-    json req = detail::parse_request(text);
-    up.model = detail::pick_model(req, who);
-    up.stream = detail::want_stream(req);
-    json body{{"model", up.model}, {"stream", up.stream}};
+    json req, body;
+    if (!detail::begin_build(kind, text, who, "/api/tags", up, req, body)) return up;
     json opts = ollama_options(detail::options_of(req));
     if (!opts.empty()) body["options"] = opts;
     if (kind == Kind::chat) {

@@ -8,18 +8,27 @@ namespace chorus_ai {
 namespace {
 using detail::json;
 
-class OpenAiDecoder final : public Decoder {
+const detail::DecoderBase::Wire kOpenAiWire{
+    "the OpenAI-compatible server", "SSE event too long", "/models", "data",
+    {"id"}, {"owned_by", "created"}};
+
+std::string error_message(const json &j) {
+  auto e = j.find("error");
+  if (e == j.end()) return detail::excerpt(detail::dump(j));
+  if (e->is_string()) return e->get<std::string>();
+  if (e->is_object()) return detail::str_or(*e, "message", detail::excerpt(detail::dump(*e)));
+  return detail::excerpt(detail::dump(*e));
+}
+
+class OpenAiDecoder final : public detail::DecoderBase {
  public:
   OpenAiDecoder(Kind kind, bool stream, std::string model, const ProviderIdentity &who)
-      : kind_(kind), stream_(stream), model_(std::move(model)), who_(who), sse_(4u << 20) {}
+      : DecoderBase(kOpenAiWire, kind, stream, std::move(model), who), sse_(4u << 20) {}
 
-  chorus_status feed(std::string_view bytes, std::vector<std::string> &chunks, std::string &err) override {
-    if (!stream_ || kind_ == Kind::models) {
-      body_.append(bytes);
-      return CHORUS_OK;
-    }
-    chorus_status st = CHORUS_OK;
-    const bool ok = sse_.feed(bytes, [&](std::string_view event, std::string_view data) {
+ private:
+  bool feed_stream(std::string_view bytes, std::vector<std::string> &chunks, chorus_status &st,
+                   std::string &err) override {
+    return sse_.feed(bytes, [&](std::string_view event, std::string_view data) {
       if (done_seen_) {
         st = CHORUS_E_PROTOCOL;
         err = "data after [DONE]";
@@ -43,61 +52,42 @@ class OpenAiDecoder final : public Decoder {
       st = absorb_chunk(j, chunks, err);
       return st == CHORUS_OK;
     });
-    if (!ok && st == CHORUS_OK) {
-      st = CHORUS_E_PROTOCOL;
-      err = "SSE event too long";
-    }
-    return st;
   }
 
-  chorus_status finish(std::string &done, std::string &err) override {
-    if (kind_ == Kind::models) return finish_models(done, err);
-    if (!stream_) {
-      json j = json::parse(body_, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) {
-        err = "malformed JSON body from the OpenAI-compatible server: " + detail::excerpt(body_);
-        return CHORUS_E_PROTOCOL;
-      }
-      if (j.contains("error")) {
-        err = "upstream error: " + error_message(j);
-        return CHORUS_E_SERVICE_BASE;
-      }
-      auto ch = j.find("choices");
-      if (ch == j.end() || !ch->is_array() || ch->empty() || !(*ch)[0].is_object()) {
-        err = "answer without choices";
-        return CHORUS_E_PROTOCOL;
-      }
-      const json &c0 = (*ch)[0];
-      auto msg = c0.find("message");
-      if (msg == c0.end() || !msg->is_object()) {
-        err = "answer without a message";
-        return CHORUS_E_PROTOCOL;
-      }
-      content_ = detail::str_or(*msg, "content");
-      if (auto tc = msg->find("tool_calls"); tc != msg->end() && tc->is_array()) tools_.calls = *tc;
-      finish_reason_ = detail::str_or(c0, "finish_reason", "stop");
-      model_ = detail::str_or(j, "model", model_);
-      if (auto u = j.find("usage"); u != j.end() && u->is_object()) usage_ = *u;
-    } else if (!done_seen_) {
-      err = sse_.mid_event() ? "stream truncated inside an event" : "stream ended without [DONE] (truncated answer)";
+  chorus_status end_stream(std::string &err) override {
+    if (done_seen_) return CHORUS_OK;
+    err = sse_.mid_event() ? "stream truncated inside an event" : "stream ended without [DONE] (truncated answer)";
+    return CHORUS_E_PROTOCOL;
+  }
+
+  chorus_status absorb_whole(const json &j, std::string &err) override {
+    if (j.contains("error")) {
+      err = "upstream error: " + error_message(j);
+      return CHORUS_E_SERVICE_BASE;
+    }
+    auto ch = j.find("choices");
+    if (ch == j.end() || !ch->is_array() || ch->empty() || !(*ch)[0].is_object()) {
+      err = "answer without choices";
       return CHORUS_E_PROTOCOL;
     }
-    json d{{"model", model_}, {"content", content_}, {"finish_reason", finish_reason_},
-           {"usage", usage_}, {"provider", who_.id}, {"provider_version", who_.version}};
-    if (!tools_.calls.empty()) d["tool_calls"] = tools_.calls;
-    done = detail::dump(d);
+    const json &c0 = (*ch)[0];
+    auto msg = c0.find("message");
+    if (msg == c0.end() || !msg->is_object()) {
+      err = "answer without a message";
+      return CHORUS_E_PROTOCOL;
+    }
+    content_ = detail::str_or(*msg, "content");
+    if (auto tc = msg->find("tool_calls"); tc != msg->end() && tc->is_array()) tool_calls_ = *tc;
+    finish_reason_ = detail::str_or(c0, "finish_reason", "stop");
+    model_ = detail::str_or(j, "model", model_);
+    if (auto u = j.find("usage"); u != j.end() && u->is_object()) usage_ = *u;
     return CHORUS_OK;
   }
 
-  static std::string error_message(const json &j) {
-    auto e = j.find("error");
-    if (e == j.end()) return detail::excerpt(detail::dump(j));
-    if (e->is_string()) return e->get<std::string>();
-    if (e->is_object()) return detail::str_or(*e, "message", detail::excerpt(detail::dump(*e)));
-    return detail::excerpt(detail::dump(*e));
+  void before_done() override {
+    if (stream_) tool_calls_ = tools_.calls;
   }
 
- private:
   chorus_status absorb_chunk(const json &j, std::vector<std::string> &chunks, std::string &err) {
     model_ = detail::str_or(j, "model", model_);
     if (auto u = j.find("usage"); u != j.end() && u->is_object()) usage_ = *u;
@@ -133,34 +123,8 @@ class OpenAiDecoder final : public Decoder {
     return CHORUS_OK;
   }
 
-  chorus_status finish_models(std::string &done, std::string &err) {
-    json j = json::parse(body_, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("data") || !j["data"].is_array()) {
-      err = "malformed /models answer: " + detail::excerpt(body_);
-      return CHORUS_E_PROTOCOL;
-    }
-    json models = json::array();
-    for (const auto &m : j["data"]) {
-      std::string id = detail::str_or(m, "id");
-      if (id.empty()) continue;
-      json e{{"id", id}};
-      for (const char *k : {"owned_by", "created"})
-        if (m.contains(k)) e[k] = m[k];
-      models.push_back(std::move(e));
-    }
-    done = detail::dump(json{{"models", models}, {"provider", who_.id}});
-    return CHORUS_OK;
-  }
-
-  Kind kind_;
-  bool stream_;
-  std::string model_;
-  ProviderIdentity who_;
   SseParser sse_;
-  std::string body_, content_, finish_reason_ = "stop";
   detail::ToolCallAccumulator tools_;
-  json usage_ = json::object();
-  bool done_seen_ = false;
 };
 
 class OpenAiDialect final : public Dialect {
@@ -169,15 +133,8 @@ class OpenAiDialect final : public Dialect {
 
   Upstream build(Kind kind, std::string_view text, const ProviderIdentity &who) const override {
     Upstream up;
-    if (kind == Kind::models) {
-      up.method = "GET";
-      up.path = "/models";
-      return up;
-    }
-    json req = detail::parse_request(text);
-    up.model = detail::pick_model(req, who);
-    up.stream = detail::want_stream(req);
-    json body{{"model", up.model}, {"stream", up.stream}};
+    json req, body;
+    if (!detail::begin_build(kind, text, who, "/models", up, req, body)) return up;
     if (up.stream) body["stream_options"] = {{"include_usage", true}};
     if (kind == Kind::chat) {
       body["messages"] = detail::messages_of(req);
@@ -206,7 +163,7 @@ class OpenAiDialect final : public Dialect {
 
   std::string error_text(long status, std::string_view body) const override {
     json j = json::parse(body, nullptr, false);
-    std::string msg = (!j.is_discarded() && j.is_object()) ? OpenAiDecoder::error_message(j) : detail::excerpt(body);
+    std::string msg = (!j.is_discarded() && j.is_object()) ? error_message(j) : detail::excerpt(body);
     return "OpenAI-compatible server answered HTTP " + std::to_string(status) + (msg.empty() ? "" : ": " + msg);
   }
 };

@@ -1,8 +1,10 @@
 #include "ai_common/provider.hpp"
 
 #include <atomic>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <utility>
 #include <random>
 #include <unordered_map>
 
@@ -43,8 +45,45 @@ void parse_common_settings(std::string_view cfg_json, ProviderSettings &s) {
   read_uint(cfg, "max_concurrency", s.max_concurrency);
   read_uint(cfg, "max_queue", s.max_queue);
   read_uint(cfg, "max_response_bytes", s.max_response_bytes);
+  read_uint(cfg, "health_interval_ms", s.health_interval_ms);
+  read_uint(cfg, "health_timeout_ms", s.health_timeout_ms);
+  if (s.health_timeout_ms == 0) throw chorus::Error(CHORUS_E_CONFIG, "health_timeout_ms must be at least 1");
   if (s.max_concurrency == 0) throw chorus::Error(CHORUS_E_CONFIG, "max_concurrency must be at least 1");
   if (s.retry_max_ms < s.retry_base_ms) s.retry_max_ms = s.retry_base_ms;
+}
+
+namespace {
+// The first of `names` that is set to a non-empty value, or nullptr.
+const char *first_env(const std::vector<const char *> &names) {
+  for (const char *n : names)
+    if (const char *v = std::getenv(n); v != nullptr && *v != '\0') return v;
+  return nullptr;
+}
+}  // namespace
+
+ProviderSettings settings_from(std::string_view cfg_json, const SettingsSource &src) {
+  ProviderSettings s;
+  s.base_url = src.default_url;
+  parse_common_settings(cfg_json, s);  // validates that cfg_json is an object
+  json cfg = json::parse(cfg_json.empty() ? std::string_view("{}") : cfg_json, nullptr, false);
+  if (auto it = cfg.find(src.url_key); it != cfg.end() && !it->is_null()) {
+    if (!it->is_string()) throw chorus::Error(CHORUS_E_CONFIG, std::string(src.url_key) + " must be a string");
+    if (!it->get<std::string>().empty()) s.base_url = it->get<std::string>();
+  }
+  if (src.api_key_key != nullptr)
+    if (auto it = cfg.find(src.api_key_key); it != cfg.end() && !it->is_null()) {
+      if (!it->is_string()) throw chorus::Error(CHORUS_E_CONFIG, std::string(src.api_key_key) + " must be a string");
+      s.api_key = it->get<std::string>();
+    }
+  if (const char *v = first_env(src.url_env)) s.base_url = v;
+  if (const char *v = first_env(src.api_key_env)) s.api_key = v;
+  if (const char *v = first_env(src.model_env)) s.default_model = v;
+  // The key goes into an HTTP header: whitespace or control characters would split or corrupt it.
+  // The message names the key, never its value.
+  for (char c : s.api_key)
+    if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f)
+      throw chorus::Error(CHORUS_E_CONFIG, "api_key contains whitespace or control characters");
+  return s;
 }
 
 namespace {
@@ -106,6 +145,12 @@ struct ProviderPlugin::Impl {
   uint64_t opened_ms = 0;
   bool probe_in_flight = false;
   std::string last_error;
+  // health probe (state under bmu): the backend's model list fetched every health_interval_ms
+  bool backend_ok = true;  // until the first probe says otherwise
+  std::string backend_error;
+  uint64_t probes_failed = 0, probe_last_ms = 0;
+  chorus::Health reported = chorus::Health::ok;  // what the host was told last
+  std::string reported_msg;
 
   // engine thread only
   std::unordered_map<uint64_t, std::shared_ptr<Call>> calls;
@@ -134,7 +179,7 @@ struct ProviderPlugin::Impl {
         return false;
       }
       breaker = Breaker::half_open;
-      host.report_health(chorus::Health::degraded, "circuit half-open: probing " + s.base_url);
+      publish_health_locked();
     }
     if (probe_in_flight) {
       why = "circuit breaker half-open: waiting for the probe request; last error: " + last_error;
@@ -152,13 +197,14 @@ struct ProviderPlugin::Impl {
       c.probe = false;
     }
     if (success) {
-      if (breaker != Breaker::closed) {
-        host.info("circuit breaker closed: " + s.base_url + " answers again");
-        host.report_health(chorus::Health::ok, "");
-        m_breaker.set(0);
-      }
+      const bool was_open = breaker != Breaker::closed;
       breaker = Breaker::closed;
       consecutive_failures = 0;
+      if (was_open) {
+        host.info("circuit breaker closed: " + s.base_url + " answers again");
+        m_breaker.set(0);
+        publish_health_locked();
+      }
       return;
     }
     last_error = err;
@@ -168,8 +214,8 @@ struct ProviderPlugin::Impl {
       opened_ms = engine.now_ms();
       host.warn("circuit breaker open for " + std::to_string(s.breaker_cooldown_ms) + " ms after " +
                 std::to_string(consecutive_failures) + " consecutive failures: " + err);
-      host.report_health(chorus::Health::unhealthy, "circuit open: " + err);
       m_breaker.set(1);
+      publish_health_locked();
     }
   }
   void breaker_release_probe(Call &c) {
@@ -182,6 +228,109 @@ struct ProviderPlugin::Impl {
     if (s.breaker_threshold == 0) return false;
     std::lock_guard lk(bmu);
     return breaker == Breaker::open;
+  }
+
+  // ---------------------------------------------------------------- health
+  // The state shown at /health is the worse of two signals: the circuit breaker (real requests
+  // failing) and the periodic probe (the backend's model list answering). The host is told only
+  // when the state or its reason changes. Caller holds bmu.
+  std::pair<chorus::Health, std::string> health_locked() const {
+    chorus::Health st = chorus::Health::ok;
+    std::string msg;
+    if (breaker == Breaker::open) {
+      st = chorus::Health::unhealthy;
+      msg = "circuit open: " + last_error;
+    } else if (breaker == Breaker::half_open) {
+      st = chorus::Health::degraded;
+      msg = "circuit half-open: probing " + s.base_url;
+    }
+    if (!backend_ok) {
+      if (st == chorus::Health::ok) st = chorus::Health::degraded;
+      msg += (msg.empty() ? "" : "; ") + std::string("health probe failed: ") + backend_error;
+    }
+    return {st, msg};
+  }
+  void publish_health_locked() {
+    auto [st, msg] = health_locked();
+    if (st == reported && msg == reported_msg) return;
+    reported = st;
+    reported_msg = msg;
+    host.report_health(st, msg);
+  }
+
+  class ProbeHandler final : public TransferHandler {
+   public:
+    ProbeHandler(Impl *impl, std::unique_ptr<Decoder> decoder) : impl_(impl), decoder_(std::move(decoder)) {}
+    // Engine thread only, like every TransferHandler.
+    bool on_data(long status, std::string_view bytes) override {
+      if (status < 200 || status >= 300) {
+        if (err_body_.size() < 4096) err_body_.append(bytes.substr(0, 4096 - err_body_.size()));
+        return true;
+      }
+      std::vector<std::string> ignored;
+      return decoder_->feed(bytes, ignored, err_) == CHORUS_OK;
+    }
+    void on_complete(const TransferResult &r) override { impl_->on_probe_done(*this, r); }
+
+    Impl *const impl_;
+    std::unique_ptr<Decoder> decoder_;
+    std::string err_, err_body_;
+  };
+
+  // Engine thread. The probe bypasses admission and the breaker: it must see the backend even when
+  // the breaker is open or the queue is full, and it is no caller's request.
+  void schedule_probe(uint64_t delay_ms) {
+    if (s.health_interval_ms == 0) return;
+    engine.post([this](bool cancelled) { if (!cancelled) run_probe(); }, delay_ms);
+  }
+  void run_probe() {
+    Upstream up = dialect->build(Kind::models, {}, who);
+    TransferSpec spec;
+    spec.method = up.method;
+    spec.url = s.base_url + up.path;
+    spec.headers.push_back("Accept: application/json");
+    if (!s.api_key.empty()) spec.headers.push_back("Authorization: Bearer " + s.api_key);
+    spec.connect_timeout_ms = std::min(s.connect_timeout_ms, s.health_timeout_ms);
+    spec.first_byte_timeout_ms = s.health_timeout_ms;
+    spec.total_timeout_ms = s.health_timeout_ms;
+    spec.max_response_bytes = s.max_response_bytes;
+    engine.submit_now(std::move(spec), std::make_shared<ProbeHandler>(this, dialect->decoder(Kind::models, up, who)));
+  }
+  void on_probe_done(ProbeHandler &h, const TransferResult &r) {
+    if (r.outcome == TransferOutcome::cancelled) return;  // stopping: no further probes
+    const std::string what = "GET " + s.base_url + dialect->build(Kind::models, {}, who).path;
+    std::string why;
+    switch (r.outcome) {
+      case TransferOutcome::ok:
+        if (r.http_status >= 200 && r.http_status < 300) {
+          std::string done;
+          if (h.decoder_->finish(done, why) == CHORUS_OK) why.clear();
+          else why = what + ": " + why;
+        } else {
+          why = dialect->error_text(r.http_status, h.err_body_);
+        }
+        break;
+      case TransferOutcome::aborted: why = what + ": " + h.err_; break;
+      case TransferOutcome::connect_failed: why = "cannot connect to " + s.base_url + ": " + r.message; break;
+      case TransferOutcome::connect_timeout:
+      case TransferOutcome::first_byte_timeout:
+      case TransferOutcome::total_timeout:
+        why = what + " did not answer within " + std::to_string(s.health_timeout_ms) + " ms";
+        break;
+      default: why = what + " failed (" + outcome_name(r.outcome) + "): " + r.message; break;
+    }
+    {
+      std::lock_guard lk(bmu);
+      const bool was_ok = backend_ok;
+      backend_ok = why.empty();
+      backend_error = why;
+      probe_last_ms = engine.now_ms();
+      if (!backend_ok) ++probes_failed;
+      publish_health_locked();  // before the log line, so a reader of the log sees /health agree
+      if (was_ok && !backend_ok) host.warn("health probe failed: " + why);
+      if (!was_ok && backend_ok) host.info("health probe: " + s.base_url + " answers again");
+    }
+    schedule_probe(s.health_interval_ms);
   }
 
   // ---------------------------------------------------------------- admission
@@ -463,9 +612,14 @@ struct ProviderPlugin::Impl {
       std::lock_guard lk(bmu);
       const char *b = breaker == Breaker::closed ? "closed" : breaker == Breaker::open ? "open" : "half_open";
       j["breaker"] = b;
-      j["state"] = breaker == Breaker::closed ? "ok" : breaker == Breaker::open ? "unhealthy" : "degraded";
+      auto [st, msg] = health_locked();
+      j["state"] = st == chorus::Health::ok ? "ok" : st == chorus::Health::degraded ? "degraded" : "unhealthy";
+      j["reason"] = msg;
       j["consecutive_failures"] = consecutive_failures;
       j["last_error"] = last_error;
+      j["probe"] = {{"enabled", s.health_interval_ms != 0}, {"interval_ms", s.health_interval_ms},
+                    {"ok", backend_ok}, {"error", backend_error}, {"failed_total", probes_failed},
+                    {"age_ms", probe_last_ms == 0 ? json(nullptr) : json(engine.now_ms() - probe_last_ms)}};
     }
     j["inflight"] = active_mirror.load();
     j["queued"] = queued_mirror.load();
@@ -534,6 +688,7 @@ void ProviderPlugin::set_version(std::string v) { impl_->who.version = std::move
 
 void ProviderPlugin::start() {
   impl_->engine.start();
+  impl_->schedule_probe(0);  // the first probe right away, then every health_interval_ms
   impl_->host.info(std::string(impl_->dialect->name()) + " provider ready: " + impl_->s.base_url +
                    (impl_->s.default_model.empty() ? "" : " (default model " + impl_->s.default_model + ")") +
                    (impl_->s.api_key.empty() ? "" : ", API key set (redacted)"));

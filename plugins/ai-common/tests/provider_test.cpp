@@ -195,3 +195,56 @@ TEST(Provider, StopCancelsOpenRequestsExactlyOnce) {
     EXPECT_EQ(s->status, CHORUS_E_CANCELLED);
   }
 }
+
+// settings_from(): the environment overrides the file, and is validated like it.
+TEST(Provider, EnvironmentOverridesTheFileAndIsValidated) {
+  struct Env {
+    const char *name;
+    explicit Env(const char *n, const char *v) : name(n) { setenv(n, v, 1); }
+    ~Env() { unsetenv(name); }
+  };
+  {
+    Env url("RESETDATA_BASE_URL", "ftp://not-http");
+    chorus::testing::FakeHost host;
+    auto p = chorus::testing::load(entry_of("ai-openai"), host, R"({"base_url":"http://127.0.0.1:9/v1"})");
+    EXPECT_EQ(p.status(), CHORUS_E_CONFIG);
+    EXPECT_NE(p.message().find("ftp://not-http"), std::string::npos) << p.message();
+  }
+  {
+    Env key("RESETDATA_API_KEY", "sk-env secret");
+    chorus::testing::FakeHost host;
+    auto p = chorus::testing::load(entry_of("ai-openai"), host, R"({"api_key":"fine"})");
+    EXPECT_EQ(p.status(), CHORUS_E_CONFIG);
+    EXPECT_NE(p.message().find("api_key contains whitespace"), std::string::npos) << p.message();
+    EXPECT_EQ(p.message().find("sk-env"), std::string::npos) << "the message must not carry the key";
+  }
+  {
+    Env model("RESETDATA_MODEL", "env-model");
+    Env empty("RESETDATA_BASE_URL", "");  // empty counts as unset: the file's base_url stays
+    chorus::testing::FakeHost host;
+    auto p = chorus::testing::load(entry_of("ai-openai"), host,
+                                   R"({"base_url":"http://127.0.0.1:9/v1","default_model":"file-model","health_interval_ms":0})");
+    ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
+    void *self = nullptr;
+    auto *t = table_of(p, &self);
+    chorus_buf buf{};
+    ASSERT_EQ(t->health(self, &buf, nullptr), CHORUS_OK);
+    const json h = json::parse(std::string(buf.data, buf.len));
+    buf.release(&buf);
+    EXPECT_EQ(h["default_model"], "env-model");
+    EXPECT_EQ(h["endpoint"], "http://127.0.0.1:9/v1");
+    EXPECT_EQ(h["probe"]["enabled"], false);
+  }
+  {
+    Env endpoint("OLLAMA_ENDPOINT", "http://127.0.0.1:7/");
+    chorus::testing::FakeHost host;
+    auto p = chorus::testing::load(entry_of("ai-ollama"), host, R"({"endpoint":"http://127.0.0.1:9","health_interval_ms":0})");
+    ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
+    void *self = nullptr;
+    auto *t = table_of(p, &self);
+    chorus_buf buf{};
+    ASSERT_EQ(t->health(self, &buf, nullptr), CHORUS_OK);
+    EXPECT_EQ(json::parse(std::string(buf.data, buf.len))["endpoint"], "http://127.0.0.1:7");
+    buf.release(&buf);
+  }
+}

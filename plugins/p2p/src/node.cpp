@@ -992,7 +992,10 @@ void NodeImpl::emit(uint32_t type, const PeerId &peer, const Connection *c, cons
 
 std::string NodeImpl::info_json() {
   json protos = supported_protocols();
-  json j = {{"peer_id", identity_.peer_id().to_base58()}, {"addrs", advertised_addrs()}, {"protocols", protos}};
+  json j = {{"peer_id", identity_.peer_id().to_base58()},
+            {"peer_id_cid", identity_.peer_id().to_cid()},  // the same id as a CIDv1 (libp2p-key)
+            {"addrs", advertised_addrs()},
+            {"protocols", protos}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

@@ -211,6 +211,12 @@ TEST_F(NodePair, ConnectsIdentifiesAndPings) {
   EXPECT_EQ(st, CHORUS_OK);
   EXPECT_GT(rtt, 0u);
 
+  std::string info;
+  ASSERT_EQ(b_->get_info_json(info, nullptr), CHORUS_OK);
+  const auto ij = nlohmann::json::parse(info);
+  EXPECT_EQ(ij["peer_id"], "12D3KooWLdJAwPtyQ5RFnr9wGXsQzpf3P2SeqFbYkqbfVehLu4Ns");
+  EXPECT_EQ(ij["peer_id_cid"].get<std::string>().rfind("bafzaa", 0), 0u) << ij.dump();
+
   std::string peers;
   ASSERT_EQ(a_->list_peers_json(peers, nullptr), CHORUS_OK);
   auto j = nlohmann::json::parse(peers);

@@ -167,3 +167,234 @@ TEST_F(Fixture, RolePromptComposition) {
   EXPECT_NE(bad.message().find("invalid YAML at line"), std::string::npos) << bad.message();
   fs::remove_all(dir);
 }
+
+// ---------------------------------------------------------------- the chorus.reasoning v1 table
+namespace {
+// Records callbacks (the scripted provider calls back on the test thread).
+struct RecordingSink {
+  int terminals = 0;
+  chorus_status status = CHORUS_OK;
+  std::string text;
+  std::vector<std::string> chunks;
+  chorus_ai_sink c{};
+  RecordingSink() {
+    c.struct_size = sizeof c;
+    c.user = this;
+    c.on_chunk = [](void *u, const char *j, size_t n) { static_cast<RecordingSink *>(u)->chunks.emplace_back(j, n); };
+    c.on_done = [](void *u, const char *j, size_t n) {
+      auto *s = static_cast<RecordingSink *>(u);
+      s->terminals++;
+      s->text.assign(j, n);
+    };
+    c.on_error = [](void *u, chorus_status st, const char *m, size_t n) {
+      auto *s = static_cast<RecordingSink *>(u);
+      s->terminals++;
+      s->status = st;
+      s->text.assign(m, n);
+    };
+  }
+};
+
+const chorus_reasoning_v1 *reasoning_table(chorus::testing::PluginHandle &p, void **self) {
+  for (const auto &s : p.services())
+    if (s.name == CHORUS_REASONING_SERVICE && s.major == CHORUS_REASONING_V1_MAJOR) {
+      *self = s.table.self;
+      return static_cast<const chorus_reasoning_v1 *>(s.table.table);
+    }
+  return nullptr;
+}
+
+struct ServiceFixture : Fixture {
+  std::filesystem::path dir;
+  void SetUp() override {
+    Fixture::SetUp();
+    dir = std::filesystem::temp_directory_path() / ("chorus-rsvc-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "roles.yaml") << "roles:\n  dev:\n    system_prompt: You are dev.\n";
+    std::ofstream(dir / "defaults.md") << "Be brief.\n";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+  std::string config() const {
+    return json{{"models", {"m1", "m2"}}, {"prompts_dir", dir.string()},
+                {"default_instructions_path", (dir / "defaults.md").string()}, {"role", "dev"}}.dump();
+  }
+};
+
+chorus_status complete(const chorus_reasoning_v1 *t, void *self, const std::string &req, RecordingSink &sink,
+                       uint64_t *id, chorus::ErrorBuffer &err) {
+  return t->complete(self, req.data(), req.size(), &sink.c, id, err.get());
+}
+}  // namespace
+
+TEST_F(ServiceFixture, SystemPromptSlot) {
+  auto plugin = chorus::testing::load(entry(), host, config());
+  ASSERT_EQ(plugin.status(), CHORUS_OK) << plugin.message();
+  void *self = nullptr;
+  const auto *t = reasoning_table(plugin, &self);
+  ASSERT_NE(t, nullptr);
+  ASSERT_GE(t->struct_size, sizeof(chorus_reasoning_v1));
+  chorus_buf buf{};
+  ASSERT_EQ(t->system_prompt(self, &buf, nullptr), CHORUS_OK);
+  EXPECT_EQ(std::string(buf.data, buf.len), "You are dev.\n\nBe brief.");
+  buf.release(&buf);
+  chorus::ErrorBuffer err;
+  EXPECT_EQ(t->system_prompt(self, nullptr, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_NE(err.text().find("out must not be NULL"), std::string::npos) << err.text();
+  EXPECT_EQ(plugin.stop(), CHORUS_OK);
+}
+
+TEST_F(ServiceFixture, CompleteRejectsBadCallsWithoutAnyCallback) {
+  auto plugin = chorus::testing::load(entry(), host, config());
+  ASSERT_EQ(plugin.status(), CHORUS_OK) << plugin.message();
+  void *self = nullptr;
+  const auto *t = reasoning_table(plugin, &self);
+  ASSERT_NE(t, nullptr);
+  const std::string good = R"({"messages":[{"role":"user","content":"x"}]})";
+  RecordingSink sink;
+  chorus::ErrorBuffer err;
+  uint64_t id = 42;
+  EXPECT_EQ(t->complete(self, good.data(), good.size(), nullptr, &id, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(id, 0u);
+  EXPECT_NE(err.text().find("complete chorus_ai_sink"), std::string::npos) << err.text();
+  RecordingSink short_sink;
+  short_sink.c.struct_size = 8;
+  EXPECT_EQ(complete(t, self, good, short_sink, &id, err), CHORUS_E_INVALID_ARG);
+  RecordingSink no_error_cb;
+  no_error_cb.c.on_error = nullptr;
+  EXPECT_EQ(complete(t, self, good, no_error_cb, &id, err), CHORUS_E_INVALID_ARG);
+  struct Case { const char *body; const char *reason; };
+  for (Case c : {Case{"{nope", "not valid JSON"}, Case{"[1]", "JSON object"},
+                 Case{R"({"messages":[]})", "non-empty array"},
+                 Case{R"({"messages":[{"content":"x"}]})", "string role"},
+                 Case{R"({"messages":[{"role":"user","content":"x"}],"stream":"yes"})", "stream must be a boolean"},
+                 Case{R"({"messages":[{"role":"user","content":"x"}],"tools":{}})", "tools must be an array"}}) {
+    id = 42;
+    EXPECT_EQ(complete(t, self, c.body, sink, &id, err), CHORUS_E_INVALID_ARG) << c.body;
+    EXPECT_EQ(id, 0u) << c.body;
+    EXPECT_NE(err.text().find(c.reason), std::string::npos) << c.body << " -> " << err.text();
+  }
+  EXPECT_EQ(t->complete(self, nullptr, 5, &sink.c, &id, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(sink.terminals + short_sink.terminals + no_error_cb.terminals, 0);
+  EXPECT_TRUE(prov.requests.empty());
+  EXPECT_EQ(plugin.stop(), CHORUS_OK);
+  EXPECT_TRUE(host.violations().empty());
+}
+
+TEST_F(ServiceFixture, CompleteStreamsChunksThenExactlyOneDone) {
+  auto plugin = chorus::testing::load(entry(), host, config());
+  ASSERT_EQ(plugin.status(), CHORUS_OK) << plugin.message();
+  void *self = nullptr;
+  const auto *t = reasoning_table(plugin, &self);
+  ASSERT_NE(t, nullptr);
+  RecordingSink sink;
+  chorus::ErrorBuffer err;
+  uint64_t id = 0;
+  ASSERT_EQ(complete(t, self, R"({"messages":[{"role":"user","content":"hi"}],"stream":true,"temperature":0.5})", sink, &id,
+                     err),
+            CHORUS_OK)
+      << err.text();
+  EXPECT_NE(id, 0u);
+  host.run_pending();
+  ASSERT_EQ(prov.requests.size(), 1u);
+  const json sent = prov.last();
+  EXPECT_EQ(sent["model"], "m1");  // selection applies to the service too
+  EXPECT_EQ(sent["stream"], true);
+  EXPECT_EQ(sent["options"]["temperature"], 0.5);
+  EXPECT_EQ(sent["messages"][0], (json{{"role", "system"}, {"content", "You are dev.\n\nBe brief."}}));
+  EXPECT_EQ(sent["messages"][1]["content"], "hi");
+  EXPECT_EQ(host.held_refs(CHORUS_AI_PROVIDER_SERVICE), 1u);
+  prov.chunk(0, R"({"delta":"hi"})");
+  prov.chunk(0, R"({"delta":" there"})");
+  EXPECT_EQ(sink.terminals, 0);
+  prov.done(0, kDone);
+  host.run_pending();
+  EXPECT_EQ(sink.chunks, (std::vector<std::string>{R"({"delta":"hi"})", R"({"delta":" there"})"}));
+  EXPECT_EQ(sink.terminals, 1);
+  EXPECT_EQ(sink.status, CHORUS_OK);
+  EXPECT_EQ(json::parse(sink.text)["content"], "hi there");
+  EXPECT_EQ(host.held_refs(CHORUS_AI_PROVIDER_SERVICE), 0u);
+  // A finished id may still be cancelled, harmlessly; an id never issued is unknown.
+  EXPECT_EQ(t->cancel(self, id), CHORUS_OK);
+  EXPECT_EQ(sink.terminals, 1);
+  EXPECT_EQ(t->cancel(self, 0), CHORUS_E_NOT_FOUND);
+  EXPECT_EQ(t->cancel(self, 1u << 30), CHORUS_E_NOT_FOUND);
+  EXPECT_EQ(plugin.stop(), CHORUS_OK);
+  EXPECT_TRUE(host.violations().empty());
+}
+
+TEST_F(ServiceFixture, CompleteErrorPathsEndWithExactlyOneOnError) {
+  auto plugin = chorus::testing::load(entry(), host, config());
+  ASSERT_EQ(plugin.status(), CHORUS_OK) << plugin.message();
+  void *self = nullptr;
+  const auto *t = reasoning_table(plugin, &self);
+  ASSERT_NE(t, nullptr);
+  chorus::ErrorBuffer err;
+  uint64_t id = 0;
+  const std::string req = R"({"messages":[{"role":"user","content":"x"}]})";
+
+  // The provider fails the request: its status and message reach the caller.
+  RecordingSink failed;
+  ASSERT_EQ(complete(t, self, req, failed, &id, err), CHORUS_OK);
+  host.run_pending();
+  prov.fail(prov.sinks.size() - 1, CHORUS_E_BUSY, "rate limited upstream");
+  EXPECT_EQ(failed.terminals, 1);
+  EXPECT_EQ(failed.status, CHORUS_E_BUSY);
+  EXPECT_EQ(failed.text, "rate limited upstream");
+
+  // Cancel of an open request: the provider is told, the caller gets CANCELLED once.
+  RecordingSink cancelled;
+  ASSERT_EQ(complete(t, self, req, cancelled, &id, err), CHORUS_OK);
+  host.run_pending();
+  const size_t calls = prov.sinks.size();
+  EXPECT_EQ(t->cancel(self, id), CHORUS_OK);
+  EXPECT_EQ(prov.cancelled, std::vector<uint64_t>{calls});
+  EXPECT_EQ(cancelled.terminals, 1);
+  EXPECT_EQ(cancelled.status, CHORUS_E_CANCELLED);
+
+  // A model outside the configured list: accepted, then one INVALID_ARG (or refused outright).
+  RecordingSink bad_model;
+  const chorus_status st = complete(t, self, R"({"model":"zzz","messages":[{"role":"user","content":"x"}]})", bad_model, &id, err);
+  if (st == CHORUS_OK) {
+    EXPECT_EQ(bad_model.terminals, 1);
+    EXPECT_EQ(bad_model.status, CHORUS_E_INVALID_ARG);
+    EXPECT_NE(bad_model.text.find("not among the configured models"), std::string::npos) << bad_model.text;
+  } else {
+    EXPECT_EQ(st, CHORUS_E_INVALID_ARG);
+    EXPECT_EQ(bad_model.terminals, 0);
+  }
+  EXPECT_EQ(prov.sinks.size(), calls);  // never reached the provider
+
+  // No provider bound: UNAVAILABLE, exactly once.
+  host.withdraw(CHORUS_AI_PROVIDER_SERVICE);
+  host.run_pending();
+  RecordingSink orphan;
+  const chorus_status st2 = complete(t, self, req, orphan, &id, err);
+  if (st2 == CHORUS_OK) {
+    EXPECT_EQ(orphan.terminals, 1);
+    EXPECT_EQ(orphan.status, CHORUS_E_UNAVAILABLE);
+    EXPECT_NE(orphan.text.find("no AI provider"), std::string::npos) << orphan.text;
+  } else {
+    EXPECT_EQ(st2, CHORUS_E_UNAVAILABLE);
+    EXPECT_EQ(orphan.terminals, 0);
+  }
+  EXPECT_EQ(host.held_refs(CHORUS_AI_PROVIDER_SERVICE), 0u);
+  EXPECT_EQ(plugin.stop(), CHORUS_OK);
+  EXPECT_TRUE(host.violations().empty());
+}
+
+TEST_F(ServiceFixture, StopEndsOpenServiceRequests) {
+  auto plugin = chorus::testing::load(entry(), host, config());
+  ASSERT_EQ(plugin.status(), CHORUS_OK) << plugin.message();
+  void *self = nullptr;
+  const auto *t = reasoning_table(plugin, &self);
+  ASSERT_NE(t, nullptr);
+  RecordingSink open;
+  chorus::ErrorBuffer err;
+  uint64_t id = 0;
+  ASSERT_EQ(complete(t, self, R"({"messages":[{"role":"user","content":"x"}]})", open, &id, err), CHORUS_OK);
+  host.run_pending();
+  EXPECT_EQ(plugin.stop(), CHORUS_OK);
+  EXPECT_EQ(open.terminals, 1);
+  EXPECT_EQ(open.status, CHORUS_E_CANCELLED);
+  EXPECT_EQ(host.held_refs(CHORUS_AI_PROVIDER_SERVICE), 0u);
+}

@@ -38,14 +38,16 @@ class Load(AiTestCase):
             t.start()
         windows = []
         bound_since, current = time.monotonic(), "ai-ollama"
+        # Windows scale with SLOW: under the sanitizers requests take longer, and a request is only
+        # checked against its binding when it begins and ends inside one window.
         for _ in range(10):
-            time.sleep(0.3)
+            time.sleep(0.3 * SLOW)
             target = "ai-openai" if current == "ai-ollama" else "ai-ollama"
             self.write_config(plugins, bindings={"chorus.ai.provider": target})
             windows.append((bound_since, time.monotonic(), current))
             agent.reload()
             bound_since, current = time.monotonic(), target
-        time.sleep(0.3)
+        time.sleep(0.3 * SLOW)
         windows.append((bound_since, time.monotonic(), current))
         stop.set()
         for t in threads:

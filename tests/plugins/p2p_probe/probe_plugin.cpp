@@ -564,12 +564,15 @@ class Probe final : public chorus::Plugin {
     p->stream_ends(stream);
   }
 
-  static void send_opened(void *arg, chorus_status status, const chorus_p2p_stream_info *info,
-                          const chorus_error *err) noexcept {
-    auto *ss = static_cast<SendStream *>(arg);
-    Probe *p = ss->job->probe;
+  // The open callback of both client kinds (SendStream for raw sends, EchoStream for verified echoes):
+  // on success the stream is registered with its job and its pump started.
+  template <class Stream, void (*Pump)(Stream *)>
+  static void stream_opened(void *arg, chorus_status status, const chorus_p2p_stream_info *info,
+                            const chorus_error *err) noexcept {
+    auto *st = static_cast<Stream *>(arg);
+    Probe *p = st->job->probe;
     if (status != CHORUS_OK || info == nullptr) {
-      std::unique_ptr<SendStream> gone(ss);
+      std::unique_ptr<Stream> gone(st);
       try {
         p->transfer_stream_done(gone->job, 0, false,
                                 "stream " + std::to_string(gone->index) + ": open failed: " +
@@ -580,40 +583,14 @@ class Probe final : public chorus::Plugin {
       p->unhold();
       return;
     }
-    ss->id = info->stream;
-    p->stream_begins(info->stream);  // the stream's on_closed now owns ss
+    st->id = info->stream;
+    p->stream_begins(info->stream);  // the stream's on_closed now owns st
     p->unhold();
     {
-      std::lock_guard lk(ss->job->mu);
-      ss->job->open_ids.insert(info->stream);
+      std::lock_guard lk(st->job->mu);
+      st->job->open_ids.insert(info->stream);
     }
-    send_pump(ss);
-  }
-
-  static void client_opened(void *arg, chorus_status status, const chorus_p2p_stream_info *info,
-                            const chorus_error *err) noexcept {
-    auto *cs = static_cast<EchoStream *>(arg);
-    Probe *p = cs->job->probe;
-    if (status != CHORUS_OK || info == nullptr) {
-      std::unique_ptr<EchoStream> gone(cs);
-      try {
-        p->transfer_stream_done(gone->job, 0, false,
-                            "stream " + std::to_string(gone->index) + ": open failed: " + chorus::status_name(status) +
-                                ": " + error_text(err));
-      } catch (...) {
-      }
-      gone.reset();
-      p->unhold();
-      return;
-    }
-    cs->id = info->stream;
-    p->stream_begins(info->stream);  // the stream's on_closed now owns cs
-    p->unhold();
-    {
-      std::lock_guard lk(cs->job->mu);
-      cs->job->open_ids.insert(info->stream);
-    }
-    client_pump(cs);
+    Pump(st);
   }
 
   static void on_event_tramp(void *arg, const chorus_p2p_event *ev) noexcept {
@@ -923,7 +900,8 @@ class Probe final : public chorus::Plugin {
       chorus::ErrorBuffer err;
       hold();
       const chorus_status st = t_->open_stream(s_, peer.data(), peer.size(), protos, 1, &h, 0,
-                                               raw ? &Probe::send_opened : &Probe::client_opened, state, err.get());
+                                               raw ? &Probe::stream_opened<SendStream, &Probe::send_pump>
+                                                   : &Probe::stream_opened<EchoStream, &Probe::client_pump>, state, err.get());
       if (st == CHORUS_OK) {
         echo_state.release();  // owned by the callbacks now
         send_state.release();

@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ai_common/dialect.hpp"
 
@@ -29,6 +30,20 @@ struct ProviderSettings {
   uint32_t max_concurrency = 16;     // upstream requests at once
   uint32_t max_queue = 1024;         // waiting beyond that; more is CHORUS_E_BUSY
   size_t max_response_bytes = 8u << 20;
+  uint64_t health_interval_ms = 30000;  // period of the backend probe (model list); 0 disables it
+  uint64_t health_timeout_ms = 10000;   // a probe slower than this counts as failed
+};
+
+// Where one provider plugin finds its endpoint, key and default model besides the common keys.
+// Environment variables override the config file (contract section 3: defaults < file < env); in
+// each list the first variable that is set and non-empty wins.
+struct SettingsSource {
+  const char *default_url;                  // built-in default endpoint / base URL
+  const char *url_key;                      // config key of the endpoint ("endpoint", "base_url")
+  std::vector<const char *> url_env;        // environment overrides of the endpoint
+  const char *api_key_key = nullptr;        // config key of the bearer token, or nullptr (none)
+  std::vector<const char *> api_key_env;    // environment overrides of the token
+  std::vector<const char *> model_env;      // environment overrides of default_model
 };
 
 // The config schema keys shared by both providers (JSON Schema "properties" members, no braces).
@@ -44,9 +59,19 @@ struct ProviderSettings {
   "\"breaker_cooldown_ms\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 3600000, \"default\": 10000}," \
   "\"max_concurrency\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 4096, \"default\": 16}," \
   "\"max_queue\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 1000000, \"default\": 1024}," \
-  "\"max_response_bytes\": {\"type\": \"integer\", \"minimum\": 1024, \"maximum\": 1073741824, \"default\": 8388608}"
+  "\"max_response_bytes\": {\"type\": \"integer\", \"minimum\": 1024, \"maximum\": 1073741824, \"default\": 8388608}," \
+  "\"health_interval_ms\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 86400000, \"default\": 30000}," \
+  "\"health_timeout_ms\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 600000, \"default\": 10000}"
 // Reads the common keys of `cfg` (a JSON object text) into `s`; throws chorus::Error(CONFIG).
 void parse_common_settings(std::string_view cfg_json, ProviderSettings &s);
+// The full settings of one provider: defaults, then the config file, then the environment.
+// Throws chorus::Error(CONFIG) with the offending key named.
+ProviderSettings settings_from(std::string_view cfg_json, const SettingsSource &src);
+
+// What every provider plugin declares: chorus.ai.provider v1, swappable (no state across requests).
+inline constexpr chorus_provide kProviderServices[] = {
+    chorus::provide(CHORUS_AI_PROVIDER_SERVICE, CHORUS_AI_PROVIDER_V1_MAJOR, CHORUS_AI_PROVIDER_V1_MINOR,
+                    CHORUS_PROVIDE_SWAPPABLE)};
 
 class ProviderPlugin : public chorus::Plugin {
  public:

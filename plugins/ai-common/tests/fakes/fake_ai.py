@@ -8,19 +8,23 @@ bearer auth and {"error": {"message", "type", "param", "code"}} bodies.
 Behaviour is set per server through attributes (tests run the server in-process):
   mode: ok | malformed | truncate | status | midstream_error | oversized | hang | close
   status / status_body / retry_after: for mode "status" (e.g. 429, 500)
-  fail_first: answer the first N requests with `status` (then behave as `mode`)
+  fail_first: answer the first N chat/generate requests with `status` (then behave as `mode`);
+              model-list requests (the providers' health probes) do not count
   token_delay: seconds between streamed tokens (keeps streams in flight for swap tests)
   delay: seconds before the answer starts
-Every request is recorded in `requests` (method, path, headers, parsed JSON body).
+Every request is recorded in `requests` (method, path, headers, parsed JSON body); `active` counts the
+chat/generate requests being answered (not the model-list requests of the providers' health probes).
 Answers name the server: content is "<name> says: hello world" and the model echoes the request.
 """
 import http.server
 import json
+import socket
 import socketserver
 import threading
 import time
 
 TOKENS = ["hello", " ", "world"]
+CHAT_PATHS = ("/api/chat", "/v1/chat/completions", "/api/generate")
 
 
 def _now():
@@ -28,7 +32,7 @@ def _now():
 
 
 class FakeServer:
-    def __init__(self, kind, name, api_key=None):
+    def __init__(self, kind, name, api_key=None, port=0):
         assert kind in ("ollama", "openai")
         self.kind = kind
         self.name = name
@@ -42,8 +46,11 @@ class FakeServer:
         self.delay = 0.0
         self.models = ["llama3.1:latest", "phi3:latest"] if kind == "ollama" else ["gpt-4o-mini", "meta/llama-3.1-8b-instruct"]
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)  # notified on every request
         self.requests = []
+        self.chat_count = 0  # chat/generate requests so far (what fail_first counts)
         self.active = 0
+        self.connections = set()  # open client connections, cut by close()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -53,6 +60,16 @@ class FakeServer:
 
             def log_message(self, *a):
                 pass
+
+            def setup(self):
+                super().setup()
+                with server.lock:
+                    server.connections.add(self.connection)
+
+            def finish(self):
+                with server.lock:
+                    server.connections.discard(self.connection)
+                super().finish()
 
             def do_GET(self):
                 server._handle(self, None)
@@ -70,7 +87,7 @@ class FakeServer:
             def handle_error(self, request, client_address):
                 pass  # clients that hang up (timeouts under test) are expected
 
-        self.httpd = Threading(("127.0.0.1", 0), Handler)
+        self.httpd = Threading(("127.0.0.1", port), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -80,16 +97,35 @@ class FakeServer:
         return f"http://127.0.0.1:{self.port}" + ("/v1" if self.kind == "openai" else "")
 
     def close(self):
+        """Stops listening and cuts every open connection (keep-alive ones included): the server is down."""
         self.httpd.shutdown()
         self.httpd.server_close()
+        with self.lock:
+            conns = list(self.connections)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def reset(self):
         with self.lock:
             self.requests = []
+            self.chat_count = 0
 
     def chat_requests(self):
         with self.lock:
-            return [r for r in self.requests if r["path"] in ("/api/chat", "/v1/chat/completions", "/api/generate")]
+            return [r for r in self.requests if r["path"] in CHAT_PATHS]
+
+    def wait_request(self, paths, timeout=20):
+        """The first recorded request to one of `paths`, waiting up to `timeout` seconds for it."""
+        with self.lock:
+            self.arrived.wait_for(lambda: any(r["path"] in paths for r in self.requests), timeout)
+            return next((r for r in self.requests if r["path"] in paths), None)
+
+    def probe_requests(self):
+        with self.lock:
+            return [r for r in self.requests if r["path"] in ("/api/tags", "/v1/models")]
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, h, status, ctype, body, extra=None):
@@ -141,23 +177,27 @@ class FakeServer:
                 body = raw.decode(errors="replace")
         with self.lock:
             self.requests.append({"method": h.command, "path": path, "headers": dict(h.headers), "body": body})
-            n = len(self.requests)
-            self.active += 1
+            chat = path in CHAT_PATHS
+            self.chat_count += chat
+            n = self.chat_count
+            self.arrived.notify_all()
+            self.active += chat
         try:
             self._route(h, path, body, n)
         except (BrokenPipeError, ConnectionResetError):
             pass
         finally:
             with self.lock:
-                self.active -= 1
+                self.active -= chat
 
     def _route(self, h, path, body, n):
+        counted = path in CHAT_PATHS
         if self.delay:
             time.sleep(self.delay)
         if self.kind == "openai" and self.api_key is not None:
             if h.headers.get("Authorization") != f"Bearer {self.api_key}":
                 return self._error(h, 401, "Incorrect API key provided", "invalid_api_key")
-        if n <= self.fail_first or self.mode == "status":
+        if (counted and n <= self.fail_first) or self.mode == "status":
             default = "Rate limit reached" if self.status == 429 else "internal server error"
             return self._error(h, self.status, self.status_body or default,
                                "rate_limit_exceeded" if self.status == 429 else None)
