@@ -1,5 +1,6 @@
 // The Noise framework's CipherState and SymmetricState (Noise spec rev 34, sections 5.1 and 5.2) for the one
-// suite libp2p uses: 25519 / ChaChaPoly / SHA256. All primitives come from libsodium.
+// suite libp2p uses: 25519 / ChaChaPoly / SHA256. ChaChaPoly comes from OpenSSL (speed, see
+// noise_cipher.cpp), everything else from libsodium.
 //
 // These are building blocks of NoiseHandshake and NoiseTransport; they are public so tests can check them
 // against an independent computation.
@@ -11,6 +12,8 @@
 #include <string_view>
 
 #include "bytes.hpp"
+
+typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;  // <openssl/evp.h>, kept out of this header
 
 namespace chorus::p2p::noise {
 
@@ -62,12 +65,15 @@ class CipherState {
   // Bytes added by encryption under the current state.
   size_t overhead() const { return has_key_ ? kTagLen : 0; }
 
-  void clear();  // zeroes the key
+  void clear();  // forgets the key (OpenSSL wipes its copy)
 
  private:
-  Key key_{};
+  bool start_message(bool encrypt);  // sets the nonce and direction for one message
+
+  EVP_CIPHER_CTX *ctx_ = nullptr;  // holds the key once initialize_key ran; reused across keys
   uint64_t nonce_ = 0;
   bool has_key_ = false;
+  bool key_failed_ = false;  // OpenSSL could not take the key: every operation fails
 };
 
 // Chaining key, handshake hash and the handshake's CipherState.
