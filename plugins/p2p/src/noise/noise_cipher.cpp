@@ -55,7 +55,7 @@ void generate_keypair(Key &private_key, Key &public_key) {
 // CipherState
 //
 // The AEAD runs through OpenSSL's EVP ChaCha20-Poly1305 rather than libsodium's: the transport is
-// bound by this cipher, and OpenSSL's vectorised code is about 3.5x faster per byte on x86-64
+// bound by this cipher, and OpenSSL's vectorised code is 2.3x faster per byte on this x86-64 machine
 // (docs/benchmarks.md, p2p). The key is installed once per CipherState; each message only sets the
 // nonce and the direction. libsodium still does everything else (X25519, SHA-256, HMAC, randomness).
 

@@ -100,6 +100,54 @@ TEST(NoiseCipher, NonceExhaustionGuard) {
   EXPECT_FALSE(dec.decrypt_with_ad({}, buf, sizeof buf, plain));
 }
 
+TEST(NoiseCipher, FailedDecryptWipesTheOutputAndWrongAdFails) {
+  noise::Key k;
+  k.fill(0x33);
+  noise::CipherState enc, dec;
+  enc.initialize_key(k);
+  dec.initialize_key(k);
+  const std::string_view msg = "secret plaintext";
+  Bytes ct(msg.size() + noise::kTagLen);
+  ASSERT_TRUE(enc.encrypt_with_ad(as_bytes("ad"), as_bytes(msg).data(), msg.size(), ct.data()));
+
+  // A wrong tag: OpenSSL writes the plaintext before it checks the tag, so nothing of it may remain.
+  Bytes bad = ct;
+  bad.back() ^= 0x80;
+  Bytes out(msg.size(), 0xAA);
+  EXPECT_FALSE(dec.decrypt_with_ad(as_bytes("ad"), bad.data(), bad.size(), out.data()));
+  EXPECT_TRUE(out == Bytes(msg.size(), 0) || out == Bytes(msg.size(), 0xAA)) << to_hex(out);  // wiped or untouched
+  // Wrong associated data fails the same way; the nonce has not moved, so the real message still opens.
+  EXPECT_FALSE(dec.decrypt_with_ad(as_bytes("xx"), ct.data(), ct.size(), out.data()));
+  EXPECT_EQ(dec.nonce(), 0u);
+  // In place, as the transport does it.
+  Bytes in_place = ct;
+  ASSERT_TRUE(dec.decrypt_with_ad(as_bytes("ad"), in_place.data(), in_place.size(), in_place.data()));
+  EXPECT_EQ(as_string_view(BytesView(in_place).first(msg.size())), msg);
+  EXPECT_EQ(dec.nonce(), 1u);
+}
+
+TEST(NoiseCipher, MovedStateKeepsKeyAndNonce) {
+  noise::Key k;
+  k.fill(0x44);
+  noise::CipherState enc, dec;
+  enc.initialize_key(k);
+  dec.initialize_key(k);
+  uint8_t buf[4 + noise::kTagLen] = {1, 2, 3, 4};
+  ASSERT_TRUE(enc.encrypt_with_ad({}, buf, 4, buf));
+  noise::CipherState moved(std::move(dec));
+  EXPECT_FALSE(dec.has_key());  // NOLINT(bugprone-use-after-move): the moved-from state is defined
+  noise::CipherState assigned;
+  assigned = std::move(moved);
+  uint8_t plain[4];
+  ASSERT_TRUE(assigned.decrypt_with_ad({}, buf, sizeof buf, plain));
+  EXPECT_EQ(plain[3], 4);
+  EXPECT_EQ(assigned.nonce(), 1u);
+  // The moved-from state can be keyed again and used.
+  dec.initialize_key(k);
+  uint8_t again[4 + noise::kTagLen] = {9, 9, 9, 9};
+  ASSERT_TRUE(dec.encrypt_with_ad({}, again, 4, again));
+}
+
 TEST(NoiseCipher, WithoutKeyEncryptionIsIdentity) {
   noise::CipherState c;
   EXPECT_FALSE(c.has_key());
