@@ -274,8 +274,25 @@ struct ProviderPlugin::Impl {
 
     Impl *const impl_;
     std::unique_ptr<Decoder> decoder_;
+    std::string what_;  // "GET <url>", for messages
     std::string err_, err_body_;
   };
+
+  // The upstream HTTP request for `up` with this provider's endpoint, key, timeouts and size limit.
+  TransferSpec transfer_for(const Upstream &up) const {
+    TransferSpec spec;
+    spec.method = up.method;
+    spec.url = s.base_url + up.path;
+    spec.body = up.body;
+    if (spec.method == "POST") spec.headers.push_back("Content-Type: application/json");
+    spec.headers.push_back(up.stream ? "Accept: application/x-ndjson, text/event-stream" : "Accept: application/json");
+    if (!s.api_key.empty()) spec.headers.push_back("Authorization: Bearer " + s.api_key);
+    spec.connect_timeout_ms = s.connect_timeout_ms;
+    spec.first_byte_timeout_ms = s.first_byte_timeout_ms;
+    spec.total_timeout_ms = s.total_timeout_ms;
+    spec.max_response_bytes = s.max_response_bytes;
+    return spec;
+  }
 
   // Engine thread. The probe bypasses admission and the breaker: it must see the backend even when
   // the breaker is open or the queue is full, and it is no caller's request.
@@ -285,20 +302,17 @@ struct ProviderPlugin::Impl {
   }
   void run_probe() {
     Upstream up = dialect->build(Kind::models, {}, who);
-    TransferSpec spec;
-    spec.method = up.method;
-    spec.url = s.base_url + up.path;
-    spec.headers.push_back("Accept: application/json");
-    if (!s.api_key.empty()) spec.headers.push_back("Authorization: Bearer " + s.api_key);
+    TransferSpec spec = transfer_for(up);
     spec.connect_timeout_ms = std::min(s.connect_timeout_ms, s.health_timeout_ms);
     spec.first_byte_timeout_ms = s.health_timeout_ms;
     spec.total_timeout_ms = s.health_timeout_ms;
-    spec.max_response_bytes = s.max_response_bytes;
-    engine.submit_now(std::move(spec), std::make_shared<ProbeHandler>(this, dialect->decoder(Kind::models, up, who)));
+    auto handler = std::make_shared<ProbeHandler>(this, dialect->decoder(Kind::models, up, who));
+    handler->what_ = up.method + " " + spec.url;
+    engine.submit_now(std::move(spec), std::move(handler));
   }
   void on_probe_done(ProbeHandler &h, const TransferResult &r) {
     if (r.outcome == TransferOutcome::cancelled) return;  // stopping: no further probes
-    const std::string what = "GET " + s.base_url + dialect->build(Kind::models, {}, who).path;
+    const std::string &what = h.what_;
     std::string why;
     switch (r.outcome) {
       case TransferOutcome::ok:
@@ -449,18 +463,7 @@ struct ProviderPlugin::Impl {
     call->decoder = dialect->decoder(call->kind, call->up, who);
     call->err_body.clear();
     call->decode_status = CHORUS_OK;
-    TransferSpec spec;
-    spec.method = call->up.method;
-    spec.url = s.base_url + call->up.path;
-    spec.body = call->up.body;
-    if (spec.method == "POST") spec.headers.push_back("Content-Type: application/json");
-    spec.headers.push_back(call->up.stream ? "Accept: application/x-ndjson, text/event-stream" : "Accept: application/json");
-    if (!s.api_key.empty()) spec.headers.push_back("Authorization: Bearer " + s.api_key);
-    spec.connect_timeout_ms = s.connect_timeout_ms;
-    spec.first_byte_timeout_ms = s.first_byte_timeout_ms;
-    spec.total_timeout_ms = s.total_timeout_ms;
-    spec.max_response_bytes = s.max_response_bytes;
-    call->transfer_id = engine.submit_now(std::move(spec), std::make_shared<Handler>(this, call));
+    call->transfer_id = engine.submit_now(transfer_for(call->up), std::make_shared<Handler>(this, call));
   }
 
   void pump() {

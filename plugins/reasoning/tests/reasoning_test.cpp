@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -218,6 +219,17 @@ struct ServiceFixture : Fixture {
     return json{{"models", {"m1", "m2"}}, {"prompts_dir", dir.string()},
                 {"default_instructions_path", (dir / "defaults.md").string()}, {"role", "dev"}}.dump();
   }
+  // Loads the plugin with config() and finds its chorus.reasoning v1 table (call through
+  // ASSERT_NO_FATAL_FAILURE).
+  void start() {
+    plugin.emplace(chorus::testing::load(entry(), host, config()));
+    ASSERT_EQ(plugin->status(), CHORUS_OK) << plugin->message();
+    t = reasoning_table(*plugin, &self);
+    ASSERT_NE(t, nullptr);
+  }
+  std::optional<chorus::testing::PluginHandle> plugin;
+  void *self = nullptr;
+  const chorus_reasoning_v1 *t = nullptr;
 };
 
 chorus_status complete(const chorus_reasoning_v1 *t, void *self, const std::string &req, RecordingSink &sink,
@@ -227,11 +239,7 @@ chorus_status complete(const chorus_reasoning_v1 *t, void *self, const std::stri
 }  // namespace
 
 TEST_F(ServiceFixture, SystemPromptSlot) {
-  auto plugin = chorus::testing::load(entry(), host, config());
-  ASSERT_EQ(plugin.status(), CHORUS_OK) << plugin.message();
-  void *self = nullptr;
-  const auto *t = reasoning_table(plugin, &self);
-  ASSERT_NE(t, nullptr);
+  ASSERT_NO_FATAL_FAILURE(start());
   ASSERT_GE(t->struct_size, sizeof(chorus_reasoning_v1));
   chorus_buf buf{};
   ASSERT_EQ(t->system_prompt(self, &buf, nullptr), CHORUS_OK);
@@ -240,15 +248,11 @@ TEST_F(ServiceFixture, SystemPromptSlot) {
   chorus::ErrorBuffer err;
   EXPECT_EQ(t->system_prompt(self, nullptr, err.get()), CHORUS_E_INVALID_ARG);
   EXPECT_NE(err.text().find("out must not be NULL"), std::string::npos) << err.text();
-  EXPECT_EQ(plugin.stop(), CHORUS_OK);
+  EXPECT_EQ(plugin->stop(), CHORUS_OK);
 }
 
 TEST_F(ServiceFixture, CompleteRejectsBadCallsWithoutAnyCallback) {
-  auto plugin = chorus::testing::load(entry(), host, config());
-  ASSERT_EQ(plugin.status(), CHORUS_OK) << plugin.message();
-  void *self = nullptr;
-  const auto *t = reasoning_table(plugin, &self);
-  ASSERT_NE(t, nullptr);
+  ASSERT_NO_FATAL_FAILURE(start());
   const std::string good = R"({"messages":[{"role":"user","content":"x"}]})";
   RecordingSink sink;
   chorus::ErrorBuffer err;
@@ -276,16 +280,12 @@ TEST_F(ServiceFixture, CompleteRejectsBadCallsWithoutAnyCallback) {
   EXPECT_EQ(t->complete(self, nullptr, 5, &sink.c, &id, err.get()), CHORUS_E_INVALID_ARG);
   EXPECT_EQ(sink.terminals + short_sink.terminals + no_error_cb.terminals, 0);
   EXPECT_TRUE(prov.requests.empty());
-  EXPECT_EQ(plugin.stop(), CHORUS_OK);
+  EXPECT_EQ(plugin->stop(), CHORUS_OK);
   EXPECT_TRUE(host.violations().empty());
 }
 
 TEST_F(ServiceFixture, CompleteStreamsChunksThenExactlyOneDone) {
-  auto plugin = chorus::testing::load(entry(), host, config());
-  ASSERT_EQ(plugin.status(), CHORUS_OK) << plugin.message();
-  void *self = nullptr;
-  const auto *t = reasoning_table(plugin, &self);
-  ASSERT_NE(t, nullptr);
+  ASSERT_NO_FATAL_FAILURE(start());
   RecordingSink sink;
   chorus::ErrorBuffer err;
   uint64_t id = 0;
@@ -318,16 +318,12 @@ TEST_F(ServiceFixture, CompleteStreamsChunksThenExactlyOneDone) {
   EXPECT_EQ(sink.terminals, 1);
   EXPECT_EQ(t->cancel(self, 0), CHORUS_E_NOT_FOUND);
   EXPECT_EQ(t->cancel(self, 1u << 30), CHORUS_E_NOT_FOUND);
-  EXPECT_EQ(plugin.stop(), CHORUS_OK);
+  EXPECT_EQ(plugin->stop(), CHORUS_OK);
   EXPECT_TRUE(host.violations().empty());
 }
 
 TEST_F(ServiceFixture, CompleteErrorPathsEndWithExactlyOneOnError) {
-  auto plugin = chorus::testing::load(entry(), host, config());
-  ASSERT_EQ(plugin.status(), CHORUS_OK) << plugin.message();
-  void *self = nullptr;
-  const auto *t = reasoning_table(plugin, &self);
-  ASSERT_NE(t, nullptr);
+  ASSERT_NO_FATAL_FAILURE(start());
   chorus::ErrorBuffer err;
   uint64_t id = 0;
   const std::string req = R"({"messages":[{"role":"user","content":"x"}]})";
@@ -378,22 +374,18 @@ TEST_F(ServiceFixture, CompleteErrorPathsEndWithExactlyOneOnError) {
     EXPECT_EQ(orphan.terminals, 0);
   }
   EXPECT_EQ(host.held_refs(CHORUS_AI_PROVIDER_SERVICE), 0u);
-  EXPECT_EQ(plugin.stop(), CHORUS_OK);
+  EXPECT_EQ(plugin->stop(), CHORUS_OK);
   EXPECT_TRUE(host.violations().empty());
 }
 
 TEST_F(ServiceFixture, StopEndsOpenServiceRequests) {
-  auto plugin = chorus::testing::load(entry(), host, config());
-  ASSERT_EQ(plugin.status(), CHORUS_OK) << plugin.message();
-  void *self = nullptr;
-  const auto *t = reasoning_table(plugin, &self);
-  ASSERT_NE(t, nullptr);
+  ASSERT_NO_FATAL_FAILURE(start());
   RecordingSink open;
   chorus::ErrorBuffer err;
   uint64_t id = 0;
   ASSERT_EQ(complete(t, self, R"({"messages":[{"role":"user","content":"x"}]})", open, &id, err), CHORUS_OK);
   host.run_pending();
-  EXPECT_EQ(plugin.stop(), CHORUS_OK);
+  EXPECT_EQ(plugin->stop(), CHORUS_OK);
   EXPECT_EQ(open.terminals, 1);
   EXPECT_EQ(open.status, CHORUS_E_CANCELLED);
   EXPECT_EQ(host.held_refs(CHORUS_AI_PROVIDER_SERVICE), 0u);

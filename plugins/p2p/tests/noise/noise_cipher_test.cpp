@@ -82,12 +82,20 @@ TEST(NoiseCipher, NonceIsFourZeroBytesThenLittleEndianCounter) {
   EXPECT_EQ(c.nonce(), 0x0102030405060709ull);
 }
 
-TEST(NoiseCipher, NonceExhaustionGuard) {
-  noise::Key k;
-  k.fill(0x01);
+// A sender and a receiver keyed alike (every key byte `fill`).
+struct KeyedPair {
+  noise::Key key;
   noise::CipherState enc, dec;
-  enc.initialize_key(k);
-  dec.initialize_key(k);
+  explicit KeyedPair(uint8_t fill) {
+    key.fill(fill);
+    enc.initialize_key(key);
+    dec.initialize_key(key);
+  }
+};
+
+TEST(NoiseCipher, NonceExhaustionGuard) {
+  KeyedPair p(0x01);
+  auto &[k, enc, dec] = p;
   enc.set_nonce(UINT64_MAX - 1);
   dec.set_nonce(UINT64_MAX - 1);
   uint8_t buf[noise::kTagLen + 1] = {42};
@@ -101,11 +109,8 @@ TEST(NoiseCipher, NonceExhaustionGuard) {
 }
 
 TEST(NoiseCipher, FailedDecryptWipesTheOutputAndWrongAdFails) {
-  noise::Key k;
-  k.fill(0x33);
-  noise::CipherState enc, dec;
-  enc.initialize_key(k);
-  dec.initialize_key(k);
+  KeyedPair p(0x33);
+  auto &[k, enc, dec] = p;
   const std::string_view msg = "secret plaintext";
   Bytes ct(msg.size() + noise::kTagLen);
   ASSERT_TRUE(enc.encrypt_with_ad(as_bytes("ad"), as_bytes(msg).data(), msg.size(), ct.data()));
@@ -127,11 +132,8 @@ TEST(NoiseCipher, FailedDecryptWipesTheOutputAndWrongAdFails) {
 }
 
 TEST(NoiseCipher, MovedStateKeepsKeyAndNonce) {
-  noise::Key k;
-  k.fill(0x44);
-  noise::CipherState enc, dec;
-  enc.initialize_key(k);
-  dec.initialize_key(k);
+  KeyedPair p(0x44);
+  auto &[k, enc, dec] = p;
   uint8_t buf[4 + noise::kTagLen] = {1, 2, 3, 4};
   ASSERT_TRUE(enc.encrypt_with_ad({}, buf, 4, buf));
   noise::CipherState moved(std::move(dec));
