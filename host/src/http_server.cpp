@@ -332,6 +332,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
     return local_address_;
   }
   void stop();
+  bool wait_closed(std::chrono::milliseconds grace);
 
   bool add_route(const std::string &method, const std::string &path, bool prefix,
                  const std::string &owner, HttpServer::Handler handler, std::string *conflict_owner,
@@ -364,9 +365,14 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
     }
   }
 
+  // Called when the connection's socket closes and again from its destructor (a connection whose
+  // socket never closed, because the io_context stopped first).
   void unregister_connection(Connection *c) {
-    std::lock_guard lock(conn_mu_);
-    connections_.erase(c);
+    {
+      std::lock_guard lock(conn_mu_);
+      if (connections_.erase(c) == 0) return;
+    }
+    conn_cv_.notify_all();
   }
 
   net::io_context &io;
@@ -393,7 +399,8 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::map<std::string, std::shared_ptr<OwnerState>, std::less<>> owners_;
 
   std::mutex conn_mu_;
-  std::unordered_map<Connection *, std::weak_ptr<Connection>> connections_;
+  std::condition_variable conn_cv_;  // signalled when a connection leaves connections_
+  std::unordered_map<Connection *, std::weak_ptr<Connection>> connections_;  // sockets still open
 
   std::mutex observer_mu_;
   std::shared_ptr<const HttpServer::Observer> observer_;
@@ -917,6 +924,7 @@ void Connection::close_socket() {
   stream_.close();
   // A write in progress still refers to the front item; on_write() clears the queue then.
   if (!writing_) out_.clear();
+  core_->unregister_connection(this);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1123,6 +1131,11 @@ void ServerCore::stop() {
   for (auto &c : conns) net::post(c->executor(), [c] { c->server_stop(); });
 }
 
+bool ServerCore::wait_closed(std::chrono::milliseconds grace) {
+  std::unique_lock lock(conn_mu_);
+  return conn_cv_.wait_for(lock, grace, [this] { return connections_.empty(); });
+}
+
 bool ServerCore::add_route(const std::string &method, const std::string &path, bool prefix,
                            const std::string &owner, HttpServer::Handler handler,
                            std::string *conflict_owner, const std::string &replaceable_owner) {
@@ -1247,6 +1260,11 @@ HttpServer::~HttpServer() { impl_->stop(); }
 void HttpServer::listen(const std::string &address) { impl_->listen(address); }
 std::string HttpServer::local_address() const { return impl_->local_address(); }
 void HttpServer::stop() { impl_->stop(); }
+
+bool HttpServer::stop(std::chrono::milliseconds grace) {
+  impl_->stop();
+  return impl_->wait_closed(grace);
+}
 
 bool HttpServer::add_route(const std::string &method, const std::string &path, bool prefix,
                            const std::string &owner, Handler handler, std::string *conflict_owner,

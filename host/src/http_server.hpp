@@ -45,6 +45,10 @@ class HttpServer {
   // Stops accepting, closes connections; exchanges still held by plugins become no-ops that return
   // CHORUS_E_CANCELLED. Safe to call twice.
   void stop();
+  // stop(), then waits up to `grace` until the answers under way (including the 503s of cancelled
+  // exchanges) are written and every connection is closed, so that stopping the io_context right
+  // after loses no answer. Needs the io_context running. False when connections were still open.
+  bool stop(std::chrono::milliseconds grace);
 
   // method "*" = any. prefix routes must end in '/'. Returns false and sets *conflict_owner when an
   // overlapping route (same path and kind, methods equal or either "*") exists. Throws

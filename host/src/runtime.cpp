@@ -40,6 +40,9 @@ nlohmann::json CheckReport::to_json() const {
 
 namespace {
 
+// How long, at exit, the HTTP server may take to write the answers still under way.
+constexpr std::chrono::milliseconds kHttpDrainGrace{2000};
+
 void info(const std::string &m) { log(LogLevel::kInfo, "host", m); }
 void warn(const std::string &m) { log(LogLevel::kWarn, "host", m); }
 void error(const std::string &m) { log(LogLevel::kError, "host", m); }
@@ -1005,7 +1008,10 @@ struct Runtime::Impl final : HostServices {
 
   // ---------------------------------------------------------------- SIGHUP
   void shutdown_transport() {
-    if (http_server) http_server->stop();
+    // The plugins' last answers (the 503s of the requests their stop cancelled) are still queued on
+    // the workers; they are written before the workers stop, within a bound a stuck client cannot
+    // stretch.
+    if (http_server && !http_server->stop(kHttpDrainGrace)) warn("HTTP connections still open at exit; closing them");
     if (workers) workers->stop_and_join();
     http_server.reset();
   }

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include <poll.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -147,6 +149,12 @@ class Client {
       if (ec) break;
     }
     return out;
+  }
+  // Waits for the server to send something or close, without consuming it.
+  bool readable_within(std::chrono::milliseconds timeout) {
+    if (buffer_.size() > 0) return true;
+    pollfd p{socket_.native_handle(), POLLIN, 0};
+    return ::poll(&p, 1, static_cast<int>(timeout.count())) == 1;
   }
   unsigned short local_port() const { return socket_.local_endpoint().port(); }
   tcp::socket &socket() { return socket_; }
@@ -773,6 +781,54 @@ TEST_F(HttpServerTest, StopAnswersInFlightExchangesAndIsIdempotent) {
   beast::error_code ec;
   s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_), ec);
   EXPECT_TRUE(ec);
+}
+
+TEST_F(HttpServerTest, StopWithGraceWritesTheAnswersUnderWayBeforeReturning) {
+  // What the host does at exit: stop with a grace period, then stop the io_context at once. The
+  // answer a plugin sent just before and the 503 of the exchange it still held must both arrive.
+  start();
+  add("GET", "/hold", stash());
+  Client answered(port_), cancelled(port_);
+  answered.send("GET", "/hold");
+  chorus_http_exchange *first = exchanges_.pop();
+  cancelled.send("GET", "/hold");
+  exchanges_.pop();
+  ASSERT_EQ(respond_text(first, 200, "last words"), CHORUS_OK);
+
+  EXPECT_TRUE(server_->stop(std::chrono::seconds(10)));
+  io_.stop();
+  for (auto &t : threads_) t.join();
+  threads_.clear();
+
+  // Without the grace period these connections would sit in the stopped io_context, unanswered.
+  ASSERT_TRUE(answered.readable_within(std::chrono::seconds(10)));
+  ASSERT_TRUE(cancelled.readable_within(std::chrono::seconds(10)));
+  Response res = answered.receive();
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(res.body(), "last words");
+  expect_json_error(cancelled.receive(), 503);
+  EXPECT_TRUE(answered.closed_by_server());
+  EXPECT_TRUE(cancelled.closed_by_server());
+}
+
+TEST_F(HttpServerTest, StopGraceIsBoundedByAClientThatDoesNotRead) {
+  start();
+  std::promise<void> answered;
+  add("GET", "/big", [&answered](const chorus_http_request &, chorus_http_exchange *ex) {
+    respond_text(ex, 200, std::string(64 << 20, 'x'));  // far more than the socket buffers hold
+    answered.set_value();
+  });
+  Client reader(port_), stuck(port_);
+  stuck.send("GET", "/big");
+  answered.get_future().wait();
+  EXPECT_EQ(reader.request("GET", "/nope").result_int(), 404u);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(server_->stop(std::chrono::milliseconds(200)));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, std::chrono::milliseconds(200));
+  EXPECT_LT(waited, std::chrono::seconds(5));
+  EXPECT_TRUE(reader.closed_by_server());
+  stuck.close();  // lets the write fail so TearDown's io_context runs dry
 }
 
 TEST(HttpServerLifetimeTest, DestroyAfterIoContextStoppedDoesNotLeak) {
