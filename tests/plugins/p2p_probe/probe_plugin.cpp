@@ -95,7 +95,7 @@ class Probe;
 
 // Server side of one inbound echo stream. All its callbacks run on the p2p network thread, one at a time.
 struct EchoServer {
-  Probe *probe;
+  Probe *probe = nullptr;
   std::vector<uint8_t> pending;  // bytes the send queue refused (CHORUS_E_BUSY); reading is paused meanwhile
   bool paused = false;
   bool eof = false;
@@ -317,7 +317,8 @@ class Probe final : public chorus::Plugin {
     if (self->stopping_) return CHORUS_E_UNAVAILABLE;
     EchoServer *es = nullptr;
     try {
-      es = new EchoServer{self};
+      es = new EchoServer();
+      es->probe = self;
     } catch (...) {
       return CHORUS_E_NO_MEMORY;
     }
