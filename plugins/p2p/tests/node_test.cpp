@@ -163,6 +163,11 @@ class NodePair : public ::testing::Test {
     a_->stop();
     b_->stop();
   }
+  // b serves the echo protocol and a is connected to it.
+  void connect_a_to_echoing_b() {
+    ASSERT_EQ(b_->set_protocol_handler("/chorus/echo/1.0.0", &EchoServer::accept, b_.get(), nullptr), CHORUS_OK);
+    ASSERT_EQ(connect_sync(*a_, listen_addr(*b_)).status, CHORUS_OK);
+  }
   QuietLog log_;
   std::unique_ptr<Node> a_, b_;
 };
@@ -313,8 +318,7 @@ TEST_F(NodePair, EchoManyStreamsAndALargeTransfer) {
 
 // The info handed to open_stream's callback stays readable even when the callback resets the stream.
 TEST_F(NodePair, ResetInsideTheOpenCallbackKeepsInfoValid) {
-  ASSERT_EQ(b_->set_protocol_handler("/chorus/echo/1.0.0", &EchoServer::accept, b_.get(), nullptr), CHORUS_OK);
-  ASSERT_EQ(connect_sync(*a_, listen_addr(*b_)).status, CHORUS_OK);
+  ASSERT_NO_FATAL_FAILURE(connect_a_to_echoing_b());
   const auto pb = peer_bytes(*b_);
   std::string proto = "/chorus/echo/1.0.0";
   const char *protos[] = {proto.c_str()};
@@ -344,8 +348,7 @@ TEST_F(NodePair, ResetInsideTheOpenCallbackKeepsInfoValid) {
 }
 
 TEST_F(NodePair, StopEndsOpenStreams) {
-  ASSERT_EQ(b_->set_protocol_handler("/chorus/echo/1.0.0", &EchoServer::accept, b_.get(), nullptr), CHORUS_OK);
-  ASSERT_EQ(connect_sync(*a_, listen_addr(*b_)).status, CHORUS_OK);
+  ASSERT_NO_FATAL_FAILURE(connect_a_to_echoing_b());
   const auto pb = peer_bytes(*b_);
   const char *protos[] = {"/chorus/echo/1.0.0"};
   EchoClient c;
@@ -372,8 +375,7 @@ TEST_F(NodePair, StopEndsOpenStreams) {
 // Stopping both nodes in the middle of a large echo, with megabytes queued in both directions: the
 // stream ends exactly once, and nothing is used after it is freed (ASan build).
 TEST_F(NodePair, StopDuringALargeTransferEndsItCleanly) {
-  ASSERT_EQ(b_->set_protocol_handler("/chorus/echo/1.0.0", &EchoServer::accept, b_.get(), nullptr), CHORUS_OK);
-  ASSERT_EQ(connect_sync(*a_, listen_addr(*b_)).status, CHORUS_OK);
+  ASSERT_NO_FATAL_FAILURE(connect_a_to_echoing_b());
   const auto pb = peer_bytes(*b_);
   const char *protos[] = {"/chorus/echo/1.0.0"};
   EchoClient c;
