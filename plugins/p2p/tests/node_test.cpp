@@ -148,6 +148,25 @@ struct EchoClient {
     };
     return h;
   }
+  // Opens a /chorus/echo/1.0.0 stream to `server` and starts sending once it is open; a refused
+  // open ends this client with the refusal.
+  chorus_status open_to(const Bytes &server, uint32_t timeout_ms) {
+    const char *protos[] = {"/chorus/echo/1.0.0"};
+    auto h = handler();
+    return node->open_stream(server.data(), server.size(), protos, 1, &h, timeout_ms,
+                             [](void *arg, chorus_status st, const chorus_p2p_stream_info *info, const chorus_error *e) {
+                               auto *c = static_cast<EchoClient *>(arg);
+                               if (st != CHORUS_OK) {
+                                 c->finished = true;
+                                 c->done.set_value({st, e != nullptr ? e->message : "?"});
+                                 return;
+                               }
+                               c->stream = info->stream;
+                               EXPECT_STREQ(info->protocol, "/chorus/echo/1.0.0");
+                               c->pump();
+                             },
+                             this, nullptr);
+  }
 };
 
 class NodePair : public ::testing::Test {
@@ -272,7 +291,6 @@ TEST_F(NodePair, UnknownProtocolIsRefused) {
 
 void run_echo(Node &client, Node &server, size_t streams, size_t bytes_each) {
   const auto pb = peer_bytes(server);
-  const char *protos[] = {"/chorus/echo/1.0.0"};
   std::vector<std::unique_ptr<EchoClient>> clients;
   for (size_t i = 0; i < streams; ++i) {
     auto c = std::make_unique<EchoClient>();
@@ -281,23 +299,7 @@ void run_echo(Node &client, Node &server, size_t streams, size_t bytes_each) {
     randombytes_buf(c->sent.data(), c->sent.size());
     clients.push_back(std::move(c));
   }
-  for (auto &c : clients) {
-    auto h = c->handler();
-    ASSERT_EQ(client.open_stream(pb.data(), pb.size(), protos, 1, &h, 10000,
-                                 [](void *arg, chorus_status st, const chorus_p2p_stream_info *info, const chorus_error *e) {
-                                   auto *c = static_cast<EchoClient *>(arg);
-                                   if (st != CHORUS_OK) {
-                                     c->finished = true;
-                                     c->done.set_value({st, e != nullptr ? e->message : "?"});
-                                     return;
-                                   }
-                                   c->stream = info->stream;
-                                   EXPECT_STREQ(info->protocol, "/chorus/echo/1.0.0");
-                                   c->pump();
-                                 },
-                                 c.get(), nullptr),
-              CHORUS_OK);
-  }
+  for (auto &c : clients) ASSERT_EQ(c->open_to(pb, 10000), CHORUS_OK);
   for (auto &c : clients) {
     auto f = c->done.get_future();
     ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
@@ -376,24 +378,13 @@ TEST_F(NodePair, StopEndsOpenStreams) {
 // stream ends exactly once, and nothing is used after it is freed (ASan build).
 TEST_F(NodePair, StopDuringALargeTransferEndsItCleanly) {
   ASSERT_NO_FATAL_FAILURE(connect_a_to_echoing_b());
-  const auto pb = peer_bytes(*b_);
-  const char *protos[] = {"/chorus/echo/1.0.0"};
   EchoClient c;
   c.node = a_.get();
   c.sent.resize(64 << 20);
   std::promise<void> progress;
   c.progress = &progress;
   c.progress_at = 4 << 20;
-  auto h = c.handler();
-  ASSERT_EQ(a_->open_stream(pb.data(), pb.size(), protos, 1, &h, 5000,
-                            [](void *arg, chorus_status st, const chorus_p2p_stream_info *info, const chorus_error *) {
-                              auto *c = static_cast<EchoClient *>(arg);
-                              ASSERT_EQ(st, CHORUS_OK);
-                              c->stream = info->stream;
-                              c->pump();
-                            },
-                            &c, nullptr),
-            CHORUS_OK);
+  ASSERT_EQ(c.open_to(peer_bytes(*b_), 5000), CHORUS_OK);
   ASSERT_EQ(progress.get_future().wait_for(30s), std::future_status::ready);
   b_->stop();  // the echoing side, busy encrypting what it sends back
   a_->stop();
