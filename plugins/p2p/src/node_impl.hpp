@@ -184,6 +184,13 @@ class Connection : public yamux::Handler, public std::enable_shared_from_this<Co
   void flush();      // encrypts yamux output and starts a socket write
   void schedule_flush();
   void start_write();
+  // Handshake-phase output (multistream lines, Noise handshake messages) goes out unencrypted.
+  template <class Source>
+  void queue_plain(Source &source) {
+    Bytes out;
+    source.take_output(out);
+    append(wbuf_, out);
+  }
 
   NodeImpl &node_;
   tcp::socket socket_;
@@ -210,8 +217,8 @@ class Connection : public yamux::Handler, public std::enable_shared_from_this<Co
   size_t last_read_request_ = 0;
   Bytes plain_;       // decrypted bytes not processed yet
   Bytes mux_out_;     // yamux output waiting for encryption
-  Bytes wbuf_;        // ciphertext waiting for the socket
-  Bytes wbuf_inflight_;
+  WireBytes wbuf_;    // what waits for the socket: handshake bytes, then ciphertext
+  WireBytes wbuf_inflight_;
   bool writing_ = false;
   bool reading_ = false;
   bool read_blocked_ = false;  // not reading: too much output waits for the peer to read

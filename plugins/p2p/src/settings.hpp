@@ -25,7 +25,10 @@ struct Limits {
   uint32_t dial_backoff_max_ms = 300000;  // ... up to this
   double inbound_per_second = 50;         // accepted connection attempts per second (token bucket)
   uint32_t inbound_burst = 100;
-  uint32_t stream_send_buffer = 1 << 20;  // per-stream send queue high-water mark (write -> BUSY)
+  // Per-stream send queue high-water mark (write -> BUSY). One yamux window (256 KiB) queued behind
+  // the one in flight keeps a stream busy; more only spreads queued bytes over more memory than the
+  // caches hold when many streams send at once.
+  uint32_t stream_send_buffer = 256 * 1024;
 
   bool operator==(const Limits &) const = default;
 };

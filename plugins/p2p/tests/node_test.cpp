@@ -316,6 +316,7 @@ TEST_F(NodePair, EchoManyStreamsAndALargeTransfer) {
   ASSERT_EQ(connect_sync(*a_, listen_addr(*b_)).status, CHORUS_OK);
   run_echo(*a_, *b_, 1000, 1024);
   run_echo(*a_, *b_, 1, 8 << 20);  // several windows and send-buffer high-water marks
+  run_echo(*a_, *b_, 16, 1 << 20);  // many full windows in flight on one connection at once
 }
 
 // The info handed to open_stream's callback stays readable even when the callback resets the stream.

@@ -13,32 +13,43 @@ NoiseTransport::NoiseTransport(noise::CipherState send, noise::CipherState recv)
 }
 
 size_t NoiseTransport::encrypted_size(size_t plaintext_len) {
-  size_t frames = (plaintext_len + kMaxFramePlaintext - 1) / kMaxFramePlaintext;
+  size_t frames = (plaintext_len + kSendFramePlaintext - 1) / kSendFramePlaintext;
   return plaintext_len + frames * (kFrameHeader + noise::kTagLen);
 }
 
-bool NoiseTransport::encrypt(BytesView plaintext, Bytes &out) {
+template <class Buffer>
+bool NoiseTransport::append_frames(BytesView plaintext, Buffer &out) {
   if (failed()) return false;
   if (plaintext.empty()) return true;
-  size_t frames = (plaintext.size() + kMaxFramePlaintext - 1) / kMaxFramePlaintext;
+  size_t frames = (plaintext.size() + kSendFramePlaintext - 1) / kSendFramePlaintext;
   // Refuse up front rather than half-writing a message whose tail cannot be sent.
   if (frames > UINT64_MAX - send_.nonce()) {
     error_ = "noise send nonce exhausted";
     return false;
   }
-  size_t pos = out.size();
+  const size_t start = out.size();
+  size_t pos = start;
   out.resize(pos + encrypted_size(plaintext.size()));
   uint8_t *dst = out.data();
-  for (size_t off = 0; off < plaintext.size(); off += kMaxFramePlaintext) {
-    size_t len = std::min(kMaxFramePlaintext, plaintext.size() - off);
+  for (size_t off = 0; off < plaintext.size(); off += kSendFramePlaintext) {
+    size_t len = std::min(kSendFramePlaintext, plaintext.size() - off);
     size_t frame_len = len + noise::kTagLen;
     dst[pos] = static_cast<uint8_t>(frame_len >> 8);
     dst[pos + 1] = static_cast<uint8_t>(frame_len);
-    send_.encrypt_with_ad({}, plaintext.data() + off, len, dst + pos + kFrameHeader);
+    if (!send_.encrypt_with_ad({}, plaintext.data() + off, len, dst + pos + kFrameHeader)) {
+      // Only an OpenSSL failure gets here (the nonce was checked); the nonce may have moved, so the
+      // stream of frames cannot continue.
+      out.resize(start);
+      error_ = "noise encryption failed";
+      return false;
+    }
     pos += kFrameHeader + frame_len;
   }
   return true;
 }
+
+bool NoiseTransport::encrypt(BytesView plaintext, Bytes &out) { return append_frames(plaintext, out); }
+bool NoiseTransport::encrypt(BytesView plaintext, WireBytes &out) { return append_frames(plaintext, out); }
 
 NoiseTransport::Status NoiseTransport::decrypt(BytesView in, size_t &consumed, Bytes &plain) {
   consumed = 0;

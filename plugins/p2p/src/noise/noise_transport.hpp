@@ -14,7 +14,11 @@ namespace chorus::p2p {
 class NoiseTransport {
  public:
   static constexpr size_t kFrameHeader = 2;
-  static constexpr size_t kMaxFramePlaintext = noise::kMaxPlaintext;  // 65519
+  static constexpr size_t kMaxFramePlaintext = noise::kMaxPlaintext;  // 65519: what decrypt() accepts
+  // What encrypt() puts in a frame: the largest multiple of 512 that fits. OpenSSL's vectorised
+  // ChaCha20-Poly1305 seals such a frame about 30% faster per byte than one of 65519 bytes
+  // (bench_p2p, BM_NoiseSealFrame), and the peer decrypts the same lengths.
+  static constexpr size_t kSendFramePlaintext = kMaxFramePlaintext / 512 * 512;  // 65024
 
   // A transport that refuses everything (error "no keys"): what a failed or unfinished handshake splits to.
   NoiseTransport();
@@ -25,10 +29,11 @@ class NoiseTransport {
   NoiseTransport(NoiseTransport &&) noexcept = default;
   NoiseTransport &operator=(NoiseTransport &&) noexcept = default;
 
-  // Appends the plaintext as one or more frames (at most 65519 plaintext bytes each) to `out`, growing it
-  // once. Empty plaintext appends nothing. Returns false (and appends nothing) when the send nonce is
+  // Appends the plaintext to `out` as frames of kSendFramePlaintext bytes (the last one shorter), growing
+  // `out` once. Empty plaintext appends nothing. Returns false (and appends nothing) when the send nonce is
   // exhausted or the transport has failed; the connection must then be closed.
   bool encrypt(BytesView plaintext, Bytes &out);
+  bool encrypt(BytesView plaintext, WireBytes &out);
 
   // Bytes encrypt() appends for a plaintext of this size.
   static size_t encrypted_size(size_t plaintext_len);
@@ -49,6 +54,9 @@ class NoiseTransport {
   noise::CipherState &recv_cipher() { return recv_; }
 
  private:
+  template <class Buffer>
+  bool append_frames(BytesView plaintext, Buffer &out);
+
   noise::CipherState send_;
   noise::CipherState recv_;
   std::string error_;

@@ -3,16 +3,45 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace chorus::p2p {
 
 using Bytes = std::vector<uint8_t>;
 using BytesView = std::span<const uint8_t>;
+
+// An allocator whose value-less construct() leaves the bytes uninitialised, so resize() does not
+// zero memory the caller overwrites at once.
+template <class T>
+struct DefaultInitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  DefaultInitAllocator() noexcept = default;
+  template <class U>
+  DefaultInitAllocator(const DefaultInitAllocator<U> &) noexcept {}
+
+  template <class U>
+  void construct(U *p) noexcept {
+    ::new (static_cast<void *>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U *p, Args &&...args) {
+    ::new (static_cast<void *>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+// Ciphertext on its way to a socket: grown by resize() and then filled by the cipher, which would
+// otherwise pay for a memset of every byte it is about to write.
+using WireBytes = std::vector<uint8_t, DefaultInitAllocator<uint8_t>>;
 
 inline BytesView as_bytes(std::string_view s) {
   return BytesView(reinterpret_cast<const uint8_t *>(s.data()), s.size());
@@ -25,6 +54,7 @@ inline std::string_view as_string_view(BytesView b) {
 inline Bytes to_bytes(BytesView b) { return Bytes(b.begin(), b.end()); }
 
 inline void append(Bytes &out, BytesView b) { out.insert(out.end(), b.begin(), b.end()); }
+inline void append(WireBytes &out, BytesView b) { out.insert(out.end(), b.begin(), b.end()); }
 
 // Lower-case hex, two characters per byte.
 inline std::string to_hex(BytesView b) {

@@ -53,10 +53,11 @@ TEST(NoiseTransport, RoundTripAtFrameBoundaries) {
   const Case cases[] = {
       {0, {}},
       {1, {17}},
-      {65519, {65535}},
-      {65520, {65535, 17}},
-      {1 << 20, {}},  // 16 full frames and a 16-byte tail
+      {65024, {65040}},  // kSendFramePlaintext
+      {65025, {65040, 17}},
+      {1 << 20, {}},  // 16 full frames and an 8192-byte tail
   };
+  static_assert(NoiseTransport::kSendFramePlaintext == 65024);
   for (const Case &c : cases) {
     SCOPED_TRACE("size " + std::to_string(c.size));
     Link l;
@@ -66,7 +67,7 @@ TEST(NoiseTransport, RoundTripAtFrameBoundaries) {
     std::vector<size_t> lens = frame_lengths(wire);
     if (c.size == (1u << 20)) {
       ASSERT_EQ(lens.size(), 17u);
-      EXPECT_EQ(lens.back(), (1u << 20) - 16 * 65519 + 16);
+      EXPECT_EQ(lens.back(), (1u << 20) - 16 * 65024 + 16);
     } else {
       EXPECT_EQ(lens, c.frames);
     }
@@ -78,6 +79,25 @@ TEST(NoiseTransport, RoundTripAtFrameBoundaries) {
     EXPECT_EQ(used, wire.size());
     EXPECT_EQ(plain, msg);
   }
+}
+
+// We send 65040-byte frames, but a peer may send the largest the u16 prefix allows.
+TEST(NoiseTransport, DecryptsFramesOfTheMaximumSize) {
+  noise::Key k;
+  k.fill(0xa1);
+  noise::CipherState sender;
+  sender.initialize_key(k);
+  Link l;  // l.b receives with the same key
+  const Bytes msg = pattern(NoiseTransport::kMaxFramePlaintext);
+  Bytes wire(2 + 65535);
+  wire[0] = 0xff;
+  wire[1] = 0xff;
+  ASSERT_TRUE(sender.encrypt_with_ad({}, msg.data(), msg.size(), wire.data() + 2));
+  Bytes plain;
+  size_t used = 0;
+  ASSERT_EQ(l.b.decrypt(wire, used, plain), Status::ok) << l.b.error();
+  EXPECT_EQ(used, wire.size());
+  EXPECT_EQ(plain, msg);
 }
 
 TEST(NoiseTransport, ChunkedInputDecryptsWholeFramesOnly) {
