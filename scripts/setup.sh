@@ -22,7 +22,8 @@ packages=(build-essential cmake ninja-build pkg-config python3
   libnats-dev libcurl4-openssl-dev)
 if [ "$mode" = test ]; then
   packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev nats-server
-    iproute2 debhelper lintian debootstrap systemd curl)
+    iproute2 debhelper lintian debootstrap systemd curl
+    golang-go golang-github-flynn-noise-dev golang-github-hashicorp-yamux-dev)  # the Go interop peer
 fi
 
 missing=()

@@ -2,6 +2,8 @@
 
 What harness.py does not have and these tests need:
   * JsPeer - the js-libp2p reference peer (js/peer.mjs) as a child process driven by JSON lines;
+  * GoPeer - the same command protocol from go/peer.go (flynn/noise + hashicorp/yamux, the libraries
+    go-libp2p is built on), built by CMake into GO_PEER_BIN;
   * p2p_config_yaml - an agent config with the p2p plugin and the probe plugin (harness.config_yaml adds a
     `record` key to every plugin config, which the p2p plugin rejects as unknown);
   * post_json - POST a JSON body to an agent route (harness.Agent.http only GETs);
@@ -23,6 +25,7 @@ from harness import SLOW, Agent, AgentTestCase
 HERE = os.path.dirname(os.path.abspath(__file__))
 JS_DIR = os.path.join(HERE, "js")
 NODE = os.environ.get("NODE_BIN") or shutil.which("node")
+GO_PEER = os.environ.get("GO_PEER_BIN", "")
 # Where chorus-p2p.so is (the build's plugin dir) and where chorus-test.p2p-probe.so is.
 P2P_PLUGIN_DIR = os.environ.get("CHORUS_P2P_PLUGIN_DIR", "")
 PROBE_PLUGIN_DIR = os.environ.get("CHORUS_P2P_PROBE_DIR", "")
@@ -44,6 +47,16 @@ def js_missing_reason():
     return None
 
 
+def go_missing_reason():
+    """Why the Go peer cannot run here, or None."""
+    if not GO_PEER:
+        return ("GO_PEER_BIN is not set: CMake builds go/peer.go when `go` and the Debian packages "
+                "golang-github-flynn-noise-dev and golang-github-hashicorp-yamux-dev are installed")
+    if not os.access(GO_PEER, os.X_OK):
+        return f"the Go peer {GO_PEER} is not built (cmake --build BUILD --target chorus_go_peer)"
+    return None
+
+
 def agent_missing_reason():
     """Why a chorus-agent with the p2p and probe plugins cannot run here, or None."""
     if not os.environ.get("CHORUS_AGENT_BIN"):
@@ -61,18 +74,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-class JsPeer:
-    """js/peer.mjs as a child process. Events and command results are JSON lines on its stdout."""
+class LinePeer:
+    """A reference peer as a child process. Commands are JSON lines on its stdin; events and command
+    results are JSON lines on its stdout. Its first event is {"event": "ready", "peer_id", "addrs"}."""
 
-    def __init__(self, *args, seed=None, listen=None, node_args=()):
-        argv = [NODE, *node_args, os.path.join(JS_DIR, "peer.mjs")]
-        if seed:
-            argv += ["--seed", seed]
-        for ma in listen or []:
-            argv += ["--listen", ma]
-        argv += list(args)
+    label = "peer"
+
+    def __init__(self, argv, cwd):
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, cwd=JS_DIR)
+                                     text=True, cwd=cwd)
         self.events = []          # every line, in order
         self.cond = threading.Condition()
         self.closed = False
@@ -128,7 +138,7 @@ class JsPeer:
                 if self.closed or remaining <= 0:
                     tail = "\n".join(json.dumps(e) for e in self.events[-20:])
                     err = "\n".join(self.stderr_lines[-20:])
-                    raise AssertionError(f"js peer: no {what} within {timeout * SLOW}s (exited: {self.closed});\n"
+                    raise AssertionError(f"{self.label}: no {what} within {timeout * SLOW}s (exited: {self.closed});\n"
                                          f"events:\n{tail}\nstderr:\n{err}")
                 self.cond.wait(remaining)
 
@@ -157,7 +167,7 @@ class JsPeer:
         """Runs a command that must succeed; returns its result line."""
         r = self.call(cmd, timeout=timeout, **kw)
         if not r.get("ok"):
-            raise AssertionError(f"js peer {cmd} {kw} failed: {r.get('code')}: {r.get('error')}")
+            raise AssertionError(f"{self.label} {cmd} {kw} failed: {r.get('code')}: {r.get('error')}")
         return r
 
     def pid(self):
@@ -181,6 +191,29 @@ class JsPeer:
                 f.close()
             except OSError:
                 pass
+
+
+class JsPeer(LinePeer):
+    """js/peer.mjs: a js-libp2p 2.10 node."""
+
+    label = "js peer"
+
+    def __init__(self, *args, seed=None, listen=None, node_args=()):
+        argv = [NODE, *node_args, os.path.join(JS_DIR, "peer.mjs")]
+        if seed:
+            argv += ["--seed", seed]
+        for ma in listen or []:
+            argv += ["--listen", ma]
+        super().__init__(argv + list(args), JS_DIR)
+
+
+class GoPeer(LinePeer):
+    """go/peer.go: Noise from flynn/noise and yamux from hashicorp/yamux; listens on 127.0.0.1."""
+
+    label = "Go peer"
+
+    def __init__(self, seed=None):
+        super().__init__([GO_PEER] + (["--seed", seed] if seed else []), HERE)
 
 
 def p2p_config_yaml(state_dir, *, listen, p2p_extra=None, probe=True, log_level="info", http_listen="127.0.0.1:0"):
@@ -330,6 +363,11 @@ class P2PTestCase(AgentTestCase):
     def js_peer(self, *args, seed=None, listen=None):
         p = JsPeer(*args, seed=seed, listen=listen)
         self.js_peers.append(p)
+        return p
+
+    def go_peer(self, seed=None):
+        p = GoPeer(seed=seed)
+        self.js_peers.append(p)  # stopped with the js peers
         return p
 
 
