@@ -233,6 +233,17 @@ def p2p_config_yaml(state_dir, *, listen, p2p_extra=None, probe=True, log_level=
     return "\n".join(lines) + "\n"
 
 
+def is_event(kind, peer, direction=None):
+    """A predicate for the probe's p2p events (wait_for_event): this type, this peer, this direction."""
+    return lambda e: e.get("type") == kind and e.get("peer") == peer and (direction is None or
+                                                                        e.get("direction") == direction)
+
+
+def strip_p2p(addr):
+    """A multiaddr without its /p2p/<id> suffix."""
+    return addr.split("/p2p/")[0]
+
+
 def post_json(agent, path, body, timeout=60):
     """POSTs a JSON body; returns (status, parsed JSON answer or {"raw": text})."""
     data = json.dumps(body).encode()

@@ -8,20 +8,12 @@ over 200 concurrent streams both ways, 64 MiB each way checked by sha256, `na` b
 id. Skipped when the Go peer is not built (see go_missing_reason)."""
 import unittest
 
-from p2ptest import ECHO, JS_ID_A, JS_ID_B, JS_SEED_A, P2PTestCase, go_missing_reason
+from p2ptest import (ECHO, JS_ID_A, JS_ID_B, JS_SEED_A, P2PTestCase, go_missing_reason, is_event,
+                     strip_p2p)
 
 BASE_PROTOCOLS = {"/ipfs/id/1.0.0", "/ipfs/ping/1.0.0"}
 MiB = 1024 * 1024
 GO_ID = JS_ID_A  # same seed, same Ed25519 key, same peer id: the id derivation matches js's
-
-
-def is_event(kind, peer, direction=None):
-    return lambda e: e.get("type") == kind and e.get("peer") == peer and (direction is None or
-                                                                        e.get("direction") == direction)
-
-
-def strip_p2p(addr):
-    return addr.split("/p2p/")[0]
 
 
 @unittest.skipIf(go_missing_reason(), go_missing_reason() or "")

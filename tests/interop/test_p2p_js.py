@@ -4,19 +4,11 @@ transfer checked by sha256, `na` for unknown protocols, wrong /p2p/ ids and hang
 Skipped when node or js/node_modules is missing (`npm ci` in tests/interop/js)."""
 import unittest
 
-from p2ptest import ECHO, JS_ID_A, JS_ID_B, JS_SEED_A, P2PTestCase, js_missing_reason
+from p2ptest import (ECHO, JS_ID_A, JS_ID_B, JS_SEED_A, P2PTestCase, is_event, js_missing_reason,
+                     strip_p2p)
 
 BASE_PROTOCOLS = {"/ipfs/id/1.0.0", "/ipfs/ping/1.0.0"}
 MiB = 1024 * 1024
-
-
-def is_event(kind, peer, direction=None):
-    return lambda e: e.get("type") == kind and e.get("peer") == peer and (direction is None or
-                                                                        e.get("direction") == direction)
-
-
-def strip_p2p(addr):
-    return addr.split("/p2p/")[0]
 
 
 @unittest.skipIf(js_missing_reason(), js_missing_reason() or "")

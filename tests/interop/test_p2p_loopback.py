@@ -4,14 +4,9 @@ unknown protocol, connect/disconnect loops and a persistent identity."""
 import os
 import unittest
 
-from p2ptest import ECHO, JS_ID_A, P2PTestCase
+from p2ptest import ECHO, JS_ID_A, P2PTestCase, is_event
 
 BASE_PROTOCOLS = {"/ipfs/id/1.0.0", "/ipfs/ping/1.0.0"}
-
-
-def is_event(kind, peer, direction=None):
-    return lambda e: e.get("type") == kind and e.get("peer") == peer and (direction is None or
-                                                                        e.get("direction") == direction)
 
 
 class Loopback(P2PTestCase):
