@@ -85,8 +85,8 @@ class AgentAndJs(P2PTestCase):
         self.assertEqual(r["bytes"], 1000 * 16 * 1024)
 
     def test_echo_1000_concurrent_streams_js_to_agent(self):
-        # 1000 is also the default inbound stream limit, and js opens its identify stream on the same
-        # connection while the echo streams open; without headroom one of the 1001 is (rightly) reset.
+        # 1000 is also the default inbound stream limit, and js opens an identify stream on every new
+        # connection; if it overlaps the echo streams, one of the 1001 is (rightly) reset. Hence headroom.
         b = self.p2p_agent("b", p2p_extra={"limits": {"max_streams_per_connection": 1024}})
         self.js.ok("dial", target=b.addr)
         r = self.js.ok("echo", target=b.peer_id, streams=1000, bytes_per_stream=16 * 1024, timeout=600)
