@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <chorus/status.h>
+
 #include "executor.hpp"
 #include "http_server.hpp"
 #include "instance.hpp"
@@ -273,12 +275,6 @@ chorus_status api_http_route_add(chorus_host_ctx *ctx, const char *method, const
   }
 }
 
-constexpr const char *kStatusNames[] = {
-    "ok",          "invalid argument", "not found", "unsupported", "version mismatch",
-    "config error", "unavailable",     "busy",      "timeout",     "cancelled",
-    "out of memory", "I/O error",      "internal error", "needs restart", "already exists",
-    "too large",   "protocol error"};
-
 const chorus_host_api kTable = [] {
   chorus_host_api t{};
   t.struct_size = sizeof(chorus_host_api);
@@ -309,18 +305,10 @@ const chorus_host_api kTable = [] {
 
 }  // namespace
 
-const char *status_string(chorus_status s) {
-  if (s <= 0 && s >= -16) return kStatusNames[-s];
-  if (s >= CHORUS_E_SERVICE_BASE) return "service-specific error";
-  return "unknown status";
-}
+const char *status_string(chorus_status s) { return chorus_status_describe(s); }
 
 void set_error(chorus_error *err, chorus_status code, const std::string &message) {
-  if (err == nullptr || err->struct_size < sizeof(chorus_error)) return;
-  err->code = code;
-  size_t n = std::min(message.size(), sizeof(err->message) - 1);
-  std::memcpy(err->message, message.data(), n);
-  err->message[n] = '\0';
+  chorus_error_set(err, code, message.data(), message.size());
 }
 
 const chorus_host_api *host_api_table() { return &kTable; }

@@ -2,6 +2,7 @@
 #include <stddef.h>
 
 #include "chorus/plugin.h"
+#include "chorus/status.h" /* proves the error vocabulary compiles as C */
 
 #define BAD_NOT_A_PLUGIN 1   /* a shared object without the entry symbol */
 #define BAD_WRONG_MAJOR 2    /* only chorus_plugin_entry_v2 */

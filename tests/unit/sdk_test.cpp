@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "instance.hpp"  // the real host's API table, to compare with FakeHost's
+
 using namespace std::chrono_literals;
 using chorus::testing::FakeHost;
 using chorus::testing::load;
@@ -1028,6 +1030,26 @@ TEST(SdkErrors, SetErrorHonoursStructSizeAndNull) {
   chorus::set_error(&tiny, CHORUS_E_IO, "x");
   EXPECT_EQ(tiny.code, 0);
   EXPECT_EQ(tiny.message[0], '\0');
+}
+
+TEST(SdkErrors, SetErrorKeepsUtf8SequencesWhole) {
+  chorus_error e{};
+  e.struct_size = static_cast<uint32_t>(offsetof(chorus_error, message) + 4);  // 3 bytes + NUL
+  chorus::set_error(&e, CHORUS_E_IO, "a\xC3\xA9z");  // 'a', U+00E9 (2 bytes), 'z': the cut falls after 'a'+2
+  EXPECT_STREQ(e.message, "a\xC3\xA9");
+  chorus::set_error(&e, CHORUS_E_IO, "ab\xC3\xA9");  // the cut would split U+00E9: drop it whole
+  EXPECT_STREQ(e.message, "ab");
+}
+
+TEST(SdkErrors, HostAndFakeHostDescribeStatusesAlike) {
+  chorus::testing::FakeHost host;
+  const chorus_host_api *real = chorus::host::host_api_table();
+  for (chorus_status s : {CHORUS_OK, CHORUS_E_NOT_FOUND, CHORUS_E_PROTOCOL, CHORUS_E_SERVICE_BASE + 3, -99}) {
+    EXPECT_STREQ(real->status_str(s), host.api()->status_str(s)) << s;
+    EXPECT_STREQ(real->status_str(s), chorus_status_describe(s)) << s;
+  }
+  EXPECT_STREQ(real->status_str(CHORUS_E_NOT_FOUND), "not found");
+  EXPECT_STREQ(chorus_status_name(CHORUS_E_NOT_FOUND), "CHORUS_E_NOT_FOUND");
 }
 
 TEST(SdkErrors, GuardStatusNamesAndCheck) {

@@ -48,6 +48,7 @@
 #define CHORUS_PLUGIN_HPP
 
 #include <chorus/plugin.h>
+#include <chorus/status.h>
 
 #include <algorithm>
 #include <chrono>
@@ -77,29 +78,9 @@ namespace chorus {
 // =================================================================================================
 
 // The symbolic name of a status code ("CHORUS_E_NOT_FOUND"); "CHORUS_E_SERVICE_SPECIFIC" for codes
-// >= CHORUS_E_SERVICE_BASE and "CHORUS_E_UNKNOWN" for anything else. Needs no host.
-constexpr const char *status_name(chorus_status s) noexcept {
-  switch (s) {
-    case CHORUS_OK: return "CHORUS_OK";
-    case CHORUS_E_INVALID_ARG: return "CHORUS_E_INVALID_ARG";
-    case CHORUS_E_NOT_FOUND: return "CHORUS_E_NOT_FOUND";
-    case CHORUS_E_UNSUPPORTED: return "CHORUS_E_UNSUPPORTED";
-    case CHORUS_E_VERSION: return "CHORUS_E_VERSION";
-    case CHORUS_E_CONFIG: return "CHORUS_E_CONFIG";
-    case CHORUS_E_UNAVAILABLE: return "CHORUS_E_UNAVAILABLE";
-    case CHORUS_E_BUSY: return "CHORUS_E_BUSY";
-    case CHORUS_E_TIMEOUT: return "CHORUS_E_TIMEOUT";
-    case CHORUS_E_CANCELLED: return "CHORUS_E_CANCELLED";
-    case CHORUS_E_NO_MEMORY: return "CHORUS_E_NO_MEMORY";
-    case CHORUS_E_IO: return "CHORUS_E_IO";
-    case CHORUS_E_INTERNAL: return "CHORUS_E_INTERNAL";
-    case CHORUS_E_NEEDS_RESTART: return "CHORUS_E_NEEDS_RESTART";
-    case CHORUS_E_EXISTS: return "CHORUS_E_EXISTS";
-    case CHORUS_E_TOO_LARGE: return "CHORUS_E_TOO_LARGE";
-    case CHORUS_E_PROTOCOL: return "CHORUS_E_PROTOCOL";
-    default: return s >= CHORUS_E_SERVICE_BASE ? "CHORUS_E_SERVICE_SPECIFIC" : "CHORUS_E_UNKNOWN";
-  }
-}
+// >= CHORUS_E_SERVICE_BASE and "CHORUS_E_UNKNOWN" for anything else. Needs no host. The table is
+// chorus/status.h's, shared with the host.
+inline const char *status_name(chorus_status s) noexcept { return chorus_status_name(s); }
 
 // The exception type of the SDK. Throw it from any plugin code the host calls (constructor, start,
 // stop, reconfigure, service) to fail with a specific code; the message reaches the host's log and
@@ -153,17 +134,11 @@ struct ErrorBuffer : chorus_error {
 };
 
 // Writes code and message into a caller-owned chorus_error: tolerates err == NULL, honours
-// err->struct_size, truncates without splitting a UTF-8 sequence, always NUL-terminates.
+// err->struct_size, truncates without splitting a UTF-8 sequence, always NUL-terminates
+// (chorus_error_set of chorus/status.h, the one implementation of these rules).
 inline void set_error(chorus_error *err, chorus_status code, std::string_view message) noexcept {
-  if (err == nullptr) return;
-  const size_t size = err->struct_size;
-  if (size >= offsetof(chorus_error, code) + sizeof(err->code)) err->code = code;
-  if (size <= offsetof(chorus_error, message)) return;
-  const size_t cap = std::min(size - offsetof(chorus_error, message), sizeof(err->message));
-  size_t n = std::min(message.size(), cap - 1);
-  if (n < message.size()) {  // truncating: do not leave half a UTF-8 sequence at the end
-    while (n > 0 && (static_cast<unsigned char>(message[n]) & 0xC0u) == 0x80u) --n;
-  }
+  chorus_error_set(err, code, message.data(), message.size());
+}
   if (n > 0) std::memcpy(err->message, message.data(), n);
   err->message[n] = '\0';
 }

@@ -953,7 +953,7 @@ class FakeHost {
     return x->client_gone ? CHORUS_E_CANCELLED : CHORUS_OK;
   }
   static bool valid_status(int32_t s) { return s >= 200 && s <= 599; }
-  static const char *c_status_str(chorus_status s) { return chorus::status_name(s); }
+  static const char *c_status_str(chorus_status s) { return chorus_status_describe(s); }
 
   chorus_host_api api_{};
   mutable std::mutex mu_;
