@@ -36,7 +36,7 @@ from p2ptest import JsPeer, P2PAgent, agent_missing_reason, free_port, js_missin
 MiB = 1024 * 1024
 
 # The agents' connection limits, raised to what peer.mjs gives the js nodes (maxConnections 2000, loopback
-# exempt from the inbound rate limits): the defaults (chorus-facts §3: 50 connections, trimmed to 40;
+# exempt from the inbound rate limits): the defaults (CHORUS's 50 connections, trimmed to 40;
 # 50 inbound connections/s after a burst of 100) would cap the handshake loop at the rate limiter's
 # 50/s and close most of the idle connections, and then the rows would measure the limits, not the code.
 BENCH_LIMITS = {"limits": {"max_connections": 2000, "low_watermark": 1900, "high_watermark": 1950,

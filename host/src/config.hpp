@@ -1,5 +1,6 @@
-// The agent's YAML configuration (contract §3): parsing, defaults, environment overrides and strict
-// validation. Every error names the key path ("plugins.p2p.critical: expected a boolean, got 'yes!'").
+// The agent's YAML configuration (docs/contract.md, Configuration): parsing, defaults, environment
+// overrides and strict validation. Every error names the key path ("plugins.p2p.critical: expected a
+// boolean, got 'yes!'").
 #pragma once
 #include <cstdint>
 #include <map>
@@ -86,7 +87,7 @@ Config load_config_file(const std::string &path, EnvLookup env = process_env);
 // The built-in default config (also installed as share/chorus/chorus.yaml).
 const std::string &default_config_yaml();
 
-// Where the config comes from, per contract §1: explicit path, else $CHORUS_CONFIG, else
+// Where the config comes from (docs/contract.md, Config file): explicit path, else $CHORUS_CONFIG, else
 // /etc/chorus/chorus.yaml if it exists, else the built-in default (returns "").
 // `system_path` exists for tests; an empty explicit path or empty $CHORUS_CONFIG counts as unset.
 std::string locate_config(const std::string &explicit_path, EnvLookup env = process_env,

@@ -1,4 +1,4 @@
-// chorus-agent: command line (contract §4).
+// chorus-agent: command line (docs/contract.md, Command line).
 #include <csignal>
 #include <cstdlib>
 #include <cstdio>

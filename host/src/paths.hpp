@@ -1,5 +1,6 @@
-// Where things live on disk (contract §1): the install's own plugin directory found relative to the
-// running executable (so a relocated prefix still works), the state directory, directory safety.
+// Where things live on disk (docs/contract.md, Names and layout): the install's own plugin
+// directory found relative to the running executable (so a relocated prefix still works), the state
+// directory, directory safety.
 #pragma once
 #include <optional>
 #include <string>

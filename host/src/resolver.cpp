@@ -156,8 +156,8 @@ class Resolver {
     }
 
     // Without a binding, a service is ambiguous when the requirements on it, taken together,
-    // accept more than one provider. The host binds one provider per service (contract §2), so
-    // this is judged per service, not per consumer.
+    // accept more than one provider. The host binds one provider per service (docs/contract.md,
+    // Services), so this is judged per service, not per consumer.
     std::map<std::string, std::set<std::string>> accepted;
     for (const auto &[req, range] : ranges) {
       if (bindings_.count(req->service)) continue;

@@ -1186,7 +1186,7 @@ void Runtime::Impl::reload() {
 
   // 2. Resolve the new set. A running plugin being disabled stays while a plugin that stays would
   //    lose it: skipped without it, or re-wired away from it for a service that cannot be swapped
-  //    under a running consumer (contract §4).
+  //    under a running consumer (docs/contract.md, Signals).
   auto wanted_ids = [&] {
     std::vector<std::string> ids;
     for (const auto &[id, e] : wanted) ids.push_back(id);

@@ -16,7 +16,7 @@
 
 namespace chorus::host {
 
-// What `chorus-agent check` prints (contract §4).
+// What `chorus-agent check` prints (docs/contract.md, Command line).
 struct CheckReport {
   std::vector<std::string> order;
   std::map<std::string, std::string> bindings;
@@ -34,7 +34,7 @@ struct ListedPlugin {
 };
 std::vector<ListedPlugin> list_plugins(const Config &config, std::vector<std::string> *errors);
 
-// Exit codes (contract §4).
+// Exit codes (docs/contract.md, Command line).
 constexpr int kExitOk = 0;
 constexpr int kExitPluginFailed = 1;
 constexpr int kExitUsage = 2;

@@ -13,7 +13,7 @@
 namespace {
 constexpr const char *kVersion = CHORUS_AI_OLLAMA_VERSION;
 
-// OLLAMA_ENDPOINT is the CHORUS name (chorus-facts.md section 9); it overrides `endpoint`.
+// OLLAMA_ENDPOINT is the CHORUS name (docs/contract.md, Environment names); it overrides `endpoint`.
 const chorus_ai::SettingsSource kSource{
     .default_url = "http://localhost:11434",
     .url_key = "endpoint",

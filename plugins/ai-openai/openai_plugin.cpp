@@ -9,7 +9,7 @@
 namespace {
 constexpr const char *kVersion = "1.0.0";
 
-// ResetData is CHORUS's OpenAI-compatible provider (seed: ResetDataConfig{BaseURL, APIKey, Model});
+// ResetData is CHORUS's OpenAI-compatible provider (CHORUS: ResetDataConfig{BaseURL, APIKey, Model});
 // its variables override `base_url`, `api_key` and `default_model`. See README.md for precedence.
 const chorus_ai::SettingsSource kSource{
     .default_url = "https://api.openai.com/v1",

@@ -1,4 +1,4 @@
-// Role prompt composition (chorus-facts.md section 9): every *.yaml / *.yml in the prompts dir is
+// Role prompt composition (CHORUS's; docs/contract.md, Environment names): every *.yaml / *.yml in the prompts dir is
 // merged (files in name order, later role ids overwrite), top key `roles:` -> `<role-id>:
 // {name, description, tags, system_prompt, defaults{...}}`; the final prompt is the role's
 // system_prompt + blank line + the default instructions file.

@@ -64,7 +64,7 @@ Settings parse_settings(std::string_view text, const std::string &host_role) {
   // Environment wins (defaults < file < environment).
   if (auto v = env("CHORUS_PROMPTS_DIR"); !v.empty()) s.prompts_dir = v;
   if (auto v = env("CHORUS_DEFAULT_INSTRUCTIONS_PATH"); !v.empty()) s.defaults_path = v;
-  // BZZZ_MODEL_SELECTION_WEBHOOK is the confirmed name of the BZZZ era (chorus-facts.md section 9);
+  // BZZZ_MODEL_SELECTION_WEBHOOK is the BZZZ-era name (docs/contract.md, Environment names);
   // the CHORUS_ name wins when both are set.
   if (auto v = env("BZZZ_MODEL_SELECTION_WEBHOOK"); !v.empty()) s.webhook = v;
   if (auto v = env("CHORUS_MODEL_SELECTION_WEBHOOK"); !v.empty()) s.webhook = v;

@@ -1,4 +1,4 @@
-"""install.sdk: the installed tree (contract §1) and the plugin SDK as a third party uses it.
+"""install.sdk: the installed tree (docs/contract.md, Names and layout) and the plugin SDK as a third party uses it.
 
 Python 3 stdlib only. Registered with ctest by tests/install/CMakeLists.txt, which passes the build
 tree, the compiler and the install dirs in the environment. Steps:
@@ -275,7 +275,7 @@ class InstalledSdk(unittest.TestCase):
         isfile(DATADIR, "chorus", "chorus.yaml")
         docdir = os.path.join(DATADIR, "doc", "chorus")
         self.assertTrue(os.path.isdir(os.path.join(pre, docdir)) and os.listdir(os.path.join(pre, docdir)),
-                        f"contract §1: the docs belong in <prefix>/{docdir}/; installed: "
+                        f"docs/contract.md, Names and layout: the docs belong in <prefix>/{docdir}/; installed: "
                         f"{sorted(os.listdir(os.path.join(pre, DATADIR, 'doc')))} under {DATADIR}/doc")
         # The SDK headers are installed once: nothing else named plugin.hpp under include/.
         found = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(pre, INCLUDEDIR)) for f in fs

@@ -1,4 +1,4 @@
-"""The command line (contract §4): run/check/plugins/--version, exit codes, config errors."""
+"""The command line (docs/contract.md, Command line): run/check/plugins/--version, exit codes, config errors."""
 import hashlib
 import json
 import os

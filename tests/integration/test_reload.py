@@ -1,4 +1,4 @@
-"""SIGHUP: live reload of the config (contract §4)."""
+"""SIGHUP: live reload of the config (docs/contract.md, Signals)."""
 import unittest
 
 from harness import AgentTestCase

@@ -31,7 +31,7 @@ P2P_PLUGIN_DIR = os.environ.get("CHORUS_P2P_PLUGIN_DIR", "")
 PROBE_PLUGIN_DIR = os.environ.get("CHORUS_P2P_PROBE_DIR", "")
 
 ECHO = "/chorus/echo/1.0.0"
-# Fixed identities of the js peer (spec/libp2p.md section 1 gives the resulting peer ids).
+# Fixed identities of the js peer (docs/protocols.md, Keys and peer ids, lists the resulting peer ids).
 JS_SEED_A = "11" * 32
 JS_ID_A = "12D3KooWPqT2nMDSiXUSx5D7fasaxhxKigVhcqfkKqrLghCq9jxz"
 JS_SEED_B = "22" * 32

@@ -19,7 +19,7 @@ class AgentAndJs(P2PTestCase):
         super().setUp()
         self.a = self.p2p_agent("a")
         self.js = self.js_peer(seed=JS_SEED_A)
-        self.assertEqual(self.js.peer_id, JS_ID_A)  # the fixed seed gives the id from spec/libp2p.md
+        self.assertEqual(self.js.peer_id, JS_ID_A)  # the fixed seed gives the id in docs/protocols.md
 
     # ---- helpers ----
 

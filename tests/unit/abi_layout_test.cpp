@@ -1,10 +1,15 @@
-// Pins the C ABI of chorus/plugin.h: the offset and size of every field of every struct, the slot
-// signatures of the function tables, and every constant. If one of these fails, a change to
-// plugin.h broke binary compatibility with already-built plugins or hosts: structs are append-only
-// (see the header's compatibility rules), and appended fields get new lines here.
+// Pins the C ABI of chorus/plugin.h and of the service headers in chorus/services/: the offset and
+// size of every field of every struct, the slot signatures of the function tables, and every
+// constant. If one of these fails, a change to a header broke binary compatibility with
+// already-built plugins or hosts: structs are append-only (see plugin.h's compatibility rules), and
+// appended fields get new lines here.
 #include <chorus/plugin.h>
+#include <chorus/services/ai_provider_v1.h>
+#include <chorus/services/backbeat_v1.h>
+#include <chorus/services/discovery_v1.h>
 #include <chorus/services/election_v1.h>
 #include <chorus/services/p2p_host_v1.h>
+#include <chorus/services/reasoning_v1.h>
 
 #include <gtest/gtest.h>
 
@@ -283,13 +288,76 @@ PIN_TYPE(chorus_abi_info, minor, uint16_t);
 PIN_TYPE(chorus_abi_info, host_name, const char *);
 PIN_TYPE(chorus_abi_info, host_version, const char *);
 
-// ---- service tables other plugins compile against (append-only, like plugin.h) ----
+// ---- service headers (plugin-api/include/chorus/services/): the tables and the structs they pass
+// ---- are append-only like plugin.h's; every field of every struct is pinned here.
+
+// -- p2p_host_v1.h --
+static_assert(std::is_same_v<chorus_p2p_open_fn,
+                             void (*)(void *, chorus_status, const chorus_p2p_stream_info *, const chorus_error *)>);
+static_assert(std::is_same_v<chorus_p2p_accept_fn,
+                             chorus_status (*)(void *, const chorus_p2p_stream_info *, chorus_p2p_stream_handler *)>);
+static_assert(std::is_same_v<chorus_p2p_connect_fn, void (*)(void *, chorus_status, const char *, const chorus_error *)>);
+static_assert(std::is_same_v<chorus_p2p_event_fn, void (*)(void *, const chorus_p2p_event *)>);
+
+PIN_STRUCT(chorus_p2p_stream_handler, 48, 8);
+PIN(chorus_p2p_stream_handler, struct_size, 0, 4);
+PIN(chorus_p2p_stream_handler, reserved, 4, 4);
 PIN(chorus_p2p_stream_handler, arg, 8, 8);
 PIN(chorus_p2p_stream_handler, on_data, 16, 8);
 PIN(chorus_p2p_stream_handler, on_eof, 24, 8);
 PIN(chorus_p2p_stream_handler, on_writable, 32, 8);
 PIN(chorus_p2p_stream_handler, on_closed, 40, 8);
-PIN_STRUCT(chorus_p2p_stream_handler, 48, 8);
+PIN_TYPE(chorus_p2p_stream_handler, struct_size, uint32_t);
+PIN_TYPE(chorus_p2p_stream_handler, reserved, uint32_t);
+PIN_TYPE(chorus_p2p_stream_handler, arg, void *);
+PIN_TYPE(chorus_p2p_stream_handler, on_data, void (*)(void *, uint64_t, const uint8_t *, size_t));
+PIN_TYPE(chorus_p2p_stream_handler, on_eof, void (*)(void *, uint64_t));
+PIN_TYPE(chorus_p2p_stream_handler, on_writable, void (*)(void *, uint64_t));
+PIN_TYPE(chorus_p2p_stream_handler, on_closed, void (*)(void *, uint64_t, chorus_status, const char *));
+
+PIN_STRUCT(chorus_p2p_stream_info, 64, 8);
+PIN(chorus_p2p_stream_info, struct_size, 0, 4);
+PIN(chorus_p2p_stream_info, direction, 4, 4);
+PIN(chorus_p2p_stream_info, stream, 8, 8);
+PIN(chorus_p2p_stream_info, connection, 16, 8);
+PIN(chorus_p2p_stream_info, peer, 24, 8);
+PIN(chorus_p2p_stream_info, peer_len, 32, 8);
+PIN(chorus_p2p_stream_info, peer_text, 40, 8);
+PIN(chorus_p2p_stream_info, protocol, 48, 8);
+PIN(chorus_p2p_stream_info, remote_addr, 56, 8);
+PIN_TYPE(chorus_p2p_stream_info, struct_size, uint32_t);
+PIN_TYPE(chorus_p2p_stream_info, direction, uint32_t);
+PIN_TYPE(chorus_p2p_stream_info, stream, uint64_t);
+PIN_TYPE(chorus_p2p_stream_info, connection, uint64_t);
+PIN_TYPE(chorus_p2p_stream_info, peer, const uint8_t *);
+PIN_TYPE(chorus_p2p_stream_info, peer_len, size_t);
+PIN_TYPE(chorus_p2p_stream_info, peer_text, const char *);
+PIN_TYPE(chorus_p2p_stream_info, protocol, const char *);
+PIN_TYPE(chorus_p2p_stream_info, remote_addr, const char *);
+
+PIN_STRUCT(chorus_p2p_event, 56, 8);
+PIN(chorus_p2p_event, struct_size, 0, 4);
+PIN(chorus_p2p_event, type, 4, 4);
+PIN(chorus_p2p_event, peer, 8, 8);
+PIN(chorus_p2p_event, peer_len, 16, 8);
+PIN(chorus_p2p_event, peer_text, 24, 8);
+PIN(chorus_p2p_event, addr, 32, 8);
+PIN(chorus_p2p_event, direction, 40, 4);
+PIN(chorus_p2p_event, reserved, 44, 4);
+PIN(chorus_p2p_event, identify_json, 48, 8);
+PIN_TYPE(chorus_p2p_event, struct_size, uint32_t);
+PIN_TYPE(chorus_p2p_event, type, uint32_t);
+PIN_TYPE(chorus_p2p_event, peer, const uint8_t *);
+PIN_TYPE(chorus_p2p_event, peer_len, size_t);
+PIN_TYPE(chorus_p2p_event, peer_text, const char *);
+PIN_TYPE(chorus_p2p_event, addr, const char *);
+PIN_TYPE(chorus_p2p_event, direction, uint32_t);
+PIN_TYPE(chorus_p2p_event, reserved, uint32_t);
+PIN_TYPE(chorus_p2p_event, identify_json, const char *);
+
+PIN_STRUCT(chorus_p2p_host_v1, 176, 8);
+PIN(chorus_p2p_host_v1, struct_size, 0, 4);
+PIN(chorus_p2p_host_v1, reserved, 4, 4);
 PIN(chorus_p2p_host_v1, local_peer_id, 8, 8);
 PIN(chorus_p2p_host_v1, local_public_key, 16, 8);
 PIN(chorus_p2p_host_v1, sign, 24, 8);
@@ -311,12 +379,208 @@ PIN(chorus_p2p_host_v1, subscribe, 144, 8);
 PIN(chorus_p2p_host_v1, unsubscribe, 152, 8);
 PIN(chorus_p2p_host_v1, ping, 160, 8);
 PIN(chorus_p2p_host_v1, parse_peer_id, 168, 8);
-PIN_STRUCT(chorus_p2p_host_v1, 176, 8);
+PIN_TYPE(chorus_p2p_host_v1, struct_size, uint32_t);
+PIN_TYPE(chorus_p2p_host_v1, reserved, uint32_t);
+PIN_TYPE(chorus_p2p_host_v1, local_peer_id,
+         chorus_status (*)(void *, uint8_t *, size_t, size_t *, char *, size_t, size_t *));
+PIN_TYPE(chorus_p2p_host_v1, local_public_key, chorus_status (*)(void *, uint8_t *, size_t, size_t *));
+PIN_TYPE(chorus_p2p_host_v1, sign, chorus_status (*)(void *, const uint8_t *, size_t, uint8_t *));
+PIN_TYPE(chorus_p2p_host_v1, get_info_json, chorus_status (*)(void *, chorus_buf *, chorus_error *));
+PIN_TYPE(chorus_p2p_host_v1, connect,
+         chorus_status (*)(void *, const char *, size_t, uint32_t, chorus_p2p_connect_fn, void *, chorus_error *));
+PIN_TYPE(chorus_p2p_host_v1, disconnect, chorus_status (*)(void *, const uint8_t *, size_t));
+PIN_TYPE(chorus_p2p_host_v1, list_peers_json, chorus_status (*)(void *, chorus_buf *, chorus_error *));
+PIN_TYPE(chorus_p2p_host_v1, is_connected, int (*)(void *, const uint8_t *, size_t));
+PIN_TYPE(chorus_p2p_host_v1, add_addrs,
+         chorus_status (*)(void *, const uint8_t *, size_t, const char *const *, size_t, uint64_t, chorus_error *));
+PIN_TYPE(chorus_p2p_host_v1, peer_addrs_json, chorus_status (*)(void *, const uint8_t *, size_t, chorus_buf *));
+PIN_TYPE(chorus_p2p_host_v1, set_protocol_handler,
+         chorus_status (*)(void *, const char *, chorus_p2p_accept_fn, void *, chorus_error *));
+PIN_TYPE(chorus_p2p_host_v1, remove_protocol_handler, chorus_status (*)(void *, const char *));
+PIN_TYPE(chorus_p2p_host_v1, open_stream,
+         chorus_status (*)(void *, const uint8_t *, size_t, const char *const *, size_t,
+                           const chorus_p2p_stream_handler *, uint32_t, chorus_p2p_open_fn, void *, chorus_error *));
+PIN_TYPE(chorus_p2p_host_v1, write, chorus_status (*)(void *, uint64_t, const uint8_t *, size_t));
+PIN_TYPE(chorus_p2p_host_v1, close_write, chorus_status (*)(void *, uint64_t));
+PIN_TYPE(chorus_p2p_host_v1, reset, chorus_status (*)(void *, uint64_t));
+PIN_TYPE(chorus_p2p_host_v1, set_read_paused, chorus_status (*)(void *, uint64_t, int));
+PIN_TYPE(chorus_p2p_host_v1, subscribe, chorus_status (*)(void *, chorus_p2p_event_fn, void *, uint64_t *));
+PIN_TYPE(chorus_p2p_host_v1, unsubscribe, chorus_status (*)(void *, uint64_t));
+PIN_TYPE(chorus_p2p_host_v1, ping,
+         chorus_status (*)(void *, const uint8_t *, size_t, uint32_t,
+                           void (*)(void *, chorus_status, uint64_t, const chorus_error *), void *, chorus_error *));
+PIN_TYPE(chorus_p2p_host_v1, parse_peer_id,
+         chorus_status (*)(void *, const char *, size_t, uint8_t *, size_t, size_t *));
+
+// -- discovery_v1.h --
+static_assert(std::is_same_v<chorus_discovery_fn, void (*)(void *, const chorus_discovery_event *)>);
+
+PIN_STRUCT(chorus_discovery_event, 64, 8);
+PIN(chorus_discovery_event, struct_size, 0, 4);
+PIN(chorus_discovery_event, type, 4, 4);
+PIN(chorus_discovery_event, peer, 8, 8);
+PIN(chorus_discovery_event, peer_len, 16, 8);
+PIN(chorus_discovery_event, peer_text, 24, 8);
+PIN(chorus_discovery_event, addrs, 32, 8);
+PIN(chorus_discovery_event, addr_count, 40, 8);
+PIN(chorus_discovery_event, source, 48, 8);
+PIN(chorus_discovery_event, ttl_s, 56, 4);
+PIN(chorus_discovery_event, reserved, 60, 4);
+PIN_TYPE(chorus_discovery_event, struct_size, uint32_t);
+PIN_TYPE(chorus_discovery_event, type, uint32_t);
+PIN_TYPE(chorus_discovery_event, peer, const uint8_t *);
+PIN_TYPE(chorus_discovery_event, peer_len, size_t);
+PIN_TYPE(chorus_discovery_event, peer_text, const char *);
+PIN_TYPE(chorus_discovery_event, addrs, const char *const *);
+PIN_TYPE(chorus_discovery_event, addr_count, size_t);
+PIN_TYPE(chorus_discovery_event, source, const char *);
+PIN_TYPE(chorus_discovery_event, ttl_s, uint32_t);
+PIN_TYPE(chorus_discovery_event, reserved, uint32_t);
+
+PIN_STRUCT(chorus_discovery_v1, 32, 8);
+PIN(chorus_discovery_v1, struct_size, 0, 4);
+PIN(chorus_discovery_v1, reserved, 4, 4);
+PIN(chorus_discovery_v1, subscribe, 8, 8);
+PIN(chorus_discovery_v1, unsubscribe, 16, 8);
+PIN(chorus_discovery_v1, list_peers_json, 24, 8);
+PIN_TYPE(chorus_discovery_v1, struct_size, uint32_t);
+PIN_TYPE(chorus_discovery_v1, reserved, uint32_t);
+PIN_TYPE(chorus_discovery_v1, subscribe, chorus_status (*)(void *, chorus_discovery_fn, void *, uint64_t *));
+PIN_TYPE(chorus_discovery_v1, unsubscribe, chorus_status (*)(void *, uint64_t));
+PIN_TYPE(chorus_discovery_v1, list_peers_json, chorus_status (*)(void *, chorus_buf *, chorus_error *));
+
+// -- backbeat_v1.h --
+static_assert(std::is_same_v<chorus_backbeat_budget_fn, chorus_status (*)(void *, chorus_error *)>);
+
+PIN_STRUCT(chorus_backbeat_status, 56, 8);
+PIN(chorus_backbeat_status, struct_size, 0, 4);
+PIN(chorus_backbeat_status, enabled, 4, 1);
+PIN(chorus_backbeat_status, started, 5, 1);
+PIN(chorus_backbeat_status, connected, 6, 1);
+PIN(chorus_backbeat_status, local_degradation, 7, 1);
+PIN(chorus_backbeat_status, current_beat, 8, 8);
+PIN(chorus_backbeat_status, current_tempo_bpm, 16, 8);
+PIN(chorus_backbeat_status, measured_bpm, 24, 8);
+PIN(chorus_backbeat_status, tempo_drift, 32, 4);
+PIN(chorus_backbeat_status, reserved, 36, 4);
+PIN(chorus_backbeat_status, reconnect_count, 40, 8);
+PIN(chorus_backbeat_status, active_operations, 48, 8);
+PIN_TYPE(chorus_backbeat_status, struct_size, uint32_t);
+PIN_TYPE(chorus_backbeat_status, enabled, uint8_t);
+PIN_TYPE(chorus_backbeat_status, started, uint8_t);
+PIN_TYPE(chorus_backbeat_status, connected, uint8_t);
+PIN_TYPE(chorus_backbeat_status, local_degradation, uint8_t);
+PIN_TYPE(chorus_backbeat_status, current_beat, int64_t);
+PIN_TYPE(chorus_backbeat_status, current_tempo_bpm, double);
+PIN_TYPE(chorus_backbeat_status, measured_bpm, double);
+PIN_TYPE(chorus_backbeat_status, tempo_drift, int32_t);
+PIN_TYPE(chorus_backbeat_status, reserved, uint32_t);
+PIN_TYPE(chorus_backbeat_status, reconnect_count, uint64_t);
+PIN_TYPE(chorus_backbeat_status, active_operations, uint64_t);
+
+PIN_STRUCT(chorus_backbeat_v1, 64, 8);
+PIN(chorus_backbeat_v1, struct_size, 0, 4);
+PIN(chorus_backbeat_v1, reserved, 4, 4);
+PIN(chorus_backbeat_v1, start_operation, 8, 8);
+PIN(chorus_backbeat_v1, update_phase, 16, 8);
+PIN(chorus_backbeat_v1, complete_operation, 24, 8);
+PIN(chorus_backbeat_v1, fail_operation, 32, 8);
+PIN(chorus_backbeat_v1, execute_with_beat_budget, 40, 8);
+PIN(chorus_backbeat_v1, get_health, 48, 8);
+PIN(chorus_backbeat_v1, get_status, 56, 8);
+PIN_TYPE(chorus_backbeat_v1, struct_size, uint32_t);
+PIN_TYPE(chorus_backbeat_v1, reserved, uint32_t);
+PIN_TYPE(chorus_backbeat_v1, start_operation,
+         chorus_status (*)(void *, const char *, size_t, const char *, size_t, uint32_t, const char *, size_t,
+                           chorus_error *));
+PIN_TYPE(chorus_backbeat_v1, update_phase,
+         chorus_status (*)(void *, const char *, size_t, int32_t, uint32_t, chorus_error *));
+PIN_TYPE(chorus_backbeat_v1, complete_operation,
+         chorus_status (*)(void *, const char *, size_t, uint32_t, chorus_error *));
+PIN_TYPE(chorus_backbeat_v1, fail_operation,
+         chorus_status (*)(void *, const char *, size_t, const char *, size_t, chorus_error *));
+PIN_TYPE(chorus_backbeat_v1, execute_with_beat_budget,
+         chorus_status (*)(void *, uint32_t, chorus_backbeat_budget_fn, void *, chorus_error *));
+PIN_TYPE(chorus_backbeat_v1, get_health, chorus_status (*)(void *, chorus_buf *, chorus_error *));
+PIN_TYPE(chorus_backbeat_v1, get_status, chorus_status (*)(void *, chorus_backbeat_status *));
+
+// -- election_v1.h --
+static_assert(std::is_same_v<chorus_election_watch_fn, void (*)(void *, const chorus_election_change *)>);
+
+PIN_STRUCT(chorus_election_change, 32, 8);
+PIN(chorus_election_change, struct_size, 0, 4);
+PIN(chorus_election_change, is_admin, 4, 4);
+PIN(chorus_election_change, admin_id, 8, 8);
+PIN(chorus_election_change, term, 16, 8);
+PIN(chorus_election_change, since_unix_ms, 24, 8);
+PIN_TYPE(chorus_election_change, struct_size, uint32_t);
+PIN_TYPE(chorus_election_change, is_admin, int32_t);
+PIN_TYPE(chorus_election_change, admin_id, const char *);
+PIN_TYPE(chorus_election_change, term, uint64_t);
+PIN_TYPE(chorus_election_change, since_unix_ms, uint64_t);
+
+PIN_STRUCT(chorus_election_v1, 40, 8);
+PIN(chorus_election_v1, struct_size, 0, 4);
+PIN(chorus_election_v1, reserved, 4, 4);
 PIN(chorus_election_v1, is_admin, 8, 8);
 PIN(chorus_election_v1, get_admin_json, 16, 8);
 PIN(chorus_election_v1, watch_admin, 24, 8);
 PIN(chorus_election_v1, unwatch_admin, 32, 8);
-PIN_STRUCT(chorus_election_v1, 40, 8);
+PIN_TYPE(chorus_election_v1, struct_size, uint32_t);
+PIN_TYPE(chorus_election_v1, reserved, uint32_t);
+PIN_TYPE(chorus_election_v1, is_admin, chorus_status (*)(void *, int32_t *, chorus_error *));
+PIN_TYPE(chorus_election_v1, get_admin_json, chorus_status (*)(void *, chorus_buf *, chorus_error *));
+PIN_TYPE(chorus_election_v1, watch_admin,
+         chorus_status (*)(void *, chorus_election_watch_fn, void *, void (*)(void *), uint64_t *, chorus_error *));
+PIN_TYPE(chorus_election_v1, unwatch_admin, chorus_status (*)(void *, uint64_t, chorus_error *));
+
+// -- ai_provider_v1.h --
+PIN_STRUCT(chorus_ai_sink, 40, 8);
+PIN(chorus_ai_sink, struct_size, 0, 4);
+PIN(chorus_ai_sink, reserved, 4, 4);
+PIN(chorus_ai_sink, user, 8, 8);
+PIN(chorus_ai_sink, on_chunk, 16, 8);
+PIN(chorus_ai_sink, on_done, 24, 8);
+PIN(chorus_ai_sink, on_error, 32, 8);
+PIN_TYPE(chorus_ai_sink, struct_size, uint32_t);
+PIN_TYPE(chorus_ai_sink, reserved, uint32_t);
+PIN_TYPE(chorus_ai_sink, user, void *);
+PIN_TYPE(chorus_ai_sink, on_chunk, void (*)(void *, const char *, size_t));
+PIN_TYPE(chorus_ai_sink, on_done, void (*)(void *, const char *, size_t));
+PIN_TYPE(chorus_ai_sink, on_error, void (*)(void *, chorus_status, const char *, size_t));
+
+PIN_STRUCT(chorus_ai_provider_v1, 48, 8);
+PIN(chorus_ai_provider_v1, struct_size, 0, 4);
+PIN(chorus_ai_provider_v1, reserved, 4, 4);
+PIN(chorus_ai_provider_v1, chat, 8, 8);
+PIN(chorus_ai_provider_v1, generate, 16, 8);
+PIN(chorus_ai_provider_v1, list_models, 24, 8);
+PIN(chorus_ai_provider_v1, cancel, 32, 8);
+PIN(chorus_ai_provider_v1, health, 40, 8);
+PIN_TYPE(chorus_ai_provider_v1, struct_size, uint32_t);
+PIN_TYPE(chorus_ai_provider_v1, reserved, uint32_t);
+PIN_TYPE(chorus_ai_provider_v1, chat,
+         chorus_status (*)(void *, const char *, size_t, const chorus_ai_sink *, uint64_t *, chorus_error *));
+PIN_TYPE(chorus_ai_provider_v1, generate,
+         chorus_status (*)(void *, const char *, size_t, const chorus_ai_sink *, uint64_t *, chorus_error *));
+PIN_TYPE(chorus_ai_provider_v1, list_models,
+         chorus_status (*)(void *, const chorus_ai_sink *, uint64_t *, chorus_error *));
+PIN_TYPE(chorus_ai_provider_v1, cancel, chorus_status (*)(void *, uint64_t));
+PIN_TYPE(chorus_ai_provider_v1, health, chorus_status (*)(void *, chorus_buf *, chorus_error *));
+
+// -- reasoning_v1.h --
+PIN_STRUCT(chorus_reasoning_v1, 32, 8);
+PIN(chorus_reasoning_v1, struct_size, 0, 4);
+PIN(chorus_reasoning_v1, reserved, 4, 4);
+PIN(chorus_reasoning_v1, complete, 8, 8);
+PIN(chorus_reasoning_v1, cancel, 16, 8);
+PIN(chorus_reasoning_v1, system_prompt, 24, 8);
+PIN_TYPE(chorus_reasoning_v1, struct_size, uint32_t);
+PIN_TYPE(chorus_reasoning_v1, reserved, uint32_t);
+PIN_TYPE(chorus_reasoning_v1, complete,
+         chorus_status (*)(void *, const char *, size_t, const chorus_ai_sink *, uint64_t *, chorus_error *));
+PIN_TYPE(chorus_reasoning_v1, cancel, chorus_status (*)(void *, uint64_t));
+PIN_TYPE(chorus_reasoning_v1, system_prompt, chorus_status (*)(void *, chorus_buf *, chorus_error *));
 
 #endif  // LP64 x86_64 / aarch64
 
@@ -370,6 +634,40 @@ static_assert(CHORUS_SERVICE_GONE == 2);
 
 static_assert(CHORUS_ROUTE_EXACT == 0x0u);
 static_assert(CHORUS_ROUTE_PREFIX == 0x1u);
+
+// Service constants: names, versions and the values callers pass or receive.
+static_assert(std::string_view(CHORUS_P2P_HOST_SERVICE) == "chorus.p2p.host");
+static_assert(CHORUS_P2P_HOST_V1_MAJOR == 1 && CHORUS_P2P_HOST_V1_MINOR == 0);
+static_assert(CHORUS_P2P_PROTOCOL_MAX == 1023);
+static_assert(CHORUS_P2P_EVENT_CONNECTED == 1 && CHORUS_P2P_EVENT_DISCONNECTED == 2 && CHORUS_P2P_EVENT_IDENTIFIED == 3);
+static_assert(CHORUS_P2P_DIR_INBOUND == 0 && CHORUS_P2P_DIR_OUTBOUND == 1);
+
+static_assert(std::string_view(CHORUS_DISCOVERY_SERVICE) == "chorus.discovery");
+static_assert(CHORUS_DISCOVERY_V1_MAJOR == 1 && CHORUS_DISCOVERY_V1_MINOR == 0);
+static_assert(CHORUS_DISCOVERY_PEER_FOUND == 1 && CHORUS_DISCOVERY_PEER_LOST == 2);
+
+static_assert(std::string_view(CHORUS_BACKBEAT_SERVICE) == "chorus.backbeat");
+static_assert(CHORUS_BACKBEAT_V1_MAJOR == 1 && CHORUS_BACKBEAT_V1_MINOR == 0);
+static_assert(CHORUS_BACKBEAT_PHASE_STARTED == 0 && CHORUS_BACKBEAT_PHASE_CONNECTING == 1 &&
+              CHORUS_BACKBEAT_PHASE_NEGOTIATING == 2 && CHORUS_BACKBEAT_PHASE_EXECUTING == 3 &&
+              CHORUS_BACKBEAT_PHASE_COMPLETED == 4 && CHORUS_BACKBEAT_PHASE_FAILED == 5);
+static_assert(std::string_view(CHORUS_BACKBEAT_OP_ELECTION) == "election");
+static_assert(std::string_view(CHORUS_BACKBEAT_OP_DHT_STORE) == "dht_store");
+static_assert(std::string_view(CHORUS_BACKBEAT_OP_PUBSUB_SYNC) == "pubsub_sync");
+static_assert(std::string_view(CHORUS_BACKBEAT_OP_PEER_DISCOVERY) == "peer_discovery");
+static_assert(CHORUS_BACKBEAT_OP_ID_MAX == 128 && CHORUS_BACKBEAT_MAX_BEATS == 1000);
+static_assert(CHORUS_BACKBEAT_DRIFT_UNKNOWN == 0 && CHORUS_BACKBEAT_DRIFT_ACCEPTABLE == 1 &&
+              CHORUS_BACKBEAT_DRIFT_MODERATE == 2 && CHORUS_BACKBEAT_DRIFT_SEVERE == 3);
+
+static_assert(std::string_view(CHORUS_ELECTION_SERVICE) == "chorus.election");
+static_assert(CHORUS_ELECTION_V1_MAJOR == 1 && CHORUS_ELECTION_V1_MINOR == 0);
+
+static_assert(std::string_view(CHORUS_AI_PROVIDER_SERVICE) == "chorus.ai.provider");
+static_assert(CHORUS_AI_PROVIDER_V1_MAJOR == 1 && CHORUS_AI_PROVIDER_V1_MINOR == 0);
+static_assert(CHORUS_AI_E_UPSTREAM == 1000);
+
+static_assert(std::string_view(CHORUS_REASONING_SERVICE) == "chorus.reasoning");
+static_assert(CHORUS_REASONING_V1_MAJOR == 1 && CHORUS_REASONING_V1_MINOR == 0);
 
 TEST(AbiLayout, ConstantsAndEntrySymbol) {
   EXPECT_EQ(std::string_view(CHORUS_PLUGIN_ENTRY_SYMBOL), "chorus_plugin_entry_v1");

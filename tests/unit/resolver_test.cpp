@@ -103,7 +103,7 @@ TEST(ResolverOrder, SameResultForEveryInputOrder) {
 }
 
 TEST(ResolverOrder, ContractServiceGraph) {
-  // The in-tree plugins of contract §2, backbeat disabled: its optional consumers start without it.
+  // The planned in-tree service graph (docs/contract.md, Services), backbeat disabled: its optional consumers start without it.
   ResolveResult r = resolve_components({
       comp("ucxi", {}, {needs("chorus.p2p.host"), needs("chorus.dht")}),
       comp("reasoning", {provides("chorus.reasoning")}, {needs("chorus.ai.provider")}),

@@ -94,7 +94,7 @@ std::string trim(std::string s) {
 
 // Parses and checks the `config:` subtree (the host already applied the schema; unit tests and a
 // host without schema support rely on these checks), then applies the CHORUS_BACKBEAT_* environment
-// (precedence: defaults < file < environment, contract §3).
+// (precedence: defaults < file < environment; docs/contract.md, Configuration).
 Settings parse_settings(std::string_view config_json, const json &host_info) {
   json cfg = json::parse(config_json.begin(), config_json.end(), nullptr, false);
   if (config_json.empty()) cfg = json::object();
@@ -168,7 +168,7 @@ Settings parse_settings(std::string_view config_json, const json &host_info) {
   }
   if (!tempo_valid(s.tempo_bpm)) config_error("config.tempo_bpm: must be 0.1..1000 in steps of 0.1");
 
-  // Environment (seed names).
+  // Environment (CHORUS names; docs/contract.md, Environment names).
   if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_ENABLED")) {
     const std::string e(v);
     if (e == "true" || e == "1") s.enabled = true;
@@ -179,7 +179,7 @@ Settings parse_settings(std::string_view config_json, const json &host_info) {
   if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_AGENT_ID")) s.agent_id = v;
   if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_NATS_URL")) s.nats_url = v;
 
-  // Seed defaults.
+  // CHORUS defaults (docs/contract.md, CHORUS defaults the plugins adopt).
   if (s.cluster_id.empty()) s.cluster_id = "chorus-production";
   if (s.agent_id.empty()) {
     std::string host_agent = host_info.is_object() ? host_info.value("agent_id", std::string()) : std::string();
@@ -513,7 +513,7 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
   bool may_pulse() const {
     chorus::ErrorBuffer err;
     auto ref = host_.try_acquire<chorus_election_v1>(CHORUS_ELECTION_SERVICE, "^1", &err);
-    if (!ref) return true;  // no election service: this agent pulses (contract §7)
+    if (!ref) return true;  // no election service: this agent pulses (docs/protocols.md, BACKBEAT operations)
     int32_t admin = 0;
     // An error means "not admin" (election_v1.h): never claim a leadership that cannot be confirmed.
     if (ref.call<&chorus_election_v1::is_admin>(&admin, err.get()) != CHORUS_OK) return false;
@@ -799,7 +799,7 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
         std::lock_guard lk(me->mu_);
         if (me->s_.enabled && me->started_ && !me->stopping_ && me->engine_) period = me->engine_->period_ms();
       }
-      if (period <= 0) return fn(arg, err);  // not running: plain execution (seed)
+      if (period <= 0) return fn(arg, err);  // not running: plain execution (as CHORUS does)
       const double budget_ms = period * beats;
       const uint64_t t0 = me->host_.now_ms();
       const chorus_status st = fn(arg, err);

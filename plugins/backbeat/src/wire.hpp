@@ -1,5 +1,6 @@
-// BACKBEAT v1 wire formats (chorus-facts.md §6): BeatFrame parsing + schema validation, BeatFrame
-// and StatusClaim serialisation, HLC stamps, RFC 3339 times, window ids. No I/O, no host.
+// BACKBEAT v1 wire formats (docs/protocols.md, BACKBEAT over NATS): BeatFrame parsing + schema
+// validation, BeatFrame and StatusClaim serialisation, HLC stamps, RFC 3339 times, window ids. No I/O,
+// no host.
 #pragma once
 
 #include <cstdint>
@@ -28,12 +29,12 @@ struct BeatFrame {
 };
 
 // Parses one BeatFrame and validates it against beatframe-v1.schema.json (additionalProperties
-// false, every constraint of the table in chorus-facts.md §6). Never throws; on failure returns
-// nullopt and sets *why (if given) to a short reason naming the field.
+// false, every constraint of the table in docs/protocols.md, BeatFrame v1). Never throws; on failure
+// returns nullopt and sets *why (if given) to a short reason naming the field.
 //
 // Legacy frames (BACKBEAT REQ-043, "legacy {bar,beat} accepted with warnings"): an object with
 // non-negative integer `bar` and `beat` and no `beat_index` is recognised and reported through
-// *legacy (if given), still with nullopt. The facts name only the two fields: not whether `beat`
+// *legacy (if given), still with nullopt. The BACKBEAT specification names only the two fields: not whether `beat`
 // counts from 0 or 1, nor the bar length the old pulse used (the v0.1 protocol's illustrative 8-beat
 // bars were superseded by the schemas' 120), nor a cluster or tempo. A guessed mapping could place
 // the agent far ahead of the real pulse, and since beats never move backwards that would lock it

@@ -168,7 +168,7 @@ TEST(EngineBeats, HealthClaimEveryEightBeats) {
       }
   }
   EXPECT_EQ(health, 2);
-  EXPECT_EQ(hc[0]["state"], "idle");  // no operations: the seed's "waiting"
+  EXPECT_EQ(hc[0]["state"], "idle");  // no operations: CHORUS's "waiting"
   EXPECT_EQ(hc[0]["progress"], 1.0);
   EXPECT_EQ(hc[0]["beats_left"], 0);
   e.start_op("x", "election", 3, "", kUnix);

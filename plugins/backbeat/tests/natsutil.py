@@ -222,7 +222,7 @@ def js_all_messages(client, name):
 
 
 def validate_claim(tc, c, agent_id=None):
-    """StatusClaim v1, field by field (chorus-facts.md §6)."""
+    """StatusClaim v1, field by field (docs/protocols.md, StatusClaim v1)."""
     allowed = {"type", "agent_id", "task_id", "beat_index", "state", "beats_left", "progress", "notes", "hlc",
                "resources", "dependencies", "metadata"}
     tc.assertLessEqual(set(c), allowed, c)

@@ -158,7 +158,7 @@ TEST_F(Fixture, DisabledDegradesGracefully) {
   std::string msg;
   EXPECT_EQ(start_op("op", "election", 3, "", &msg), CHORUS_E_UNAVAILABLE);
   EXPECT_EQ(msg, "BACKBEAT integration is disabled");
-  // execute_with_beat_budget still runs the function (seed fallback).
+  // execute_with_beat_budget still runs the function (CHORUS's fallback).
   int ran = 0;
   auto fn = [](void *arg, chorus_error *) -> chorus_status {
     ++*static_cast<int *>(arg);

@@ -1,6 +1,6 @@
-"""backbeat with chorus.election present (contract §2/§7: only the admin pulses). The stand-in provider
-test.backbeat-election switches this agent's admin flag over HTTP; frames are observed on a real
-nats-server."""
+"""backbeat with chorus.election present (docs/protocols.md, BACKBEAT operations: only the admin
+pulses). The stand-in provider test.backbeat-election switches this agent's admin flag over HTTP;
+frames are observed on a real nats-server."""
 import json
 import unittest
 

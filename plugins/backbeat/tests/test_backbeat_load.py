@@ -1,5 +1,6 @@
-"""The seed's load test against a real agent and nats-server: 1000 operations started, beats pass,
-all completed, active_operations back to 0, every completion claim received."""
+"""The load test of CHORUS's BACKBEAT integration, against a real agent and nats-server: 1000
+operations started, beats pass, all completed, active_operations back to 0, every completion claim
+received."""
 import unittest
 
 from natsutil import CLUSTER, BackbeatTestCase, validate_claim

@@ -84,7 +84,7 @@ PacketResult Engine::handle(std::span<const uint8_t> packet, uint16_t source_por
   }
 
   // A response: every PTR for our service names an instance; its TXT strings may sit in the
-  // answers (js-libp2p) or the additionals (the spec, go-libp2p).
+  // answers (js-libp2p) or the additionals (the libp2p specification, go-libp2p; docs/protocols.md, mDNS).
   for (const auto &a : msg.answers) {
     if (a.type != kTypePtr || a.klass != kClassIn || !names_equal(a.name, service_)) continue;
     if (names_equal(a.ptr, instance_)) {

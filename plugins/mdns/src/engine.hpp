@@ -55,7 +55,7 @@ class Engine {
   // Query for our service. known: PTR targets (instance names) we already trust, with their
   // remaining TTL in seconds; they go into the answer section (RFC 6762 7.1) as far as they fit.
   std::vector<uint8_t> build_query(const std::vector<std::pair<std::string, uint32_t>> &known) const;
-  // Our response/announcement: PTR in answers, TXT in additionals (libp2p spec). ttl 0 = goodbye.
+  // Our response/announcement: PTR in answers, TXT in additionals (docs/protocols.md, mDNS). ttl 0 = goodbye.
   std::vector<uint8_t> build_response(uint32_t ttl, uint16_t id = 0) const;
 
   // Reads one packet; *why gets the reason a packet was dropped as malformed (result.announcements

@@ -381,7 +381,7 @@ class Core : public std::enable_shared_from_this<Core> {
     }
   }
 
-  // ---- dialing (the seed's handleDiscoveredPeers) ----
+  // ---- dialing (CHORUS's handleDiscoveredPeers; docs/contract.md, CHORUS defaults the plugins adopt) ----
 
   bool connected(const p2p::PeerId &id) {
     return p2p_.table()->is_connected(p2p_.self(), id.bytes().data(), id.bytes().size()) != 0;
@@ -552,9 +552,9 @@ class MdnsPlugin final : public chorus::Plugin {
     } catch (const std::invalid_argument &e) {
       throw chorus::Error(CHORUS_E_CONFIG, e.what());
     }
-    m_.discovered = host_.counter("chorus_mdns_peers_discovered_total", "Peers discovered for the first time (seed: PeersDiscovered)");
+    m_.discovered = host_.counter("chorus_mdns_peers_discovered_total", "Peers discovered for the first time (CHORUS: PeersDiscovered)");
     m_.connections = host_.counter("chorus_mdns_connections_total",
-                                   "Dials of discovered peers, by result (seed: ConnectionsSuccess/ConnectionsFailed)", {"result"});
+                                   "Dials of discovered peers, by result (CHORUS: ConnectionsSuccess/ConnectionsFailed)", {"result"});
     m_.dropped = host_.counter("chorus_mdns_discoveries_dropped_total",
                                "Discovered peers not queued, by reason (queue_full, table_full)", {"reason"});
     m_.packets = host_.counter("chorus_mdns_packets_total", "mDNS datagrams, by direction", {"direction"});
@@ -563,7 +563,7 @@ class MdnsPlugin final : public chorus::Plugin {
                                    {"reason"});
     m_.peers = host_.gauge("chorus_mdns_peers", "Discovered peers currently tracked");
     m_.last_discovery = host_.gauge("chorus_mdns_last_discovery_timestamp_seconds",
-                                    "Unix time of the last new discovery (seed: LastDiscovery)");
+                                    "Unix time of the last new discovery (CHORUS: LastDiscovery)");
     m_.interfaces = host_.gauge("chorus_mdns_interfaces", "Interfaces joined to the mDNS group");
     try {
       host_.route("GET", "/mdns/peers", [this](const chorus::HttpRequest &, chorus::HttpExchange ex) {

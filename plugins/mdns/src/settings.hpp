@@ -12,8 +12,8 @@ struct Settings {
   std::string service_tag = "CHORUS-peer-discovery";  // service _<tag>._udp.local; "p2p" = standard libp2p
   uint32_t query_interval_ms = 10000;                  // periodic query (jittered +-10 %)
   uint32_t ttl_s = 120;                                // TTL of our records
-  uint32_t connect_timeout_ms = 10000;                 // per dial of a discovered peer (seed: 10 s)
-  uint32_t queue_size = 10;                            // discovered peers waiting to be dialed (seed: 10)
+  uint32_t connect_timeout_ms = 10000;                 // per dial of a discovered peer (CHORUS: 10 s)
+  uint32_t queue_size = 10;                            // discovered peers waiting to be dialed (CHORUS: 10)
   uint32_t max_concurrent_connects = 4;                // dials in flight
   uint32_t max_peers = 256;                            // tracked discovered peers
   uint32_t interface_scan_ms = 5000;                   // re-scan interfaces and our addresses
@@ -22,7 +22,7 @@ struct Settings {
   uint32_t port = 5353;
   bool ipv4 = true;
   bool ipv6 = true;
-  bool auto_connect = true;                            // dial discovered peers (the seed's behaviour)
+  bool auto_connect = true;                            // dial discovered peers (as CHORUS does)
   std::vector<std::string> interfaces;                 // restrict to these names; empty = all
 };
 

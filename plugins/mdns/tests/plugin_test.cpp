@@ -1,4 +1,4 @@
-// The plugin through its C vtable on the SDK's FakeHost, with a fake chorus.p2p.host: the seed's
+// The plugin through its C vtable on the SDK's FakeHost, with a fake chorus.p2p.host: CHORUS's
 // dialing rules (skip self and connected peers, one dial per peer at a time, bounded queue with
 // drops counted, failures retried on the next announcement), the chorus.discovery events and
 // the metrics. Announcements arrive as real UDP datagrams on a private port on 127.0.0.1.
@@ -94,7 +94,7 @@ struct FakeP2P {
     table.connect = [](void *s, const char *target, size_t len, uint32_t timeout_ms, chorus_p2p_connect_fn fn, void *arg,
                        chorus_error *) {
       auto *f = static_cast<FakeP2P *>(s);
-      EXPECT_EQ(timeout_ms, 10000u);  // the seed's 10 s
+      EXPECT_EQ(timeout_ms, 10000u);  // CHORUS's 10 s (docs/contract.md, CHORUS defaults the plugins adopt)
       std::lock_guard lk(f->mu);
       f->dials.push_back({std::string(target, len), fn, arg});
       f->cv.notify_all();

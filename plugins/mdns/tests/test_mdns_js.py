@@ -19,7 +19,7 @@ from mdnslab import Lab, wait_until
 JS_DIR = os.environ.get("MDNS_JS_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..", "tests", "interop", "js"))
 NODE = os.environ.get("NODE_BIN") or shutil.which("node")
 JS_SEED = "11" * 32
-JS_ID = "12D3KooWPqT2nMDSiXUSx5D7fasaxhxKigVhcqfkKqrLghCq9jxz"  # spec/libp2p.md section 1
+JS_ID = "12D3KooWPqT2nMDSiXUSx5D7fasaxhxKigVhcqfkKqrLghCq9jxz"  # docs/protocols.md, Keys and peer ids
 
 
 def skip_reason():

@@ -47,7 +47,7 @@ std::vector<std::string> read_addrs(const json &v, const std::string &key, bool 
   return out;
 }
 
-// CHORUS_BOOTSTRAP_PEERS: comma-separated multiaddrs (chorus-facts §9).
+// CHORUS_BOOTSTRAP_PEERS: comma-separated multiaddrs (docs/contract.md, Environment names).
 std::vector<std::string> split_env_peers(const std::string &text) {
   std::vector<std::string> out;
   std::stringstream ss(text);
@@ -102,7 +102,8 @@ void read_limits(const json &v, Limits &l) {
     fail("limits.dial_backoff_base_ms", "must not exceed limits.dial_backoff_max_ms");
 }
 
-// CHORUS_P2P_PORT replaces the TCP port of every listen address (the seed's single P2P port knob).
+// CHORUS_P2P_PORT replaces the TCP port of every listen address (CHORUS's single P2P port knob;
+// docs/contract.md, Environment names).
 std::string with_port(const std::string &addr, uint16_t port) {
   auto ma = Multiaddr::parse(addr, nullptr);
   auto t = ma ? ma->tcp_target() : std::nullopt;
@@ -167,7 +168,7 @@ Settings parse_settings(std::string_view config_json, const std::string &state_d
     for (auto &a : s.listen) a = with_port(a, port);
   }
 
-  // Bootstrap peers: assignment > config > env (the seed's precedence).
+  // Bootstrap peers: assignment > config > env (CHORUS's precedence; docs/contract.md, Environment names).
   std::vector<std::string> assignment_peers;
   if (!s.assignment_file.empty()) assignment_peers = read_assignment_peers(s.assignment_file);
   if (!assignment_peers.empty()) {

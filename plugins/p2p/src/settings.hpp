@@ -12,13 +12,13 @@
 namespace chorus::p2p {
 
 struct Limits {
-  uint32_t max_connections = 50;          // chorus-facts §3 (MaxConnections)
-  uint32_t max_connections_per_ip = 3;    // chorus-facts §3 (MaxPeersPerIP); loopback is exempt
+  uint32_t max_connections = 50;          // CHORUS MaxConnections (docs/contract.md, CHORUS defaults)
+  uint32_t max_connections_per_ip = 3;    // CHORUS MaxPeersPerIP (same); loopback is exempt
   uint32_t low_watermark = 40;            // trim down to this many connections ...
   uint32_t high_watermark = 48;           // ... once there are more than this many
   uint32_t grace_period_ms = 20000;       // a new connection is never trimmed before this age
   uint32_t max_streams_per_connection = 1000;  // inbound and outbound each (js-libp2p's default)
-  uint32_t dial_timeout_ms = 30000;       // chorus-facts §3 (ConnectionTimeout): TCP + Noise + yamux
+  uint32_t dial_timeout_ms = 30000;       // CHORUS ConnectionTimeout (same): TCP + Noise + yamux
   uint32_t handshake_timeout_ms = 10000;  // an inbound connection must be secured and muxed by then
   uint32_t negotiation_timeout_ms = 10000;  // a stream must agree on its protocol by then
   uint32_t dial_backoff_base_ms = 5000;   // after a failed dial, doubled per failure ...

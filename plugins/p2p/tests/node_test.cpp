@@ -210,7 +210,7 @@ TEST_F(NodePair, ConnectsIdentifiesAndPings) {
 
   const auto r = connect_sync(*a_, listen_addr(*b_));
   ASSERT_EQ(r.status, CHORUS_OK) << r.error;
-  EXPECT_EQ(r.peer, "12D3KooWLdJAwPtyQ5RFnr9wGXsQzpf3P2SeqFbYkqbfVehLu4Ns");  // seed 22 (spec/libp2p.md §1)
+  EXPECT_EQ(r.peer, "12D3KooWLdJAwPtyQ5RFnr9wGXsQzpf3P2SeqFbYkqbfVehLu4Ns");  // seed 22 (docs/protocols.md, Keys and peer ids)
   {
     std::unique_lock lk(ev.mu);
     ASSERT_TRUE(ev.cv.wait_for(lk, 10s, [&] {

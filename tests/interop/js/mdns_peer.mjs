@@ -3,7 +3,7 @@
 // (plugins/mdns/tests/test_mdns_js.py). TCP + Noise + yamux + identify + ping + mDNS discovery.
 //
 // js-libp2p 2.x only reports what @libp2p/mdns finds (peer:discovery); it does not dial by itself
-// (spec/libp2p.md sections 11 and 13). With --dial this node dials every discovered peer.
+// (docs/protocols.md, The js-libp2p reference peer). With --dial this node dials every discovered peer.
 //
 // Output: JSON lines on stdout (stderr is for humans):
 //   {"event":"ready","peer_id","addrs":[...]}

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A js-libp2p reference peer for the chorus-agent interop tests and benchmarks.
 //
-// TCP + Noise + yamux + identify + ping (js-libp2p 2.10 on Node 20, see spec/libp2p.md section 13),
+// TCP + Noise + yamux + identify + ping (js-libp2p 2.10 on Node 20; docs/protocols.md, The js-libp2p
+// reference peer),
 // plus an echo protocol /chorus/echo/1.0.0 that sends every byte back and closes its write side at EOF,
 // and a sink protocol /chorus/sink/1.0.0 that counts what arrives and, at EOF, answers the count as 8 bytes
 // (unsigned, big-endian) and closes (the same protocol as the chorus probe, tests/plugins/p2p_probe).

@@ -1,6 +1,6 @@
 /*
  * chorus/services/backbeat_v1.h - the `chorus.backbeat` service, major 1 (provided by the `backbeat`
- * plugin; contract.md section 2).
+ * plugin; docs/contract.md, Services).
  *
  * The backbeat plugin keeps the agent in step with the cluster's beat (BACKBEAT BeatFrames over NATS)
  * and tracks P2P operations against beat budgets, emitting BACKBEAT StatusClaims for them on every
@@ -35,8 +35,9 @@ extern "C" {
 #define CHORUS_BACKBEAT_V1_MAJOR 1
 #define CHORUS_BACKBEAT_V1_MINOR 0
 
-/* Operation phases (seed: PhaseStarted ... PhaseFailed). update_phase accepts the four non-terminal
- * ones; COMPLETED and FAILED are reached through complete_operation / fail_operation. */
+/* Operation phases (CHORUS: PhaseStarted ... PhaseFailed; docs/protocols.md, BACKBEAT operations).
+ * update_phase accepts the four non-terminal ones; COMPLETED and FAILED are reached through
+ * complete_operation / fail_operation. */
 #define CHORUS_BACKBEAT_PHASE_STARTED 0
 #define CHORUS_BACKBEAT_PHASE_CONNECTING 1
 #define CHORUS_BACKBEAT_PHASE_NEGOTIATING 2
@@ -44,7 +45,8 @@ extern "C" {
 #define CHORUS_BACKBEAT_PHASE_COMPLETED 4
 #define CHORUS_BACKBEAT_PHASE_FAILED 5
 
-/* Operation types: the four the seed defines. Anything else is CHORUS_E_INVALID_ARG. */
+/* Operation types: the four CHORUS defines (docs/protocols.md, BACKBEAT operations). Anything else is
+ * CHORUS_E_INVALID_ARG. */
 #define CHORUS_BACKBEAT_OP_ELECTION "election"
 #define CHORUS_BACKBEAT_OP_DHT_STORE "dht_store"
 #define CHORUS_BACKBEAT_OP_PUBSUB_SYNC "pubsub_sync"
@@ -84,7 +86,7 @@ typedef struct chorus_backbeat_v1 {
   uint32_t struct_size;
   uint32_t reserved;
 
-  /* Registers a P2P operation (seed: StartP2POperation). op_type is one of CHORUS_BACKBEAT_OP_*;
+  /* Registers a P2P operation (CHORUS: StartP2POperation). op_type is one of CHORUS_BACKBEAT_OP_*;
    * estimated_beats 1..1000 is the beat budget; data_json is optional operation data (a JSON value,
    * NULL/0 for none) reported in the first StatusClaim's metadata. The start beat is the current
    * beat. Emits a StatusClaim (state executing, beats_left = estimated_beats, progress 0). */
@@ -93,7 +95,7 @@ typedef struct chorus_backbeat_v1 {
                                    size_t data_json_len, chorus_error *err);
 
   /* Moves an active operation to a non-terminal phase (STARTED..EXECUTING) with the current peer
-   * count (seed: UpdateP2POperationPhase). Emits an updated StatusClaim. */
+   * count (CHORUS: UpdateP2POperationPhase). Emits an updated StatusClaim. */
   chorus_status (*update_phase)(void *self, const char *op_id, size_t op_id_len, int32_t phase,
                                 uint32_t peer_count, chorus_error *err);
 
@@ -108,11 +110,11 @@ typedef struct chorus_backbeat_v1 {
   /* Runs fn(arg, err) on the calling thread against a budget of `beats` beats (1..1000) of the
    * current tempo. Returns fn's status when it finished within the budget, CHORUS_E_TIMEOUT when it
    * overran (fn's own result is then reported in the message only). When BACKBEAT is disabled, fn
-   * simply runs and its status is returned (the seed's fallback). */
+   * simply runs and its status is returned (CHORUS's fallback). */
   chorus_status (*execute_with_beat_budget)(void *self, uint32_t beats, chorus_backbeat_budget_fn fn, void *arg,
                                             chorus_error *err);
 
-  /* The seed's GetHealth as one JSON object: enabled, started, connected, current_beat,
+  /* CHORUS's GetHealth as one JSON object: enabled, started, connected, current_beat,
    * current_tempo, measured_bpm, tempo_drift ("unknown"|"acceptable"|"moderate"|"severe"),
    * reconnect_count, active_operations, local_degradation, errors (recent error strings), node_id.
    * The caller releases *out with out->release(out). */

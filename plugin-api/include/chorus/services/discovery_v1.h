@@ -1,6 +1,6 @@
 /*
  * chorus/services/discovery_v1.h - the `chorus.discovery` service, major 1 (provided by the `mdns`
- * plugin; contract.md section 2).
+ * plugin; docs/contract.md, Services).
  *
  * Peer-found events from zero-configuration discovery: a peer appeared on the local network (or its
  * addresses changed), or it went away (goodbye packet or expired TTL). Discovery does not mean

@@ -1,11 +1,11 @@
 /*
  * chorus/services/election_v1.h - the `chorus.election` service, major 1 (provided by the `election`
- * plugin; contract.md section 2).
+ * plugin; docs/contract.md, Services).
  *
- * The election elects one cluster-wide "admin" node (chorus-facts.md section 1). This service tells
+ * The election elects one cluster-wide "admin" node (as CHORUS's election does). This service tells
  * other plugins whether THIS agent is the admin right now, who the admin is, and when that changes.
- * Its first user is backbeat: with `pulse: true` only the admin publishes BeatFrames (contract.md
- * section 7); everyone else listens. Further duties that follow the admin (SLURP, key management)
+ * Its first user is backbeat: with `pulse: true` only the admin publishes BeatFrames (docs/protocols.md,
+ * BACKBEAT operations); everyone else listens. Further duties that follow the admin (SLURP, key management)
  * use the same calls.
  *
  * How the election decides (candidate scoring, heartbeats, quorum, message formats) is the provider's

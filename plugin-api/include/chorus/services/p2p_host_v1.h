@@ -1,6 +1,6 @@
 /*
  * chorus/services/p2p_host_v1.h - the `chorus.p2p.host` service, major 1 (provided by the `p2p` plugin;
- * contract.md section 2).
+ * docs/contract.md, Services).
  *
  * A libp2p host: TCP + multistream-select + Noise + yamux, identify and ping, wire-compatible with
  * js-libp2p and go-libp2p. Other plugins (mdns, gossip, dht, ...) use it to connect to peers, open

@@ -1,4 +1,4 @@
-// The identify message (/ipfs/id/1.0.0 and /ipfs/id/push/1.0.0), libp2p.md §7.
+// The identify message (/ipfs/id/1.0.0 and /ipfs/id/push/1.0.0), docs/protocols.md, identify.
 #pragma once
 
 #include <optional>

@@ -1,9 +1,9 @@
 // Multiaddrs: self-describing network addresses ("/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...").
 //
 // The binary form, uvarint(code) || value per component, is the canonical one and is what a Multiaddr
-// stores. Only the protocols a TCP libp2p node meets are known (see libp2p.md §2); anything else is
-// refused with a reason naming it. Every accepted binary form prints to text that parses back to the
-// same bytes.
+// stores. Only the protocols a TCP libp2p node meets are known (docs/protocols.md, Multiaddr);
+// anything else is refused with a reason naming it. Every accepted binary form prints to text that
+// parses back to the same bytes.
 #pragma once
 
 #include <cstdint>

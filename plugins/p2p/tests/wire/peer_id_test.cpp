@@ -16,7 +16,7 @@ namespace {
 
 Bytes hex(std::string_view s) { return *from_hex(s); }
 
-// The spec's Ed25519 test key (libp2p.md §1).
+// The libp2p specification's Ed25519 test key (docs/protocols.md, Keys and peer ids).
 constexpr const char *kPrivProto =
     "080112407e0830617c4a7de83925dfb2694556b12936c477a0e1feb2e148ec9da60fee7d1ed1e8fae2c4a144b8be8fd4b47bf3d3b34b8"
     "71c3cacf6010f0e42d474fce27e";
