@@ -2,6 +2,7 @@
 nats-server: subject_prefix, signing_key_file, the reconnect back-off (observed as the agent's
 connection attempts on the NATS port while the server is away) and a tempo change by a real SIGHUP."""
 import os
+import re
 import socket
 import threading
 import time
@@ -14,6 +15,19 @@ from test_backbeat_basic import ed25519_verify, seed_public_key_b64
 
 def beat_frames(client, prefix="backbeat"):
     return [m.json() for m in client.select(lambda m: m.subject == f"{prefix}.beat.{CLUSTER}")]
+
+
+def wait_metrics(agent, patterns, timeout=10):
+    """Polls /metrics until every regex in patterns matches."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        _, text, _ = agent.http("/metrics")
+        missing = [p for p in patterns if not re.search(p, text)]
+        if not missing:
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/metrics never matched {missing}:\n{text}")
+        time.sleep(0.05)  # a poll interval, not a wait for the outcome
 
 
 class SubjectPrefix(BackbeatTestCase):
@@ -106,6 +120,12 @@ class AttemptRecorder:
             return list(self.times)
 
     def close(self):
+        # shutdown first: it wakes the thread blocked in accept(), which otherwise keeps the port listening
+        # after close() and nats-server could not bind it.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
 
@@ -145,9 +165,8 @@ class ReconnectBackoff(BackbeatTestCase):
         h = self.bb_health(agent)
         self.assertTrue(h["connected"])
         self.assertEqual(h["reconnect_count"], 1)
-        _, metrics, _ = agent.http("/metrics")
-        self.assertRegex(metrics, r"chorus_backbeat_reconnects_total 1\b")
-        self.assertRegex(metrics, r"chorus_backbeat_connected 1\b")
+        # The plugin exports its metrics once a second: poll them (with a deadline).
+        wait_metrics(agent, [r"chorus_backbeat_reconnects_total 1\b", r"chorus_backbeat_connected 1\b"])
         self.assertEqual(agent.stop(), 0)
 
 
