@@ -156,7 +156,10 @@ class Watermarks(BehaviourCase):
 
 
 class DialBackoff(BehaviourCase):
-    BASE_MS, MAX_MS = 1000, 8000
+    # Whole seconds (the agent announces the wait rounded up to seconds), longer on sanitizer builds so a
+    # slow HTTP round trip cannot outlast a back-off period.
+    BASE_MS = 1000 * SLOW
+    MAX_MS = 8 * BASE_MS
     BACKED_OFF = re.compile(r"failed recently; next attempt allowed in (\d+) s")
 
     def test_failed_dials_are_retried_with_a_growing_delay(self):
@@ -165,7 +168,7 @@ class DialBackoff(BehaviourCase):
         target = f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{JS_ID_B}"  # nothing listens there: refused
         attempts = []   # monotonic time of each dial that reached TCP (and was refused)
         announced = []  # the back-off the agent announced after each of them, in seconds
-        deadline = time.monotonic() + 20 * SLOW
+        deadline = time.monotonic() + 20 * SLOW * SLOW
         while len(attempts) < 3 or len(announced) < 3:
             self.assertLess(time.monotonic(), deadline, f"attempts {attempts}, announced {announced}")
             t = time.monotonic()
@@ -181,7 +184,8 @@ class DialBackoff(BehaviourCase):
             # Pace the retries on the probe's event long-poll (no event comes; it returns after wait_ms).
             b.post("/test/p2p/events", since=b.events_answer()["count"], wait_ms=100)
         # 1 s after the first failure, 2 s after the second, 4 s after the third: doubling from the base.
-        self.assertEqual(announced, [1, 2, 4])
+        base_s = self.BASE_MS // 1000
+        self.assertEqual(announced, [base_s, 2 * base_s, 4 * base_s])
         gaps = [attempts[1] - attempts[0], attempts[2] - attempts[1]]
         self.assertGreaterEqual(gaps[0], 0.9 * self.BASE_MS / 1000, gaps)
         self.assertGreaterEqual(gaps[1], 0.9 * 2 * self.BASE_MS / 1000, gaps)
