@@ -155,6 +155,16 @@ class Watermarks(BehaviourCase):
         self.assertEqual(len(re.findall(r"trimming connection to", b.agent.log_text())), self.HIGH + 1 - self.LOW)
 
 
+    def test_connections_within_the_grace_period_are_not_trimmed(self):
+        b = self.p2p_agent("b", p2p_extra={"limits": {"high_watermark": self.HIGH, "low_watermark": self.LOW,
+                                                       "grace_period_ms": 600000, "max_connections": 20}})
+        sessions = [YamuxClient(noise_dial(b.p2p_port)) for _ in range(self.HIGH + 2)]
+        self.addCleanup(lambda: [y.noise.sock.close() for y in sessions])
+        # Above the high watermark, but every connection is younger than the grace period: all stay.
+        self.assertEqual(len(self.sessions_alive(sessions)), self.HIGH + 2)
+        self.assertEqual(len(b.get("/p2p/peers")[1]), self.HIGH + 2)
+
+
 class DialBackoff(BehaviourCase):
     # Whole seconds (the agent announces the wait rounded up to seconds), longer on sanitizer builds so a
     # slow HTTP round trip cannot outlast a back-off period.
