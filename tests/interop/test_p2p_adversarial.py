@@ -338,6 +338,17 @@ class YamuxViolations(AdversaryCase):
         self.assertGreater(self.a.probe("ping", peer=self.b.peer_id)["rtt_us"], 0)
         self.assertIn(self.a.peer_id, [p["peer_id"] for p in self.b.get("/p2p/peers")[1]])
 
+    def assert_alive_and_serving(self, what):
+        """After a flood the agent must still be running and serving: its process is alive, HTTP
+        answers, its other connection pings both ways, and a new session is accepted and pings."""
+        self.assertIsNone(self.b.agent.proc.poll(), f"{what}, but the agent exited")
+        self.assertEqual(self.b.agent.http("/health/live")[0], 200, what)
+        self.assertGreater(self.a.probe("ping", peer=self.b.peer_id)["rtt_us"], 0, what)
+        self.assertGreater(self.b.probe("ping", peer=self.a.peer_id)["rtt_us"], 0, what)
+        y = YamuxClient(noise_dial(self.b.p2p_port))
+        y.ping()
+        y.noise.sock.close()
+
     def test_python_session_works(self):
         """The baseline the other tests build on: our Noise + yamux can ping the agent."""
         y = self.session()
@@ -412,10 +423,12 @@ class YamuxViolations(AdversaryCase):
                 sent += len(pings)
         except socket.timeout:
             y.noise.sock.close()
-            return  # backpressure: the agent stopped reading
+            self.assert_alive_and_serving("backpressure: the agent stopped reading the flood")
+            return
         except (ConnectionResetError, BrokenPipeError):
             y.noise.sock.close()
-            return  # the agent dropped the flooding peer
+            self.assert_alive_and_serving("the agent dropped the flooding peer")
+            return
         # All sent: the agent has read (nearly) all of it once its byte counter says so.
         wait_metric(self.b, "chorus_p2p_bytes_total", sent * 0.9, 'direction="in"', timeout=30)
         growth_mib = (rss_kib(self.b.pid()) - rss_before) / 1024
@@ -425,6 +438,7 @@ class YamuxViolations(AdversaryCase):
                         f"{growth_mib:.0f} MiB: every ping's answer is queued (yamux/session.cpp, "
                         f"Session::handle_header, ping SYN -> queue_frame) and Connection::on_read "
                         f"(connection.cpp) calls read_more() however much output is waiting for the socket")
+        self.assert_alive_and_serving("the agent read the whole flood")
 
     def push(self, y, body):
         """Opens /ipfs/id/push/1.0.0 (lazily) with body and FIN; returns the stream id."""

@@ -101,8 +101,10 @@ TEST(SemverCompare, OperatorsFollowPrecedenceNotStringOrder) {
   EXPECT_GT(v("1.0.0"), v("1.0.0-rc.1"));
   EXPECT_LT(v("1.0.0-beta.2"), v("1.0.0-beta.11"));
   EXPECT_NE(v("1.0.0-beta.2"), v("1.0.0-beta.11"));
-  EXPECT_LE(v("1.2.3"), v("1.2.3"));
-  EXPECT_EQ(v("1.2.3") <=> v("1.2.3"), std::strong_ordering::equal);
+  // Equal precedence from two different texts (build metadata does not count): <= and <=> must say equal.
+  EXPECT_LE(v("1.2.3"), v("1.2.3+build.7"));
+  EXPECT_GE(v("1.2.3"), v("1.2.3+build.7"));
+  EXPECT_EQ(v("1.2.3") <=> v("1.2.3+build.7"), std::strong_ordering::equal);
   std::vector<Version> versions = {v("1.0.0"), v("1.0.0-rc.1"), v("0.1.0"), v("1.0.0-alpha")};
   std::sort(versions.begin(), versions.end());
   EXPECT_EQ(versions, (std::vector<Version>{v("0.1.0"), v("1.0.0-alpha"), v("1.0.0-rc.1"), v("1.0.0")}));

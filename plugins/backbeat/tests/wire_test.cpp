@@ -175,7 +175,8 @@ TEST(Ids, Validation) {
   EXPECT_EQ(sanitize_agent_id("chorus-12D3Koo.W/x"), "chorus-12D3Koo-W-x");
   EXPECT_EQ(window_id_for("c", 1).size(), 32u);
   EXPECT_NE(window_id_for("c", 1), window_id_for("c", 2));
-  EXPECT_EQ(window_id_for("c", 1), window_id_for("c", 1));
+  // BLAKE2b-128 of "c:1", computed independently (Python: hashlib.blake2b(b"c:1", digest_size=16)).
+  EXPECT_EQ(window_id_for("c", 1), "cd1140e08fb9a3a69942e6150a546daa");
   EXPECT_TRUE(valid_rfc3339("2025-01-01T00:00:00.5+01:00"));
   EXPECT_TRUE(valid_rfc3339(rfc3339(0)));
   EXPECT_TRUE(tempo_valid(0.1));

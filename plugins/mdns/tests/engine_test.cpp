@@ -34,9 +34,18 @@ TEST(Engine, AnswersQueriesForItsServiceOnly) {
   Engine p2p("p2p", "othername012345678901234567890123", 120);
   r = e.handle(p2p.build_query({}), 5353, 5353, nullptr);
   EXPECT_FALSE(r.answer_multicast);
-  // Legacy unicast query (source port != 5353): answer the sender directly, echoing the id.
-  r = e.handle(other.build_query({}), 40000, 5353, nullptr);
+  // Legacy unicast query (source port != 5353): answer the sender directly, echoing the id. (Our own
+  // queries carry id 0, so a resolver's query with a non-zero id is built by hand.)
+  DnsWriter legacy(0x4a7b, 0);
+  ASSERT_TRUE(legacy.question(e.service(), kTypePtr, kClassIn));
+  r = e.handle(std::move(legacy).finish(), 40000, 5353, nullptr);
   EXPECT_TRUE(r.answer_unicast);
+  EXPECT_FALSE(r.answer_multicast);
+  EXPECT_EQ(r.query_id, 0x4a7b);
+  DnsMessage answer;
+  ASSERT_TRUE(parse_message(e.build_response(120, r.query_id), answer, nullptr));
+  EXPECT_EQ(answer.id, 0x4a7b);
+  EXPECT_TRUE(answer.is_response());
 }
 
 TEST(Engine, KnownAnswerSuppression) {

@@ -18,7 +18,18 @@
 //   /test/p2p/events     {since?, wait_ms?}                 -> {ok, count, events:[{type, peer, addr, direction,
 //                                                              identify?}]}; with wait_ms the answer waits until
 //                                                              more than `since` events were seen (or wait_ms)
+//   /test/p2p/fill       {peer, protocol, bytes, chunk?, timeout_ms?}
+//                        -> {ok, completed, written, busy, first_busy_at}  (see below)
 // `peer` is a peer id in base58 text or a multiaddr (then it is connected first).
+//
+// It also serves /chorus/hold/1.0.0, a peer that stops reading: the first bytes that arrive pause the
+// stream's reading for good, so the writer stalls on the yamux window.
+//
+// Fill client (send-queue back-pressure): one stream to `protocol`; on the p2p network thread it writes
+// `chunk` bytes (default 4 KiB) at a time until `bytes` were taken. A write answered CHORUS_E_BUSY is
+// counted (`busy`; `first_busy_at` = bytes taken before the first one, 0 if none) and writing resumes on
+// on_writable. The answer comes when everything was taken (completed: true) or at timeout_ms (default
+// 2000; completed: false, written = what was taken); the stream is then reset.
 //
 // Echo client: each stream sends bytes_per_stream deterministic pseudo-random bytes (pattern.hpp), closes
 // its write side, reads the echo until EOF and compares sha256(sent) with sha256(received).
@@ -31,6 +42,7 @@
 #include <chorus/services/p2p_host_v1.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -54,6 +66,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char *kEchoProtocol = "/chorus/echo/1.0.0";
 constexpr const char *kSinkProtocol = "/chorus/sink/1.0.0";
+constexpr const char *kHoldProtocol = "/chorus/hold/1.0.0";
 // What the send client writes, over and over (static storage: zero bytes; Noise encrypts it anyway).
 constexpr size_t kSendChunk = 64 * 1024;
 const uint8_t kSendBuffer[kSendChunk] = {};
@@ -177,6 +190,21 @@ struct HandshakeJob {
   uint64_t timer = 0;
 };
 
+// One /test/p2p/fill request: one stream written until it has taken `target` bytes or the deadline.
+struct FillJob {
+  Probe *probe = nullptr;
+  Exchange ex;
+  uint64_t target = 0;
+  size_t chunk = 4096;
+  uint64_t id = 0;  // the stream, once open
+  std::mutex mu;    // guards everything below (the deadline timer runs on a host thread)
+  uint64_t written = 0;
+  uint64_t first_busy_at = 0;
+  uint64_t busy = 0;
+  bool answered = false;
+  uint64_t timer = 0;
+};
+
 class Probe final : public chorus::Plugin {
  public:
   Probe(chorus::Host &host, std::string_view config) : host_(host) {
@@ -199,6 +227,8 @@ class Probe final : public chorus::Plugin {
               "set_protocol_handler " + std::string(kEchoProtocol));
     err.check(t_->set_protocol_handler(s_, kSinkProtocol, &Probe::accept_sink, this, err.get()),
               "set_protocol_handler " + std::string(kSinkProtocol));
+    err.check(t_->set_protocol_handler(s_, kHoldProtocol, &Probe::accept_hold, this, err.get()),
+              "set_protocol_handler " + std::string(kHoldProtocol));
     chorus::check(t_->subscribe(s_, &Probe::on_event_tramp, this, &sub_), "subscribe");
     subscribed_ = true;
     host_.info("p2p probe ready: serving /chorus/echo/1.0.0 and /chorus/sink/1.0.0, routes under /test/p2p/");
@@ -211,6 +241,7 @@ class Probe final : public chorus::Plugin {
     if (t_ != nullptr) {
       t_->remove_protocol_handler(s_, kEchoProtocol);
       t_->remove_protocol_handler(s_, kSinkProtocol);
+      t_->remove_protocol_handler(s_, kHoldProtocol);
     }
     // Every stream handler and pending callback points into this plugin: end them and wait until the
     // p2p plugin has made its last call into us, so nothing runs after we are unloaded.
@@ -456,6 +487,66 @@ class Probe final : public chorus::Plugin {
     }
     cs.reset();
     p->stream_ends(stream);
+  }
+
+  // Hold server: takes the stream, then stops reading at the first bytes (never resumes).
+  static chorus_status accept_hold(void *arg, const chorus_p2p_stream_info *info, chorus_p2p_stream_handler *h) noexcept {
+    auto *self = static_cast<Probe *>(arg);
+    if (self->stopping_) return CHORUS_E_UNAVAILABLE;
+    h->arg = self;
+    h->on_data = [](void *a, uint64_t stream, const uint8_t *, size_t) noexcept {
+      auto *p = static_cast<Probe *>(a);
+      if (p->t() != nullptr) p->t()->set_read_paused(p->s(), stream, 1);
+    };
+    h->on_closed = [](void *a, uint64_t stream, chorus_status, const char *) noexcept {
+      static_cast<Probe *>(a)->stream_ends(stream);
+    };
+    self->stream_begins(info->stream);
+    return CHORUS_OK;
+  }
+
+  // Fill client: writes until BUSY, resumes on on_writable (network thread).
+  static void fill_pump(const std::shared_ptr<FillJob> &job) noexcept {
+    Probe *p = job->probe;
+    const chorus_p2p_host_v1 *t = p->t();
+    if (t == nullptr) return;
+    static const std::vector<uint8_t> zeros(1 << 20);
+    Exchange ex;
+    json answer;
+    uint64_t timer = 0;
+    {
+      std::lock_guard lk(job->mu);
+      if (job->answered) {  // answered at the deadline, possibly before the stream was open
+        t->reset(p->s(), job->id);
+        return;
+      }
+      while (job->written < job->target) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(job->chunk, job->target - job->written));
+        const chorus_status st = t->write(p->s(), job->id, zeros.data(), n);
+        if (st == CHORUS_E_BUSY) {
+          if (job->busy++ == 0) job->first_busy_at = job->written;
+          return;  // on_writable resumes
+        }
+        if (st != CHORUS_OK) {
+          job->answered = true;
+          ex = std::move(job->ex);
+          timer = job->timer;
+          answer = failure(st, std::string("write failed: ") + chorus::status_name(st));
+          break;
+        }
+        job->written += n;
+      }
+      if (!job->answered) {
+        job->answered = true;
+        ex = std::move(job->ex);
+        timer = job->timer;
+        answer = {{"ok", true},       {"completed", true},           {"written", job->written},
+                  {"busy", job->busy}, {"first_busy_at", job->first_busy_at}};
+      }
+    }
+    if (timer != 0) p->host().cancel_timer(timer);
+    reply(ex, answer.value("ok", false) ? 200 : 502, answer);
+    t->reset(p->s(), job->id);
   }
 
   // Sink server stream callbacks.
@@ -741,6 +832,7 @@ class Probe final : public chorus::Plugin {
       if (call == "send") return do_transfer(body, ex, true);
       if (call == "handshakes") return do_handshakes(body, ex);
       if (call == "events") return do_events(body, ex);
+      if (call == "fill") return do_fill(body, ex);
       reply(ex, 404, failure(CHORUS_E_NOT_FOUND, "no such probe call: " + call));
     } catch (const json::exception &e) {  // a field of the wrong type
       reply(ex, 400, failure(CHORUS_E_INVALID_ARG, e.what()));
@@ -912,6 +1004,101 @@ class Probe final : public chorus::Plugin {
                          "stream " + std::to_string(i) + ": open_stream: " + chorus::status_name(st) + ": " +
                              std::string(err.text()));
       }
+    }
+  }
+
+  void do_fill(const json &b, const Exchange &ex) {
+    if (!b.contains("peer") || !b["peer"].is_string() || !b.contains("protocol") || !b["protocol"].is_string())
+      return reply(ex, 400, failure(CHORUS_E_INVALID_ARG, "need string fields peer and protocol"));
+    auto job = std::make_shared<FillJob>();
+    job->probe = this;
+    job->ex = ex;
+    job->target = b.value("bytes", uint64_t{1} << 20);
+    job->chunk = b.value("chunk", size_t{4096});
+    if (job->chunk < 1 || job->chunk > (1u << 20))
+      return reply(ex, 400, failure(CHORUS_E_INVALID_ARG, "chunk must be 1..1048576"));
+    const uint32_t timeout = b.value("timeout_ms", 2000u);
+    const std::string protocol = b["protocol"].get<std::string>();
+    with_peer(b["peer"].get<std::string>(), timeout,
+              [this, job, timeout, protocol](chorus_status st, const std::vector<uint8_t> &peer, const std::string &err) {
+                if (st != CHORUS_OK) return reply(job->ex, http_code_for(st), failure(st, err));
+                start_fill(job, peer, protocol, timeout);
+              });
+  }
+
+  void start_fill(const std::shared_ptr<FillJob> &job, const std::vector<uint8_t> &peer, const std::string &protocol,
+                  uint32_t timeout) {
+    // The deadline: answer with what the stream took so far and reset it.
+    job->timer = host_.timer(std::chrono::milliseconds(timeout), std::chrono::milliseconds(0), [this, job] {
+      Exchange out;
+      json answer;
+      uint64_t id = 0;
+      {
+        std::lock_guard lk(job->mu);
+        if (job->answered) return;
+        job->answered = true;
+        out = std::move(job->ex);
+        id = job->id;
+        answer = {{"ok", true},       {"completed", false},          {"written", job->written},
+                  {"busy", job->busy}, {"first_busy_at", job->first_busy_at}};
+      }
+      reply(out, id != 0 ? 200 : 504, id != 0 ? answer : failure(CHORUS_E_TIMEOUT, "the stream did not open"));
+      if (t_ != nullptr && id != 0) t_->reset(s_, id);
+    });
+    chorus_p2p_stream_handler h{};
+    h.struct_size = sizeof h;
+    auto *holder = new std::shared_ptr<FillJob>(job);  // freed by on_closed, or below when the open fails
+    h.arg = holder;
+    h.on_data = [](void *, uint64_t, const uint8_t *, size_t) noexcept {};
+    h.on_writable = [](void *a, uint64_t) noexcept { fill_pump(*static_cast<std::shared_ptr<FillJob> *>(a)); };
+    h.on_closed = [](void *a, uint64_t stream, chorus_status, const char *) noexcept {
+      auto *hj = static_cast<std::shared_ptr<FillJob> *>(a);
+      Probe *p = (*hj)->probe;
+      delete hj;
+      p->stream_ends(stream);
+    };
+    const char *protos[] = {protocol.c_str()};
+    chorus::ErrorBuffer err;
+    hold();
+    const chorus_status st = t_->open_stream(
+        s_, peer.data(), peer.size(), protos, 1, &h, timeout,
+        [](void *arg, chorus_status status, const chorus_p2p_stream_info *info, const chorus_error *e) noexcept {
+          auto *hj = static_cast<std::shared_ptr<FillJob> *>(arg);
+          std::shared_ptr<FillJob> job = *hj;
+          Probe *p = job->probe;
+          if (status != CHORUS_OK || info == nullptr) {
+            delete hj;
+            Exchange ex;
+            {
+              std::lock_guard lk(job->mu);
+              if (!job->answered) {
+                job->answered = true;
+                ex = std::move(job->ex);
+              }
+            }
+            try {
+              reply(ex, http_code_for(status), failure(status, "open_stream: " + error_text(e)));
+            } catch (...) {
+            }
+            p->unhold();
+            return;
+          }
+          p->stream_begins(info->stream);  // on_closed now owns hj
+          p->unhold();
+          {
+            std::lock_guard lk(job->mu);
+            job->id = info->stream;
+          }
+          fill_pump(job);
+        },
+        holder, err.get());
+    if (st != CHORUS_OK) {
+      delete holder;
+      unhold();
+      std::lock_guard lk(job->mu);
+      if (job->answered) return;
+      job->answered = true;
+      reply(job->ex, http_code_for(st), failure(st, "open_stream: " + std::string(err.text())));
     }
   }
 
