@@ -299,13 +299,11 @@ const chorus_host_api kTable = [] {
   t.http_stream_begin = HttpServer::stream_begin;
   t.http_stream_write = HttpServer::stream_write;
   t.http_stream_end = HttpServer::stream_end;
-  t.status_str = status_string;
+  t.status_str = chorus_status_describe;
   return t;
 }();
 
 }  // namespace
-
-const char *status_string(chorus_status s) { return chorus_status_describe(s); }
 
 void set_error(chorus_error *err, chorus_status code, const std::string &message) {
   chorus_error_set(err, code, message.data(), message.size());

@@ -112,7 +112,8 @@ struct Instance : std::enable_shared_from_this<Instance> {
 };
 
 // What the C host API needs from the host: the registry of bound services plus the shared pieces.
-// Implemented by the runtime; host_api.cpp only talks to this interface.
+// Implemented by the runtime (forwarding the service calls to its ServiceRegistry); host_api.cpp
+// only talks to this interface.
 class HostServices {
  public:
   virtual ~HostServices() = default;
@@ -131,7 +132,7 @@ class HostServices {
 
 // The one host API table, shared by every plugin (host_api.cpp).
 const chorus_host_api *host_api_table();
-const char *status_string(chorus_status s);
+// Fills a plugin-facing chorus_error through chorus_error_set (chorus/status.h).
 void set_error(chorus_error *err, chorus_status code, const std::string &message);
 
 }  // namespace chorus::host
