@@ -293,10 +293,10 @@ BENCHMARK(BM_AcquireCallRelease);
 
 // ------------------------------------------------------------------ lifecycle-call dispatch
 // Not a service call: what it costs the host to run one plugin lifecycle call (create, start, stop)
-// "with a deadline". runtime.cpp's call_with_deadline() starts a new std::thread per call and waits
+// "with a deadline". The host once started a new std::thread per call and waited
 // on a future with wait_for(); BM_LifecycleThreadPerCall reproduces that pattern around bench.adder's
 // (empty) start(). BM_LifecyclePersistentHelper hands the same call to one long-lived helper thread
-// instead, for comparison. Real time: the cost is mostly waiting for the other thread to run.
+// instead, which is what host/src/lifecycle.cpp now does. Real time: the cost is mostly waiting for the other thread to run.
 void BM_LifecycleThreadPerCall(benchmark::State &state) {
   LoadedAdder &a = loaded_adder();
   if (!a.table) {

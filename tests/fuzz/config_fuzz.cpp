@@ -95,7 +95,7 @@ void check_config(const Config &c) {
         if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) invariant_failed("sha256 pin not lower-case hex");
       }
     }
-    // runtime.cpp parses config_json back and treats "not an object" as an error of the user's file.
+    // PluginSet::prepare_config (host/src/plugin_set.cpp) parses config_json back and treats "not an object" as an error of the user's file.
     auto j = nlohmann::json::parse(p.config_json, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) invariant_failed("plugin config_json is not a JSON object");
   }
