@@ -44,7 +44,9 @@ void step(Side &s, Side &peer) {
   if (plain.empty()) return;
   size_t used = 0;
   s.status = s.up.feed_muxer(plain, used, out);
-  if (!out.empty()) ASSERT_TRUE(s.cipher->encrypt(out, peer.inbox));
+  if (!out.empty()) {
+    ASSERT_TRUE(s.cipher->encrypt(out, peer.inbox));
+  }
 }
 
 void run(Side &a, Side &b) {
