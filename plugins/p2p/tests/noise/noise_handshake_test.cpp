@@ -194,6 +194,7 @@ TEST(NoiseHandshake, AfterDoneFeedConsumesNothingAndSplitWorksOnce) {
 TEST(NoiseHandshake, MissingIdentityFails) {
   NoiseHandshake hs(NoiseConfig{.initiator = true});
   EXPECT_EQ(hs.state(), State::failed);
+  EXPECT_EQ(hs.failure(), NoiseHandshake::Failure::invalid);
   EXPECT_FALSE(hs.has_output());
   EXPECT_FALSE(hs.error().empty());
 }
