@@ -33,8 +33,8 @@ declare -A corpus_of=(
   [backbeat_beatframe]=plugins/backbeat/fuzz/corpus/beatframe
   [ai_ndjson]=plugins/ai-common/fuzz/corpus/ai_ndjson [ai_sse]=plugins/ai-common/fuzz/corpus/ai_sse
   [ai_ollama_json]=plugins/ai-common/fuzz/corpus/ai_ndjson [ai_openai_json]=plugins/ai-common/fuzz/corpus/ai_sse
-  [p2p_varint]=plugins/p2p/fuzz/wire/corpus/p2p_varint [p2p_multiaddr]=plugins/p2p/fuzz/wire/corpus/p2p_multiaddr
-  [p2p_multistream]=plugins/p2p/fuzz/wire/corpus/p2p_multistream [p2p_identify]=plugins/p2p/fuzz/wire/corpus/p2p_identify
+  [p2p_varint]=libs/p2p-wire/fuzz/corpus/p2p_varint [p2p_multiaddr]=libs/p2p-wire/fuzz/corpus/p2p_multiaddr
+  [p2p_multistream]=libs/p2p-wire/fuzz/corpus/p2p_multistream [p2p_identify]=libs/p2p-wire/fuzz/corpus/p2p_identify
   [p2p_noise]=plugins/p2p/fuzz/noise/corpus/p2p_noise [p2p_yamux]=plugins/p2p/fuzz/yamux/corpus/p2p_yamux
   [mdns_packet]=plugins/mdns/fuzz/corpus/mdns_packet)
 all_fuzzers=(config semver json_schema descriptor http_server backbeat_beatframe ai_ndjson ai_sse ai_ollama_json

@@ -24,14 +24,14 @@
 #include <string>
 #include <vector>
 
-#include "bytes.hpp"
-#include "identity.hpp"
-#include "multiaddr.hpp"
-#include "multistream.hpp"
-#include "noise_handshake.hpp"
-#include "noise_transport.hpp"
-#include "session.hpp"
-#include "varint.hpp"
+#include "wire/bytes.hpp"
+#include "wire/identity.hpp"
+#include "wire/multiaddr.hpp"
+#include "wire/multistream.hpp"
+#include "noise/noise_handshake.hpp"
+#include "noise/noise_transport.hpp"
+#include "yamux/session.hpp"
+#include "wire/varint.hpp"
 
 namespace {
 

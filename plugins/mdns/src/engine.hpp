@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "dns.hpp"
-#include "multiaddr.hpp"
-#include "peer_id.hpp"
+#include "wire/multiaddr.hpp"
+#include "wire/peer_id.hpp"
 
 namespace chorus::mdns {
 

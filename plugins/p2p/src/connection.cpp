@@ -1,13 +1,20 @@
-// One connection: the upgrade pipeline (multistream /noise, Noise XX, multistream /yamux) and then
-// the yamux session with its streams. Runs entirely on the network thread.
+// One connection: the upgrade (upgrader.cpp) and then the yamux session with its streams. Runs
+// entirely on the network thread.
+#include "connection.hpp"
+
+#include <cstring>
 #include <limits>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include "clock.hpp"
 #include "node_impl.hpp"
 
 namespace chorus::p2p {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
 
 namespace {
 
@@ -39,8 +46,8 @@ Connection::Connection(NodeImpl &node, tcp::socket socket, uint32_t direction, u
       direction_(direction),
       id_(id),
       dial_id_(dial_id),
-      expected_(std::move(expected)),
-      remote_(std::move(remote)) {
+      remote_(std::move(remote)),
+      upgrader_(std::make_unique<Upgrader>(direction == CHORUS_P2P_DIR_OUTBOUND, node.identity(), std::move(expected))) {
   boost::system::error_code ec;
   const auto ep = socket_.remote_endpoint(ec);
   if (!ec) {
@@ -56,11 +63,9 @@ Connection::Connection(NodeImpl &node, tcp::socket socket, uint32_t direction, u
 Connection::~Connection() = default;
 
 void Connection::start() {
-  if (direction_ == CHORUS_P2P_DIR_OUTBOUND)
-    select_ = std::make_unique<Multistream>(Multistream::initiator({kNoiseProtocol}));
-  else
-    select_ = std::make_unique<Multistream>(Multistream::responder({kNoiseProtocol}));
-  queue_plain(*select_);
+  Bytes out;
+  upgrader_->start(out);
+  append(wbuf_, out);
   start_write();
   read_more();
 }
@@ -84,7 +89,8 @@ void Connection::read_more() {
                             if (self->phase_ == Phase::closed) return;
                             if (ec) {
                               if (self->phase_ != Phase::open)
-                                self->fail_handshake("io", "connection lost during the handshake: " + ec.message());
+                                self->fail_upgrade(UpgradeError::io,
+                                                   "connection lost during the handshake: " + ec.message());
                               else
                                 self->abort(CHORUS_E_IO, ec == asio::error::eof ? "connection closed by the peer"
                                                                                 : "connection lost: " + ec.message());
@@ -113,35 +119,17 @@ bool Connection::process_input() {
   size_t pos = 0;
   auto remaining = [&] { return BytesView(rbuf_.data() + pos, rlen_ - pos); };
   while (phase_ != Phase::closed) {
-    if (phase_ == Phase::select_security) {
+    if (!cipher_) {
       size_t used = 0;
-      const auto st = select_->feed(remaining(), used);
+      Bytes out;
+      const auto st = upgrader_->feed_insecure(remaining(), used, out);
       pos += used;
-      queue_plain(*select_);
-      if (st == Multistream::State::failed) {
-        fail_handshake("multistream", "security negotiation failed: " + select_->error());
+      append(wbuf_, out);
+      if (st == Upgrader::Status::failed) {
+        fail_upgrade(upgrader_->error(), upgrader_->error_text());
         return false;
       }
-      if (st == Multistream::State::negotiating) break;
-      NoiseConfig cfg;
-      cfg.initiator = direction_ == CHORUS_P2P_DIR_OUTBOUND;
-      cfg.identity = &node_.identity();
-      cfg.expected_remote = expected_;
-      handshake_ = std::make_unique<NoiseHandshake>(std::move(cfg));
-      queue_plain(*handshake_);
-      select_.reset();
-      phase_ = Phase::handshake;
-    } else if (phase_ == Phase::handshake) {
-      size_t used = 0;
-      const auto st = handshake_->feed(remaining(), used);
-      pos += used;
-      queue_plain(*handshake_);
-      if (st == NoiseHandshake::State::failed) {
-        const bool mismatch = handshake_->error().find("peer id") != std::string::npos;
-        fail_handshake(mismatch ? "peer_id_mismatch" : "noise", "Noise handshake failed: " + handshake_->error());
-        return false;
-      }
-      if (st == NoiseHandshake::State::running) break;
+      if (st == Upgrader::Status::running) break;
       secured();
       if (phase_ == Phase::closed) return false;
     } else {
@@ -153,21 +141,20 @@ bool Connection::process_input() {
         if (phase_ == Phase::open)
           abort(CHORUS_E_PROTOCOL, "bad Noise frame: " + cipher_->error());
         else
-          fail_handshake("noise", "bad Noise frame: " + cipher_->error());
+          fail_upgrade(UpgradeError::noise, "bad Noise frame: " + cipher_->error());
         return false;
       }
-      if (phase_ == Phase::select_muxer && !plain_.empty()) {
+      if (phase_ == Phase::upgrading && !plain_.empty()) {
         size_t u = 0;
-        const auto ms = select_->feed(BytesView(plain_), u);
         Bytes out;
-        select_->take_output(out);
+        const auto ms = upgrader_->feed_muxer(BytesView(plain_), u, out);
         if (!out.empty()) cipher_->encrypt(out, wbuf_);
         plain_.erase(plain_.begin(), plain_.begin() + static_cast<ptrdiff_t>(u));
-        if (ms == Multistream::State::failed) {
-          fail_handshake("multistream", "muxer negotiation failed: " + select_->error());
+        if (ms == Upgrader::Status::failed) {
+          fail_upgrade(upgrader_->error(), upgrader_->error_text());
           return false;
         }
-        if (ms == Multistream::State::done) muxed();
+        if (ms == Upgrader::Status::muxed) muxed();
         if (phase_ == Phase::closed) return false;
       }
       if (phase_ == Phase::open && !plain_.empty()) {
@@ -200,21 +187,32 @@ bool Connection::process_input() {
   return true;
 }
 
-void Connection::fail_handshake(const char *label, const std::string &why) {
+void Connection::fail_upgrade(UpgradeError error, const std::string &why) {
   auto &s = node_.stats();
-  const std::string l = label;
-  if (l == "timeout") s.hs_fail_timeout++;
-  else if (l == "noise") s.hs_fail_noise++;
-  else if (l == "multistream") s.hs_fail_multistream++;
-  else if (l == "peer_id_mismatch") s.hs_fail_peer_id++;
-  else s.hs_fail_io++;
-  abort(CHORUS_E_PROTOCOL, why);
+  switch (error) {
+    case UpgradeError::timeout:
+      s.hs_fail_timeout++;
+      break;
+    case UpgradeError::noise:
+      s.hs_fail_noise++;
+      break;
+    case UpgradeError::security_negotiation:
+    case UpgradeError::muxer_negotiation:
+      s.hs_fail_multistream++;
+      break;
+    case UpgradeError::peer_id_mismatch:
+      s.hs_fail_peer_id++;
+      break;
+    case UpgradeError::io:
+      s.hs_fail_io++;
+      break;
+  }
+  abort(upgrade_error_status(error), why);
 }
 
 void Connection::secured() {
-  peer_ = handshake_->remote_peer();
-  cipher_.emplace(handshake_->split());
-  handshake_.reset();
+  peer_ = upgrader_->remote_peer();
+  cipher_.emplace(upgrader_->take_transport());
   bool allowed = true;
   std::string why;
   node_.connection_secured(*this, allowed, why);
@@ -222,17 +220,13 @@ void Connection::secured() {
     abort(CHORUS_E_BUSY, why);
     return;
   }
-  phase_ = Phase::select_muxer;
-  select_ = std::make_unique<Multistream>(direction_ == CHORUS_P2P_DIR_OUTBOUND
-                                              ? Multistream::initiator({kYamuxProtocol})
-                                              : Multistream::responder({kYamuxProtocol}));
   Bytes out;
-  select_->take_output(out);
+  upgrader_->start_muxer(out);
   cipher_->encrypt(out, wbuf_);
 }
 
 void Connection::muxed() {
-  select_.reset();
+  upgrader_.reset();
   yamux::Config cfg;
   cfg.client = direction_ == CHORUS_P2P_DIR_OUTBOUND;
   cfg.max_inbound_streams = node_.settings().limits.max_streams_per_connection;
@@ -271,7 +265,7 @@ void Connection::abort(chorus_status status, const std::string &reason) {
 void Connection::sweep(uint64_t now) {
   if (phase_ == Phase::closed) return;
   if (phase_ != Phase::open) {
-    if (now >= handshake_deadline_ms_) fail_handshake("timeout", "handshake timed out (slow or silent peer)");
+    if (now >= handshake_deadline_ms_) fail_upgrade(UpgradeError::timeout, "handshake timed out (slow or silent peer)");
     return;
   }
   retry_pending_opens();

@@ -1,6 +1,7 @@
 // The libp2p node behind chorus.p2p.host v1: one network thread running Boost.Asio, owning every
 // listener, connection and stream. This header is the node's boundary towards the plugin (no Asio
-// here); its functions mirror the C service table one to one and are safe to call from any thread.
+// here); its functions mirror the C service table one to one, are safe to call from any thread, and
+// are implemented beside the table's trampolines in service_table.cpp.
 #pragma once
 
 #include <atomic>
@@ -10,7 +11,7 @@
 
 #include <chorus/services/p2p_host_v1.h>
 
-#include "identity.hpp"
+#include "wire/identity.hpp"
 #include "settings.hpp"
 
 namespace chorus::p2p {

@@ -1,5 +1,5 @@
-// The p2p plugin: configuration, identity, the chorus.p2p.host v1 table, HTTP routes, metrics and
-// health around the libp2p node (node.cpp).
+// The p2p plugin: configuration, identity, HTTP routes, metrics and health around the libp2p node
+// (node.hpp); the chorus.p2p.host v1 table it provides is in service_table.cpp.
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -15,20 +15,13 @@
 #include <sodium.h>
 
 #include "node.hpp"
+#include "service_table.hpp"
 #include "settings.hpp"
 
 namespace chorus::p2p {
 namespace {
 
 using json = nlohmann::json;
-
-chorus_status give_buf(std::string text, chorus_buf *out) {
-  if (out == nullptr) return CHORUS_E_INVALID_ARG;
-  auto *owned = new (std::nothrow) std::string(std::move(text));
-  if (owned == nullptr) return CHORUS_E_NO_MEMORY;
-  *out = chorus_buf{owned->data(), owned->size(), owned, [](chorus_buf *b) { delete static_cast<std::string *>(b->owner); }};
-  return CHORUS_OK;
-}
 
 // mkdir -p with mode 0700 for the key's directory (the state dir itself may be shared).
 std::string ensure_dir(const std::string &path) {
@@ -80,28 +73,7 @@ class P2PPlugin final : public chorus::Plugin {
       host_.debug("no HTTP listener: /p2p routes not mounted");
     }
 
-    table_.struct_size = sizeof table_;
-    table_.local_peer_id = &c_local_peer_id;
-    table_.local_public_key = &c_local_public_key;
-    table_.sign = &c_sign;
-    table_.get_info_json = &c_info;
-    table_.connect = &c_connect;
-    table_.disconnect = &c_disconnect;
-    table_.list_peers_json = &c_peers;
-    table_.is_connected = &c_is_connected;
-    table_.add_addrs = &c_add_addrs;
-    table_.peer_addrs_json = &c_peer_addrs;
-    table_.set_protocol_handler = &c_set_handler;
-    table_.remove_protocol_handler = &c_remove_handler;
-    table_.open_stream = &c_open_stream;
-    table_.write = &c_write;
-    table_.close_write = &c_close_write;
-    table_.reset = &c_reset;
-    table_.set_read_paused = &c_set_paused;
-    table_.subscribe = &c_subscribe;
-    table_.unsubscribe = &c_unsubscribe;
-    table_.ping = &c_ping;
-    table_.parse_peer_id = &c_parse_peer_id;
+    table_ = p2p_host_table();
   }
 
   ~P2PPlugin() override {
@@ -148,7 +120,7 @@ class P2PPlugin final : public chorus::Plugin {
   }
 
   chorus::ServiceTable service(std::string_view name, uint16_t major) override {
-    if (name == CHORUS_P2P_HOST_SERVICE && major == 1) return {&table_, this};
+    if (name == CHORUS_P2P_HOST_SERVICE && major == 1) return {&table_, &node_};
     return Plugin::service(name, major);
   }
 
@@ -206,169 +178,6 @@ class P2PPlugin final : public chorus::Plugin {
     hs_fail_.add("peer_id_mismatch", delta(s.hs_fail_peer_id, last_.hs_peer_id));
     hs_fail_.add("io", delta(s.hs_fail_io, last_.hs_io));
     proto_err_.add(delta(s.protocol_errors, last_.proto_errors));
-  }
-
-  // ---- the C table: every entry is noexcept and maps failures to status codes ----
-  static P2PPlugin *self(void *p) { return static_cast<P2PPlugin *>(p); }
-  static Node *node(void *p) { return self(p)->node_.get(); }
-
-  static chorus_status c_local_peer_id(void *p, uint8_t *peer, size_t peer_cap, size_t *peer_len, char *text,
-                                       size_t text_cap, size_t *text_len) noexcept {
-    Node *n = node(p);
-    if (n == nullptr) return CHORUS_E_UNAVAILABLE;
-    const auto &id = n->identity().peer_id();
-    if (peer != nullptr) {
-      if (peer_cap < id.bytes().size()) return CHORUS_E_TOO_LARGE;
-      std::memcpy(peer, id.bytes().data(), id.bytes().size());
-    }
-    if (peer_len != nullptr) *peer_len = id.bytes().size();
-    try {
-      const std::string t = id.to_base58();
-      if (text != nullptr) {
-        if (text_cap < t.size() + 1) return CHORUS_E_TOO_LARGE;
-        std::memcpy(text, t.c_str(), t.size() + 1);
-      }
-      if (text_len != nullptr) *text_len = t.size();
-    } catch (...) {
-      return CHORUS_E_NO_MEMORY;
-    }
-    return CHORUS_OK;
-  }
-
-  static chorus_status c_local_public_key(void *p, uint8_t *out, size_t cap, size_t *len) noexcept {
-    Node *n = node(p);
-    if (n == nullptr) return CHORUS_E_UNAVAILABLE;
-    try {
-      const Bytes pk = n->identity().public_key_protobuf();
-      if (len != nullptr) *len = pk.size();
-      if (out == nullptr || cap < pk.size()) return CHORUS_E_TOO_LARGE;
-      std::memcpy(out, pk.data(), pk.size());
-      return CHORUS_OK;
-    } catch (...) {
-      return CHORUS_E_NO_MEMORY;
-    }
-  }
-
-  static chorus_status c_sign(void *p, const uint8_t *data, size_t len, uint8_t sig[64]) noexcept {
-    Node *n = node(p);
-    if (n == nullptr) return CHORUS_E_UNAVAILABLE;
-    if ((data == nullptr && len > 0) || sig == nullptr) return CHORUS_E_INVALID_ARG;
-    const auto s = n->identity().sign(BytesView(data, len));
-    std::memcpy(sig, s.data(), s.size());
-    return CHORUS_OK;
-  }
-
-  template <class F>
-  static chorus_status guarded(F &&fn) noexcept {
-    try {
-      return fn();
-    } catch (const std::bad_alloc &) {
-      return CHORUS_E_NO_MEMORY;
-    } catch (...) {
-      return CHORUS_E_INTERNAL;
-    }
-  }
-
-  static chorus_status c_info(void *p, chorus_buf *out, chorus_error *err) noexcept {
-    return guarded([&] {
-      Node *n = node(p);
-      if (n == nullptr) return CHORUS_E_UNAVAILABLE;
-      std::string text;
-      const auto st = n->get_info_json(text, err);
-      return st != CHORUS_OK ? st : give_buf(std::move(text), out);
-    });
-  }
-  static chorus_status c_peers(void *p, chorus_buf *out, chorus_error *err) noexcept {
-    return guarded([&] {
-      Node *n = node(p);
-      if (n == nullptr) return CHORUS_E_UNAVAILABLE;
-      std::string text;
-      const auto st = n->list_peers_json(text, err);
-      return st != CHORUS_OK ? st : give_buf(std::move(text), out);
-    });
-  }
-  static chorus_status c_connect(void *p, const char *target, size_t target_len, uint32_t timeout_ms,
-                                 chorus_p2p_connect_fn fn, void *arg, chorus_error *err) noexcept {
-    return guarded([&] {
-      Node *n = node(p);
-      if (n == nullptr) return CHORUS_E_UNAVAILABLE;
-      if (target == nullptr) return CHORUS_E_INVALID_ARG;
-      return n->connect(std::string_view(target, target_len), timeout_ms, fn, arg, err);
-    });
-  }
-  static chorus_status c_disconnect(void *p, const uint8_t *peer, size_t len) noexcept {
-    return guarded([&] { return node(p) ? node(p)->disconnect(peer, len) : CHORUS_E_UNAVAILABLE; });
-  }
-  static int c_is_connected(void *p, const uint8_t *peer, size_t len) noexcept {
-    try {
-      return node(p) ? node(p)->is_connected(peer, len) : 0;
-    } catch (...) {
-      return 0;
-    }
-  }
-  static chorus_status c_add_addrs(void *p, const uint8_t *peer, size_t len, const char *const *addrs, size_t count,
-                                   uint64_t ttl_ms, chorus_error *err) noexcept {
-    return guarded([&] { return node(p) ? node(p)->add_addrs(peer, len, addrs, count, ttl_ms, err) : CHORUS_E_UNAVAILABLE; });
-  }
-  static chorus_status c_peer_addrs(void *p, const uint8_t *peer, size_t len, chorus_buf *out) noexcept {
-    return guarded([&] {
-      Node *n = node(p);
-      if (n == nullptr) return CHORUS_E_UNAVAILABLE;
-      std::string text;
-      const auto st = n->peer_addrs_json(peer, len, text);
-      return st != CHORUS_OK ? st : give_buf(std::move(text), out);
-    });
-  }
-  static chorus_status c_set_handler(void *p, const char *protocol, chorus_p2p_accept_fn accept, void *arg,
-                                     chorus_error *err) noexcept {
-    return guarded([&] { return node(p) ? node(p)->set_protocol_handler(protocol, accept, arg, err) : CHORUS_E_UNAVAILABLE; });
-  }
-  static chorus_status c_remove_handler(void *p, const char *protocol) noexcept {
-    return guarded([&] { return node(p) ? node(p)->remove_protocol_handler(protocol) : CHORUS_E_UNAVAILABLE; });
-  }
-  static chorus_status c_open_stream(void *p, const uint8_t *peer, size_t len, const char *const *protocols,
-                                     size_t count, const chorus_p2p_stream_handler *handler, uint32_t timeout_ms,
-                                     chorus_p2p_open_fn fn, void *arg, chorus_error *err) noexcept {
-    return guarded([&] {
-      return node(p) ? node(p)->open_stream(peer, len, protocols, count, handler, timeout_ms, fn, arg, err)
-                     : CHORUS_E_UNAVAILABLE;
-    });
-  }
-  static chorus_status c_write(void *p, uint64_t stream, const uint8_t *data, size_t len) noexcept {
-    return guarded([&] { return node(p) ? node(p)->write(stream, data, len) : CHORUS_E_UNAVAILABLE; });
-  }
-  static chorus_status c_close_write(void *p, uint64_t stream) noexcept {
-    return guarded([&] { return node(p) ? node(p)->close_write(stream) : CHORUS_E_UNAVAILABLE; });
-  }
-  static chorus_status c_reset(void *p, uint64_t stream) noexcept {
-    return guarded([&] { return node(p) ? node(p)->reset(stream) : CHORUS_E_UNAVAILABLE; });
-  }
-  static chorus_status c_set_paused(void *p, uint64_t stream, int paused) noexcept {
-    return guarded([&] { return node(p) ? node(p)->set_read_paused(stream, paused) : CHORUS_E_UNAVAILABLE; });
-  }
-  static chorus_status c_subscribe(void *p, chorus_p2p_event_fn fn, void *arg, uint64_t *out) noexcept {
-    return guarded([&] { return node(p) ? node(p)->subscribe(fn, arg, out) : CHORUS_E_UNAVAILABLE; });
-  }
-  static chorus_status c_unsubscribe(void *p, uint64_t sub) noexcept {
-    return guarded([&] { return node(p) ? node(p)->unsubscribe(sub) : CHORUS_OK; });
-  }
-  static chorus_status c_ping(void *p, const uint8_t *peer, size_t len, uint32_t timeout_ms,
-                              void (*fn)(void *, chorus_status, uint64_t, const chorus_error *), void *arg,
-                              chorus_error *err) noexcept {
-    return guarded([&] { return node(p) ? node(p)->ping(peer, len, timeout_ms, fn, arg, err) : CHORUS_E_UNAVAILABLE; });
-  }
-
-  static chorus_status c_parse_peer_id(void *, const char *text, size_t text_len, uint8_t *out, size_t cap,
-                                       size_t *out_len) noexcept {
-    return guarded([&] {
-      if (text == nullptr) return CHORUS_E_INVALID_ARG;
-      auto id = PeerId::parse(std::string_view(text, text_len), nullptr);
-      if (!id) return CHORUS_E_INVALID_ARG;
-      if (out_len != nullptr) *out_len = id->bytes().size();
-      if (out == nullptr || cap < id->bytes().size()) return CHORUS_E_TOO_LARGE;
-      std::memcpy(out, id->bytes().data(), id->bytes().size());
-      return CHORUS_OK;
-    });
   }
 
   chorus::Host &host_;

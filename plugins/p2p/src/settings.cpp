@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "multiaddr.hpp"
+#include "wire/multiaddr.hpp"
 
 namespace chorus::p2p {
 

@@ -12,9 +12,9 @@
 #include <cstdlib>
 #include <memory>
 
-#include "identity.hpp"
-#include "noise_handshake.hpp"
-#include "noise_payload.hpp"
+#include "wire/identity.hpp"
+#include "noise/noise_handshake.hpp"
+#include "noise/noise_payload.hpp"
 
 namespace chorus::p2p {
 

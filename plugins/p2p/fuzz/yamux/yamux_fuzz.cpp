@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <unordered_set>
 
-#include "session.hpp"
+#include "yamux/session.hpp"
 
 using namespace chorus::p2p;
 using namespace chorus::p2p::yamux;

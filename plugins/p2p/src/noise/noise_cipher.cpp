@@ -1,4 +1,4 @@
-#include "noise_cipher.hpp"
+#include "noise/noise_cipher.hpp"
 
 #include <openssl/evp.h>
 #include <sodium.h>

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "bytes.hpp"
+#include "wire/bytes.hpp"
 
 typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;  // <openssl/evp.h>, kept out of this header
 

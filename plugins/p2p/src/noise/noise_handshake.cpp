@@ -1,4 +1,4 @@
-#include "noise_handshake.hpp"
+#include "noise/noise_handshake.hpp"
 
 #include <sodium.h>
 
@@ -6,8 +6,8 @@
 #include <cstring>
 #include <utility>
 
-#include "identity.hpp"
-#include "noise_payload.hpp"
+#include "wire/identity.hpp"
+#include "noise/noise_payload.hpp"
 
 namespace chorus::p2p {
 
@@ -252,7 +252,8 @@ bool NoiseHandshake::check_remote_payload(BytesView plaintext) {
     return fail("bad identity signature");
   PeerId remote = PeerId::from_ed25519(key_data.data());
   if (expected_remote_ && *expected_remote_ != remote)
-    return fail("peer id mismatch: expected " + expected_remote_->to_string() + ", got " + remote.to_string());
+    return fail("peer id mismatch: expected " + expected_remote_->to_string() + ", got " + remote.to_string(),
+                Failure::peer_id_mismatch);
   remote_peer_ = std::move(remote);
   std::memcpy(remote_identity_key_.data(), key_data.data(), remote_identity_key_.size());
   remote_stream_muxers_ = std::move(payload.stream_muxers);
@@ -295,9 +296,10 @@ void NoiseHandshake::finish() {
   wipe_secrets();
 }
 
-bool NoiseHandshake::fail(std::string why) {
+bool NoiseHandshake::fail(std::string why, Failure kind) {
   if (state_ == State::failed) return false;
   state_ = State::failed;
+  failure_ = kind;
   step_ = Step::finished;
   error_ = std::move(why);
   output_.clear();  // a failed handshake sends nothing more

@@ -22,10 +22,10 @@
 #include <string>
 #include <vector>
 
-#include "bytes.hpp"
-#include "noise_cipher.hpp"
-#include "noise_transport.hpp"
-#include "peer_id.hpp"
+#include "wire/bytes.hpp"
+#include "noise/noise_cipher.hpp"
+#include "noise/noise_transport.hpp"
+#include "wire/peer_id.hpp"
 
 namespace chorus::p2p {
 
@@ -52,6 +52,9 @@ class NoiseHandshake {
   NoiseHandshake &operator=(const NoiseHandshake &) = delete;
 
   enum class State { running, done, failed };
+  // What kind of failure (valid once failed): the peer proved another identity than the one we
+  // dialled, or anything else (malformed or unauthenticated messages, bad keys, no common muxer).
+  enum class Failure { none, invalid, peer_id_mismatch };
 
   // Processes the whole handshake frames at the front of `in`; `consumed` = bytes used. Stops after the
   // last handshake message, so transport frames that arrive in the same read stay with the caller.
@@ -64,6 +67,7 @@ class NoiseHandshake {
   bool initiator() const { return initiator_; }
   // Why the handshake failed ("peer id mismatch: expected X, got Y", "bad identity signature", ...).
   const std::string &error() const { return error_; }
+  Failure failure() const { return failure_; }
 
   // Valid once done (empty before).
   const PeerId &remote_peer() const { return remote_peer_; }
@@ -99,13 +103,14 @@ class NoiseHandshake {
   bool select_stream_muxer();
   void queue_frame(size_t message_start);
   void finish();
-  bool fail(std::string why);
+  bool fail(std::string why, Failure kind = Failure::invalid);
   void wipe_secrets();
 
   bool initiator_ = false;
   State state_ = State::running;
   Step step_ = Step::finished;
   std::string error_;
+  Failure failure_ = Failure::none;
 
   noise::SymmetricState symmetric_;
   noise::Key static_private_{}, static_public_{};

@@ -1,6 +1,6 @@
-#include "noise_payload.hpp"
+#include "noise/noise_payload.hpp"
 
-#include "protobuf.hpp"
+#include "wire/protobuf.hpp"
 
 namespace chorus::p2p::noise {
 

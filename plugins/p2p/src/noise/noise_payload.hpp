@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "bytes.hpp"
+#include "wire/bytes.hpp"
 
 namespace chorus::p2p::noise {
 

@@ -1,4 +1,4 @@
-#include "noise_transport.hpp"
+#include "noise/noise_transport.hpp"
 
 #include <algorithm>
 #include <utility>

@@ -6,8 +6,8 @@
 #include <cstddef>
 #include <string>
 
-#include "bytes.hpp"
-#include "noise_cipher.hpp"
+#include "wire/bytes.hpp"
+#include "noise/noise_cipher.hpp"
 
 namespace chorus::p2p {
 

@@ -1,4 +1,4 @@
-#include "frame.hpp"
+#include "yamux/frame.hpp"
 
 namespace chorus::p2p::yamux {
 

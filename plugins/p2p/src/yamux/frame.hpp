@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "bytes.hpp"
+#include "wire/bytes.hpp"
 
 namespace chorus::p2p::yamux {
 

@@ -1,4 +1,4 @@
-#include "session.hpp"
+#include "yamux/session.hpp"
 
 #include <algorithm>
 #include <chrono>

@@ -30,8 +30,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "bytes.hpp"
-#include "frame.hpp"
+#include "wire/bytes.hpp"
+#include "yamux/frame.hpp"
 
 namespace chorus::p2p::yamux {
 

@@ -2,8 +2,8 @@
 // (make_vectors.py -> noise_vectors.inc).
 #include <gtest/gtest.h>
 
-#include "noise_cipher.hpp"
-#include "noise_handshake.hpp"
+#include "noise/noise_cipher.hpp"
+#include "noise/noise_handshake.hpp"
 #include "noise_test_util.hpp"
 
 namespace chorus::p2p {

@@ -4,10 +4,10 @@
 
 #include <random>
 
-#include "noise_handshake.hpp"
-#include "noise_payload.hpp"
+#include "noise/noise_handshake.hpp"
+#include "noise/noise_payload.hpp"
 #include "noise_test_util.hpp"
-#include "peer_id.hpp"
+#include "wire/peer_id.hpp"
 
 namespace chorus::p2p {
 namespace {
@@ -194,6 +194,7 @@ TEST(NoiseHandshake, AfterDoneFeedConsumesNothingAndSplitWorksOnce) {
 TEST(NoiseHandshake, MissingIdentityFails) {
   NoiseHandshake hs(NoiseConfig{.initiator = true});
   EXPECT_EQ(hs.state(), State::failed);
+  EXPECT_EQ(hs.failure(), NoiseHandshake::Failure::invalid);
   EXPECT_FALSE(hs.has_output());
   EXPECT_FALSE(hs.error().empty());
 }
@@ -215,6 +216,7 @@ TEST(NoiseHandshake, WrongExpectedPeerIdFailsInitiatorBeforeMsg3) {
   Pair p(other.peer_id());
   ASSERT_EQ(feed_all(p.responder, take(p.initiator)), State::running);
   EXPECT_EQ(feed_all(p.initiator, take(p.responder)), State::failed);
+  EXPECT_EQ(p.initiator.failure(), NoiseHandshake::Failure::peer_id_mismatch);
   EXPECT_EQ(p.initiator.error(), "peer id mismatch: expected " + other.peer_id().to_string() + ", got " +
                                      p.b_id.peer_id().to_string());
   EXPECT_FALSE(p.initiator.has_output());  // msg3 (our identity) is never sent

@@ -8,9 +8,9 @@
 #include <memory>
 #include <string>
 
-#include "bytes.hpp"
-#include "identity.hpp"
-#include "noise_handshake.hpp"
+#include "wire/bytes.hpp"
+#include "wire/identity.hpp"
+#include "noise/noise_handshake.hpp"
 
 namespace chorus::p2p {
 

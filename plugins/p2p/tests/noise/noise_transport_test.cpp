@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "noise_test_util.hpp"
-#include "noise_transport.hpp"
+#include "noise/noise_transport.hpp"
 
 namespace chorus::p2p {
 namespace {

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "frame.hpp"
+#include "yamux/frame.hpp"
 
 namespace chorus::p2p::yamux {
 namespace {

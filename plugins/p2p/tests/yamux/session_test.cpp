@@ -7,7 +7,7 @@
 #include <map>
 #include <set>
 
-#include "session.hpp"
+#include "yamux/session.hpp"
 
 namespace chorus::p2p::yamux {
 namespace {
