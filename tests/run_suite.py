@@ -67,8 +67,12 @@ def main(argv):
         return 0
 
     print(f"\n{len(missing)} of {result.testsRun} tests did not run because a prerequisite is missing:")
+    by_reason = {}
     for kind, test_id, reason in missing:
-        print(f"  {test_id}: {reason}")
+        by_reason.setdefault(reason, []).append(test_id)
+    for reason, tests in by_reason.items():
+        shown = ", ".join(tests[:3]) + (f" and {len(tests) - 3} more" if len(tests) > 3 else "")
+        print(f"  {reason}\n    ({len(tests)} tests: {shown})")
     required = sorted({kind for kind, _, _ in missing} & CI_REQUIRED)
     if os.environ.get("CI") and required:
         print(f"FAIL: CI is set and the CI machine must provide: {', '.join(required)} "
