@@ -38,13 +38,26 @@ def skip_kind(reason):
     return m.group(1) if m else "unknown"
 
 
+class _Result(unittest.TextTestResult):
+    """Names each agent log file after the test that started the agent."""
+
+    def startTest(self, test):
+        harness._current_test = test.id()
+        super().startTest(test)
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
     names = argv[1:]
+    # Agent logs of this suite's previous run would be mistaken for this run's.
+    if os.environ.get("CHORUS_TEST_LOG_DIR") and os.path.isdir(harness.LOG_DIR):
+        for name in os.listdir(harness.LOG_DIR):
+            if name.endswith(".log"):
+                os.remove(os.path.join(harness.LOG_DIR, name))
     suite = unittest.defaultTestLoader.loadTestsFromNames(names)
-    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, resultclass=_Result).run(suite)
     sys.stdout.flush()
 
     leftovers = harness.finish_leftover_agents()
