@@ -62,7 +62,7 @@ def main(argv):
 
     leftovers = harness.finish_leftover_agents()
     if leftovers:
-        print("\nFAIL: agents were still running after the tests (no test or helper finished them):")
+        print("\nFAIL: agents that no test finished were still running or failed the agent checks:")
         print("\n".join(leftovers))
         return 1
     if not result.wasSuccessful():

@@ -371,11 +371,13 @@ def finish_agents(agents, timeout=30):
 
 
 def finish_leftover_agents():
-    """Agents no test finished (a helper that forgot them): finished now. Returns the problems: each such
-    agent is one (an agent must end inside the test that started it), plus what finish() finds."""
+    """Agents no test finished (e.g. one a test stopped itself and then dropped): finished now, so their
+    output is still checked. Returns the problems: an agent still running is one (an agent must end inside
+    the test that started it), plus what finish() finds."""
     leftovers = list(_live_agents)
-    return [f"agent pid {a.proc.pid} ({a.log_path}) was never finished by its test" for a in leftovers] + \
-        finish_agents(leftovers)
+    running = [f"agent pid {a.proc.pid} ({a.log_path}) was still running after its test"
+               for a in leftovers if a.proc.poll() is None]
+    return running + finish_agents(leftovers)
 
 
 class AgentTestCase(unittest.TestCase):

@@ -239,7 +239,22 @@ class RunSuite(unittest.TestCase):
                     harness.Agent(path, command={FAKE!r}).wait_log("ready")
         """)
         self.assertEqual(rc, 1, out)
-        self.assertIn("agents were still running", out)
+        self.assertIn("was still running after its test", out)
+
+    def test_stopped_and_dropped_agent_is_still_scanned(self):
+        rc, out = self.run_suite(f"""
+            import json, os, tempfile
+            class T(unittest.TestCase):
+                def test_drops_an_agent(self):
+                    path = os.path.join(os.environ["CHORUS_TEST_LOG_DIR"], "cfg.json")
+                    with open(path, "w") as f:
+                        f.write(json.dumps({{"print": ["==5==ERROR: AddressSanitizer: SEGV"]}}))
+                    agent = harness.Agent(path, command={FAKE!r})
+                    agent.wait_log("ready")
+                    self.assertEqual(agent.stop(), 0)
+        """)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("ERROR: AddressSanitizer: SEGV", out)
 
 
 if __name__ == "__main__":
