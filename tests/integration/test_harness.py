@@ -121,6 +121,38 @@ class Finish(harness.AgentTestCase):
         self.assertEqual(agent.finish(), [])
 
 
+@harness.require("build", None if os.environ.get("CHORUS_AGENT_BIN") and harness.PLUGINS else
+                 "CHORUS_AGENT_BIN / CHORUS_TEST_PLUGIN_DIR not set (run through ctest)")
+class RealAgent(harness.AgentTestCase):
+    """The same checks on the real chorus-agent (the planted report is printed by a shell that then
+    execs the agent, so it lands in the same captured output)."""
+
+    def real_agent(self, plugins, command=None, **kw):
+        path = self.ws.write("chorus.yaml", harness.config_yaml(self.ws, plugins, **kw))
+        agent = harness.Agent(path, command=command)
+        self.agents.append(agent)
+        return agent
+
+    def test_clean_run_and_sigterm_has_no_problem(self):
+        agent = self.real_agent({"test.base": {}}).wait_ready()
+        self.assertEqual(agent.finish(), [])
+        self.assertEqual(agent.proc.returncode, 0)
+
+    def test_planted_report_in_real_agent_output_is_a_problem(self):
+        plant = 'echo "==1==ERROR: AddressSanitizer: planted by test_harness" >&2; exec "$0" "$@"'
+        agent = self.real_agent({"test.base": {}}, command=["sh", "-c", plant, harness.AGENT]).wait_ready()
+        problems = agent.finish()
+        self.assertTrue(any("planted by test_harness" in p for p in problems), problems)
+        self.assertEqual(agent.proc.returncode, 0)  # the agent itself stopped cleanly
+
+    def test_agent_exiting_1_on_its_own_is_a_problem(self):
+        agent = self.real_agent({"test.base": {"critical": True, "config": {"fail_start": True}}})
+        agent.wait_log(r"fail|error")
+        agent.proc.wait(timeout=harness.scale(30))
+        problems = agent.finish()
+        self.assertTrue(any("exited with status 1, expected 0" in p for p in problems), problems)
+
+
 class TeardownFailsTheTest(unittest.TestCase):
     """AgentTestCase turns those problems into a failure of the test that started the agent."""
 
