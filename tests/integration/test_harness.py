@@ -82,6 +82,12 @@ class Finish(harness.AgentTestCase):
         problems = agent.finish()
         self.assertTrue(any("exited with status 3, expected 0" in p for p in problems), problems)
 
+    def test_status_of_a_stop_is_checked_even_if_the_test_ignores_it(self):
+        agent = fake_agent(self, exit=3)
+        agent.stop()
+        problems = agent.finish()
+        self.assertTrue(any("exited with status 3, expected 0" in p for p in problems), problems)
+
     def test_expected_exit_status_is_accepted(self):
         agent = fake_agent(self, exit=3)
         agent.expected_exit = 3
