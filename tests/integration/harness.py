@@ -1,7 +1,12 @@
-"""Drives a real chorus-agent process for the integration tests (Python stdlib only).
+"""Drives a real chorus-agent process for the integration tests (Python stdlib only). Every Python suite
+of the repository (interop, plugin suites, install) starts its agents through Agent here.
 
-Synchronisation is by events the agent emits: log lines on stderr (read by a thread), and its HTTP
-answers. Every wait has a deadline so a broken agent fails the test instead of hanging it.
+Synchronisation is by events the agent emits: log lines on its output (read by a thread), and its HTTP
+answers. Every wait has a deadline (scale()) so a broken agent fails the test instead of hanging it.
+At the end of a test every agent goes through Agent.finish: SIGTERM, a checked exit status, and a scan
+of its output (kept in a log file) for sanitizer reports. Skips say whether a prerequisite is missing
+(missing/require) or the test does not apply (not_applicable); tests/run_suite.py reports them to
+ctest. tests/README.md has the rules.
 """
 import json
 import os
