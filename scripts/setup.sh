@@ -60,8 +60,9 @@ if [ "$mode" = run ]; then
 fi
 
 # Wall time per phase, printed at the end of the run whatever its outcome (the CI log records it).
+# "setup" runs from the start of this script: package installation and `npm ci`.
 phases=()
-phase_began=$SECONDS
+phase_began=0
 phase_done() {  # name: closes the phase that began at $phase_began
   local t=$((SECONDS - phase_began))
   phases+=("$(printf '%-22s %3dm%02ds' "$1" $((t / 60)) $((t % 60)))")
