@@ -79,7 +79,7 @@ def main(argv):
     if not missing:
         return 0
 
-    print(f"\n{len(missing)} of {result.testsRun} tests did not run because a prerequisite is missing:")
+    print(f"\n{len(missing)} skips (tests, classes or modules) because a prerequisite is missing:")
     by_reason = {}
     for kind, test_id, reason in missing:
         by_reason.setdefault(reason, []).append(test_id)

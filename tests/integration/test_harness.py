@@ -241,6 +241,18 @@ class RunSuite(unittest.TestCase):
                 pass
     """
 
+    def test_declared_module_check_is_77(self):
+        rc, out = self.run_suite("""
+            def setUpModule():
+                raise unittest.SkipTest(harness.missing("nats", "nats-server not found"))
+
+            class T(unittest.TestCase):
+                def test_ok(self):
+                    pass
+        """)
+        self.assertEqual(rc, 77, out)
+        self.assertIn("missing prerequisite [nats]: nats-server not found", out)
+
     def test_all_passed_is_0(self):
         self.assertEqual(self.run_suite(self.PASS)[0], 0)
 
