@@ -3,7 +3,11 @@
 #   scripts/setup.sh run    install what is missing, build, run the agent with the default config
 #   scripts/setup.sh test   install what is missing, build, run every test (also under ASan+UBSan)
 # Works on a fresh Debian 12 machine (as root, or with sudo). Environment knobs:
-#   CHORUS_BUILD_DIR (default build), CHORUS_JOBS (default 2), CHORUS_SKIP_SANITIZE=1, CHORUS_SKIP_FUZZ=1
+#   CHORUS_BUILD_DIR (default build), CHORUS_JOBS (default 2), CHORUS_SKIP_SANITIZE=1, CHORUS_SKIP_FUZZ=1,
+#   CHORUS_TIME_SCALE (multiplies every test deadline, for a loaded machine; tests/integration/harness.py)
+# With CI set (any value), what the CI machine must have is required: a failed `npm ci` fails the run,
+# and so does a test suite skipped for a missing js-libp2p peer, network namespaces or NATS
+# (tests/run_suite.py). `test` ends by printing the wall time of each phase and of the whole run.
 set -euo pipefail
 
 mode=${1:-}
@@ -24,6 +28,10 @@ if [ "$mode" = test ]; then
   packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev nats-server
     iproute2 debhelper lintian debootstrap systemd curl
     golang-go golang-github-flynn-noise-dev golang-github-hashicorp-yamux-dev)  # the Go interop peer
+  # The js-libp2p interop peer runs on Node. Debian 12's own nodejs is 18, older than the pinned
+  # packages need (checked below); a newer Node installed another way (NodeSource, nvm) is kept.
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
 fi
 
 missing=()
@@ -51,29 +59,67 @@ if [ "$mode" = run ]; then
   exec "$build/bin/chorus-agent" run
 fi
 
-# The js-libp2p reference peer of tests/interop (pinned by package-lock.json; Node 20 from the machine).
-if command -v npm >/dev/null; then
-  echo "== npm ci (tests/interop/js)"
-  (cd "$root/tests/interop/js" && npm ci --no-audit --no-fund --loglevel=error) ||
-    echo "== npm ci failed: the js interop tests will be skipped"
-else
-  echo "== npm not found: the js interop tests will be skipped (install Node 20)"
-fi
+# Wall time per phase, printed at the end of the run whatever its outcome (the CI log records it).
+# "setup" runs from the start of this script: package installation and `npm ci`.
+phases=()
+phase_began=0
+phase_done() {  # name: closes the phase that began at $phase_began
+  local t=$((SECONDS - phase_began))
+  phases+=("$(printf '%-22s %3dm%02ds' "$1" $((t / 60)) $((t % 60)))")
+  phase_began=$SECONDS
+}
+print_times() {
+  echo "== wall time"
+  local p
+  for p in "${phases[@]}"; do echo "   $p"; done
+  printf '   %-22s %3dm%02ds\n' "whole run" $((SECONDS / 60)) $((SECONDS % 60))
+}
+trap print_times EXIT
 
 status=0
-echo "== build and test"
+fail_in_ci() {  # message: a warning, or (CI set) a failure of the run
+  if [ -n "${CI:-}" ]; then
+    echo "== FAIL (CI is set): $1"
+    status=1
+  else
+    echo "== WARNING: $1"
+  fi
+}
+
+# The js-libp2p reference peer of tests/interop (pinned by package-lock.json, whose engines fields give
+# the minimum Node version: tests/interop/nodecheck.py reads it).
+js_dir="$root/tests/interop/js"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  fail_in_ci "node or npm is not installed: the js interop suites will be Skipped"
+elif ! node_verdict=$(python3 "$root/tests/interop/nodecheck.py" --no-modules); then
+  fail_in_ci "$node_verdict. The js interop suites will be Skipped: install a newer Node (e.g. from NodeSource) and run this again"
+else
+  echo "== npm ci (tests/interop/js; $node_verdict)"
+  (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error) ||
+    fail_in_ci "npm ci failed in $js_dir: the js interop suites will be Skipped"
+fi
+phase_done "setup"
+
+echo "== build"
 configure_and_build "$build" -DCHORUS_BUILD_BENCH=ON
+phase_done "build"
+echo "== test"
 (cd "$build" && ctest --output-on-failure -j "$jobs") || status=1
+phase_done "tests"
 
 if [ "${CHORUS_SKIP_SANITIZE:-0}" != 1 ]; then
-  echo "== build and test under AddressSanitizer + UndefinedBehaviorSanitizer"
+  echo "== build under AddressSanitizer + UndefinedBehaviorSanitizer"
   configure_and_build "$build-asan" -DCHORUS_SANITIZE=ON -DCHORUS_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
+  phase_done "ASan+UBSan build"
+  echo "== test under AddressSanitizer + UndefinedBehaviorSanitizer"
   (cd "$build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest --output-on-failure -j "$jobs") || status=1
+  phase_done "ASan+UBSan tests"
 fi
 
 if [ "${CHORUS_SKIP_FUZZ:-0}" != 1 ]; then
   echo "== short fuzz runs"
   "$root/scripts/fuzz.sh" "$build-fuzz" 30 || status=1
+  phase_done "fuzz"
 fi
 exit $status

@@ -21,12 +21,12 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
-import threading
-import time
 import unittest
-import urllib.error
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import harness  # noqa: E402  (Agent, the end-of-test checks, scale)
 
 ENV = os.environ
 
@@ -53,7 +53,7 @@ DATADIR = ENV.get("CHORUS_INSTALL_DATADIR", "share")
 SANITIZED = ENV.get("CHORUS_SANITIZE", "0") == "1"
 SANITIZE_FLAGS = ENV.get("CHORUS_SANITIZE_FLAGS", "")
 KEEP = ENV.get("CHORUS_KEEP_INSTALL_TEST", "") == "1"
-SLOW = 4 if SANITIZED else 1  # sanitizer builds run several times slower: deadlines scale
+SLOW = harness.SLOW  # sanitizer builds and loaded machines are slower: deadlines scale
 
 CONSUMER_SRC = os.path.join(SOURCE_DIR, "tests", "sdk-consumer")
 PLUGIN_SUBDIR = os.path.join(LIBDIR, "chorus", "plugins")
@@ -88,76 +88,25 @@ def exported_symbols(so):
     return sorted(line.split()[-1] for line in out.splitlines() if line.strip())
 
 
-class Agent:
-    """`chorus-agent run -c FILE` with its stderr read line by line (synchronisation by log lines)."""
+class Agent(harness.Agent):
+    """The installed `chorus-agent run -c FILE`, in the clean tool environment; output capture, waits and
+    the end-of-test checks (SIGTERM, exit status, sanitizer reports) are harness.Agent's."""
 
     def __init__(self, exe, config):
-        self.proc = subprocess.Popen([exe, "run", "-c", config], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, env=tool_env())
-        self.lines = []
-        self.cond = threading.Condition()
-        self.closed = False
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        self.port = None
+        super().__init__(config, command=[exe], base_env=tool_env())
 
-    def _read(self):
-        for line in self.proc.stderr:
-            with self.cond:
-                self.lines.append(line.rstrip("\n"))
-                self.cond.notify_all()
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
-
-    def wait_log(self, pattern, timeout=30):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout * SLOW
-        i = 0
-        with self.cond:
-            while True:
-                for j in range(i, len(self.lines)):
-                    m = rx.search(self.lines[j])
-                    if m:
-                        return m
-                i = len(self.lines)
-                remaining = deadline - time.monotonic()
-                if self.closed or remaining <= 0:
-                    raise AssertionError(f"no log line matching {pattern!r}; agent log:\n" + "\n".join(self.lines[-60:]))
-                self.cond.wait(remaining)
-
-    def wait_ready(self):
-        self.port = int(self.wait_log(r"HTTP listening on [0-9.]+:(\d+)").group(1))
-        self.wait_log(r"\bready: \d+ plugins running")
-        return self
+    def wait_log(self, pattern, timeout=30, start=0):
+        return super().wait_log(pattern, timeout, start)
 
     def get(self, path):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10 * SLOW) as r:
-                return r.status, r.headers.get("Content-Type", ""), r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+        status, body, headers = self.http(path)
+        return status, headers.get("Content-Type", ""), body
 
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=60 * SLOW)
-        self._close()
-        return rc
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._close()
-
-    def _close(self):
-        self.reader.join(timeout=5)
-        if not self.proc.stderr.closed:
-            self.proc.stderr.close()
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        return super().stop(sig, timeout)
 
     def log(self):
-        with self.cond:
-            return "\n".join(self.lines)
+        return self.log_text()
 
 
 class InstalledSdk(unittest.TestCase):
@@ -166,7 +115,8 @@ class InstalledSdk(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if not BUILD_DIR or not os.path.isfile(os.path.join(BUILD_DIR, "cmake_install.cmake")):
-            raise unittest.SkipTest("CHORUS_BUILD_DIR is not a configured build tree (run this through ctest)")
+            raise unittest.SkipTest(harness.missing("build", "CHORUS_BUILD_DIR is not a configured build tree "
+                                                             "(run this through ctest)"))
         cls.root = tempfile.mkdtemp(prefix="chorus-install-")
         os.chmod(cls.root, 0o755)  # the agent refuses plugin dirs others can write
         cls.prefix = os.path.join(cls.root, "prefix")
@@ -189,8 +139,9 @@ class InstalledSdk(unittest.TestCase):
         self.agents = []
 
     def tearDown(self):
-        for a in self.agents:
-            a.kill()
+        problems = harness.finish_agents(self.agents)
+        if problems:
+            self.fail("agent check at the end of the test:\n" + "\n".join(problems))
 
     # ---- helpers -------------------------------------------------------------------------------
 

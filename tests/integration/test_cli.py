@@ -6,7 +6,7 @@ import re
 import stat
 import unittest
 
-from harness import BAD_PLUGINS, PLUGINS, AgentTestCase, config_yaml, run_cli
+from harness import BAD_PLUGINS, PLUGINS, AgentTestCase, config_yaml, not_applicable, run_cli
 
 
 class VersionAndUsage(unittest.TestCase):
@@ -59,7 +59,7 @@ class ConfigErrors(AgentTestCase):
 
     def test_unreadable_file(self):
         if os.geteuid() == 0:
-            self.skipTest("root can read any file")
+            self.skipTest(not_applicable("root can read any file"))
         path = self.ws.write("secret.yaml", "host: {}\n")
         os.chmod(path, 0)
         rc, _, err = run_cli("check", "-c", path)

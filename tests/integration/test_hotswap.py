@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from harness import BAD_PLUGINS, PLUGINS_V2, SLOW, AgentTestCase
+from harness import BAD_PLUGINS, PLUGINS_V2, SLOW, AgentTestCase, scale, wait_for
 
 ECHO = {"test.echo-a": {}, "test.echo-b": {}, "test.consumer": {}}
 
@@ -189,19 +189,29 @@ class HotSwap(AgentTestCase):
         for t in threads:
             t.start()
         windows = []  # (bound from, next SIGHUP at, plugin)
+
+        def window_done(since):
+            # A window lasts at least 0.15 s and until 12 requests began and ended inside it, so a slow
+            # machine gets longer windows rather than too few requests checked against a binding.
+            def done():
+                with lock:
+                    inside = sum(1 for r in results if r[0] >= since)
+                return time.monotonic() - since >= 0.15 and inside >= 12
+            wait_for(done, 30, "12 requests inside one binding window")
+
         bound_since, current = time.monotonic(), "test.echo-a"
         for i in range(10):
-            time.sleep(0.15)
+            window_done(bound_since)
             target = "test.echo-b" if current == "test.echo-a" else "test.echo-a"
             self.rewrite_config(ECHO, bindings={"test.echo": target})
             windows.append((bound_since, time.monotonic(), current))
             agent.reload()
             bound_since, current = time.monotonic(), target
-        time.sleep(0.15)
+        window_done(bound_since)
         windows.append((bound_since, time.monotonic(), current))
         stop.set()
         for t in threads:
-            t.join(timeout=60)
+            t.join(timeout=scale(60))
         failed = [r for r in results if r[2] != 200]
         self.assertEqual(failed, [])
         self.assertGreater(len(results), 100)

@@ -20,7 +20,8 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import SLOW, Agent, AgentTestCase
+import nodecheck
+from harness import SLOW, Agent, AgentTestCase, missing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JS_DIR = os.path.join(HERE, "js")
@@ -38,33 +39,41 @@ JS_SEED_B = "22" * 32
 JS_ID_B = "12D3KooWLdJAwPtyQ5RFnr9wGXsQzpf3P2SeqFbYkqbfVehLu4Ns"
 
 
+# The *_missing_reason functions answer with a skip reason already marked as a missing prerequisite
+# (harness.missing), so a skip they cause makes the suite Skipped in ctest (and fails it under CI for
+# the js peer, see tests/run_suite.py).
+
+_js_reason = ()
+
+
 def js_missing_reason():
-    """Why the js peer cannot run here, or None."""
-    if not NODE:
-        return "node is not installed"
-    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "libp2p")):
-        return f"js peer dependencies missing: run `npm ci` in {JS_DIR}"
-    return None
+    """Why the js peer cannot run here (node missing or older than the pinned packages need, or `npm ci`
+    not run), or None. Asked once per process."""
+    global _js_reason
+    if _js_reason == ():
+        r = nodecheck.missing_reason(NODE, "libp2p")
+        _js_reason = missing("js-libp2p", r) if r else None
+    return _js_reason
 
 
 def go_missing_reason():
     """Why the Go peer cannot run here, or None."""
     if not GO_PEER:
-        return ("GO_PEER_BIN is not set: CMake builds go/peer.go when `go` and the Debian packages "
-                "golang-github-flynn-noise-dev and golang-github-hashicorp-yamux-dev are installed")
+        return missing("go", "GO_PEER_BIN is not set: CMake builds go/peer.go when `go` and the Debian packages "
+                             "golang-github-flynn-noise-dev and golang-github-hashicorp-yamux-dev are installed")
     if not os.access(GO_PEER, os.X_OK):
-        return f"the Go peer {GO_PEER} is not built (cmake --build BUILD --target chorus_go_peer)"
+        return missing("go", f"the Go peer {GO_PEER} is not built (cmake --build BUILD --target chorus_go_peer)")
     return None
 
 
 def agent_missing_reason():
     """Why a chorus-agent with the p2p and probe plugins cannot run here, or None."""
     if not os.environ.get("CHORUS_AGENT_BIN"):
-        return "CHORUS_AGENT_BIN is not set (run through ctest)"
+        return missing("build", "CHORUS_AGENT_BIN is not set (run through ctest)")
     if not P2P_PLUGIN_DIR or not os.path.exists(os.path.join(P2P_PLUGIN_DIR, "chorus-p2p.so")):
-        return f"chorus-p2p.so not found in CHORUS_P2P_PLUGIN_DIR={P2P_PLUGIN_DIR!r}"
+        return missing("build", f"chorus-p2p.so not found in CHORUS_P2P_PLUGIN_DIR={P2P_PLUGIN_DIR!r}")
     if not PROBE_PLUGIN_DIR or not os.path.exists(os.path.join(PROBE_PLUGIN_DIR, "chorus-test.p2p-probe.so")):
-        return f"chorus-test.p2p-probe.so not found in CHORUS_P2P_PROBE_DIR={PROBE_PLUGIN_DIR!r}"
+        return missing("build", f"chorus-test.p2p-probe.so not found in CHORUS_P2P_PROBE_DIR={PROBE_PLUGIN_DIR!r}")
     return None
 
 
@@ -353,7 +362,7 @@ class P2PTestCase(AgentTestCase):
     def tearDown(self):
         for p in getattr(self, "js_peers", []):
             p.kill()
-        super().tearDown()
+        super().tearDown()  # the agents: SIGTERM, exit status and sanitizer check (harness.AgentTestCase)
 
     def p2p_agent(self, name=None, *, p2p_extra=None, probe=True, wait=True, port=None):
         """An agent listening on 127.0.0.1:<port> (a free one unless given); state in state-<name>/, so
@@ -579,7 +588,7 @@ def sodium_missing_reason():
     try:
         sodium()
     except (OSError, RuntimeError, AttributeError) as e:
-        return f"libsodium cannot be loaded through ctypes: {e}"
+        return missing("libsodium", f"libsodium cannot be loaded through ctypes: {e}")
     return None
 
 

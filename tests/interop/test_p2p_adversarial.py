@@ -225,7 +225,9 @@ class NoiseGarbage(AdversaryCase):
 
 class HandshakeTimeout(AdversaryCase):
     TIMEOUT_MS = 800
-    # The agent checks deadlines every 250 ms; allow for that and a loaded machine.
+    # The agent checks deadlines every 250 ms; allow for that and a loaded machine (SLOW: sanitizer
+    # builds and CHORUS_TIME_SCALE, harness.scale). Lower bounds are measured from before the connect,
+    # so a late test thread cannot make a correct agent look early.
     SLACK = 1.5 * SLOW
 
     def setUp(self):
@@ -282,8 +284,8 @@ class HandshakeTimeout(AdversaryCase):
         wait_metric(self.b, HS_FAILURES, before + 1, reason("timeout"))
 
     def test_stall_inside_noise(self):
+        start = time.monotonic()  # before connecting: the agent's deadline starts at its accept
         s = raw_connect(self.b.p2p_port)
-        start = time.monotonic()
         s.sendall(HEADER + ms_line("/noise") + b"\x00\x20" + os.urandom(16))  # half of message 1
         _, got = wait_closed(s, self.TIMEOUT_MS / 1000 + self.SLACK)
         s.close()

@@ -10,7 +10,7 @@ import socket
 import time
 import unittest
 
-from harness import SLOW, Agent
+from harness import SLOW, Agent, missing
 from p2ptest import (JS_ID_A, JS_ID_B, P2PAgent, P2PTestCase, YamuxClient, free_port, is_event, metric_value,
                      noise_dial, p2p_config_yaml, raw_connect, sodium_missing_reason, wait_metric)
 
@@ -207,7 +207,7 @@ class PerIpLimit(BehaviourCase):
     def test_inbound_connections_per_remote_ip_are_limited_and_loopback_is_exempt(self):
         ip = local_non_loopback_ipv4()
         if ip is None:
-            self.skipTest("this machine has no non-loopback IPv4 address to connect from")
+            self.skipTest(missing("network", "this machine has no non-loopback IPv4 address to connect from"))
         port = free_port()
         agent = self.agent_on("b", [f"/ip4/0.0.0.0/tcp/{port}"], {"limits": {"max_connections_per_ip": 2}})
         b = P2PAgent(agent, port)

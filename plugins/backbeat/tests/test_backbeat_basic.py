@@ -9,6 +9,7 @@ import subprocess
 import time
 import unittest
 
+from harness import wait_for
 from natsutil import CLUSTER, VERIFY, BackbeatTestCase, free_port, validate_claim, validate_frame
 
 
@@ -137,8 +138,13 @@ class PulseAndListener(BackbeatTestCase):
         self.assertTrue(h["connected"])
         self.assertFalse(h["local_degradation"])
         self.assertEqual(h["active_operations"], 0)
-        self.assertAlmostEqual(h["measured_bpm"], 600, delta=30)
-        self.assertIn(h["tempo_drift"], {"acceptable", "moderate"})
+        # The measured tempo comes from beat arrival times over real NATS, so one reading taken while
+        # this machine is loaded can be off: wait (deadline scaled) for a reading inside the band.
+        def steady_tempo():
+            h = self.bb_health(listener)
+            return abs(h["measured_bpm"] - 600) <= 30 and h["tempo_drift"] in {"acceptable", "moderate"}
+        wait_for(steady_tempo, 20, "a measured tempo of 600 +- 30 BPM with acceptable or moderate drift "
+                                   f"(first reading: {h['measured_bpm']} BPM, {h['tempo_drift']})")
         self.assertEqual(self.bb_health(pulse)["pulsing"], True)
         status, ops = listener.http_json("/backbeat/operations")
         self.assertEqual(status, 200)

@@ -9,7 +9,9 @@ agents' HTTP listeners) and, per agent, a network namespace joined to the bridge
 
 Agents run with `ip netns exec <ns> chorus-agent run -c <cfg>` and are driven with tests/integration/
 harness.Agent (log lines + HTTP). Everything created is removed by Lab.close(), which the tests call
-from tearDown/addCleanup, so a failing test leaves no namespace, link or process behind.
+from tearDown/addCleanup, so a failing test leaves no namespace, link or process behind; close() also
+ends every agent through harness.Agent.finish (SIGTERM, exit status, sanitizer reports) and fails the
+test on what that finds.
 """
 import json
 import os
@@ -23,7 +25,7 @@ import urllib.error
 import urllib.request
 
 import harness
-from harness import SLOW
+from harness import SLOW, missing
 
 MDNS_PLUGIN_DIR = os.environ.get("CHORUS_MDNS_PLUGIN_DIR", "")
 P2P_PLUGIN_DIR = os.environ.get("CHORUS_P2P_PLUGIN_DIR", "")
@@ -33,18 +35,19 @@ HAVE_PROBE = bool(PROBE_DIR) and os.path.exists(os.path.join(PROBE_DIR, "chorus-
 
 
 def lab_missing_reason():
-    """Why the namespace lab cannot run here, or None."""
+    """Why the namespace lab cannot run here, or None (a reason marked as a missing prerequisite, so the
+    suite is Skipped in ctest, and fails under CI for the netns kind)."""
     if os.geteuid() != 0:
-        return "needs root (network namespaces, veth, bridge)"
+        return missing("netns", "needs root (network namespaces, veth, bridge)")
     if shutil.which("ip") is None:
-        return "iproute2 `ip` is not installed"
+        return missing("netns", "iproute2 `ip` is not installed")
     if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
-        return "`ip netns` is not available"
+        return missing("netns", "`ip netns` is not available")
     if not os.environ.get("CHORUS_AGENT_BIN"):
-        return "CHORUS_AGENT_BIN is not set (run through ctest)"
+        return missing("build", "CHORUS_AGENT_BIN is not set (run through ctest)")
     for d, f in ((MDNS_PLUGIN_DIR, "chorus-mdns.so"), (P2P_PLUGIN_DIR, "chorus-p2p.so")):
         if not d or not os.path.exists(os.path.join(d, f)):
-            return f"{f} not found (CHORUS_MDNS_PLUGIN_DIR / CHORUS_P2P_PLUGIN_DIR)"
+            return missing("build", f"{f} not found (CHORUS_MDNS_PLUGIN_DIR / CHORUS_P2P_PLUGIN_DIR)")
     return None
 
 
@@ -59,18 +62,9 @@ class NsAgent(harness.Agent):
     """harness.Agent started inside a namespace; HTTP goes to the namespace's address."""
 
     def __init__(self, ns, ip, config_path):
-        import threading
-        env = dict(os.environ)
-        env.pop("CHORUS_CONFIG", None)
+        # `ip netns exec` execs the agent, so the process (and the signals it gets) is the agent's.
+        super().__init__(config_path, command=["ip", "netns", "exec", ns, harness.AGENT])
         self.ns, self.ip = ns, ip
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, harness.AGENT, "run", "-c", config_path],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        self.lines = []
-        self.cond = threading.Condition()
-        self.closed = False
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        self.port = None
         self.peer_id = None
 
     def http(self, path, timeout=10):
@@ -228,27 +222,22 @@ class Lab:
         return agent
 
     def close(self):
-        for a in self.agents:
-            try:
-                a.kill()
-            except Exception:
-                pass
+        """Ends the agents (harness.Agent.finish), removes the namespaces and the bridge, then fails the
+        test if an agent exited wrongly or reported a sanitizer error."""
+        problems = harness.finish_agents(self.agents)
+        self.agents = []
         for ns in self.nss:
             sh("ip", "netns", "del", ns, check=False)
+        self.nss = []
         sh("ip", "link", "del", self.bridge, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        if problems:
+            raise AssertionError("agent check at the end of the test:\n" + "\n".join(problems))
 
 
 def wait_until(pred, timeout, what, interval=0.02):
     """Polls pred (an HTTP observation, not a sleep-and-hope) until true or the deadline."""
-    deadline = time.monotonic() + timeout * SLOW
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
+    return harness.wait_for(pred, timeout, what, interval)
 
 
 def full_mesh(agents):

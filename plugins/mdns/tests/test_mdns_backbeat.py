@@ -12,7 +12,7 @@ import time
 import unittest
 
 import mdnslab
-from harness import SLOW
+from harness import SLOW, missing
 from mdnslab import Lab, full_mesh, unique_tag, wait_until
 
 BACKBEAT_DIR = os.environ.get("CHORUS_BACKBEAT_PLUGIN_DIR", "")
@@ -25,9 +25,9 @@ def skip_reason():
     if r:
         return r
     if not NATS_SERVER or not os.path.exists(NATS_SERVER):
-        return "nats-server not found (NATS_SERVER_BIN)"
+        return missing("nats", "nats-server not found (NATS_SERVER_BIN)")
     if not BACKBEAT_DIR or not os.path.exists(os.path.join(BACKBEAT_DIR, "chorus-backbeat.so")):
-        return "chorus-backbeat.so not found (CHORUS_BACKBEAT_PLUGIN_DIR)"
+        return missing("build", "chorus-backbeat.so not found (CHORUS_BACKBEAT_PLUGIN_DIR)")
     return None
 
 

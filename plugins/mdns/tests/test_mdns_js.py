@@ -13,7 +13,8 @@ import time
 import unittest
 
 import mdnslab
-from harness import SLOW
+import nodecheck  # tests/interop
+from harness import SLOW, missing
 from mdnslab import Lab, wait_until
 
 JS_DIR = os.environ.get("MDNS_JS_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..", "tests", "interop", "js"))
@@ -26,11 +27,8 @@ def skip_reason():
     r = mdnslab.lab_missing_reason()
     if r:
         return r
-    if not NODE:
-        return "node is not installed"
-    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "@libp2p", "mdns")):
-        return f"@libp2p/mdns missing: run `npm ci` in {JS_DIR}"
-    return None
+    r = nodecheck.missing_reason(NODE, "@libp2p/mdns")
+    return missing("js-libp2p", r) if r else None
 
 
 SKIP = skip_reason()

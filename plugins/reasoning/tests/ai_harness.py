@@ -53,9 +53,11 @@ class AiTestCase(AgentTestCase):
         self.fakes = []
 
     def tearDown(self):
-        super().tearDown()
-        for f in self.fakes:
-            f.close()
+        try:
+            super().tearDown()  # agents first (SIGTERM, checked by AgentTestCase), then their fakes
+        finally:
+            for f in self.fakes:
+                f.close()
 
     def fake(self, kind, name, **kw):
         f = FakeServer(kind, name, **kw)

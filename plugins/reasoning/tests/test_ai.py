@@ -107,7 +107,7 @@ class BadInput(AiTestCase):
 
     def test_slow_provider_times_out(self):
         o = self.fake("ollama", "slow")
-        o.delay = 3
+        o.delay = 6 * SLOW  # far beyond the time limit below, which scales the same way
         agent = self.start_ai({"ai-ollama": ollama_cfg(o, first_byte_timeout_ms=300, max_retries=0), "reasoning": {"config": {}}})
         t0 = time.monotonic()
         status, _, msg = self.chat_result(agent)
@@ -214,11 +214,13 @@ class ModelSelection(AiTestCase):
         self.assertEqual(self.chat_result(agent)[0], 200)
         self.assertEqual(self.used_model(o), "llama3.1:latest")
         agent.wait_log(r"webhook chose 'gpt-9', which is not among the configured models")
-        hook.answer, hook.delay = "phi3:latest", 2  # times out: first configured model
+        # Times out (500 ms): first configured model. The hook would answer only after twice the time
+        # limit of the whole call, so the limit tells "gave up at the timeout" from "waited for the hook".
+        hook.answer, hook.delay = "phi3:latest", 5 * SLOW
         t0 = time.monotonic()
         self.assertEqual(self.chat_result(agent)[0], 200)
         self.assertEqual(self.used_model(o), "llama3.1:latest")
-        self.assertLess(time.monotonic() - t0, 1.8 * SLOW)
+        self.assertLess(time.monotonic() - t0, 2.5 * SLOW)
         hook.delay = 0
         self.assertEqual(self.chat_result(agent, model="phi3:latest")[0], 200)  # explicit choice wins
         self.assertEqual(self.used_model(o), "phi3:latest")

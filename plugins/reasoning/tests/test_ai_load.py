@@ -6,6 +6,7 @@ import time
 import unittest
 
 from ai_harness import SLOW, AiTestCase
+from harness import wait_for
 
 
 class Load(AiTestCase):
@@ -37,17 +38,26 @@ class Load(AiTestCase):
         for t in threads:
             t.start()
         windows = []
+
+        def window_done(since):
+            # A request is only checked against its binding when it begins and ends inside one window:
+            # a window lasts at least 0.3 s and until 30 requests did that, so under the sanitizers or
+            # on a loaded machine windows grow instead of holding too few requests.
+            def done():
+                with lock:
+                    inside = sum(1 for r in results if r[0] >= since)
+                return time.monotonic() - since >= 0.3 and inside >= 30
+            wait_for(done, 60, "30 requests inside one binding window")
+
         bound_since, current = time.monotonic(), "ai-ollama"
-        # Windows scale with SLOW: under the sanitizers requests take longer, and a request is only
-        # checked against its binding when it begins and ends inside one window.
         for _ in range(10):
-            time.sleep(0.3 * SLOW)
+            window_done(bound_since)
             target = "ai-openai" if current == "ai-ollama" else "ai-ollama"
             self.write_config(plugins, bindings={"chorus.ai.provider": target})
             windows.append((bound_since, time.monotonic(), current))
             agent.reload()
             bound_since, current = time.monotonic(), target
-        time.sleep(0.3 * SLOW)
+        window_done(bound_since)
         windows.append((bound_since, time.monotonic(), current))
         stop.set()
         for t in threads:
