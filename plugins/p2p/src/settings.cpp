@@ -14,7 +14,7 @@ namespace chorus::p2p {
 using json = nlohmann::json;
 
 // Four limits have no "default": theirs follows the limits given (read_limits() below).
-const char kConfigSchema[] = R"({
+const char kConfigSchema[] = R"schema({
   "type": "object",
   "additionalProperties": false,
   "properties": {
@@ -55,7 +55,7 @@ const char kConfigSchema[] = R"({
       }
     }
   }
-})";
+})schema";
 
 namespace {
 
