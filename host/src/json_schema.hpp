@@ -1,24 +1,12 @@
-// A small JSON Schema subset for plugin config sections: type, properties, required,
-// additionalProperties (false or a schema), items, enum, minimum, maximum, minLength, maxLength,
-// default, and "x-secret". Enough to reject unknown keys and wrong types with the key path.
+// The host applies plugin config schemas with the SDK's implementation (chorus/config_schema.hpp), the
+// same code the fake host uses in plugin unit tests, so a config means the same thing in both.
 #pragma once
-#include <optional>
-#include <string>
-
-#include <nlohmann/json.hpp>
+#include <chorus/config_schema.hpp>
 
 namespace chorus::host {
 
-// Returns nullopt when the schema itself is acceptable, else a one-line reason.
-std::optional<std::string> check_schema(const nlohmann::json &schema);
-
-// Validates `value` and fills in defaults (of properties that are absent) in place. On failure returns
-// a one-line error whose first word is the path below `path_prefix`, e.g.
-// "plugins.p2p.config.listen[1]: expected a string, got number".
-std::optional<std::string> validate_and_default(const nlohmann::json &schema, nlohmann::json &value,
-                                                const std::string &path_prefix);
-
-// A copy of `value` with every value whose schema has "x-secret": true replaced by "***".
-nlohmann::json redact_secrets(const nlohmann::json &schema, const nlohmann::json &value);
+using chorus::config_schema::check_schema;
+using chorus::config_schema::redact_secrets;
+using chorus::config_schema::validate_and_default;
 
 }  // namespace chorus::host

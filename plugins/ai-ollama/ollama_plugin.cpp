@@ -15,7 +15,6 @@ constexpr const char *kVersion = CHORUS_AI_OLLAMA_VERSION;
 
 // OLLAMA_ENDPOINT is the CHORUS name (docs/contract.md, Environment names); it overrides `endpoint`.
 const chorus_ai::SettingsSource kSource{
-    .default_url = "http://localhost:11434",
     .url_key = "endpoint",
     .url_env = {"OLLAMA_ENDPOINT"},
     .api_key_key = nullptr,
@@ -30,9 +29,11 @@ class OllamaProvider final : public chorus_ai::ProviderPlugin {
   }
 };
 
-#define CHORUS_AI_SCHEMA_PREFIX \
-  "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {" \
-  "\"endpoint\": {\"type\": \"string\", \"minLength\": 1, \"default\": \"http://localhost:11434\"},"
+// The JSON Schema of plugins.ai-ollama.config: the one declaration of its keys, types, ranges and defaults.
+constexpr const char *kConfigSchema =
+    "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
+    "\"endpoint\": {\"type\": \"string\", \"minLength\": 1, \"default\": \"http://localhost:11434\"},"
+    CHORUS_AI_COMMON_SCHEMA "}}";
 }  // namespace
 
 CHORUS_PLUGIN(OllamaProvider,
@@ -42,4 +43,4 @@ CHORUS_PLUGIN(OllamaProvider,
               .vendor = "CHORUS",
               .license = "Apache-2.0",
               .provides = chorus_ai::kProviderServices,
-              .config_schema = CHORUS_AI_SCHEMA_PREFIX CHORUS_AI_COMMON_SCHEMA "}}");
+              .config_schema = kConfigSchema);

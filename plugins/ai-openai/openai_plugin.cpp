@@ -12,7 +12,6 @@ constexpr const char *kVersion = "1.0.0";
 // ResetData is CHORUS's OpenAI-compatible provider (CHORUS: ResetDataConfig{BaseURL, APIKey, Model});
 // its variables override `base_url`, `api_key` and `default_model`. See README.md for precedence.
 const chorus_ai::SettingsSource kSource{
-    .default_url = "https://api.openai.com/v1",
     .url_key = "base_url",
     .url_env = {"RESETDATA_BASE_URL"},
     .api_key_key = "api_key",
@@ -27,10 +26,12 @@ class OpenAiProvider final : public chorus_ai::ProviderPlugin {
   }
 };
 
-#define CHORUS_AI_SCHEMA_PREFIX \
-  "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {" \
-  "\"base_url\": {\"type\": \"string\", \"minLength\": 1, \"default\": \"https://api.openai.com/v1\"}," \
-  "\"api_key\": {\"type\": \"string\", \"default\": \"\", \"x-secret\": true},"
+// The JSON Schema of plugins.ai-openai.config: the one declaration of its keys, types, ranges and defaults.
+constexpr const char *kConfigSchema =
+    "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
+    "\"base_url\": {\"type\": \"string\", \"minLength\": 1, \"default\": \"https://api.openai.com/v1\"},"
+    "\"api_key\": {\"type\": \"string\", \"default\": \"\", \"x-secret\": true},"
+    CHORUS_AI_COMMON_SCHEMA "}}";
 }  // namespace
 
 CHORUS_PLUGIN(OpenAiProvider,
@@ -40,4 +41,4 @@ CHORUS_PLUGIN(OpenAiProvider,
               .vendor = "CHORUS",
               .license = "Apache-2.0",
               .provides = chorus_ai::kProviderServices,
-              .config_schema = CHORUS_AI_SCHEMA_PREFIX CHORUS_AI_COMMON_SCHEMA "}}");
+              .config_schema = kConfigSchema);

@@ -23,13 +23,28 @@ namespace {
 using json = nlohmann::json;
 using Provider = chorus::ServiceRef<chorus_ai_provider_v1>;
 
+// The JSON Schema of plugins.reasoning.config: the one declaration of the plugin's keys, their types,
+// ranges and defaults. The host applies it, so parse_settings reads a complete, valid config. An empty
+// role means the host's role.
+constexpr const char *kConfigSchema = R"({"type": "object", "additionalProperties": false, "properties": {
+  "models": {"type": "array", "items": {"type": "string", "minLength": 1}, "default": []},
+  "model_selection_webhook": {"type": "string", "default": ""},
+  "webhook_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 3000},
+  "default_model": {"type": "string", "default": ""},
+  "prompts_dir": {"type": "string", "default": ""},
+  "default_instructions_path": {"type": "string", "default": ""},
+  "role": {"type": "string", "default": ""},
+  "max_body_bytes": {"type": "integer", "minimum": 1024, "maximum": 1073741824, "default": 1048576}
+}})";
+
+// Every value comes from the config completed by kConfigSchema, then from the environment.
 struct Settings {
   std::vector<std::string> models;
   std::string webhook;
-  uint64_t webhook_timeout_ms = 3000;
+  uint64_t webhook_timeout_ms = 0;
   std::string default_model;
   std::string prompts_dir, defaults_path, role;
-  size_t max_body_bytes = 1u << 20;
+  size_t max_body_bytes = 0;
 };
 
 std::string env(const char *name) {
@@ -38,29 +53,21 @@ std::string env(const char *name) {
 }
 
 Settings parse_settings(std::string_view text, const std::string &host_role) {
-  json cfg = json::parse(text.empty() ? std::string_view("{}") : text, nullptr, false);
+  const json cfg = json::parse(text, nullptr, false);
   if (cfg.is_discarded() || !cfg.is_object()) throw chorus::Error(CHORUS_E_CONFIG, "config must be a JSON object");
   Settings s;
-  auto str = [&](const char *k, std::string &out) {
-    if (auto it = cfg.find(k); it != cfg.end() && !it->is_null()) {
-      if (!it->is_string()) throw chorus::Error(CHORUS_E_CONFIG, std::string(k) + " must be a string");
-      out = it->get<std::string>();
-    }
-  };
-  if (auto it = cfg.find("models"); it != cfg.end() && !it->is_null()) {
-    if (!it->is_array()) throw chorus::Error(CHORUS_E_CONFIG, "models must be an array of strings");
-    for (const auto &m : *it) {
-      if (!m.is_string() || m.get<std::string>().empty()) throw chorus::Error(CHORUS_E_CONFIG, "models must be an array of non-empty strings");
-      s.models.push_back(m.get<std::string>());
-    }
+  try {
+    s.models = cfg.at("models").get<std::vector<std::string>>();
+    s.webhook = cfg.at("model_selection_webhook").get<std::string>();
+    s.webhook_timeout_ms = cfg.at("webhook_timeout_ms").get<uint64_t>();
+    s.default_model = cfg.at("default_model").get<std::string>();
+    s.prompts_dir = cfg.at("prompts_dir").get<std::string>();
+    s.defaults_path = cfg.at("default_instructions_path").get<std::string>();
+    s.role = cfg.at("role").get<std::string>();
+    s.max_body_bytes = cfg.at("max_body_bytes").get<size_t>();
+  } catch (const json::exception &e) {  // the host did not apply kConfigSchema
+    throw chorus::Error(CHORUS_E_CONFIG, std::string("config does not match the plugin's schema: ") + e.what());
   }
-  str("model_selection_webhook", s.webhook);
-  str("default_model", s.default_model);
-  str("prompts_dir", s.prompts_dir);
-  str("default_instructions_path", s.defaults_path);
-  str("role", s.role);
-  if (auto it = cfg.find("webhook_timeout_ms"); it != cfg.end() && it->is_number_unsigned()) s.webhook_timeout_ms = it->get<uint64_t>();
-  if (auto it = cfg.find("max_body_bytes"); it != cfg.end() && it->is_number_unsigned()) s.max_body_bytes = it->get<size_t>();
   // Environment wins (defaults < file < environment).
   if (auto v = env("CHORUS_PROMPTS_DIR"); !v.empty()) s.prompts_dir = v;
   if (auto v = env("CHORUS_DEFAULT_INSTRUCTIONS_PATH"); !v.empty()) s.defaults_path = v;
@@ -677,13 +684,4 @@ CHORUS_PLUGIN(Reasoning,
               .license = "Apache-2.0",
               .provides = kProvides,
               .requirements = kRequires,
-              .config_schema = R"({"type": "object", "additionalProperties": false, "properties": {
-                "models": {"type": "array", "items": {"type": "string", "minLength": 1}, "default": []},
-                "model_selection_webhook": {"type": "string", "default": ""},
-                "webhook_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 3000},
-                "default_model": {"type": "string", "default": ""},
-                "prompts_dir": {"type": "string", "default": ""},
-                "default_instructions_path": {"type": "string", "default": ""},
-                "role": {"type": "string", "default": ""},
-                "max_body_bytes": {"type": "integer", "minimum": 1024, "maximum": 1073741824, "default": 1048576}
-              }})");
+              .config_schema = kConfigSchema);

@@ -1,5 +1,6 @@
-// libFuzzer target: check_schema, validate_and_default and redact_secrets (json_schema.hpp). The schema
-// comes from a plugin (untrusted), the value from the user's config.
+// libFuzzer target: check_schema, validate_and_default and redact_secrets (chorus/config_schema.hpp, which
+// the host uses through json_schema.hpp). The schema comes from a plugin (untrusted), the value from the
+// user's config.
 //
 // Input: <schema JSON> NUL <value JSON>. Raw NUL never occurs in valid JSON, so it is an unambiguous
 // separator; without one, the whole input is the schema and the value is {}. Either part that is not

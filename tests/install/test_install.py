@@ -216,7 +216,7 @@ class InstalledSdk(unittest.TestCase):
         for name in sorted(os.listdir(os.path.join(pre, PLUGIN_SUBDIR))):
             self.assertRegex(name, r"^chorus-[a-z0-9][a-z0-9._-]*\.so$")
             self.assert_exports_only_entry(os.path.join(pre, PLUGIN_SUBDIR, name))
-        for h in ("plugin.h", "plugin.hpp", os.path.join("testing", "fake_host.hpp")):
+        for h in ("plugin.h", "plugin.hpp", "status.h", "config_schema.hpp", os.path.join("testing", "fake_host.hpp")):
             isfile(INCLUDEDIR, "chorus", h)
         isdir(INCLUDEDIR, "chorus", "services")
         for f in ("ChorusPluginConfig.cmake", "ChorusPluginConfigVersion.cmake", "ChorusPluginTargets.cmake",
@@ -244,6 +244,18 @@ class InstalledSdk(unittest.TestCase):
         self.assertRegex(pc, r"(?m)^prefix=\$\{pcfiledir\}(/\.\.)+$")
         self.assertRegex(pc, r"(?m)^Cflags: -I\$\{includedir\}$")
         self.assertNotRegex(pc, r"(?m)^Libs")
+
+    def test_1_headers_self_contained(self):
+        # Every installed header compiles on its own from the prefix (config_schema.hpp and
+        # fake_host.hpp also need nlohmann_json, which a plugin project has on its include path).
+        inc = os.path.join(self.prefix, INCLUDEDIR)
+        headers = sorted(os.path.relpath(os.path.join(d, f), inc)
+                         for d, _, fs in os.walk(os.path.join(inc, "chorus")) for f in fs if f.endswith((".h", ".hpp")))
+        self.assertIn(os.path.join("chorus", "config_schema.hpp"), headers)
+        for h in headers:
+            with self.subTest(header=h):
+                run([CXX, "-std=c++20", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-I", inc,
+                     "-include", os.path.join(inc, h), "-x", "c++", os.devnull])
 
     # ---- 2: a third-party plugin through the installed CMake package, then relocation ------------
 

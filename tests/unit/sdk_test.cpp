@@ -224,6 +224,10 @@ constexpr chorus_require kFailingRequires[] = {chorus::require("sdk.echo", "^1")
 CHORUS_PLUGIN_DESCRIPTOR(kFailingDescriptor, FailingPlugin, .id = "sdk.failing", .version = "0.1.0",
                          .requirements = kFailingRequires, .min_host_minor = 0);
 
+// A schema the host's loader refuses (a misspelt keyword): the fake host refuses it the same way.
+CHORUS_PLUGIN_DESCRIPTOR(kBadSchemaDescriptor, FailingPlugin, .id = "sdk.bad-schema", .version = "1.0.0",
+                         .config_schema = R"({"type":"object","properties":{"n":{"type":"integer","maximun":3}}})");
+
 // ------------------------------------------------------------------------------------------------
 // Plugin 3: ConsumerPlugin - requires sdk.echo, holds a ServiceRef while running, watches it.
 // ------------------------------------------------------------------------------------------------
@@ -462,8 +466,50 @@ TEST(SdkLifecycle, ReconfigureOverride) {
   ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
   EXPECT_EQ(p.reconfigure(R"({"greeting":"howdy"})"), CHORUS_OK);
   EXPECT_EQ(host.http("GET", "/echo").body.substr(0, 5), "howdy");
-  EXPECT_EQ(p.reconfigure("[1]"), CHORUS_E_CONFIG);
-  EXPECT_EQ(p.message(), "config is not a JSON object");
+  EXPECT_EQ(p.reconfigure(R"({"greeting":""})"), CHORUS_E_CONFIG);
+  EXPECT_EQ(p.message(), "greeting must not be empty");
+}
+
+// The fake host applies the descriptor's config schema with the host's code (chorus/config_schema.hpp)
+// before create and reconfigure: a refused config never reaches the plugin, and the message is the host's.
+TEST(SdkLifecycle, ConfigSchemaIsAppliedLikeTheHost) {
+  FakeHost host;
+  auto p = load(kEchoDescriptor, host, R"({"greeting":5})");
+  EXPECT_EQ(p.status(), CHORUS_E_CONFIG);
+  EXPECT_EQ(p.message(), "plugins.sdk.echo-plugin.config.greeting: expected a string, got number");
+  EXPECT_FALSE(p.running());
+  EXPECT_FALSE(host.has_log("echo started"));
+
+  FakeHost host2;
+  auto q = load(kEchoDescriptor, host2, "{}");
+  ASSERT_EQ(q.status(), CHORUS_OK) << q.message();
+  EXPECT_EQ(q.reconfigure("[1]"), CHORUS_E_CONFIG);
+  EXPECT_EQ(q.message(), "plugins.sdk.echo-plugin.config: not an object");
+  EXPECT_EQ(q.reconfigure(R"({"greeting":[]})"), CHORUS_E_CONFIG);
+  EXPECT_EQ(q.message(), "plugins.sdk.echo-plugin.config.greeting: expected a string, got array");
+  EXPECT_TRUE(q.running());
+  EXPECT_EQ(host2.http("GET", "/echo").body.substr(0, 5), "hello");  // the old config still applies
+
+  FakeHost host3;
+  auto bad = load(kBadSchemaDescriptor, host3, "{}");
+  EXPECT_EQ(bad.status(), CHORUS_E_VERSION);
+  EXPECT_EQ(bad.message().rfind("config_schema_json: schema.properties.n: unknown keyword 'maximun'", 0), 0u)
+      << bad.message();
+}
+
+TEST(SdkLifecycle, PrepareConfigFillsTheSchemaDefaults) {
+  using chorus::testing::prepare_config;
+  const char *schema = R"({"type":"object","additionalProperties":false,"properties":{
+    "n":{"type":"integer","minimum":1,"default":3},
+    "inner":{"type":"object","default":{},"properties":{"s":{"type":"string","default":"x"}}}}})";
+  auto c = prepare_config(schema, "acme", "{}");
+  ASSERT_TRUE(c.ok()) << c.error;
+  EXPECT_EQ(nlohmann::json::parse(c.json), nlohmann::json::parse(R"({"n":3,"inner":{"s":"x"}})"));
+  EXPECT_EQ(prepare_config(schema, "acme", "").json, c.json);  // no config: section = an empty one
+  EXPECT_EQ(prepare_config(schema, "acme", R"({"n":0})").error, "plugins.acme.config.n: 0 is less than the minimum 1");
+  EXPECT_EQ(prepare_config(schema, "acme", R"({"m":1})").error, "plugins.acme.config: unknown key 'm'");
+  EXPECT_EQ(prepare_config(nullptr, "acme", R"({"m":1})").json, R"({"m":1})");  // no schema: passed as is
+  EXPECT_EQ(prepare_config(nullptr, "acme", "[1]").error, "plugins.acme.config: not an object");
 }
 
 TEST(SdkLifecycle, Drain) {

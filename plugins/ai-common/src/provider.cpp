@@ -15,43 +15,6 @@
 namespace chorus_ai {
 using json = nlohmann::json;
 
-
-
-namespace {
-template <class T>
-void read_uint(const json &cfg, const char *key, T &out) {
-  auto it = cfg.find(key);
-  if (it == cfg.end() || it->is_null()) return;
-  if (!it->is_number_unsigned()) throw chorus::Error(CHORUS_E_CONFIG, std::string(key) + " must be a non-negative integer");
-  out = static_cast<T>(it->get<uint64_t>());
-}
-}  // namespace
-
-void parse_common_settings(std::string_view cfg_json, ProviderSettings &s) {
-  json cfg = json::parse(cfg_json.empty() ? std::string_view("{}") : cfg_json, nullptr, false);
-  if (cfg.is_discarded() || !cfg.is_object()) throw chorus::Error(CHORUS_E_CONFIG, "config must be a JSON object");
-  if (auto it = cfg.find("default_model"); it != cfg.end() && !it->is_null()) {
-    if (!it->is_string()) throw chorus::Error(CHORUS_E_CONFIG, "default_model must be a string");
-    s.default_model = it->get<std::string>();
-  }
-  read_uint(cfg, "connect_timeout_ms", s.connect_timeout_ms);
-  read_uint(cfg, "first_byte_timeout_ms", s.first_byte_timeout_ms);
-  read_uint(cfg, "total_timeout_ms", s.total_timeout_ms);
-  read_uint(cfg, "max_retries", s.max_retries);
-  read_uint(cfg, "retry_base_ms", s.retry_base_ms);
-  read_uint(cfg, "retry_max_ms", s.retry_max_ms);
-  read_uint(cfg, "breaker_threshold", s.breaker_threshold);
-  read_uint(cfg, "breaker_cooldown_ms", s.breaker_cooldown_ms);
-  read_uint(cfg, "max_concurrency", s.max_concurrency);
-  read_uint(cfg, "max_queue", s.max_queue);
-  read_uint(cfg, "max_response_bytes", s.max_response_bytes);
-  read_uint(cfg, "health_interval_ms", s.health_interval_ms);
-  read_uint(cfg, "health_timeout_ms", s.health_timeout_ms);
-  if (s.health_timeout_ms == 0) throw chorus::Error(CHORUS_E_CONFIG, "health_timeout_ms must be at least 1");
-  if (s.max_concurrency == 0) throw chorus::Error(CHORUS_E_CONFIG, "max_concurrency must be at least 1");
-  if (s.retry_max_ms < s.retry_base_ms) s.retry_max_ms = s.retry_base_ms;
-}
-
 namespace {
 // The first of `names` that is set to a non-empty value, or nullptr.
 const char *first_env(const std::vector<const char *> &names) {
@@ -62,19 +25,30 @@ const char *first_env(const std::vector<const char *> &names) {
 }  // namespace
 
 ProviderSettings settings_from(std::string_view cfg_json, const SettingsSource &src) {
+  const json cfg = json::parse(cfg_json, nullptr, false);
+  if (cfg.is_discarded() || !cfg.is_object()) throw chorus::Error(CHORUS_E_CONFIG, "config must be a JSON object");
   ProviderSettings s;
-  s.base_url = src.default_url;
-  parse_common_settings(cfg_json, s);  // validates that cfg_json is an object
-  json cfg = json::parse(cfg_json.empty() ? std::string_view("{}") : cfg_json, nullptr, false);
-  if (auto it = cfg.find(src.url_key); it != cfg.end() && !it->is_null()) {
-    if (!it->is_string()) throw chorus::Error(CHORUS_E_CONFIG, std::string(src.url_key) + " must be a string");
-    if (!it->get<std::string>().empty()) s.base_url = it->get<std::string>();
+  try {
+    s.base_url = cfg.at(src.url_key).get<std::string>();
+    if (src.api_key_key != nullptr) s.api_key = cfg.at(src.api_key_key).get<std::string>();
+    s.default_model = cfg.at("default_model").get<std::string>();
+    s.connect_timeout_ms = cfg.at("connect_timeout_ms").get<uint64_t>();
+    s.first_byte_timeout_ms = cfg.at("first_byte_timeout_ms").get<uint64_t>();
+    s.total_timeout_ms = cfg.at("total_timeout_ms").get<uint64_t>();
+    s.max_retries = cfg.at("max_retries").get<uint32_t>();
+    s.retry_base_ms = cfg.at("retry_base_ms").get<uint64_t>();
+    s.retry_max_ms = cfg.at("retry_max_ms").get<uint64_t>();
+    s.breaker_threshold = cfg.at("breaker_threshold").get<uint32_t>();
+    s.breaker_cooldown_ms = cfg.at("breaker_cooldown_ms").get<uint64_t>();
+    s.max_concurrency = cfg.at("max_concurrency").get<uint32_t>();
+    s.max_queue = cfg.at("max_queue").get<uint32_t>();
+    s.max_response_bytes = cfg.at("max_response_bytes").get<size_t>();
+    s.health_interval_ms = cfg.at("health_interval_ms").get<uint64_t>();
+    s.health_timeout_ms = cfg.at("health_timeout_ms").get<uint64_t>();
+  } catch (const json::exception &e) {  // the host did not apply the plugin's schema
+    throw chorus::Error(CHORUS_E_CONFIG, std::string("config does not match the plugin's schema: ") + e.what());
   }
-  if (src.api_key_key != nullptr)
-    if (auto it = cfg.find(src.api_key_key); it != cfg.end() && !it->is_null()) {
-      if (!it->is_string()) throw chorus::Error(CHORUS_E_CONFIG, std::string(src.api_key_key) + " must be a string");
-      s.api_key = it->get<std::string>();
-    }
+  if (s.retry_max_ms < s.retry_base_ms) s.retry_max_ms = s.retry_base_ms;
   if (const char *v = first_env(src.url_env)) s.base_url = v;
   if (const char *v = first_env(src.api_key_env)) s.api_key = v;
   if (const char *v = first_env(src.model_env)) s.default_model = v;

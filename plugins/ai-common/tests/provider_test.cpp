@@ -102,6 +102,18 @@ TEST(Provider, RejectsABadEndpoint) {
   EXPECT_EQ(p.status(), CHORUS_E_CONFIG);
 }
 
+// Keys, types and ranges are the schema's to check (the host applies it, the fake host here too).
+TEST(Provider, TheSchemaRefusesBadValuesNamingTheKey) {
+  chorus::testing::FakeHost host;
+  auto p = chorus::testing::load(entry_of("ai-ollama"), host, R"({"max_concurrency":0})");
+  EXPECT_EQ(p.status(), CHORUS_E_CONFIG);
+  EXPECT_EQ(p.message(), "plugins.ai-ollama.config.max_concurrency: 0 is less than the minimum 1");
+  chorus::testing::FakeHost host2;
+  auto q = chorus::testing::load(entry_of("ai-openai"), host2, R"({"endpoint":"http://127.0.0.1:9"})");
+  EXPECT_EQ(q.status(), CHORUS_E_CONFIG);
+  EXPECT_EQ(q.message(), "plugins.ai-openai.config: unknown key 'endpoint'");
+}
+
 TEST(Provider, InvalidRequestsFailSynchronouslyWithoutCallbacks) {
   chorus::testing::FakeHost host;
   auto p = chorus::testing::load(entry_of("ai-openai"), host, R"({"base_url":"http://127.0.0.1:9/v1","api_key":"sk-secret"})");

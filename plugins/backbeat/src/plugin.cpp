@@ -24,14 +24,18 @@ namespace {
 
 using json = nlohmann::json;
 
+// The JSON Schema of plugins.backbeat.config: the one declaration of the plugin's keys, their types,
+// ranges and defaults (the seed's). The host applies it, so parse_settings reads a complete config.
+// agent_id has no default here: it is "chorus-<the host's agent id>". Environment variables override
+// cluster_id, agent_id, nats_url and enabled (defaults < file < environment).
 constexpr const char *kConfigSchema = R"({
   "type": "object",
   "additionalProperties": false,
   "properties": {
     "enabled": {"type": "boolean", "default": true},
-    "cluster_id": {"type": "string", "minLength": 1, "maxLength": 64},
+    "cluster_id": {"type": "string", "minLength": 1, "maxLength": 64, "default": "chorus-production"},
     "agent_id": {"type": "string", "minLength": 1, "maxLength": 128},
-    "nats_url": {"type": "string", "minLength": 1},
+    "nats_url": {"type": "string", "minLength": 1, "default": "nats://backbeat-nats:4222"},
     "subject_prefix": {"type": "string", "minLength": 1, "maxLength": 64, "default": "backbeat"},
     "pulse": {"type": "boolean", "default": false},
     "tempo_bpm": {"type": "number", "minimum": 0.1, "maximum": 1000, "default": 2},
@@ -44,27 +48,28 @@ constexpr const char *kConfigSchema = R"({
     "reconnect_wait_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 250},
     "reconnect_wait_max_ms": {"type": "integer", "minimum": 1, "maximum": 3600000, "default": 8000},
     "tick_ms": {"type": "integer", "minimum": 0, "maximum": 60000, "default": 0},
-    "signing_key": {"type": "string", "x-secret": true},
-    "signing_key_file": {"type": "string"}
+    "signing_key": {"type": "string", "x-secret": true, "default": ""},
+    "signing_key_file": {"type": "string", "default": ""}
   }
 })";
 
+// Every value comes from the config completed by kConfigSchema (the defaults live there).
 struct Settings {
-  bool enabled = true;
+  bool enabled = false;
   std::string cluster_id;
   std::string agent_id;
   std::string nats_url;
-  std::string subject_prefix = "backbeat";
+  std::string subject_prefix;
   bool pulse = false;
-  double tempo_bpm = 2.0;
-  int64_t bar_length = 120;
-  double degrade_after_beats = 2.0;
-  int64_t health_every = 8;
-  int64_t buffer_limit = 10000;
-  int64_t max_pending_frames = 1024;
-  int64_t connect_timeout_ms = 2000;
-  int64_t reconnect_wait_ms = 250;
-  int64_t reconnect_wait_max_ms = 8000;
+  double tempo_bpm = 0;
+  int64_t bar_length = 0;
+  double degrade_after_beats = 0;
+  int64_t health_every = 0;
+  int64_t buffer_limit = 0;
+  int64_t max_pending_frames = 0;
+  int64_t connect_timeout_ms = 0;
+  int64_t reconnect_wait_ms = 0;
+  int64_t reconnect_wait_max_ms = 0;
   int64_t tick_ms = 0;
   std::string signing_key;
   bool operator==(const Settings &) const = default;
@@ -92,72 +97,36 @@ std::string trim(std::string s) {
   return s.substr(i);
 }
 
-// Parses and checks the `config:` subtree (the host already applied the schema; unit tests and a
-// host without schema support rely on these checks), then applies the CHORUS_BACKBEAT_* environment
-// (precedence: defaults < file < environment; docs/contract.md, Configuration).
+// Reads the `config:` subtree, which kConfigSchema has validated and completed, checks what the schema
+// cannot express (tempo steps, signing_key vs signing_key_file, the key file), then applies the
+// CHORUS_BACKBEAT_* environment (precedence: defaults < file < environment, docs/contract.md, Configuration).
 Settings parse_settings(std::string_view config_json, const json &host_info) {
-  json cfg = json::parse(config_json.begin(), config_json.end(), nullptr, false);
-  if (config_json.empty()) cfg = json::object();
+  const json cfg = json::parse(config_json.begin(), config_json.end(), nullptr, false);
   if (cfg.is_discarded() || !cfg.is_object()) config_error("config must be a JSON object");
   Settings s;
-  auto get_bool = [&](const char *k, bool *out) {
-    if (auto it = cfg.find(k); it != cfg.end()) {
-      if (!it->is_boolean()) config_error(std::string("config.") + k + ": expected a boolean");
-      *out = it->get<bool>();
-    }
-  };
-  auto get_str = [&](const char *k, std::string *out) {
-    if (auto it = cfg.find(k); it != cfg.end()) {
-      if (!it->is_string()) config_error(std::string("config.") + k + ": expected a string");
-      *out = it->get<std::string>();
-    }
-  };
-  auto get_int = [&](const char *k, int64_t *out, int64_t lo, int64_t hi) {
-    if (auto it = cfg.find(k); it != cfg.end()) {
-      if (!it->is_number_integer()) config_error(std::string("config.") + k + ": expected an integer");
-      const int64_t v = it->get<int64_t>();
-      if (v < lo || v > hi)
-        config_error(std::string("config.") + k + ": must be " + std::to_string(lo) + ".." + std::to_string(hi));
-      *out = v;
-    }
-  };
-  auto get_num = [&](const char *k, double *out, double lo, double hi) {
-    if (auto it = cfg.find(k); it != cfg.end()) {
-      if (!it->is_number()) config_error(std::string("config.") + k + ": expected a number");
-      const double v = it->get<double>();
-      if (!(v >= lo && v <= hi)) config_error(std::string("config.") + k + ": out of range");
-      *out = v;
-    }
-  };
-  static constexpr const char *kKeys[] = {
-      "enabled",          "cluster_id",   "agent_id",  "nats_url",        "subject_prefix",     "pulse",
-      "tempo_bpm",        "bar_length",   "degrade_after_beats", "health_every_beats", "buffer_limit",
-      "max_pending_frames", "connect_timeout_ms", "reconnect_wait_ms", "reconnect_wait_max_ms", "tick_ms",
-      "signing_key",      "signing_key_file"};
-  for (auto it = cfg.begin(); it != cfg.end(); ++it) {
-    bool known = false;
-    for (const char *k : kKeys) known = known || it.key() == k;
-    if (!known) config_error("config." + it.key() + ": unknown key");
-  }
-  get_bool("enabled", &s.enabled);
-  get_str("cluster_id", &s.cluster_id);
-  get_str("agent_id", &s.agent_id);
-  get_str("nats_url", &s.nats_url);
-  get_str("subject_prefix", &s.subject_prefix);
-  get_bool("pulse", &s.pulse);
-  get_num("tempo_bpm", &s.tempo_bpm, 0.1, 1000);
-  get_int("bar_length", &s.bar_length, 1, 100000);
-  get_num("degrade_after_beats", &s.degrade_after_beats, 1, 1000);
-  get_int("health_every_beats", &s.health_every, 1, 100000);
-  get_int("buffer_limit", &s.buffer_limit, 1, 10000000);
-  get_int("max_pending_frames", &s.max_pending_frames, 1, 1000000);
-  get_int("connect_timeout_ms", &s.connect_timeout_ms, 10, 600000);
-  get_int("reconnect_wait_ms", &s.reconnect_wait_ms, 1, 600000);
-  get_int("reconnect_wait_max_ms", &s.reconnect_wait_max_ms, 1, 3600000);
-  get_int("tick_ms", &s.tick_ms, 0, 60000);
-  get_str("signing_key", &s.signing_key);
   std::string key_file;
-  get_str("signing_key_file", &key_file);
+  try {
+    s.enabled = cfg.at("enabled").get<bool>();
+    s.cluster_id = cfg.at("cluster_id").get<std::string>();
+    s.agent_id = cfg.value("agent_id", std::string());
+    s.nats_url = cfg.at("nats_url").get<std::string>();
+    s.subject_prefix = cfg.at("subject_prefix").get<std::string>();
+    s.pulse = cfg.at("pulse").get<bool>();
+    s.tempo_bpm = cfg.at("tempo_bpm").get<double>();
+    s.bar_length = cfg.at("bar_length").get<int64_t>();
+    s.degrade_after_beats = cfg.at("degrade_after_beats").get<double>();
+    s.health_every = cfg.at("health_every_beats").get<int64_t>();
+    s.buffer_limit = cfg.at("buffer_limit").get<int64_t>();
+    s.max_pending_frames = cfg.at("max_pending_frames").get<int64_t>();
+    s.connect_timeout_ms = cfg.at("connect_timeout_ms").get<int64_t>();
+    s.reconnect_wait_ms = cfg.at("reconnect_wait_ms").get<int64_t>();
+    s.reconnect_wait_max_ms = cfg.at("reconnect_wait_max_ms").get<int64_t>();
+    s.tick_ms = cfg.at("tick_ms").get<int64_t>();
+    s.signing_key = cfg.at("signing_key").get<std::string>();
+    key_file = cfg.at("signing_key_file").get<std::string>();
+  } catch (const json::exception &e) {  // the host did not apply kConfigSchema
+    config_error(std::string("config does not match the plugin's schema: ") + e.what());
+  }
   if (!key_file.empty()) {
     if (!s.signing_key.empty()) config_error("config: give signing_key or signing_key_file, not both");
     std::ifstream in(key_file);
@@ -179,13 +148,10 @@ Settings parse_settings(std::string_view config_json, const json &host_info) {
   if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_AGENT_ID")) s.agent_id = v;
   if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_NATS_URL")) s.nats_url = v;
 
-  // CHORUS defaults (docs/contract.md, CHORUS defaults the plugins adopt).
-  if (s.cluster_id.empty()) s.cluster_id = "chorus-production";
   if (s.agent_id.empty()) {
     std::string host_agent = host_info.is_object() ? host_info.value("agent_id", std::string()) : std::string();
     s.agent_id = sanitize_agent_id("chorus-" + (host_agent.empty() ? std::string("agent") : host_agent));
   }
-  if (s.nats_url.empty()) s.nats_url = "nats://backbeat-nats:4222";
   if (!valid_cluster_id(s.cluster_id))
     config_error("cluster_id '" + s.cluster_id + "' must be 1-64 characters of [A-Za-z0-9_-]");
   if (!valid_agent_id(s.agent_id)) config_error("agent_id '" + s.agent_id + "' must be 1-128 characters of [A-Za-z0-9_:-]");

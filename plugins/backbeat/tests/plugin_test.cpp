@@ -130,13 +130,15 @@ TEST_F(Fixture, ConfigErrorsNameTheKey) {
     const char *cfg;
     const char *needle;
   };
-  for (const Case &c : {Case{R"({"bogus":1})", "config.bogus: unknown key"},
-                        Case{R"({"pulse":"yes"})", "config.pulse: expected a boolean"},
+  // The first four are the schema's (applied by the host, and by the fake host here), the rest the plugin's.
+  for (const Case &c : {Case{R"({"bogus":1})", "plugins.backbeat.config: unknown key 'bogus'"},
+                        Case{R"({"pulse":"yes"})", "plugins.backbeat.config.pulse: expected a boolean, got string"},
+                        Case{R"({"bar_length":0})", "plugins.backbeat.config.bar_length: 0 is less than the minimum 1"},
+                        Case{R"([1])", "plugins.backbeat.config: not an object"},
                         Case{R"({"cluster_id":"a.b"})", "cluster_id 'a.b'"},
-                        Case{R"({"tempo_bpm":2.05})", "config.tempo_bpm"},
-                        Case{R"({"bar_length":0})", "config.bar_length"},
+                        Case{R"({"tempo_bpm":2.05})", "config.tempo_bpm: must be 0.1..1000 in steps of 0.1"},
                         Case{R"({"signing_key":"abcd"})", "signing_key must be"},
-                        Case{R"([1])", "config must be a JSON object"}}) {
+                        Case{R"({"signing_key":"x","signing_key_file":"/k"})", "give signing_key or signing_key_file"}}) {
     FakeHost h;
     auto p = chorus::testing::load(&chorus_plugin_entry_v1, h, c.cfg);
     EXPECT_EQ(p.status(), CHORUS_E_CONFIG) << c.cfg;

@@ -650,28 +650,6 @@ class MdnsPlugin final : public chorus::Plugin {
   chorus_discovery_v1 table_{};
 };
 
-constexpr const char *kConfigSchema = R"({
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "service_tag": {"type": "string", "minLength": 1, "maxLength": 62},
-    "query_interval_ms": {"type": "integer", "minimum": 100, "maximum": 3600000},
-    "ttl_s": {"type": "integer", "minimum": 1, "maximum": 4500},
-    "connect_timeout_ms": {"type": "integer", "minimum": 100, "maximum": 600000},
-    "queue_size": {"type": "integer", "minimum": 1, "maximum": 10000},
-    "max_concurrent_connects": {"type": "integer", "minimum": 1, "maximum": 256},
-    "max_peers": {"type": "integer", "minimum": 1, "maximum": 100000},
-    "interface_scan_ms": {"type": "integer", "minimum": 100, "maximum": 3600000},
-    "response_delay_max_ms": {"type": "integer", "minimum": 0, "maximum": 1000},
-    "packets_per_second": {"type": "integer", "minimum": 1, "maximum": 1000000},
-    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-    "ipv4": {"type": "boolean"},
-    "ipv6": {"type": "boolean"},
-    "auto_connect": {"type": "boolean"},
-    "interfaces": {"type": "array", "items": {"type": "string"}}
-  }
-})";
-
 constexpr chorus_provide kProvides[] = {chorus::provide(CHORUS_DISCOVERY_SERVICE, 1, 0)};
 constexpr chorus_require kRequires[] = {
     chorus::require(CHORUS_P2P_HOST_SERVICE, "^1"),

@@ -5,89 +5,55 @@
 #include <nlohmann/json.hpp>
 
 namespace chorus::mdns {
-namespace {
 
-using json = nlohmann::json;
-
-[[noreturn]] void fail(const std::string &key, const std::string &what) {
-  throw std::invalid_argument("mdns.config." + key + ": " + what);
-}
-
-uint32_t read_u32(const json &v, const std::string &key, uint32_t lo, uint32_t hi) {
-  if (!v.is_number_integer() && !v.is_number_unsigned())
-    fail(key, "must be an integer between " + std::to_string(lo) + " and " + std::to_string(hi));
-  const auto n = v.get<int64_t>();
-  if (n < lo || n > hi)
-    fail(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + " (got " + std::to_string(n) + ")");
-  return static_cast<uint32_t>(n);
-}
-
-bool read_bool(const json &v, const std::string &key) {
-  if (!v.is_boolean()) fail(key, "must be true or false");
-  return v.get<bool>();
-}
-
-// The tag becomes the DNS label "_<tag>": at most 63 bytes, letters, digits, '-' and '_'.
-void check_tag(const std::string &tag) {
-  if (tag.empty() || tag.size() > 62) fail("service_tag", "must be 1 to 62 characters");
-  for (char c : tag) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-    if (!ok) fail("service_tag", "'" + tag + "' may contain only letters, digits, '-' and '_'");
+// service_tag becomes the DNS label "_<tag>": at most 63 bytes of letters, digits, '-' and '_'.
+// Defaults of the seed: connect_timeout_ms 10 s, queue_size 10.
+const char kConfigSchema[] = R"({
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "service_tag": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,62}$", "default": "CHORUS-peer-discovery"},
+    "query_interval_ms": {"type": "integer", "minimum": 100, "maximum": 3600000, "default": 10000},
+    "ttl_s": {"type": "integer", "minimum": 1, "maximum": 4500, "default": 120},
+    "connect_timeout_ms": {"type": "integer", "minimum": 100, "maximum": 600000, "default": 10000},
+    "queue_size": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 10},
+    "max_concurrent_connects": {"type": "integer", "minimum": 1, "maximum": 256, "default": 4},
+    "max_peers": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 256},
+    "interface_scan_ms": {"type": "integer", "minimum": 100, "maximum": 3600000, "default": 5000},
+    "response_delay_max_ms": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 120},
+    "packets_per_second": {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 200},
+    "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 5353},
+    "ipv4": {"type": "boolean", "default": true},
+    "ipv6": {"type": "boolean", "default": true},
+    "auto_connect": {"type": "boolean", "default": true},
+    "interfaces": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 15}, "default": []}
   }
-}
-
-}  // namespace
+})";
 
 Settings parse_settings(std::string_view config_json) {
-  Settings s;
-  json cfg = config_json.empty() ? json::object() : json::parse(config_json, nullptr, false);
-  if (cfg.is_null()) cfg = json::object();
+  const auto cfg = nlohmann::json::parse(config_json, nullptr, false);
   if (cfg.is_discarded() || !cfg.is_object()) throw std::invalid_argument("mdns.config: must be an object");
-  for (const auto &[k, v] : cfg.items()) {
-    if (k == "service_tag") {
-      if (!v.is_string()) fail(k, "must be a string");
-      s.service_tag = v.get<std::string>();
-      check_tag(s.service_tag);
-    } else if (k == "query_interval_ms") {
-      s.query_interval_ms = read_u32(v, k, 100, 3600000);
-    } else if (k == "ttl_s") {
-      s.ttl_s = read_u32(v, k, 1, 4500);
-    } else if (k == "connect_timeout_ms") {
-      s.connect_timeout_ms = read_u32(v, k, 100, 600000);
-    } else if (k == "queue_size") {
-      s.queue_size = read_u32(v, k, 1, 10000);
-    } else if (k == "max_concurrent_connects") {
-      s.max_concurrent_connects = read_u32(v, k, 1, 256);
-    } else if (k == "max_peers") {
-      s.max_peers = read_u32(v, k, 1, 100000);
-    } else if (k == "interface_scan_ms") {
-      s.interface_scan_ms = read_u32(v, k, 100, 3600000);
-    } else if (k == "response_delay_max_ms") {
-      s.response_delay_max_ms = read_u32(v, k, 0, 1000);
-    } else if (k == "packets_per_second") {
-      s.packets_per_second = read_u32(v, k, 1, 1000000);
-    } else if (k == "port") {
-      s.port = read_u32(v, k, 1, 65535);
-    } else if (k == "ipv4") {
-      s.ipv4 = read_bool(v, k);
-    } else if (k == "ipv6") {
-      s.ipv6 = read_bool(v, k);
-    } else if (k == "auto_connect") {
-      s.auto_connect = read_bool(v, k);
-    } else if (k == "interfaces") {
-      if (!v.is_array()) fail(k, "must be a list of interface names");
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (!v[i].is_string() || v[i].get<std::string>().empty() || v[i].get<std::string>().size() > 15)
-          fail(k + "[" + std::to_string(i) + "]", "must be an interface name (1-15 characters)");
-        s.interfaces.push_back(v[i].get<std::string>());
-      }
-    } else {
-      fail(k, "unknown key (known: service_tag, query_interval_ms, ttl_s, connect_timeout_ms, queue_size, "
-              "max_concurrent_connects, max_peers, interface_scan_ms, response_delay_max_ms, packets_per_second, "
-              "port, ipv4, ipv6, auto_connect, interfaces)");
-    }
+  Settings s;
+  try {
+    s.service_tag = cfg.at("service_tag").get<std::string>();
+    s.query_interval_ms = cfg.at("query_interval_ms").get<uint32_t>();
+    s.ttl_s = cfg.at("ttl_s").get<uint32_t>();
+    s.connect_timeout_ms = cfg.at("connect_timeout_ms").get<uint32_t>();
+    s.queue_size = cfg.at("queue_size").get<uint32_t>();
+    s.max_concurrent_connects = cfg.at("max_concurrent_connects").get<uint32_t>();
+    s.max_peers = cfg.at("max_peers").get<uint32_t>();
+    s.interface_scan_ms = cfg.at("interface_scan_ms").get<uint32_t>();
+    s.response_delay_max_ms = cfg.at("response_delay_max_ms").get<uint32_t>();
+    s.packets_per_second = cfg.at("packets_per_second").get<uint32_t>();
+    s.port = cfg.at("port").get<uint32_t>();
+    s.ipv4 = cfg.at("ipv4").get<bool>();
+    s.ipv6 = cfg.at("ipv6").get<bool>();
+    s.auto_connect = cfg.at("auto_connect").get<bool>();
+    s.interfaces = cfg.at("interfaces").get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception &e) {  // the host did not apply kConfigSchema
+    throw std::invalid_argument(std::string("mdns.config: does not match the plugin's schema: ") + e.what());
   }
-  if (!s.ipv4 && !s.ipv6) fail("ipv4", "ipv4 and ipv6 cannot both be false");
+  if (!s.ipv4 && !s.ipv6) throw std::invalid_argument("mdns.config.ipv4: ipv4 and ipv6 cannot both be false");
   return s;
 }
 

@@ -3,6 +3,8 @@
 
 #include <sodium.h>
 
+#include <chorus/testing/fake_host.hpp>
+
 #include "engine.hpp"
 #include "settings.hpp"
 
@@ -182,26 +184,45 @@ TEST(RateLimiter, RefillsOverTime) {
   EXPECT_FALSE(r.take(100));
 }
 
-TEST(Settings, DefaultsAndErrorsNameTheKey) {
-  const auto s = parse_settings("{}");
+// The settings the plugin reads for `cfg`: the host applies kConfigSchema first (the fake host's copy of
+// that step here), so parse_settings sees a complete, valid config.
+Settings settings_of(std::string_view cfg) {
+  const auto prepared = chorus::testing::prepare_config(kConfigSchema, "mdns", cfg);
+  if (!prepared.ok()) throw std::invalid_argument(prepared.error);
+  return parse_settings(prepared.json);
+}
+
+std::string error_of(std::string_view cfg) {
+  try {
+    settings_of(cfg);
+  } catch (const std::invalid_argument &e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Settings, DefaultsComeFromTheSchema) {
+  const auto s = settings_of("{}");
   EXPECT_EQ(s.service_tag, "CHORUS-peer-discovery");
   EXPECT_EQ(s.connect_timeout_ms, 10000u);
   EXPECT_EQ(s.queue_size, 10u);
   EXPECT_EQ(s.ttl_s, 120u);
-  auto error_of = [](const char *cfg) {
-    try {
-      parse_settings(cfg);
-    } catch (const std::invalid_argument &e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
-  EXPECT_NE(error_of(R"({"service_tag":"a.b"})").find("mdns.config.service_tag"), std::string::npos);
-  EXPECT_NE(error_of(R"({"query_interval_ms":5})").find("mdns.config.query_interval_ms"), std::string::npos);
-  EXPECT_NE(error_of(R"({"bogus":1})").find("mdns.config.bogus: unknown key"), std::string::npos);
-  EXPECT_NE(error_of(R"({"ipv4":"yes"})").find("mdns.config.ipv4"), std::string::npos);
-  EXPECT_NE(error_of(R"({"interfaces":[1]})").find("mdns.config.interfaces[0]"), std::string::npos);
-  EXPECT_NE(error_of(R"([1])").find("mdns.config"), std::string::npos);
+  EXPECT_EQ(s.port, 5353u);
+  EXPECT_TRUE(s.ipv4 && s.ipv6 && s.auto_connect);
+  EXPECT_TRUE(s.interfaces.empty());
+}
+
+TEST(Settings, ErrorsNameTheKey) {
+  EXPECT_EQ(error_of(R"({"service_tag":"a.b"})"),
+            "plugins.mdns.config.service_tag: 'a.b' does not have the expected form (^[A-Za-z0-9_-]{1,62}$)");
+  EXPECT_EQ(error_of(R"({"query_interval_ms":5})"), "plugins.mdns.config.query_interval_ms: 5 is less than the minimum 100");
+  EXPECT_EQ(error_of(R"({"bogus":1})"), "plugins.mdns.config: unknown key 'bogus'");
+  EXPECT_EQ(error_of(R"({"ipv4":"yes"})"), "plugins.mdns.config.ipv4: expected a boolean, got string");
+  EXPECT_EQ(error_of(R"({"interfaces":[1]})"), "plugins.mdns.config.interfaces[0]: expected a string, got number");
+  EXPECT_EQ(error_of(R"([1])"), "plugins.mdns.config: not an object");
+  // What the schema cannot say stays in parse_settings.
+  EXPECT_EQ(error_of(R"({"ipv4":false,"ipv6":false})"), "mdns.config.ipv4: ipv4 and ipv6 cannot both be false");
+  EXPECT_THROW(parse_settings("{}"), std::invalid_argument);  // a config the host did not complete
 }
 
 }  // namespace

@@ -195,43 +195,6 @@ class P2PPlugin final : public chorus::Plugin {
   } last_;
 };
 
-// What `chorus-agent check` can verify without the plugin running (types and ranges); settings.cpp
-// checks the rest (multiaddr syntax, cross-field rules) when the plugin is created.
-constexpr const char *kConfigSchema = R"({
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "listen": {"type": "array", "items": {"type": "string", "maxLength": 1024,
-               "pattern": "^/(ip4|ip6|dns|dns4|dns6)/[^/]+/tcp/[0-9]{1,5}(/(p2p|ipfs)/[1-9A-HJ-NP-Za-km-z]+|/(p2p|ipfs)/b[a-z2-7]+)?$"}},
-    "bootstrap_peers": {"type": "array", "items": {"type": "string", "maxLength": 1024,
-                        "pattern": "^/(ip4|ip6|dns|dns4|dns6)/[^/]+/tcp/[0-9]{1,5}/(p2p|ipfs)/([1-9A-HJ-NP-Za-km-z]+|b[a-z2-7]+)$"}},
-    "assignment_file": {"type": "string"},
-    "key_file": {"type": "string"},
-    "agent_version": {"type": "string", "maxLength": 256},
-    "announce_loopback": {"type": "boolean"},
-    "limits": {
-      "type": "object",
-      "additionalProperties": false,
-      "properties": {
-        "max_connections": {"type": "integer", "minimum": 1, "maximum": 100000},
-        "max_connections_per_ip": {"type": "integer", "minimum": 1, "maximum": 100000},
-        "low_watermark": {"type": "integer", "minimum": 0, "maximum": 100000},
-        "high_watermark": {"type": "integer", "minimum": 1, "maximum": 100000},
-        "grace_period_ms": {"type": "integer", "minimum": 0, "maximum": 3600000},
-        "max_streams_per_connection": {"type": "integer", "minimum": 1, "maximum": 65536},
-        "dial_timeout_ms": {"type": "integer", "minimum": 100, "maximum": 600000},
-        "handshake_timeout_ms": {"type": "integer", "minimum": 100, "maximum": 600000},
-        "negotiation_timeout_ms": {"type": "integer", "minimum": 100, "maximum": 600000},
-        "dial_backoff_base_ms": {"type": "integer", "minimum": 0, "maximum": 3600000},
-        "dial_backoff_max_ms": {"type": "integer", "minimum": 0, "maximum": 86400000},
-        "inbound_per_second": {"type": "number", "minimum": 0.001, "maximum": 1000000},
-        "inbound_burst": {"type": "integer", "minimum": 1, "maximum": 1000000},
-        "stream_send_buffer": {"type": "integer", "minimum": 4096, "maximum": 1073741824}
-      }
-    }
-  }
-})";
-
 constexpr chorus_provide kProvides[] = {chorus::provide(CHORUS_P2P_HOST_SERVICE, 1, 0)};
 
 }  // namespace

@@ -1,6 +1,6 @@
 #include "settings.hpp"
 
-#include <cmath>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -13,21 +13,54 @@ namespace chorus::p2p {
 
 using json = nlohmann::json;
 
-
+// Four limits have no "default": theirs follows the limits given (read_limits() below).
+const char kConfigSchema[] = R"schema({
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "listen": {"type": "array", "items": {"type": "string", "maxLength": 1024,
+               "pattern": "^/(ip4|ip6|dns|dns4|dns6)/[^/]+/tcp/[0-9]{1,5}(/(p2p|ipfs)/[1-9A-HJ-NP-Za-km-z]+|/(p2p|ipfs)/b[a-z2-7]+)?$"},
+               "description": "default: /ip4/0.0.0.0 and /ip6/:: on CHORUS_P2P_PORT (9000)"},
+    "bootstrap_peers": {"type": "array", "default": [], "items": {"type": "string", "maxLength": 1024,
+                        "pattern": "^/(ip4|ip6|dns|dns4|dns6)/[^/]+/tcp/[0-9]{1,5}/(p2p|ipfs)/([1-9A-HJ-NP-Za-km-z]+|b[a-z2-7]+)$"}},
+    "assignment_file": {"type": "string", "default": ""},
+    "key_file": {"type": "string", "default": "", "description": "default: <state_dir>/p2p/identity.key"},
+    "agent_version": {"type": "string", "minLength": 1, "maxLength": 256, "default": "chorus-agent/0.1.0"},
+    "announce_loopback": {"type": "boolean", "default": true},
+    "limits": {
+      "type": "object",
+      "additionalProperties": false,
+      "default": {},
+      "properties": {
+        "max_connections": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 50},
+        "max_connections_per_ip": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 3},
+        "low_watermark": {"type": "integer", "minimum": 0, "maximum": 100000,
+                          "description": "default: 40, or 4/5 of high_watermark when that is lower"},
+        "high_watermark": {"type": "integer", "minimum": 1, "maximum": 100000,
+                           "description": "default: 48, or max_connections when that is lower"},
+        "grace_period_ms": {"type": "integer", "minimum": 0, "maximum": 3600000, "default": 20000},
+        "max_streams_per_connection": {"type": "integer", "minimum": 1, "maximum": 65536, "default": 1000,
+                                       "description": "inbound and outbound each (js-libp2p's default)"},
+        "dial_timeout_ms": {"type": "integer", "minimum": 100, "maximum": 600000, "default": 30000},
+        "handshake_timeout_ms": {"type": "integer", "minimum": 100, "maximum": 600000, "default": 10000},
+        "negotiation_timeout_ms": {"type": "integer", "minimum": 100, "maximum": 600000, "default": 10000},
+        "dial_backoff_base_ms": {"type": "integer", "minimum": 0, "maximum": 3600000,
+                                 "description": "default: 5000, or dial_backoff_max_ms when that is lower"},
+        "dial_backoff_max_ms": {"type": "integer", "minimum": 0, "maximum": 86400000,
+                                "description": "default: 300000, or dial_backoff_base_ms when that is higher"},
+        "inbound_per_second": {"type": "number", "minimum": 0.001, "maximum": 1000000, "default": 50},
+        "inbound_burst": {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 100},
+        "stream_send_buffer": {"type": "integer", "minimum": 4096, "maximum": 1073741824, "default": 262144,
+                               "description": "one yamux window queued behind the one in flight keeps a stream busy; more only spreads queued bytes over more memory than the caches hold when many streams send at once"}
+      }
+    }
+  }
+})schema";
 
 namespace {
 
 [[noreturn]] void fail(const std::string &key, const std::string &what) {
   throw std::invalid_argument("p2p.config." + key + ": " + what);
-}
-
-uint32_t read_u32(const json &v, const std::string &key, uint32_t lo, uint32_t hi) {
-  if (!v.is_number_integer() && !v.is_number_unsigned())
-    fail(key, "must be an integer between " + std::to_string(lo) + " and " + std::to_string(hi));
-  const auto n = v.get<int64_t>();
-  if (n < lo || n > hi) fail(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                                      " (got " + std::to_string(n) + ")");
-  return static_cast<uint32_t>(n);
 }
 
 std::vector<std::string> read_addrs(const json &v, const std::string &key, bool need_peer_id) {
@@ -60,46 +93,36 @@ std::vector<std::string> split_env_peers(const std::string &text) {
   return out;
 }
 
-void read_limits(const json &v, Limits &l) {
-  if (!v.is_object()) fail("limits", "must be an object");
-  auto given = [&](const char *k) { return v.contains(k); };
-  for (const auto &[k, x] : v.items()) {
-    const std::string key = "limits." + k;
-    if (k == "max_connections") l.max_connections = read_u32(x, key, 1, 100000);
-    else if (k == "max_connections_per_ip") l.max_connections_per_ip = read_u32(x, key, 1, 100000);
-    else if (k == "low_watermark") l.low_watermark = read_u32(x, key, 0, 100000);
-    else if (k == "high_watermark") l.high_watermark = read_u32(x, key, 1, 100000);
-    else if (k == "grace_period_ms") l.grace_period_ms = read_u32(x, key, 0, 3600000);
-    else if (k == "max_streams_per_connection") l.max_streams_per_connection = read_u32(x, key, 1, 65536);
-    else if (k == "dial_timeout_ms") l.dial_timeout_ms = read_u32(x, key, 100, 600000);
-    else if (k == "handshake_timeout_ms") l.handshake_timeout_ms = read_u32(x, key, 100, 600000);
-    else if (k == "negotiation_timeout_ms") l.negotiation_timeout_ms = read_u32(x, key, 100, 600000);
-    else if (k == "dial_backoff_base_ms") l.dial_backoff_base_ms = read_u32(x, key, 0, 3600000);
-    else if (k == "dial_backoff_max_ms") l.dial_backoff_max_ms = read_u32(x, key, 0, 86400000);
-    else if (k == "inbound_burst") l.inbound_burst = read_u32(x, key, 1, 1000000);
-    else if (k == "stream_send_buffer") l.stream_send_buffer = read_u32(x, key, 4096, 1 << 30);
-    else if (k == "inbound_per_second") {
-      if (!x.is_number() || !(x.get<double>() > 0) || !std::isfinite(x.get<double>()))
-        fail(key, "must be a number > 0");
-      l.inbound_per_second = x.get<double>();
-    } else {
-      fail(key, "unknown key (known: max_connections, max_connections_per_ip, low_watermark, high_watermark, "
-                "grace_period_ms, max_streams_per_connection, dial_timeout_ms, handshake_timeout_ms, "
-                "negotiation_timeout_ms, dial_backoff_base_ms, dial_backoff_max_ms, inbound_per_second, "
-                "inbound_burst, stream_send_buffer)");
-    }
-  }
-  // Values the user did not set follow the ones they did (max_connections: 10 alone is valid).
-  if (!given("high_watermark") && l.high_watermark > l.max_connections) l.high_watermark = l.max_connections;
-  if (!given("low_watermark") && l.low_watermark > l.high_watermark) l.low_watermark = l.high_watermark * 4 / 5;
-  if (!given("dial_backoff_max_ms") && l.dial_backoff_base_ms > l.dial_backoff_max_ms)
-    l.dial_backoff_max_ms = l.dial_backoff_base_ms;
-  if (!given("dial_backoff_base_ms") && l.dial_backoff_base_ms > l.dial_backoff_max_ms)
-    l.dial_backoff_base_ms = l.dial_backoff_max_ms;
+// The four limits whose default follows the limits given, so that max_connections: 10 alone is valid.
+constexpr uint32_t kHighWatermark = 48, kLowWatermark = 40, kDialBackoffBaseMs = 5000, kDialBackoffMaxMs = 300000;
+
+Limits read_limits(const json &v) {
+  Limits l;
+  l.max_connections = v.at("max_connections").get<uint32_t>();
+  l.max_connections_per_ip = v.at("max_connections_per_ip").get<uint32_t>();
+  l.grace_period_ms = v.at("grace_period_ms").get<uint32_t>();
+  l.max_streams_per_connection = v.at("max_streams_per_connection").get<uint32_t>();
+  l.dial_timeout_ms = v.at("dial_timeout_ms").get<uint32_t>();
+  l.handshake_timeout_ms = v.at("handshake_timeout_ms").get<uint32_t>();
+  l.negotiation_timeout_ms = v.at("negotiation_timeout_ms").get<uint32_t>();
+  l.inbound_per_second = v.at("inbound_per_second").get<double>();
+  l.inbound_burst = v.at("inbound_burst").get<uint32_t>();
+  l.stream_send_buffer = v.at("stream_send_buffer").get<uint32_t>();
+
+  const auto given = [&](const char *k) { return v.contains(k); };
+  l.high_watermark = given("high_watermark") ? v["high_watermark"].get<uint32_t>() : std::min(kHighWatermark, l.max_connections);
+  l.low_watermark = given("low_watermark") ? v["low_watermark"].get<uint32_t>()
+                    : kLowWatermark > l.high_watermark ? l.high_watermark * 4 / 5 : kLowWatermark;
+  l.dial_backoff_base_ms = given("dial_backoff_base_ms") ? v["dial_backoff_base_ms"].get<uint32_t>() : kDialBackoffBaseMs;
+  l.dial_backoff_max_ms = given("dial_backoff_max_ms") ? v["dial_backoff_max_ms"].get<uint32_t>()
+                                                       : std::max(kDialBackoffMaxMs, l.dial_backoff_base_ms);
+  if (!given("dial_backoff_base_ms")) l.dial_backoff_base_ms = std::min(l.dial_backoff_base_ms, l.dial_backoff_max_ms);
+
   if (l.low_watermark > l.high_watermark) fail("limits.low_watermark", "must not exceed limits.high_watermark");
   if (l.high_watermark > l.max_connections) fail("limits.high_watermark", "must not exceed limits.max_connections");
   if (l.dial_backoff_base_ms > l.dial_backoff_max_ms)
     fail("limits.dial_backoff_base_ms", "must not exceed limits.dial_backoff_max_ms");
+  return l;
 }
 
 // CHORUS_P2P_PORT replaces the TCP port of every listen address (CHORUS's single P2P port knob;
@@ -125,31 +148,21 @@ std::vector<std::string> read_assignment_peers(const std::string &path) {
 }
 
 Settings parse_settings(std::string_view config_json, const std::string &state_dir, const EnvLookup &env) {
-  Settings s;
-  json cfg = config_json.empty() ? json::object() : json::parse(config_json, nullptr, false);
-  if (cfg.is_null()) cfg = json::object();
+  json cfg = json::parse(config_json, nullptr, false);
   if (cfg.is_discarded() || !cfg.is_object()) throw std::invalid_argument("p2p.config: must be an object");
-
-  bool listen_given = false;
+  Settings s;
   std::vector<std::string> config_peers;
-  for (const auto &[k, v] : cfg.items()) {
-    if (k == "listen") {
-      s.listen = read_addrs(v, k, false);
-      listen_given = true;
-    } else if (k == "bootstrap_peers") {
-      config_peers = read_addrs(v, k, true);
-    } else if (k == "assignment_file" || k == "key_file" || k == "agent_version") {
-      if (!v.is_string()) fail(k, "must be a string");
-      (k == "assignment_file" ? s.assignment_file : k == "key_file" ? s.key_file : s.agent_version) = v.get<std::string>();
-    } else if (k == "announce_loopback") {
-      if (!v.is_boolean()) fail(k, "must be true or false");
-      s.announce_loopback = v.get<bool>();
-    } else if (k == "limits") {
-      read_limits(v, s.limits);
-    } else {
-      fail(k, "unknown key (known: listen, bootstrap_peers, assignment_file, key_file, agent_version, "
-              "announce_loopback, limits)");
-    }
+  const bool listen_given = cfg.contains("listen");
+  try {
+    if (listen_given) s.listen = read_addrs(cfg["listen"], "listen", false);
+    config_peers = read_addrs(cfg.at("bootstrap_peers"), "bootstrap_peers", true);
+    s.assignment_file = cfg.at("assignment_file").get<std::string>();
+    s.key_file = cfg.at("key_file").get<std::string>();
+    s.agent_version = cfg.at("agent_version").get<std::string>();
+    s.announce_loopback = cfg.at("announce_loopback").get<bool>();
+    s.limits = read_limits(cfg.at("limits"));
+  } catch (const json::exception &e) {  // the host did not apply kConfigSchema
+    throw std::invalid_argument(std::string("p2p.config: does not match the plugin's schema: ") + e.what());
   }
 
   uint16_t port = 9000;
@@ -188,7 +201,6 @@ Settings parse_settings(std::string_view config_json, const std::string &state_d
     if (state_dir.empty()) fail("key_file", "not set and the host has no state directory");
     s.key_file = state_dir + "/p2p/identity.key";
   }
-  if (s.agent_version.empty()) s.agent_version = "chorus-agent/0.1.0";
   return s;
 }
 

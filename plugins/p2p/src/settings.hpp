@@ -11,24 +11,22 @@
 
 namespace chorus::p2p {
 
+// Every value comes from the config after the host applied kConfigSchema; the defaults live there.
 struct Limits {
-  uint32_t max_connections = 50;          // CHORUS MaxConnections (docs/contract.md, CHORUS defaults)
-  uint32_t max_connections_per_ip = 3;    // CHORUS MaxPeersPerIP (same); loopback is exempt
-  uint32_t low_watermark = 40;            // trim down to this many connections ...
-  uint32_t high_watermark = 48;           // ... once there are more than this many
-  uint32_t grace_period_ms = 20000;       // a new connection is never trimmed before this age
-  uint32_t max_streams_per_connection = 1000;  // inbound and outbound each (js-libp2p's default)
-  uint32_t dial_timeout_ms = 30000;       // CHORUS ConnectionTimeout (same): TCP + Noise + yamux
-  uint32_t handshake_timeout_ms = 10000;  // an inbound connection must be secured and muxed by then
-  uint32_t negotiation_timeout_ms = 10000;  // a stream must agree on its protocol by then
-  uint32_t dial_backoff_base_ms = 5000;   // after a failed dial, doubled per failure ...
-  uint32_t dial_backoff_max_ms = 300000;  // ... up to this
-  double inbound_per_second = 50;         // accepted connection attempts per second (token bucket)
-  uint32_t inbound_burst = 100;
-  // Per-stream send queue high-water mark (write -> BUSY). One yamux window (256 KiB) queued behind
-  // the one in flight keeps a stream busy; more only spreads queued bytes over more memory than the
-  // caches hold when many streams send at once.
-  uint32_t stream_send_buffer = 256 * 1024;
+  uint32_t max_connections = 0;         // CHORUS MaxConnections (docs/contract.md, CHORUS defaults)
+  uint32_t max_connections_per_ip = 0;  // CHORUS MaxPeersPerIP (same); loopback is exempt
+  uint32_t low_watermark = 0;           // trim down to this many connections ...
+  uint32_t high_watermark = 0;          // ... once there are more than this many
+  uint32_t grace_period_ms = 0;         // a new connection is never trimmed before this age
+  uint32_t max_streams_per_connection = 0;  // inbound and outbound each
+  uint32_t dial_timeout_ms = 0;         // CHORUS ConnectionTimeout (same): TCP + Noise + yamux
+  uint32_t handshake_timeout_ms = 0;    // an inbound connection must be secured and muxed by then
+  uint32_t negotiation_timeout_ms = 0;  // a stream must agree on its protocol by then
+  uint32_t dial_backoff_base_ms = 0;    // after a failed dial, doubled per failure ...
+  uint32_t dial_backoff_max_ms = 0;     // ... up to this
+  double inbound_per_second = 0;        // accepted connection attempts per second (token bucket)
+  uint32_t inbound_burst = 0;
+  uint32_t stream_send_buffer = 0;      // per-stream send queue high-water mark (write -> BUSY)
 
   bool operator==(const Limits &) const = default;
 };
@@ -40,14 +38,21 @@ struct Settings {
   std::string assignment_file;               // JSON {"bootstrap_peers": [...]}, re-read on reload
   std::string key_file;                      // Ed25519 identity (libp2p PrivateKey protobuf, mode 0600)
   std::string agent_version;                 // sent in identify
-  bool announce_loopback = true;             // advertise 127.0.0.1/::1 in identify (useful on one host)
+  bool announce_loopback = false;            // advertise 127.0.0.1/::1 in identify (useful on one host)
   Limits limits;
 };
 
+// The JSON Schema of plugins.p2p.config (the descriptor's config_schema): the one declaration of the
+// plugin's keys, their types, ranges and defaults. The host (and the fake host in tests) validates the
+// config against it and fills in the defaults before the plugin sees it.
+extern const char kConfigSchema[];
+
 using EnvLookup = std::function<std::optional<std::string>(const char *)>;
 
-// Parses and validates. Throws std::invalid_argument with a message naming the key (e.g.
-// "p2p.config.limits.max_connections: must be an integer between 1 and 100000").
+// Reads a config that kConfigSchema has already validated and completed, adds the environment and
+// checks what the schema cannot express (multiaddr syntax, the limits' cross-field rules, the
+// assignment file). Throws std::invalid_argument with a message naming the key (e.g.
+// "p2p.config.limits.low_watermark: must not exceed limits.high_watermark").
 // `state_dir` is the host's state directory (default key file location).
 Settings parse_settings(std::string_view config_json, const std::string &state_dir, const EnvLookup &env);
 

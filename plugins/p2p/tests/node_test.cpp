@@ -11,9 +11,11 @@
 #include <mutex>
 #include <string>
 
+#include <chorus/testing/fake_host.hpp>
 #include <nlohmann/json.hpp>
 
 #include "node.hpp"
+#include "settings.hpp"
 
 namespace chorus::p2p {
 namespace {
@@ -32,12 +34,13 @@ Identity identity_from(uint8_t fill) {
   return Identity::from_seed(seed);
 }
 
+// The plugin's defaults (from its config schema, as the host fills them in) on a loopback port.
 Settings loopback_settings() {
-  Settings s;
-  s.listen = {"/ip4/127.0.0.1/tcp/0"};
-  s.agent_version = "node-test/1";
-  s.limits.dial_backoff_base_ms = 0;
-  return s;
+  const auto cfg = chorus::testing::prepare_config(
+      kConfigSchema, "p2p",
+      R"({"listen":["/ip4/127.0.0.1/tcp/0"],"agent_version":"node-test/1","limits":{"dial_backoff_base_ms":0}})");
+  EXPECT_TRUE(cfg.ok()) << cfg.error;
+  return parse_settings(cfg.json, "/nonexistent", [](const char *) { return std::optional<std::string>(); });
 }
 
 std::string listen_addr(Node &n) {

@@ -169,6 +169,17 @@ TEST_F(Fixture, RolePromptComposition) {
   fs::remove_all(dir);
 }
 
+// Keys, types and ranges are the schema's to check (the host applies it, the fake host here too).
+TEST_F(Fixture, TheSchemaRefusesBadValuesNamingTheKey) {
+  auto plugin = chorus::testing::load(entry(), host, R"({"webhook_timeout_ms":0})");
+  EXPECT_EQ(plugin.status(), CHORUS_E_CONFIG);
+  EXPECT_EQ(plugin.message(), "plugins.reasoning.config.webhook_timeout_ms: 0 is less than the minimum 1");
+  chorus::testing::FakeHost host2;
+  auto bad = chorus::testing::load(entry(), host2, R"({"models":["m1",""]})");
+  EXPECT_EQ(bad.status(), CHORUS_E_CONFIG);
+  EXPECT_EQ(bad.message(), "plugins.reasoning.config.models[1]: '' is shorter than 1 characters");
+}
+
 // ---------------------------------------------------------------- the chorus.reasoning v1 table
 namespace {
 // Records callbacks (the scripted provider calls back on the test thread).

@@ -14,7 +14,10 @@
 //
 // chorus::testing::load(descriptor, host, config_json) drives a plugin through its descriptor's C
 // vtable exactly like the host does (create, start, ..., stop, destroy), so a test exercises the
-// same trampolines as production:
+// same trampolines as production. Like the host, it applies the descriptor's config schema first
+// (chorus/config_schema.hpp, the host's own code): an invalid config fails create with CHORUS_E_CONFIG
+// and the host's message ("plugins.<id>.config.<key>: ..."), and the plugin receives the config with
+// the schema's defaults filled in:
 //
 //   chorus::testing::FakeHost host;
 //   auto plugin = chorus::testing::load(my_descriptor, host, R"({"greeting":"hi"})");
@@ -24,11 +27,14 @@
 //   EXPECT_TRUE(host.violations().empty());
 //
 // For a plugin built as a .so, pass chorus_plugin_entry_v1 (from dlsym) instead of a descriptor.
+// prepare_config(schema, id, config_json) is that schema step alone, for tests of a plugin's settings
+// code. This header needs nlohmann_json (3.10 or newer), like chorus/config_schema.hpp.
 // The fake host API functions are thread-safe, so plugins may call them from their own threads;
 // callbacks only ever run inside run_pending(), advance() and http().
 #ifndef CHORUS_TESTING_FAKE_HOST_HPP
 #define CHORUS_TESTING_FAKE_HOST_HPP
 
+#include <chorus/config_schema.hpp>
 #include <chorus/plugin.hpp>
 
 #include <chrono>
@@ -197,6 +203,26 @@ inline std::string join(const std::vector<std::string> &v) {
 }
 
 }  // namespace detail
+
+// What the host hands a plugin for plugins.<plugin_id>.config: the config validated against the
+// plugin's schema (nullptr: it declares none) with the schema's defaults filled in, or the host's error.
+struct PreparedConfig {
+  std::string json;   // the config to pass to create or reconfigure
+  std::string error;  // empty when the config is valid, else "plugins.<id>.config...: why"
+  bool ok() const noexcept { return error.empty(); }
+};
+inline PreparedConfig prepare_config(const char *schema_json, std::string_view plugin_id, std::string_view config_json) {
+  const std::string path = "plugins." + std::string(plugin_id) + ".config";
+  // An empty text is taken as an empty section, which is what the host passes when there is no config:.
+  auto cfg = nlohmann::json::parse(config_json.empty() ? std::string_view("{}") : config_json, nullptr, false);
+  if (cfg.is_discarded() || !cfg.is_object()) return {{}, path + ": not an object"};
+  if (schema_json != nullptr) {
+    const auto schema = nlohmann::json::parse(schema_json, nullptr, false);
+    if (schema.is_discarded()) return {{}, "config_schema_json is not valid JSON"};
+    if (auto why = chorus::config_schema::validate_and_default(schema, cfg, path)) return {{}, *why};
+  }
+  return {cfg.dump(), {}};
+}
 
 // What the fake believes the plugin is doing; set by PluginHandle, used to enforce "call from
 // create or start" rules and the stop protocol. A FakeHost used without PluginHandle stays
@@ -1022,13 +1048,19 @@ class PluginHandle {
     destroy();
   }
 
+  // Applies the schema like the host (a config it refuses never reaches the plugin), then creates.
   chorus_status create(std::string_view config_json = "{}") {
     if (d_ == nullptr || state_ != State::none) return status_;
     const chorus_plugin_vtable *vt = d_->vtable;
     reset_error();
+    const PreparedConfig cfg = prepare_config(d_->config_schema_json, d_->id, config_json);
+    if (!cfg.ok()) {
+      fail(CHORUS_E_CONFIG, cfg.error);
+      return status_;
+    }
     host_->set_phase(Phase::creating);
     void *inst = nullptr;
-    status_ = vt->create(host_->api(), host_->ctx(), config_json.data(), config_json.size(), &inst, &err_);
+    status_ = vt->create(host_->api(), host_->ctx(), cfg.json.data(), cfg.json.size(), &inst, &err_);
     if (status_ != CHORUS_OK) {
       host_->end_plugin(Phase::destroyed);  // the failed instance's routes, timers, ... go away
       state_ = State::failed;
@@ -1097,11 +1129,19 @@ class PluginHandle {
     state_ = State::destroyed;
   }
   // The host treats a missing slot like CHORUS_E_NEEDS_RESTART.
+  // The host applies the schema before reconfigure too; a refused config leaves the plugin running
+  // with its old one and returns CHORUS_E_CONFIG.
   chorus_status reconfigure(std::string_view config_json) {
     if (state_ != State::running) return CHORUS_E_INVALID_ARG;
     reset_error();
+    const PreparedConfig cfg = prepare_config(d_->config_schema_json, d_->id, config_json);
+    if (!cfg.ok()) {
+      status_ = CHORUS_E_CONFIG;
+      chorus::set_error(&err_, status_, cfg.error);
+      return status_;
+    }
     if (!CHORUS_HAS(chorus_plugin_vtable, d_->vtable, reconfigure)) return status_ = CHORUS_E_NEEDS_RESTART;
-    status_ = d_->vtable->reconfigure(inst_, config_json.data(), config_json.size(), &err_);
+    status_ = d_->vtable->reconfigure(inst_, cfg.json.data(), cfg.json.size(), &err_);
     return status_;
   }
   void drain() {
@@ -1149,6 +1189,11 @@ class PluginHandle {
       return "vtable missing or too short";
     if (!vt->create || !vt->start || !vt->stop || !vt->destroy) return "vtable lacks create, start, stop or destroy";
     if (d.provides_count > 0 && !vt->get_service) return "provides services but has no get_service";
+    if (d.config_schema_json != nullptr) {  // the loader refuses a plugin whose schema it cannot apply
+      const auto schema = nlohmann::json::parse(d.config_schema_json, nullptr, false);
+      if (schema.is_discarded()) return "config_schema_json is not valid JSON";
+      if (auto why = chorus::config_schema::check_schema(schema)) return "config_schema_json: " + *why;
+    }
     return std::nullopt;
   }
 

@@ -15,30 +15,31 @@
 
 namespace chorus_ai {
 
+// Every value comes from the config after the host applied the plugin's schema (the defaults live in
+// CHORUS_AI_COMMON_SCHEMA and the plugin's own keys), then from the environment.
 struct ProviderSettings {
   std::string base_url;              // endpoint (ollama) or base URL incl. /v1 (openai); no trailing '/'
   std::string api_key;               // bearer token; never logged
   std::string default_model;
-  uint64_t connect_timeout_ms = 5000;
-  uint64_t first_byte_timeout_ms = 120000;
-  uint64_t total_timeout_ms = 600000;
-  uint32_t max_retries = 2;
-  uint64_t retry_base_ms = 200;
-  uint64_t retry_max_ms = 5000;
-  uint32_t breaker_threshold = 5;    // consecutive failures that open the breaker; 0 disables it
-  uint64_t breaker_cooldown_ms = 10000;
-  uint32_t max_concurrency = 16;     // upstream requests at once
-  uint32_t max_queue = 1024;         // waiting beyond that; more is CHORUS_E_BUSY
-  size_t max_response_bytes = 8u << 20;
-  uint64_t health_interval_ms = 30000;  // period of the backend probe (model list); 0 disables it
-  uint64_t health_timeout_ms = 10000;   // a probe slower than this counts as failed
+  uint64_t connect_timeout_ms = 0;
+  uint64_t first_byte_timeout_ms = 0;
+  uint64_t total_timeout_ms = 0;
+  uint32_t max_retries = 0;
+  uint64_t retry_base_ms = 0;
+  uint64_t retry_max_ms = 0;
+  uint32_t breaker_threshold = 0;    // consecutive failures that open the breaker; 0 disables it
+  uint64_t breaker_cooldown_ms = 0;
+  uint32_t max_concurrency = 0;      // upstream requests at once
+  uint32_t max_queue = 0;            // waiting beyond that; more is CHORUS_E_BUSY
+  size_t max_response_bytes = 0;
+  uint64_t health_interval_ms = 0;   // period of the backend probe (model list); 0 disables it
+  uint64_t health_timeout_ms = 0;    // a probe slower than this counts as failed
 };
 
 // Where one provider plugin finds its endpoint, key and default model besides the common keys.
 // Environment variables override the config file (contract section 3: defaults < file < env); in
 // each list the first variable that is set and non-empty wins.
 struct SettingsSource {
-  const char *default_url;                  // built-in default endpoint / base URL
   const char *url_key;                      // config key of the endpoint ("endpoint", "base_url")
   std::vector<const char *> url_env;        // environment overrides of the endpoint
   const char *api_key_key = nullptr;        // config key of the bearer token, or nullptr (none)
@@ -46,7 +47,10 @@ struct SettingsSource {
   std::vector<const char *> model_env;      // environment overrides of default_model
 };
 
-// The config schema keys shared by both providers (JSON Schema "properties" members, no braces).
+// The config schema keys shared by every provider: JSON Schema "properties" members, no braces. A
+// provider's schema is its own keys (url_key with its default, api_key_key) followed by these:
+//   constexpr const char *kConfigSchema = "{\"type\": \"object\", \"additionalProperties\": false, "
+//       "\"properties\": {\"endpoint\": {...}," CHORUS_AI_COMMON_SCHEMA "}}";
 #define CHORUS_AI_COMMON_SCHEMA \
   "\"default_model\": {\"type\": \"string\", \"default\": \"\"}," \
   "\"connect_timeout_ms\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 600000, \"default\": 5000}," \
@@ -62,10 +66,9 @@ struct SettingsSource {
   "\"max_response_bytes\": {\"type\": \"integer\", \"minimum\": 1024, \"maximum\": 1073741824, \"default\": 8388608}," \
   "\"health_interval_ms\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 86400000, \"default\": 30000}," \
   "\"health_timeout_ms\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 600000, \"default\": 10000}"
-// Reads the common keys of `cfg` (a JSON object text) into `s`; throws chorus::Error(CONFIG).
-void parse_common_settings(std::string_view cfg_json, ProviderSettings &s);
-// The full settings of one provider: defaults, then the config file, then the environment.
-// Throws chorus::Error(CONFIG) with the offending key named.
+
+// The settings of one provider from its config (validated and completed by its schema), then the
+// environment. Throws chorus::Error(CONFIG) with the offending key named.
 ProviderSettings settings_from(std::string_view cfg_json, const SettingsSource &src);
 
 // What every provider plugin declares: chorus.ai.provider v1, swappable (no state across requests).

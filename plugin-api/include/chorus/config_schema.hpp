@@ -1,40 +1,69 @@
-// The JSON Schema subset used for plugin config sections; see json_schema.hpp.
+// chorus/config_schema.hpp - the JSON Schema subset that describes a plugin's `config:` section.
 //
-// Two departures from full JSON Schema, both on purpose: unknown keywords are an error in check_schema()
-// (a misspelt "maximun" would otherwise silently check nothing), and validation fills in defaults, so a
-// plugin receives its config complete.
-#include "json_schema.hpp"
+// A plugin declares its keys, types, ranges, enums, patterns and defaults once, as the schema in its
+// descriptor (chorus::PluginInfo::config_schema). chorus-agent checks that schema when it loads the
+// plugin (check_schema) and applies it to plugins.<id>.config before create and reconfigure
+// (validate_and_default), so the plugin receives its config complete and valid. The fake host
+// (chorus/testing/fake_host.hpp) applies it with this same code, so unit tests see what production sees.
+//
+// Supported keywords: type, properties, required, additionalProperties (false or a schema), items, enum,
+// minimum, maximum, minLength, maxLength, pattern, default, "x-secret", and the annotations
+// description, title, $schema, $comment, $id. Two departures from full JSON Schema, both on purpose:
+// an unknown keyword is an error in check_schema() (a misspelt "maximun" would otherwise silently check
+// nothing), and validation fills in defaults.
+//
+// Header-only; needs nlohmann_json (3.10 or newer) and the standard library.
+#ifndef CHORUS_CONFIG_SCHEMA_HPP
+#define CHORUS_CONFIG_SCHEMA_HPP
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <regex>
 #include <set>
+#include <string>
 #include <string_view>
+#include <vector>
 
-namespace chorus::host {
-namespace {
+#include <nlohmann/json.hpp>
+
+namespace chorus::config_schema {
+
+// Returns nullopt when the schema itself is acceptable, else a one-line reason.
+inline std::optional<std::string> check_schema(const nlohmann::json &schema);
+
+// Validates `value` and fills in defaults (of properties that are absent) in place. On failure returns
+// a one-line error whose first word is the path below `path_prefix`, e.g.
+// "plugins.p2p.config.listen[1]: expected a string, got number".
+inline std::optional<std::string> validate_and_default(const nlohmann::json &schema, nlohmann::json &value,
+                                                       const std::string &path_prefix);
+
+// A copy of `value` with every value whose schema has "x-secret": true replaced by "***".
+inline nlohmann::json redact_secrets(const nlohmann::json &schema, const nlohmann::json &value);
+
+namespace detail {
 
 using Json = nlohmann::json;
 
-constexpr std::array<std::string_view, 7> kTypes = {"object", "array",   "string", "integer",
+inline constexpr std::array<std::string_view, 7> kTypes = {"object", "array",   "string", "integer",
                                                      "number", "boolean", "null"};
 
 // Everything check_schema() accepts. description, title, $schema and $comment are annotations only.
-constexpr std::array<std::string_view, 18> kKeywords = {
+inline constexpr std::array<std::string_view, 18> kKeywords = {
     "type",      "properties", "required",    "additionalProperties", "items",   "enum",
     "minimum",   "maximum",    "minLength",   "maxLength",            "default", "x-secret",
     "pattern",   "description", "title",      "$schema",              "$comment", "$id"};
 
 // "pattern" (ECMAScript, unanchored as JSON Schema says). std::regex recurses per character and per
 // group, so patterns and the strings tested against them are kept small.
-constexpr size_t kMaxPattern = 256;
-constexpr size_t kMaxPatternGroups = 8;
-constexpr size_t kMaxPatternSubject = 1024;
+inline constexpr size_t kMaxPattern = 256;
+inline constexpr size_t kMaxPatternGroups = 8;
+inline constexpr size_t kMaxPatternSubject = 1024;
 
-std::optional<std::string> pattern_problem(const std::string &pattern) {
+inline std::optional<std::string> pattern_problem(const std::string &pattern) {
   if (pattern.size() > kMaxPattern) return "a pattern may have at most " + std::to_string(kMaxPattern) + " characters";
   if (static_cast<size_t>(std::count(pattern.begin(), pattern.end(), '(')) > kMaxPatternGroups)
     return "a pattern may have at most " + std::to_string(kMaxPatternGroups) + " groups";
@@ -46,26 +75,26 @@ std::optional<std::string> pattern_problem(const std::string &pattern) {
   return std::nullopt;
 }
 
-std::string member_path(const std::string &parent, const std::string &key) {
+inline std::string member_path(const std::string &parent, const std::string &key) {
   return parent.empty() ? key : parent + "." + key;
 }
 
-std::string index_path(const std::string &parent, size_t index) {
+inline std::string index_path(const std::string &parent, size_t index) {
   return parent + "[" + std::to_string(index) + "]";
 }
 
-std::string with_path(const std::string &path, const std::string &message) {
+inline std::string with_path(const std::string &path, const std::string &message) {
   return path.empty() ? message : path + ": " + message;
 }
 
-std::string join(const auto &names, std::string_view separator) {
+inline std::string join(const auto &names, std::string_view separator) {
   std::string out;
   for (std::string_view n : names) out += (out.empty() ? "" : std::string(separator)) + std::string(n);
   return out;
 }
 
 // The coarse JSON type of a value, for "got <type>": integers and fractions are both "number".
-std::string json_type_name(const Json &value) {
+inline std::string json_type_name(const Json &value) {
   switch (value.type()) {
     case Json::value_t::object: return "object";
     case Json::value_t::array: return "array";
@@ -76,14 +105,14 @@ std::string json_type_name(const Json &value) {
   }
 }
 
-std::string with_article(std::string_view type) {
+inline std::string with_article(std::string_view type) {
   if (type == "null") return "null";
   if (type == "object" || type == "array" || type == "integer") return "an " + std::string(type);
   return "a " + std::string(type);
 }
 
 // "a string", "a string or null", "a string, an integer or null".
-std::string expected_types(const std::vector<std::string> &types) {
+inline std::string expected_types(const std::vector<std::string> &types) {
   std::string out;
   for (size_t i = 0; i < types.size(); ++i) {
     if (i > 0) out += (i + 1 == types.size()) ? " or " : ", ";
@@ -92,7 +121,7 @@ std::string expected_types(const std::vector<std::string> &types) {
   return out;
 }
 
-bool has_type(const Json &value, std::string_view type) {
+inline bool has_type(const Json &value, std::string_view type) {
   if (type == "object") return value.is_object();
   if (type == "array") return value.is_array();
   if (type == "string") return value.is_string();
@@ -109,14 +138,14 @@ bool has_type(const Json &value, std::string_view type) {
   return false;
 }
 
-bool is_secret(const Json &schema) {
+inline bool is_secret(const Json &schema) {
   auto it = schema.find("x-secret");
   return it != schema.end() && it->is_boolean() && it->get<bool>();
 }
 
 // A value as shown in a message: strings in single quotes (cut when long), others as JSON, and a
 // secret never at all.
-std::string shown(const Json &value, bool secret) {
+inline std::string shown(const Json &value, bool secret) {
   if (secret) return "'***'";
   if (!value.is_string()) return value.dump();
   const std::string &s = value.get_ref<const std::string &>();
@@ -127,13 +156,13 @@ std::string shown(const Json &value, bool secret) {
 }
 
 // Length in characters (Unicode code points), as minLength/maxLength count it, not in UTF-8 bytes.
-size_t utf8_length(const std::string &s) {
+inline size_t utf8_length(const std::string &s) {
   return static_cast<size_t>(
       std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 // -1, 0 or 1. Exact when both are integers (a double cannot hold every 64-bit integer).
-int compare_numbers(const Json &a, const Json &b) {
+inline int compare_numbers(const Json &a, const Json &b) {
   if (a.is_number_integer() && b.is_number_integer()) {
     auto negative = [](const Json &j) { return !j.is_number_unsigned() && j.get<int64_t>() < 0; };
     if (negative(a) != negative(b)) return negative(a) ? -1 : 1;
@@ -149,7 +178,7 @@ int compare_numbers(const Json &a, const Json &b) {
 }
 
 // The type names allowed by a schema's "type" (empty = any).
-std::vector<std::string> allowed_types(const Json &schema) {
+inline std::vector<std::string> allowed_types(const Json &schema) {
   std::vector<std::string> types;
   auto it = schema.find("type");
   if (it == schema.end()) return types;
@@ -165,9 +194,9 @@ std::vector<std::string> allowed_types(const Json &schema) {
 // ---------------------------------------------------------------------------------------------------
 // check_schema
 
-std::optional<std::string> check_node(const Json &schema, const std::string &path);
+inline std::optional<std::string> check_node(const Json &schema, const std::string &path);
 
-std::optional<std::string> check_type_keyword(const Json &type, const std::string &path) {
+inline std::optional<std::string> check_type_keyword(const Json &type, const std::string &path) {
   auto known = [](const Json &t) {
     return t.is_string() && std::find(kTypes.begin(), kTypes.end(), t.get<std::string>()) != kTypes.end();
   };
@@ -187,7 +216,7 @@ std::optional<std::string> check_type_keyword(const Json &type, const std::strin
   return std::nullopt;
 }
 
-std::optional<std::string> check_node(const Json &schema, const std::string &path) {
+inline std::optional<std::string> check_node(const Json &schema, const std::string &path) {
   if (!schema.is_object()) return path + ": expected a schema object, got " + json_type_name(schema);
 
   for (const auto &[keyword, value] : schema.items()) {
@@ -252,64 +281,64 @@ std::optional<std::string> check_node(const Json &schema, const std::string &pat
   return std::nullopt;
 }
 
-}  // namespace
+}  // namespace detail
 
-std::optional<std::string> check_schema(const nlohmann::json &schema) {
-  return check_node(schema, "schema");
+inline std::optional<std::string> check_schema(const nlohmann::json &schema) {
+  return detail::check_node(schema, "schema");
 }
 
-std::optional<std::string> validate_and_default(const nlohmann::json &schema, nlohmann::json &value,
+inline std::optional<std::string> validate_and_default(const nlohmann::json &schema, nlohmann::json &value,
                                                 const std::string &path) {
   if (!schema.is_object()) return std::nullopt;  // not a schema (check_schema refuses it): no constraint
-  const bool secret = is_secret(schema);
+  const bool secret = detail::is_secret(schema);
 
-  if (std::vector<std::string> types = allowed_types(schema); !types.empty()) {
-    if (std::none_of(types.begin(), types.end(), [&](const std::string &t) { return has_type(value, t); })) {
-      return with_path(path, "expected " + expected_types(types) + ", got " + json_type_name(value));
+  if (std::vector<std::string> types = detail::allowed_types(schema); !types.empty()) {
+    if (std::none_of(types.begin(), types.end(), [&](const std::string &t) { return detail::has_type(value, t); })) {
+      return detail::with_path(path, "expected " + detail::expected_types(types) + ", got " + detail::json_type_name(value));
     }
   }
 
   if (auto e = schema.find("enum"); e != schema.end() && e->is_array()) {
     if (std::find(e->begin(), e->end(), value) == e->end()) {
-      return with_path(path, shown(value, secret) + " is not one of " + e->dump());
+      return detail::with_path(path, detail::shown(value, secret) + " is not one of " + e->dump());
     }
   }
 
   if (value.is_number()) {
-    if (auto m = schema.find("minimum"); m != schema.end() && m->is_number() && compare_numbers(value, *m) < 0) {
-      return with_path(path, shown(value, secret) + " is less than the minimum " + m->dump());
+    if (auto m = schema.find("minimum"); m != schema.end() && m->is_number() && detail::compare_numbers(value, *m) < 0) {
+      return detail::with_path(path, detail::shown(value, secret) + " is less than the minimum " + m->dump());
     }
-    if (auto m = schema.find("maximum"); m != schema.end() && m->is_number() && compare_numbers(value, *m) > 0) {
-      return with_path(path, shown(value, secret) + " is greater than the maximum " + m->dump());
+    if (auto m = schema.find("maximum"); m != schema.end() && m->is_number() && detail::compare_numbers(value, *m) > 0) {
+      return detail::with_path(path, detail::shown(value, secret) + " is greater than the maximum " + m->dump());
     }
   }
 
   if (value.is_string()) {
-    const size_t length = utf8_length(value.get_ref<const std::string &>());
-    if (auto m = schema.find("minLength"); m != schema.end() && m->is_number() && compare_numbers(Json(length), *m) < 0) {
-      return with_path(path, shown(value, secret) + " is shorter than " + m->dump() + " characters");
+    const size_t length = detail::utf8_length(value.get_ref<const std::string &>());
+    if (auto m = schema.find("minLength"); m != schema.end() && m->is_number() && detail::compare_numbers(nlohmann::json(length), *m) < 0) {
+      return detail::with_path(path, detail::shown(value, secret) + " is shorter than " + m->dump() + " characters");
     }
-    if (auto m = schema.find("maxLength"); m != schema.end() && m->is_number() && compare_numbers(Json(length), *m) > 0) {
-      return with_path(path, shown(value, secret) + " is longer than " + m->dump() + " characters");
+    if (auto m = schema.find("maxLength"); m != schema.end() && m->is_number() && detail::compare_numbers(nlohmann::json(length), *m) > 0) {
+      return detail::with_path(path, detail::shown(value, secret) + " is longer than " + m->dump() + " characters");
     }
     if (auto m = schema.find("pattern"); m != schema.end() && m->is_string()) {
       const auto &text = value.get_ref<const std::string &>();
-      if (text.size() > kMaxPatternSubject)
-        return with_path(path, "is longer than " + std::to_string(kMaxPatternSubject) + " bytes (too long to check)");
+      if (text.size() > detail::kMaxPatternSubject)
+        return detail::with_path(path, "is longer than " + std::to_string(detail::kMaxPatternSubject) + " bytes (too long to check)");
       bool matched = false;
       try {
         matched = std::regex_search(text, std::regex(m->get<std::string>(), std::regex::ECMAScript));
       } catch (const std::regex_error &) {
         matched = false;
       }
-      if (!matched) return with_path(path, shown(value, secret) + " does not have the expected form (" + m->get<std::string>() + ")");
+      if (!matched) return detail::with_path(path, detail::shown(value, secret) + " does not have the expected form (" + m->get<std::string>() + ")");
     }
   }
 
   if (value.is_object()) {
-    static const Json kNoProperties = Json::object();
     auto p = schema.find("properties");
-    const Json &properties = (p != schema.end() && p->is_object()) ? *p : kNoProperties;
+    const nlohmann::json *properties = (p != schema.end() && p->is_object()) ? &*p : nullptr;
+    auto declared = [&](const std::string &key) { return properties != nullptr && properties->contains(key); };
     auto extra = schema.find("additionalProperties");
     const bool extra_forbidden = extra != schema.end() && extra->is_boolean() && !extra->get<bool>();
     const bool extra_has_schema = extra != schema.end() && extra->is_object();
@@ -317,27 +346,29 @@ std::optional<std::string> validate_and_default(const nlohmann::json &schema, nl
     // Unknown keys first: a misspelt key is the likeliest cause of any other error in this object.
     if (extra_forbidden) {
       for (const auto &[key, child] : value.items()) {
-        if (!properties.contains(key)) return with_path(path, "unknown key '" + key + "'");
+        if (!declared(key)) return detail::with_path(path, "unknown key '" + key + "'");
       }
     }
     for (auto &[key, child] : value.items()) {
-      const Json *child_schema = nullptr;
-      if (auto it = properties.find(key); it != properties.end()) child_schema = &*it;
+      const nlohmann::json *child_schema = nullptr;
+      if (declared(key)) child_schema = &(*properties)[key];
       else if (extra_has_schema) child_schema = &*extra;
       if (child_schema) {
-        if (auto e = validate_and_default(*child_schema, child, member_path(path, key))) return e;
+        if (auto e = validate_and_default(*child_schema, child, detail::member_path(path, key))) return e;
       }
     }
     // Defaults for absent keys; validating the inserted default fills defaults nested inside it.
-    for (const auto &[key, child_schema] : properties.items()) {
-      if (value.contains(key) || !child_schema.is_object() || !child_schema.contains("default")) continue;
-      Json &inserted = value[key] = child_schema["default"];
-      if (auto e = validate_and_default(child_schema, inserted, member_path(path, key))) return e;
+    if (properties != nullptr) {
+      for (const auto &[key, child_schema] : properties->items()) {
+        if (value.contains(key) || !child_schema.is_object() || !child_schema.contains("default")) continue;
+        nlohmann::json &inserted = value[key] = child_schema["default"];
+        if (auto e = validate_and_default(child_schema, inserted, detail::member_path(path, key))) return e;
+      }
     }
     if (auto r = schema.find("required"); r != schema.end() && r->is_array()) {
-      for (const Json &name : *r) {
+      for (const nlohmann::json &name : *r) {
         if (name.is_string() && !value.contains(name.get<std::string>())) {
-          return with_path(path, "missing required key '" + name.get<std::string>() + "'");
+          return detail::with_path(path, "missing required key '" + name.get<std::string>() + "'");
         }
       }
     }
@@ -346,20 +377,20 @@ std::optional<std::string> validate_and_default(const nlohmann::json &schema, nl
   if (value.is_array()) {
     if (auto items = schema.find("items"); items != schema.end() && items->is_object()) {
       for (size_t i = 0; i < value.size(); ++i) {
-        if (auto e = validate_and_default(*items, value[i], index_path(path, i))) return e;
+        if (auto e = validate_and_default(*items, value[i], detail::index_path(path, i))) return e;
       }
     }
   }
   return std::nullopt;
 }
 
-nlohmann::json redact_secrets(const nlohmann::json &schema, const nlohmann::json &value) {
+inline nlohmann::json redact_secrets(const nlohmann::json &schema, const nlohmann::json &value) {
   if (!schema.is_object()) return value;
-  if (is_secret(schema)) return "***";
+  if (detail::is_secret(schema)) return "***";
   if (value.is_object()) {
     auto properties = schema.find("properties");
     auto extra = schema.find("additionalProperties");
-    Json out = Json::object();
+    nlohmann::json out = nlohmann::json::object();
     for (const auto &[key, child] : value.items()) {
       if (properties != schema.end() && properties->is_object() && properties->contains(key)) {
         out[key] = redact_secrets((*properties)[key], child);
@@ -374,11 +405,13 @@ nlohmann::json redact_secrets(const nlohmann::json &schema, const nlohmann::json
   if (value.is_array()) {
     auto items = schema.find("items");
     if (items == schema.end() || !items->is_object()) return value;
-    Json out = Json::array();
-    for (const Json &child : value) out.push_back(redact_secrets(*items, child));
+    nlohmann::json out = nlohmann::json::array();
+    for (const nlohmann::json &child : value) out.push_back(redact_secrets(*items, child));
     return out;
   }
   return value;
 }
 
-}  // namespace chorus::host
+}  // namespace chorus::config_schema
+
+#endif  // CHORUS_CONFIG_SCHEMA_HPP
