@@ -25,7 +25,8 @@ namespace {
 using json = nlohmann::json;
 
 // The JSON Schema of plugins.backbeat.config: the one declaration of the plugin's keys, their types,
-// ranges and defaults (the seed's). The host applies it, so parse_settings reads a complete config.
+// ranges and defaults (CHORUS's: docs/protocols.md, BACKBEAT over NATS). The host applies it, so
+// parse_settings reads a complete config.
 // agent_id has no default here: it is "chorus-<the host's agent id>". Environment variables override
 // cluster_id, agent_id, nats_url and enabled (defaults < file < environment).
 constexpr const char *kConfigSchema = R"({

@@ -7,7 +7,7 @@
 namespace chorus::mdns {
 
 // service_tag becomes the DNS label "_<tag>": at most 63 bytes of letters, digits, '-' and '_'.
-// Defaults of the seed: connect_timeout_ms 10 s, queue_size 10.
+// CHORUS defaults (docs/contract.md, CHORUS defaults the plugins adopt): connect_timeout_ms 10 s, queue_size 10.
 const char kConfigSchema[] = R"({
   "type": "object",
   "additionalProperties": false,
