@@ -139,9 +139,6 @@ struct ErrorBuffer : chorus_error {
 inline void set_error(chorus_error *err, chorus_status code, std::string_view message) noexcept {
   chorus_error_set(err, code, message.data(), message.size());
 }
-  if (n > 0) std::memcpy(err->message, message.data(), n);
-  err->message[n] = '\0';
-}
 
 // Maps the exception being handled to a status and fills err. Call only inside a catch block.
 inline chorus_status current_exception_status(chorus_error *err) noexcept {
