@@ -40,6 +40,19 @@ declare -A corpus_of=(
   [mdns_packet]=plugins/mdns/fuzz/corpus/mdns_packet)
 all_fuzzers=(config semver json_schema descriptor http_server backbeat_beatframe ai_ndjson ai_sse ai_ollama_json
   ai_openai_json p2p_varint p2p_multiaddr p2p_multistream p2p_identify p2p_noise p2p_yamux mdns_packet)
+# Fuzzers of other plugins and libraries (e.g. made from plugin-api/template) are found by their seed
+# corpus, <folder>/fuzz/corpus/<fuzzer>/, for a target <fuzzer>_fuzz.
+for dir in "$root"/plugins/*/fuzz/corpus/*/ "$root"/libs/*/fuzz/corpus/*/; do
+  [ -d "$dir" ] || continue
+  name=$(basename "$dir")
+  [ -n "${corpus_of[$name]:-}" ] && continue
+  [[ " ${all_fuzzers[*]} " == *" $name "* ]] && continue
+  rel=${dir#"$root"/}
+  rel=${rel%/}
+  [[ " ${corpus_of[*]} " == *" $rel "* ]] && continue  # a listed fuzzer's corpus under another name
+  corpus_of[$name]=$rel
+  all_fuzzers+=("$name")
+done
 fuzzers=("$@")
 [ ${#fuzzers[@]} -gt 0 ] || fuzzers=("${all_fuzzers[@]}")
 for f in "${fuzzers[@]}"; do
