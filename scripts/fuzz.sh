@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of tests/fuzz/ and runs each one briefly on a copy of its seed corpus.
+# Builds the libFuzzer targets (tests/fuzz/, libs/*/fuzz/, plugins/*/fuzz/; each declared with
+# chorus_fuzzer) and runs each one briefly on a copy of its seed corpus.
 #
 #   scripts/fuzz.sh BUILD_DIR SECONDS_PER_TARGET [FUZZER...]
 #
 # BUILD_DIR is a build tree of its own (clang, -fsanitize=fuzzer-no-link,address,undefined for all of
 # chorus_host_core): do not point it at a regular or CHORUS_SANITIZE build. Only the fuzz targets are
-# built. FUZZER names pick a subset (config semver json_schema descriptor http_server; default all).
+# built. FUZZER names pick a subset (the names in all_fuzzers below; default all).
 # Fuzzers run $CHORUS_JOBS (default 2) at a time. New corpus entries go to a temporary directory that
 # is deleted afterwards, never into the repository; logs and crash reproducers are kept under
 # BUILD_DIR/fuzz-out/<timestamp>/<fuzzer>/. Exit status 1 if any fuzzer crashed (sanitizer report,
@@ -31,14 +32,27 @@ declare -A corpus_of=(
   [json_schema]=tests/fuzz/corpus/json_schema [descriptor]=tests/fuzz/corpus/descriptor
   [http_server]=tests/fuzz/corpus/http_server
   [backbeat_beatframe]=plugins/backbeat/fuzz/corpus/beatframe
-  [ai_ndjson]=plugins/ai-common/fuzz/corpus/ai_ndjson [ai_sse]=plugins/ai-common/fuzz/corpus/ai_sse
-  [ai_ollama_json]=plugins/ai-common/fuzz/corpus/ai_ndjson [ai_openai_json]=plugins/ai-common/fuzz/corpus/ai_sse
+  [ai_ndjson]=libs/ai-common/fuzz/corpus/ai_ndjson [ai_sse]=libs/ai-common/fuzz/corpus/ai_sse
+  [ai_ollama_json]=libs/ai-common/fuzz/corpus/ai_ndjson [ai_openai_json]=libs/ai-common/fuzz/corpus/ai_sse
   [p2p_varint]=libs/p2p-wire/fuzz/corpus/p2p_varint [p2p_multiaddr]=libs/p2p-wire/fuzz/corpus/p2p_multiaddr
   [p2p_multistream]=libs/p2p-wire/fuzz/corpus/p2p_multistream [p2p_identify]=libs/p2p-wire/fuzz/corpus/p2p_identify
   [p2p_noise]=plugins/p2p/fuzz/noise/corpus/p2p_noise [p2p_yamux]=plugins/p2p/fuzz/yamux/corpus/p2p_yamux
   [mdns_packet]=plugins/mdns/fuzz/corpus/mdns_packet)
 all_fuzzers=(config semver json_schema descriptor http_server backbeat_beatframe ai_ndjson ai_sse ai_ollama_json
   ai_openai_json p2p_varint p2p_multiaddr p2p_multistream p2p_identify p2p_noise p2p_yamux mdns_packet)
+# Fuzzers of other plugins and libraries (e.g. made from plugin-api/template) are found by their seed
+# corpus, <folder>/fuzz/corpus/<fuzzer>/, for a target <fuzzer>_fuzz.
+for dir in "$root"/plugins/*/fuzz/corpus/*/ "$root"/libs/*/fuzz/corpus/*/; do
+  [ -d "$dir" ] || continue
+  name=$(basename "$dir")
+  [ -n "${corpus_of[$name]:-}" ] && continue
+  [[ " ${all_fuzzers[*]} " == *" $name "* ]] && continue
+  rel=${dir#"$root"/}
+  rel=${rel%/}
+  [[ " ${corpus_of[*]} " == *" $rel "* ]] && continue  # a listed fuzzer's corpus under another name
+  corpus_of[$name]=$rel
+  all_fuzzers+=("$name")
+done
 fuzzers=("$@")
 [ ${#fuzzers[@]} -gt 0 ] || fuzzers=("${all_fuzzers[@]}")
 for f in "${fuzzers[@]}"; do
@@ -71,13 +85,11 @@ CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
   -DCHORUS_FUZZ=ON -DCHORUS_BUILD_TESTS=ON -DCHORUS_BUILD_BENCH=OFF -DCHORUS_SANITIZE=OFF \
   -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
   > "$probe/configure.log" 2>&1 || { cat "$probe/configure.log" >&2; exit 1; }
-# A plugin's fuzzers exist only when that plugin is part of the build (plugins/CMakeLists.txt).
+# Every fuzzer above is part of every CHORUS_FUZZ build; one that is missing is a build bug.
 known_targets=$(ninja -C "$build" -t targets all 2>/dev/null || true)
-present=()
 for f in "${fuzzers[@]}"; do
-  if grep -q "${f}_fuzz" <<< "$known_targets"; then present+=("$f"); else echo "== fuzz: ${f}_fuzz is not in this build, skipped"; fi
+  grep -q "^${f}_fuzz:" <<< "$known_targets" || { echo "fuzz.sh: ${f}_fuzz is not a target of $build" >&2; exit 1; }
 done
-fuzzers=("${present[@]}")
 targets=()
 for f in "${fuzzers[@]}"; do targets+=("${f}_fuzz"); done
 echo "== fuzz: building ${targets[*]}"

@@ -5,7 +5,7 @@ latency during provider hot swaps versus steady state.
 Usage: bench/ai/ai_bench.py --agent build/bin/chorus-agent --plugins build/lib/chorus/plugins
                             [--requests 2000] [--rounds 5] [--clients 16] [--seconds 6]
 Targets (issue 6): overhead < 1 ms per request; p99 during swaps within 1.5x steady state.
-Python stdlib only; the fake servers are plugins/ai-common/tests/fakes/fake_ai.py.
+Python stdlib only; the fake servers are libs/ai-common/tests/fakes/fake_ai.py.
 """
 import argparse
 import http.client
@@ -20,7 +20,7 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "plugins", "ai-common", "tests", "fakes"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "libs", "ai-common", "tests", "fakes"))
 from fake_ai import FakeServer  # noqa: E402
 
 BODY = json.dumps({"messages": [{"role": "user", "content": "Say hello"}]}).encode()

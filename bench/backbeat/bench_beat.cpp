@@ -15,27 +15,27 @@ namespace {
 constexpr uint64_t kUnix = 1700000000000;
 
 std::string frame(int64_t idx) {
-  backbeat::BeatFrame f;
+  chorus::backbeat::BeatFrame f;
   f.cluster_id = "bench";
   f.beat_index = idx;
   f.downbeat = false;
-  f.phase = backbeat::BeatPhase::execute;
+  f.phase = chorus::backbeat::BeatPhase::execute;
   f.hlc = "0001:0001:0001";
-  f.deadline_at = backbeat::rfc3339(kUnix);
+  f.deadline_at = chorus::backbeat::rfc3339(kUnix);
   f.tempo_bpm = 600;
-  f.window_id = backbeat::window_id_for("bench", 0);
-  return backbeat::serialize_beat_frame(f);
+  f.window_id = chorus::backbeat::window_id_for("bench", 0);
+  return chorus::backbeat::serialize_beat_frame(f);
 }
 
 void BM_Beat(benchmark::State &state) {
-  backbeat::EngineConfig cfg;
+  chorus::backbeat::EngineConfig cfg;
   cfg.cluster_id = "bench";
   cfg.agent_id = "chorus-bench-agent";
   cfg.node_id = "12D3KooWBenchNode";
   cfg.tempo_bpm = 600;
   cfg.bar_length = 1 << 30;  // no downbeat cleanup inside the loop
-  backbeat::Engine e(cfg, 0, kUnix);
-  std::vector<backbeat::Outgoing> out;
+  chorus::backbeat::Engine e(cfg, 0, kUnix);
+  std::vector<chorus::backbeat::Outgoing> out;
   int64_t beat = 1;
   e.on_frame(frame(beat), 0, kUnix, &out);
   for (int64_t i = 0; i < state.range(0); ++i)
@@ -64,14 +64,14 @@ BENCHMARK(BM_Beat)->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecon
 
 // The same with Ed25519 signing of every claim (signing_key set), done on the publish path.
 void BM_BeatSigned(benchmark::State &state) {
-  backbeat::EngineConfig cfg;
+  chorus::backbeat::EngineConfig cfg;
   cfg.cluster_id = "bench";
   cfg.agent_id = "chorus-bench-agent";
   cfg.tempo_bpm = 600;
   cfg.bar_length = 1 << 30;
-  backbeat::Engine e(cfg, 0, kUnix);
-  backbeat::Signer signer(std::string(64, '7'));
-  std::vector<backbeat::Outgoing> out;
+  chorus::backbeat::Engine e(cfg, 0, kUnix);
+  chorus::backbeat::Signer signer(std::string(64, '7'));
+  std::vector<chorus::backbeat::Outgoing> out;
   int64_t beat = 1;
   e.on_frame(frame(beat), 0, kUnix, &out);
   for (int64_t i = 0; i < state.range(0); ++i) e.start_op("op-" + std::to_string(i), "dht_store", 1000, "", kUnix);
@@ -92,9 +92,9 @@ BENCHMARK(BM_BeatSigned)->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMill
 // One Ed25519 signature over a typical beat claim (~330 bytes): the per-claim price of signing_key.
 // Each claim is its own NATS message with its own signature (README "One signature per claim").
 void BM_SignClaim(benchmark::State &state) {
-  backbeat::Signer signer(std::string(64, '7'));
+  chorus::backbeat::Signer signer(std::string(64, '7'));
   std::string claim;
-  backbeat::StatusClaim c;
+  chorus::backbeat::StatusClaim c;
   c.agent_id = "chorus-bench-agent";
   c.task_id = "dht-store-12345";
   c.beat_index = 17954713215;
@@ -105,7 +105,7 @@ void BM_SignClaim(benchmark::State &state) {
   c.hlc = "6f1a:0003:9c2e";
   c.metadata_members = R"("op_type":"dht_store","phase":"executing","peers":5,"beats_passed":3,)"
                        R"("window_id":"5b1d6a0e0f6c4e0f9d1f2a3b4c5d6e7f")";
-  backbeat::append_status_claim(&claim, c);
+  chorus::backbeat::append_status_claim(&claim, c);
   for (auto _ : state) benchmark::DoNotOptimize(signer.sign_b64(claim));
   state.counters["claim_bytes"] = static_cast<double>(claim.size());
 }
@@ -113,7 +113,7 @@ BENCHMARK(BM_SignClaim)->Unit(benchmark::kMicrosecond);
 
 void BM_ParseBeatFrame(benchmark::State &state) {
   const std::string f = frame(123456);
-  for (auto _ : state) benchmark::DoNotOptimize(backbeat::parse_beat_frame(f));
+  for (auto _ : state) benchmark::DoNotOptimize(chorus::backbeat::parse_beat_frame(f));
 }
 BENCHMARK(BM_ParseBeatFrame);
 

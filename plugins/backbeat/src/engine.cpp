@@ -8,7 +8,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-namespace backbeat {
+namespace chorus::backbeat {
 namespace {
 
 constexpr std::string_view kHealthTask = "chorus-p2p-health";
@@ -515,4 +515,4 @@ std::vector<const Operation *> Engine::operations() const {
   return v;
 }
 
-}  // namespace backbeat
+}  // namespace chorus::backbeat

@@ -12,7 +12,7 @@
 
 #include "wire.hpp"
 
-namespace backbeat {
+namespace chorus::backbeat {
 
 struct EngineConfig {
   std::string cluster_id = "chorus-production";
@@ -193,4 +193,4 @@ class Engine {
   std::string scratch_;
 };
 
-}  // namespace backbeat
+}  // namespace chorus::backbeat

@@ -19,7 +19,7 @@
 #include "engine.hpp"
 #include "transport.hpp"
 
-namespace backbeat {
+namespace chorus::backbeat {
 namespace {
 
 using json = nlohmann::json;
@@ -858,9 +858,9 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
 constexpr chorus_provide kProvides[] = {chorus::provide(CHORUS_BACKBEAT_SERVICE, 1, 0)};
 constexpr chorus_require kRequires[] = {chorus::require(CHORUS_ELECTION_SERVICE, "^1", CHORUS_REQUIRE_OPTIONAL)};
 
-}  // namespace backbeat
+}  // namespace chorus::backbeat
 
-CHORUS_PLUGIN(backbeat::BackbeatPlugin, .id = "backbeat", .version = "0.1.0",
+CHORUS_PLUGIN(chorus::backbeat::BackbeatPlugin, .id = "backbeat", .version = "0.1.0",
               .description = "BACKBEAT cluster beat over NATS: P2P operation tracking, StatusClaims, pulse",
-              .vendor = "CHORUS", .provides = backbeat::kProvides,
-              .requirements = backbeat::kRequires, .config_schema = backbeat::kConfigSchema);
+              .vendor = "CHORUS", .provides = chorus::backbeat::kProvides,
+              .requirements = chorus::backbeat::kRequires, .config_schema = chorus::backbeat::kConfigSchema);

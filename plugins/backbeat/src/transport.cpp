@@ -9,7 +9,7 @@
 #include <condition_variable>
 #include <thread>
 
-namespace backbeat {
+namespace chorus::backbeat {
 
 TransportFactory g_transport_factory = nullptr;
 
@@ -335,4 +335,4 @@ std::unique_ptr<Transport> make_nats_transport(const TransportConfig &cfg, Trans
   return std::make_unique<NatsTransport>(cfg, listener, signer);
 }
 
-}  // namespace backbeat
+}  // namespace chorus::backbeat

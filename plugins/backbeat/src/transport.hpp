@@ -15,7 +15,7 @@
 
 #include "engine.hpp"
 
-namespace backbeat {
+namespace chorus::backbeat {
 
 // Ed25519 signatures over the exact payload bytes (libsodium). Sent as NATS headers
 // Backbeat-Signature (base64 of the 64-byte signature) and Backbeat-Public-Key (base64 of the key).
@@ -105,4 +105,4 @@ std::unique_ptr<Transport> make_nats_transport(const TransportConfig &cfg, Trans
 using TransportFactory = std::unique_ptr<Transport> (*)(const TransportConfig &, TransportListener *, const Signer *);
 extern TransportFactory g_transport_factory;
 
-}  // namespace backbeat
+}  // namespace chorus::backbeat

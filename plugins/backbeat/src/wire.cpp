@@ -8,7 +8,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-namespace backbeat {
+namespace chorus::backbeat {
 namespace {
 
 using json = nlohmann::json;
@@ -507,4 +507,4 @@ void Hlc::observe(std::string_view remote, uint64_t unix_ms) {
   have_ = true;
 }
 
-}  // namespace backbeat
+}  // namespace chorus::backbeat

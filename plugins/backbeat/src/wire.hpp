@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace backbeat {
+namespace chorus::backbeat {
 
 enum class BeatPhase : uint8_t { plan, execute, review };
 const char *phase_name(BeatPhase p) noexcept;
@@ -98,4 +98,4 @@ std::string rfc3339(uint64_t unix_ms);
 std::string window_id_for(std::string_view cluster_id, int64_t bar);
 bool tempo_valid(double bpm) noexcept;  // 0.1..1000, multipleOf 0.1
 
-}  // namespace backbeat
+}  // namespace chorus::backbeat

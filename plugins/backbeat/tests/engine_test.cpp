@@ -9,7 +9,7 @@
 
 #include "engine.hpp"
 
-using namespace backbeat;
+using namespace chorus::backbeat;
 using nlohmann::json;
 
 namespace {

@@ -9,7 +9,7 @@
 
 #include "transport.hpp"
 
-namespace backbeat::testing {
+namespace chorus::backbeat::testing {
 
 class FakeTransport final : public BufferedSender {
  public:
@@ -80,4 +80,4 @@ struct FakeTransportScope {
   }
 };
 
-}  // namespace backbeat::testing
+}  // namespace chorus::backbeat::testing

@@ -14,9 +14,9 @@
 
 extern "C" const chorus_plugin_descriptor *chorus_plugin_entry_v1(const chorus_abi_info *) noexcept;
 
-using namespace backbeat;
-using backbeat::testing::FakeTransport;
-using backbeat::testing::FakeTransportScope;
+using namespace chorus::backbeat;
+using chorus::backbeat::testing::FakeTransport;
+using chorus::backbeat::testing::FakeTransportScope;
 using chorus::testing::FakeHost;
 using nlohmann::json;
 

@@ -12,5 +12,5 @@ int main(int argc, char **argv) {
     return 2;
   }
   std::string payload((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  return backbeat::verify_signature(payload, argv[2], argv[1]) ? 0 : 1;
+  return chorus::backbeat::verify_signature(payload, argv[2], argv[1]) ? 0 : 1;
 }

@@ -7,7 +7,7 @@
 
 #include "wire.hpp"
 
-using namespace backbeat;
+using namespace chorus::backbeat;
 using nlohmann::json;
 
 namespace {

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 from harness import SLOW, AgentTestCase  # noqa: F401  (tests/integration on PYTHONPATH)
-from fake_ai import FakeServer, FakeWebhook  # noqa: F401  (plugins/ai-common/tests/fakes)
+from fake_ai import FakeServer, FakeWebhook  # noqa: F401  (libs/ai-common/tests/fakes)
 
 AI_PLUGINS = os.environ.get("CHORUS_AI_PLUGIN_DIR", "")
 

@@ -1,0 +1,8 @@
+// Ollama JSON bodies: non-streamed /api/chat answers, /api/tags, error bodies.
+#include "fuzz_common.hpp"
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  static auto d = chorus::ai_common::make_ollama_dialect();
+  chorus::ai_common::fuzz::run(*d, chorus::ai_common::Kind::chat, false, data, size);
+  chorus::ai_common::fuzz::run(*d, chorus::ai_common::Kind::models, false, data, size);
+  return 0;
+}

@@ -1,7 +1,0 @@
-// OpenAI SSE stream parser (/v1/chat/completions stream: true), incl. tool call delta accumulation.
-#include "fuzz_common.hpp"
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static auto d = chorus_ai::make_openai_dialect();
-  chorus_ai_fuzz::run(*d, chorus_ai::Kind::chat, true, data, size);
-  return 0;
-}
