@@ -45,4 +45,4 @@ CHORUS_PLUGIN(chorus::ai_ollama::OllamaProvider,
               .vendor = "CHORUS",
               .license = "Apache-2.0",
               .provides = chorus::ai_common::kProviderServices,
-              .config_schema = kConfigSchema);
+              .config_schema = chorus::ai_ollama::kConfigSchema);

@@ -43,4 +43,4 @@ CHORUS_PLUGIN(chorus::ai_openai::OpenAiProvider,
               .vendor = "CHORUS",
               .license = "Apache-2.0",
               .provides = chorus::ai_common::kProviderServices,
-              .config_schema = kConfigSchema);
+              .config_schema = chorus::ai_openai::kConfigSchema);
