@@ -18,6 +18,13 @@ void set_log_level(LogLevel level);
 LogLevel current_log_level();
 
 void log(LogLevel level, std::string_view component, std::string_view message);
+
+// The host's own lines (component "host"); host files bring these in with a using-declaration.
+namespace host_log {
+inline void info(std::string_view m) { log(LogLevel::kInfo, "host", m); }
+inline void warn(std::string_view m) { log(LogLevel::kWarn, "host", m); }
+inline void error(std::string_view m) { log(LogLevel::kError, "host", m); }
+}  // namespace host_log
 void log_flush();
 
 }  // namespace chorus::host

@@ -8,9 +8,9 @@
 namespace chorus::host {
 namespace {
 
-void info(const std::string &m) { log(LogLevel::kInfo, "host", m); }
-void warn(const std::string &m) { log(LogLevel::kWarn, "host", m); }
-void error(const std::string &m) { log(LogLevel::kError, "host", m); }
+using host_log::info;
+using host_log::warn;
+using host_log::error;
 
 bool provides_only_swappable(const PluginInfo &i) {
   return !i.provides.empty() &&

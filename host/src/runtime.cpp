@@ -41,9 +41,9 @@ namespace {
 // How long, at exit, the HTTP server may take to write the answers still under way.
 constexpr std::chrono::milliseconds kHttpDrainGrace{2000};
 
-void info(const std::string &m) { log(LogLevel::kInfo, "host", m); }
-void warn(const std::string &m) { log(LogLevel::kWarn, "host", m); }
-void error(const std::string &m) { log(LogLevel::kError, "host", m); }
+using host_log::info;
+using host_log::warn;
+using host_log::error;
 
 }  // namespace
 
