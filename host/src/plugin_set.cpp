@@ -77,12 +77,7 @@ std::shared_ptr<PluginImage> PluginSet::load_entry(const PluginEntry &e, bool pr
 }
 
 std::optional<std::string> PluginSet::prepare_config(const PluginEntry &e, const PluginInfo &info, std::string *out) {
-  json cfg = json::parse(e.config_json, nullptr, false);
-  if (cfg.is_discarded() || !cfg.is_object()) return "plugins." + e.id + ".config: not an object";
-  if (!info.config_schema.is_null())
-    if (auto why = validate_and_default(info.config_schema, cfg, "plugins." + e.id + ".config")) return why;
-  *out = cfg.dump();
-  return std::nullopt;
+  return config_schema::prepare_plugin_config(info.config_schema, e.id, e.config_json, out);
 }
 
 ResolveInput PluginSet::resolve_input(const std::vector<std::string> &ids) const {

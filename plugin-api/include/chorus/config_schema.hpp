@@ -44,6 +44,21 @@ inline std::optional<std::string> validate_and_default(const nlohmann::json &sch
 // A copy of `value` with every value whose schema has "x-secret": true replaced by "***".
 inline nlohmann::json redact_secrets(const nlohmann::json &schema, const nlohmann::json &value);
 
+// What the host does to a plugin's `config:` section before create and reconfigure, and what the fake
+// host does the same way: the text (empty means no section) must be a JSON object; with a schema (null
+// for none) it is validated under the path plugins.<id>.config and completed with defaults. Returns the
+// error, or nullopt with *out set to the complete config as JSON text.
+inline std::optional<std::string> prepare_plugin_config(const nlohmann::json &schema, std::string_view plugin_id,
+                                                        std::string_view config_json, std::string *out) {
+  const std::string path = "plugins." + std::string(plugin_id) + ".config";
+  auto cfg = nlohmann::json::parse(config_json.empty() ? std::string_view("{}") : config_json, nullptr, false);
+  if (cfg.is_discarded() || !cfg.is_object()) return path + ": not an object";
+  if (!schema.is_null())
+    if (auto why = validate_and_default(schema, cfg, path)) return why;
+  *out = cfg.dump();
+  return std::nullopt;
+}
+
 namespace detail {
 
 using Json = nlohmann::json;

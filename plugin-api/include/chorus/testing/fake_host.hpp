@@ -212,16 +212,15 @@ struct PreparedConfig {
   bool ok() const noexcept { return error.empty(); }
 };
 inline PreparedConfig prepare_config(const char *schema_json, std::string_view plugin_id, std::string_view config_json) {
-  const std::string path = "plugins." + std::string(plugin_id) + ".config";
-  // An empty text is taken as an empty section, which is what the host passes when there is no config:.
-  auto cfg = nlohmann::json::parse(config_json.empty() ? std::string_view("{}") : config_json, nullptr, false);
-  if (cfg.is_discarded() || !cfg.is_object()) return {{}, path + ": not an object"};
+  nlohmann::json schema;  // null: no schema
   if (schema_json != nullptr) {
-    const auto schema = nlohmann::json::parse(schema_json, nullptr, false);
+    schema = nlohmann::json::parse(schema_json, nullptr, false);
     if (schema.is_discarded()) return {{}, "config_schema_json is not valid JSON"};
-    if (auto why = chorus::config_schema::validate_and_default(schema, cfg, path)) return {{}, *why};
   }
-  return {cfg.dump(), {}};
+  PreparedConfig prepared;
+  if (auto why = chorus::config_schema::prepare_plugin_config(schema, plugin_id, config_json, &prepared.json))
+    prepared.error = *why;
+  return prepared;
 }
 
 // What the fake believes the plugin is doing; set by PluginHandle, used to enforce "call from
