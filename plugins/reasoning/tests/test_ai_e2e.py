@@ -5,6 +5,7 @@ import os
 import unittest
 
 from ai_harness import AI_PLUGINS, AiTestCase, FakeServer
+from harness import wait_for
 from test_ai import closed_port, ollama_cfg, openai_cfg
 
 PROBE_DIR = os.environ.get("CHORUS_AI_PROBE_DIR", "")
@@ -77,6 +78,13 @@ class HealthProbe(AiTestCase):
         _, h = agent.http_json("/health")
         return h["status"], h["plugins"][pid]
 
+    def wait_health(self, agent, pid, status, healthy):
+        """The plugin logs a probe result before it reports health: wait for /health to show it."""
+        def reached():
+            st, p = self.plugin_health(agent, pid)
+            return (st, p) if (st, p["healthy"]) == (status, healthy) else None
+        return wait_for(reached, 10, f"{pid} {status} in /health")[1]
+
     def test_ollama_backend_down_then_up(self):
         o = self.fake("ollama", "probe-O")
         port = o.port
@@ -85,21 +93,18 @@ class HealthProbe(AiTestCase):
         first = o.wait_request(("/api/tags", "/v1/models"))
         self.assertIsNotNone(first, "the first probe runs at start")
         self.assertEqual((first["method"], first["path"]), ("GET", "/api/tags"))
-        status, p = self.plugin_health(agent, "ai-ollama")
-        self.assertEqual((status, p["healthy"]), ("healthy", True), p)
+        self.wait_health(agent, "ai-ollama", "healthy", True)
 
         mark = agent.mark()
         o.close()
         agent.wait_log(r"ai-ollama.*health probe failed: cannot connect to http://127\.0\.0\.1:%d" % port, start=mark)
-        status, p = self.plugin_health(agent, "ai-ollama")
-        self.assertEqual((status, p["healthy"]), ("degraded", False), p)
+        p = self.wait_health(agent, "ai-ollama", "degraded", False)
         self.assertIn("health probe failed: cannot connect", p["message"])
 
         mark = agent.mark()
         self.fakes.append(FakeServer("ollama", "probe-O2", port=port))
         agent.wait_log(r"ai-ollama.*health probe: http://127\.0\.0\.1:%d answers again" % port, start=mark)
-        status, p = self.plugin_health(agent, "ai-ollama")
-        self.assertEqual((status, p["healthy"]), ("healthy", True), p)
+        self.wait_health(agent, "ai-ollama", "healthy", True)
 
     def test_openai_http_error_then_recovery_and_status_detail(self):
         a = self.fake("openai", "probe-A", api_key="sk-test-SECRET-123")
@@ -111,8 +116,7 @@ class HealthProbe(AiTestCase):
         mark = agent.mark()
         a.mode, a.status, a.status_body = "status", 503, "model server overloaded"
         agent.wait_log(r"ai-openai.*health probe failed: .*HTTP 503: model server overloaded", start=mark)
-        status, p = self.plugin_health(agent, "ai-openai")
-        self.assertEqual((status, p["healthy"]), ("degraded", False), p)
+        p = self.wait_health(agent, "ai-openai", "degraded", False)
         self.assertIn("HTTP 503: model server overloaded", p["message"])
         _, st = agent.http_json("/api/v1/ai/status")
         self.assertEqual(st["provider_health"]["state"], "degraded")
@@ -120,8 +124,7 @@ class HealthProbe(AiTestCase):
         mark = agent.mark()
         a.mode = "ok"
         agent.wait_log(r"ai-openai.*health probe: .* answers again", start=mark)
-        status, p = self.plugin_health(agent, "ai-openai")
-        self.assertEqual((status, p["healthy"]), ("healthy", True), p)
+        self.wait_health(agent, "ai-openai", "healthy", True)
         agent.stop()
         self.assertNotIn("SECRET", agent.log_text())
 
