@@ -1,5 +1,7 @@
 // chorus-agent: command line (docs/contract.md, Command line).
 #include <csignal>
+#include <execinfo.h>
+#include <unistd.h>
 #include <cstdlib>
 #include <cstdio>
 #include <iostream>
@@ -128,9 +130,32 @@ int cmd_plugins(const Config &config, bool as_json) {
   return errors.empty() ? chorus::host::kExitOk : chorus::host::kExitUsage;
 }
 
+// A crash (SIGSEGV, SIGBUS, SIGILL, SIGFPE) writes the stack to stderr before the default action
+// (exit by the signal, core dump where enabled), so a crash in CI or under systemd leaves a trace in
+// the log. Only async-signal-safe calls; backtrace() is called once at start-up so that it does not
+// have to load libgcc inside the handler. Sanitizer builds keep their own, better, reports.
+void on_fatal_signal(int sig) {
+  static const char kHead[] = "chorus-agent: fatal signal; stack (module(+offset), see addr2line):\n";
+  (void)!write(STDERR_FILENO, kHead, sizeof kHead - 1);
+  void *frames[64];
+  int n = backtrace(frames, 64);
+  backtrace_symbols_fd(frames, n, STDERR_FILENO);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+void install_crash_trace() {
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_UNDEFINED__)
+  void *warm[1];
+  (void)backtrace(warm, 1);
+  for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE}) std::signal(sig, on_fatal_signal);
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
+  install_crash_trace();
   Args args;
   bool command_seen = false;
   for (int i = 1; i < argc; ++i) {
