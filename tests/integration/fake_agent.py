@@ -11,14 +11,17 @@ import sys
 import time
 
 config = json.load(open(sys.argv[sys.argv.index("-c") + 1]))
+# The SIGTERM behaviour is set before anything is printed, and the handler ends the process at once
+# (os._exit): an exception raised from a handler can land inside a write or a flush, and under load a
+# SIGTERM sent right after start was seen to leave the stand-in running.
+if config.get("on_sigterm") == "ignore":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+else:
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(config.get("exit", 0)))
 for line in config.get("print", []):
     print(line, file=sys.stderr, flush=True)
 if config.get("crash"):
     os.kill(os.getpid(), config["crash"])
-if config.get("on_sigterm") == "ignore":
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-else:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(config.get("exit", 0)))
 print("ready: 0 plugins running", file=sys.stderr, flush=True)
 if "exit_now" in config:
     sys.exit(config["exit_now"])
