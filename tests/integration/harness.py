@@ -85,6 +85,46 @@ def require(kind, reason):
     return lambda obj: obj
 
 
+# ---- Ports for listeners a test configures -----------------------------------------------------------
+# A port found by binding to 0 comes from the kernel's ephemeral range, and the kernel may hand the same
+# port to the next bind-to-0 anywhere on the machine, e.g. the agent's own HTTP server, before the agent
+# listens on it (a CI run failed exactly so). Ports for configured listeners therefore come from below
+# the ephemeral range, never twice from one test process, and are checked free when handed out.
+_ports_given = set()
+_ports_lock = threading.Lock()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port on `host` that nothing listens on, outside the ephemeral range."""
+    import random
+    import socket
+    high = min(_ephemeral_low(), 65536) - 1
+    low = max(1024, high - 12000)
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    with _ports_lock:
+        for _ in range(2000):
+            port = rng.randint(low, high)
+            if port in _ports_given:
+                continue
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+            _ports_given.add(port)
+            return port
+    raise AssertionError(f"no free TCP port in {low}-{high}")
+
+
 # ---- Sanitizer reports and exit status ---------------------------------------------------------------
 # AddressSanitizer, LeakSanitizer and UBSan write their reports to the process's stderr. Every agent a
 # test starts has its output captured into a file; each report found there fails the test.

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 
 import nodecheck
-from harness import SLOW, Agent, AgentTestCase, missing
+from harness import SLOW, Agent, AgentTestCase, free_port, missing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JS_DIR = os.path.join(HERE, "js")
@@ -75,12 +75,6 @@ def agent_missing_reason():
     if not PROBE_PLUGIN_DIR or not os.path.exists(os.path.join(PROBE_PLUGIN_DIR, "chorus-test.p2p-probe.so")):
         return missing("build", f"chorus-test.p2p-probe.so not found in CHORUS_P2P_PROBE_DIR={PROBE_PLUGIN_DIR!r}")
     return None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LinePeer:
