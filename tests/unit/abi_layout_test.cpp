@@ -9,6 +9,7 @@
 #include <chorus/services/discovery_v1.h>
 #include <chorus/services/election_v1.h>
 #include <chorus/services/p2p_host_v1.h>
+#include <chorus/services/pubsub_v1.h>
 #include <chorus/services/reasoning_v1.h>
 
 #include <gtest/gtest.h>
@@ -582,6 +583,71 @@ PIN_TYPE(chorus_reasoning_v1, complete,
 PIN_TYPE(chorus_reasoning_v1, cancel, chorus_status (*)(void *, uint64_t));
 PIN_TYPE(chorus_reasoning_v1, system_prompt, chorus_status (*)(void *, chorus_buf *, chorus_error *));
 
+// -- pubsub_v1.h --
+static_assert(std::is_same_v<chorus_pubsub_message_fn, void (*)(void *, const chorus_pubsub_message *)>);
+static_assert(std::is_same_v<chorus_pubsub_validator_fn, int (*)(void *, const chorus_pubsub_message *)>);
+
+PIN_STRUCT(chorus_pubsub_message, 104, 8);
+PIN(chorus_pubsub_message, struct_size, 0, 4);
+PIN(chorus_pubsub_message, local, 4, 4);
+PIN(chorus_pubsub_message, topic, 8, 8);
+PIN(chorus_pubsub_message, data, 16, 8);
+PIN(chorus_pubsub_message, data_len, 24, 8);
+PIN(chorus_pubsub_message, from, 32, 8);
+PIN(chorus_pubsub_message, from_len, 40, 8);
+PIN(chorus_pubsub_message, from_text, 48, 8);
+PIN(chorus_pubsub_message, seqno, 56, 8);
+PIN(chorus_pubsub_message, seqno_len, 64, 8);
+PIN(chorus_pubsub_message, message_id, 72, 8);
+PIN(chorus_pubsub_message, message_id_len, 80, 8);
+PIN(chorus_pubsub_message, received_from, 88, 8);
+PIN(chorus_pubsub_message, type, 96, 8);
+PIN_TYPE(chorus_pubsub_message, struct_size, uint32_t);
+PIN_TYPE(chorus_pubsub_message, local, uint32_t);
+PIN_TYPE(chorus_pubsub_message, topic, const char *);
+PIN_TYPE(chorus_pubsub_message, data, const uint8_t *);
+PIN_TYPE(chorus_pubsub_message, data_len, size_t);
+PIN_TYPE(chorus_pubsub_message, from, const uint8_t *);
+PIN_TYPE(chorus_pubsub_message, from_len, size_t);
+PIN_TYPE(chorus_pubsub_message, from_text, const char *);
+PIN_TYPE(chorus_pubsub_message, seqno, const uint8_t *);
+PIN_TYPE(chorus_pubsub_message, seqno_len, size_t);
+PIN_TYPE(chorus_pubsub_message, message_id, const uint8_t *);
+PIN_TYPE(chorus_pubsub_message, message_id_len, size_t);
+PIN_TYPE(chorus_pubsub_message, received_from, const char *);
+PIN_TYPE(chorus_pubsub_message, type, const char *);
+
+PIN_STRUCT(chorus_pubsub_v1, 88, 8);
+PIN(chorus_pubsub_v1, struct_size, 0, 4);
+PIN(chorus_pubsub_v1, reserved, 4, 4);
+PIN(chorus_pubsub_v1, subscribe, 8, 8);
+PIN(chorus_pubsub_v1, unsubscribe, 16, 8);
+PIN(chorus_pubsub_v1, join, 24, 8);
+PIN(chorus_pubsub_v1, leave, 32, 8);
+PIN(chorus_pubsub_v1, publish, 40, 8);
+PIN(chorus_pubsub_v1, publish_raw, 48, 8);
+PIN(chorus_pubsub_v1, add_validator, 56, 8);
+PIN(chorus_pubsub_v1, remove_validator, 64, 8);
+PIN(chorus_pubsub_v1, topics_json, 72, 8);
+PIN(chorus_pubsub_v1, peers_json, 80, 8);
+PIN_TYPE(chorus_pubsub_v1, struct_size, uint32_t);
+PIN_TYPE(chorus_pubsub_v1, reserved, uint32_t);
+PIN_TYPE(chorus_pubsub_v1, subscribe,
+         chorus_status (*)(void *, const char *, chorus_pubsub_message_fn, void *, uint64_t *, chorus_error *));
+PIN_TYPE(chorus_pubsub_v1, unsubscribe, chorus_status (*)(void *, uint64_t));
+PIN_TYPE(chorus_pubsub_v1, join, chorus_status (*)(void *, const char *, chorus_error *));
+PIN_TYPE(chorus_pubsub_v1, leave, chorus_status (*)(void *, const char *, chorus_error *));
+PIN_TYPE(chorus_pubsub_v1, publish,
+         chorus_status (*)(void *, const char *, const char *, const char *, size_t, uint8_t *, size_t, size_t *,
+                           chorus_error *));
+PIN_TYPE(chorus_pubsub_v1, publish_raw,
+         chorus_status (*)(void *, const char *, const uint8_t *, size_t, uint8_t *, size_t, size_t *, chorus_error *));
+PIN_TYPE(chorus_pubsub_v1, add_validator,
+         chorus_status (*)(void *, const char *, chorus_pubsub_validator_fn, void *, uint64_t *, chorus_error *));
+PIN_TYPE(chorus_pubsub_v1, remove_validator, chorus_status (*)(void *, uint64_t));
+PIN_TYPE(chorus_pubsub_v1, topics_json, chorus_status (*)(void *, chorus_buf *, chorus_error *));
+PIN_TYPE(chorus_pubsub_v1, peers_json, chorus_status (*)(void *, chorus_buf *, chorus_error *));
+
 #endif  // LP64 x86_64 / aarch64
 
 // ---- constants (all platforms) ----
@@ -636,6 +702,13 @@ static_assert(CHORUS_ROUTE_EXACT == 0x0u);
 static_assert(CHORUS_ROUTE_PREFIX == 0x1u);
 
 // Service constants: names, versions and the values callers pass or receive.
+static_assert(std::string_view(CHORUS_PUBSUB_SERVICE) == "chorus.pubsub");
+static_assert(CHORUS_PUBSUB_V1_MAJOR == 1 && CHORUS_PUBSUB_V1_MINOR == 0);
+static_assert(CHORUS_PUBSUB_TOPIC_MAX == 1024);
+static_assert(CHORUS_PUBSUB_ACCEPT == 0 && CHORUS_PUBSUB_REJECT == 1 && CHORUS_PUBSUB_IGNORE == 2);
+static_assert(std::string_view(CHORUS_PUBSUB_TOPIC_COORDINATION) == "CHORUS/coordination/v1");
+static_assert(std::string_view(CHORUS_PUBSUB_TOPIC_HMMM) == "hmmm/meta-discussion/v1");
+static_assert(std::string_view(CHORUS_PUBSUB_TOPIC_CONTEXT_FEEDBACK) == "CHORUS/context-feedback/v1");
 static_assert(std::string_view(CHORUS_P2P_HOST_SERVICE) == "chorus.p2p.host");
 static_assert(CHORUS_P2P_HOST_V1_MAJOR == 1 && CHORUS_P2P_HOST_V1_MINOR == 0);
 static_assert(CHORUS_P2P_PROTOCOL_MAX == 1023);

@@ -1,0 +1,2 @@
+// rpc_test: see the helper owning it.
+#include <gtest/gtest.h>

@@ -1,0 +1,2 @@
+// score_test: see the helper owning it.
+#include <gtest/gtest.h>

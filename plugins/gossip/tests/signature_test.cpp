@@ -1,0 +1,2 @@
+// signature_test: see the helper owning it.
+#include <gtest/gtest.h>
