@@ -601,14 +601,17 @@ TEST(ConfigDefault, CommentedExamplesAreValidWhenUncommented) {
     text += line + "\n";
   }
   Config c = parse(text);
-  ASSERT_EQ(c.plugins.size(), 4u);
+  ASSERT_EQ(c.plugins.size(), 5u);
   EXPECT_EQ(c.plugins[0].id, "p2p");
   EXPECT_TRUE(c.plugins[0].critical);
   EXPECT_EQ(c.plugins[0].config_json, R"({"listen":["/ip4/0.0.0.0/tcp/9000"]})");
   EXPECT_EQ(c.plugins[1].config_json, R"({"service_tag":"CHORUS-peer-discovery"})");
-  EXPECT_FALSE(c.plugins[2].enabled);
-  EXPECT_EQ(c.plugins[2].config_json, R"({"nats_url":"nats://127.0.0.1:4222"})");
-  EXPECT_EQ(c.plugins[3].config_json, R"({"endpoint":"http://localhost:11434"})");
+  EXPECT_EQ(c.plugins[2].id, "gossip");
+  EXPECT_TRUE(c.plugins[2].critical);
+  EXPECT_EQ(c.plugins[2].config_json, R"({"signature_policy":"strict_sign"})");
+  EXPECT_FALSE(c.plugins[3].enabled);
+  EXPECT_EQ(c.plugins[3].config_json, R"({"nats_url":"nats://127.0.0.1:4222"})");
+  EXPECT_EQ(c.plugins[4].config_json, R"({"endpoint":"http://localhost:11434"})");
   EXPECT_EQ(c.bindings.at("chorus.ai.provider"), "ai-ollama");
 }
 
