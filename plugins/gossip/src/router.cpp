@@ -211,7 +211,8 @@ void Router::join(const std::string &topic) {
   auto eligible = [&](const PeerId &id) {
     auto pit = s_->peers.find(id);
     if (pit == s_->peers.end() || !pit->second.attached || !is_meshsub(pit->second.protocol)) return false;
-    if (s_->backoff.count({topic, id}) != 0 && s_->backoff[{topic, id}] > now) return false;
+    auto bit = s_->backoff.find({topic, id});
+    if (bit != s_->backoff.end() && bit->second + params_.heartbeat_ms > now) return false;
     return s_->score.score(id, now) >= 0;
   };
   auto fit = s_->fanout.find(topic);
@@ -329,27 +330,28 @@ std::optional<Bytes> Router::publish(const std::string &topic, Bytes data, std::
       if (flood && s_->score.score(pid, now) >= s_->thresholds.publish) targets.insert(pid);
     }
   }
-  if (!params_.flood_publish) {
-    if (joined(topic)) {
+  if (joined(topic)) {
+    if (!params_.flood_publish) {
       auto mit = s_->mesh.find(topic);
       if (mit != s_->mesh.end()) targets.insert(mit->second.begin(), mit->second.end());
-    } else {
-      std::set<PeerId> &fan = s_->fanout[topic];
-      if (fan.empty() && tp != s_->topic_peers.end()) {
-        std::vector<PeerId> candidates;
-        for (const auto &pid : tp->second) {
-          auto pit = s_->peers.find(pid);
-          if (pit == s_->peers.end() || !pit->second.attached || !is_meshsub(pit->second.protocol)) continue;
-          if (s_->score.score(pid, now) >= s_->thresholds.publish) candidates.push_back(pid);
-        }
-        shuffle(candidates, s_->rng);
-        for (const auto &pid : candidates) {
-          if (static_cast<int>(fan.size()) >= params_.d) break;
-          fan.insert(pid);
-        }
-      }
-      targets.insert(fan.begin(), fan.end());
     }
+  } else {
+    // Not joined: the fanout (kept for fanout_ttl_ms) carries it, and later our gossip about it.
+    std::set<PeerId> &fan = s_->fanout[topic];
+    if (fan.empty() && tp != s_->topic_peers.end()) {
+      std::vector<PeerId> candidates;
+      for (const auto &pid : tp->second) {
+        auto pit = s_->peers.find(pid);
+        if (pit == s_->peers.end() || !pit->second.attached || !is_meshsub(pit->second.protocol)) continue;
+        if (s_->score.score(pid, now) >= s_->thresholds.publish) candidates.push_back(pid);
+      }
+      shuffle(candidates, s_->rng);
+      for (const auto &pid : candidates) {
+        if (static_cast<int>(fan.size()) >= params_.d) break;
+        fan.insert(pid);
+      }
+    }
+    if (!params_.flood_publish) targets.insert(fan.begin(), fan.end());
   }
   if (!joined(topic)) s_->fanout_last_publish[topic] = now;
   for (const auto &pid : targets) {
@@ -540,8 +542,9 @@ void Router::validate_and_deliver(const PeerId &from, const Message &m, const By
 }
 
 void Router::handle_control(const PeerId &from, const Control &c) {
+  // Control needs a way back (our outbound stream): a peer grafts us only after our SUBSCRIBE anyway.
   auto pit = s_->peers.find(from);
-  if (pit == s_->peers.end() || !is_meshsub(pit->second.protocol)) return;
+  if (pit == s_->peers.end() || !pit->second.attached || !is_meshsub(pit->second.protocol)) return;
   Rpc reply;
   Control out;
   handle_ihave(from, c.ihave, out);
@@ -549,7 +552,7 @@ void Router::handle_control(const PeerId &from, const Control &c) {
   handle_graft(from, c.graft, out);
   handle_prune(from, c.prune);
   if (!out.empty()) reply.control = std::move(out);
-  if (!reply.empty() && s_->peers[from].attached) io_.send(from, std::move(reply));
+  if (!reply.empty()) io_.send(from, std::move(reply));
 }
 
 void Router::handle_ihave(const PeerId &from, const std::vector<ControlIHave> &ihaves, Control &out) {
@@ -594,10 +597,9 @@ void Router::handle_iwant(const PeerId &from, const std::vector<ControlIWant> &i
 void Router::handle_graft(const PeerId &from, const std::vector<ControlGraft> &grafts, Control &out) {
   uint64_t now = io_.now_ms();
   for (const auto &g : grafts) {
-    if (!joined(g.topic)) {
-      out.prune.push_back(make_prune(g.topic, from, false, false));
-      continue;
-    }
+    // A topic we did not join: ignored, as go and js do (no PRUNE: a peer could make us answer
+    // every GRAFT it invents, and a PRUNE would tell it which topics we have).
+    if (!joined(g.topic)) continue;
     std::set<PeerId> &mesh = s_->mesh[g.topic];
     if (mesh.count(from) != 0) continue;
     auto bit = s_->backoff.find({g.topic, from});
@@ -637,9 +639,16 @@ void Router::handle_prune(const PeerId &from, const std::vector<ControlPrune> &p
     uint64_t &until = s_->backoff[{pr.topic, from}];
     until = std::max(until, now + backoff_ms);
     if (!pr.peers.empty() && s_->score.score(from, now) >= s_->thresholds.accept_px) {
-      std::vector<PeerInfo> px = pr.peers;
-      if (px.size() > static_cast<size_t>(params_.prune_peers)) px.resize(params_.prune_peers);
-      io_.connect_to(px);
+      std::vector<PeerInfo> px;
+      for (const auto &pi : pr.peers) {
+        if (static_cast<int>(px.size()) >= params_.prune_peers) break;
+        auto id = PeerId::from_bytes(pi.peer_id, nullptr);
+        if (!id || *id == s_->local) continue;
+        auto known = s_->peers.find(*id);
+        if (known != s_->peers.end() && known->second.attached) continue;  // already connected
+        px.push_back(pi);
+      }
+      if (!px.empty()) io_.connect_to(px);
     }
   }
 }
@@ -675,18 +684,19 @@ void Router::heartbeat() {
     it = it->second.empty() ? s_->promises.erase(it) : std::next(it);
   }
 
-  // Expired backoffs (kept one heartbeat past their end, as go does, so a peer grafting right at the
-  // end is not penalised).
+  // Expired backoffs, kept a little past their end for the grafting slack below.
   for (auto it = s_->backoff.begin(); it != s_->backoff.end();)
-    it = it->second + params_.heartbeat_ms < now ? s_->backoff.erase(it) : std::next(it);
+    it = it->second + 2 * params_.heartbeat_ms < now ? s_->backoff.erase(it) : std::next(it);
 
   auto score_of = [&](const PeerId &id) {
     auto it = scores.find(id);
     return it == scores.end() ? 0.0 : it->second;
   };
+  // One heartbeat of slack past the backoff: the peer's clock and ours see the PRUNE at different times,
+  // and a GRAFT that arrives early is penalised.
   auto backed_off = [&](const std::string &topic, const PeerId &id) {
     auto it = s_->backoff.find({topic, id});
-    return it != s_->backoff.end() && it->second > now;
+    return it != s_->backoff.end() && it->second + params_.heartbeat_ms > now;
   };
   auto graft_candidates = [&](const std::string &topic, const std::set<PeerId> &mesh, auto &&accept) {
     std::vector<PeerId> out;
