@@ -11,6 +11,7 @@
 #include "router.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <map>
@@ -77,7 +78,7 @@ struct Router::State {
     std::string ip;
     std::set<std::string> topics;
     // Per-heartbeat gossip accounting.
-    int ihaves_received = 0;  // IHAVE entries accepted this heartbeat
+    int ihaves_received = 0;  // RPCs carrying IHAVE this heartbeat
     int ids_asked = 0;        // ids we requested with IWANT this heartbeat
     int stray_messages = 0;   // messages on topics we did not join, this heartbeat
   };
@@ -144,8 +145,11 @@ Router::Router(RouterParams params, PeerScoreParams score_params, PeerScoreThres
       io_(io),
       s_(std::make_unique<State>(std::move(score_params), thresholds, policy, std::move(local),
                                  std::move(local_public_key))) {
-  // The seqno counter starts at the clock (ns resolution from ms) so a restart never reuses seqnos.
-  s_->seqno = io_.now_ms() * 1000000ull;
+  // The seqno counter starts at the wall clock in nanoseconds (as go-libp2p-pubsub does), so a restart
+  // within the seen TTL of our peers never reuses an id they still hold.
+  s_->seqno = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
   s_->mcache_windows.emplace_back();
 }
 
@@ -560,10 +564,12 @@ void Router::handle_ihave(const PeerId &from, const std::vector<ControlIHave> &i
   uint64_t now = io_.now_ms();
   if (s_->score.score(from, now) < s_->thresholds.gossip) return;
   State::Peer &p = s_->peers[from];
+  // IHAVE flood: only max_ihave_messages RPCs with IHAVE per peer per heartbeat are looked at.
+  if (++p.ihaves_received > params_.max_ihave_messages) return;
+  if (p.ids_asked >= params_.max_ihave_length) return;
   std::vector<Bytes> wanted;
   std::unordered_set<Bytes, BytesHash> asked;
   for (const auto &ih : ihaves) {
-    if (++p.ihaves_received > params_.max_ihave_messages) break;  // IHAVE flood: ignore the rest
     if (!joined(ih.topic)) continue;
     for (const auto &id : ih.message_ids) {
       if (p.ids_asked + static_cast<int>(wanted.size()) >= params_.max_ihave_length) break;
@@ -659,6 +665,7 @@ void Router::handle_prune(const PeerId &from, const std::vector<ControlPrune> &p
 void Router::heartbeat() {
   uint64_t now = io_.now_ms();
   ++s_->ticks;
+  drain_queue();  // what the throttle left over
   s_->score.refresh(now);
 
   std::unordered_map<PeerId, double> scores;

@@ -298,6 +298,45 @@ TEST(GossipRouter, NeverForwardsBackToSourceOrAuthor) {
   EXPECT_EQ(net.nodes[0]->count_of(RouterEvent::kRejected), 0);
 }
 
+TEST(GossipRouter, NeverForwardsBackToTheForwarder) {
+  FakeNet net;
+  net.params.flood_publish = false;
+  net.add_many(3);
+  net.connect(*net.nodes[0], *net.nodes[1]);  // a line: 0 - 1 - 2
+  net.connect(*net.nodes[1], *net.nodes[2]);
+  net.join_all();
+  net.run(2);
+  ASSERT_TRUE(net.nodes[2]->mesh().count(net.nodes[1]->id));
+  net.nodes[2]->sent.clear();
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("m"), nullptr));
+  net.pump();
+  EXPECT_EQ(net.nodes[2]->delivered_count(), 1u);
+  for (const auto &[to, rpc] : net.nodes[2]->sent) EXPECT_TRUE(rpc.publish.empty()) << "sent back to the forwarder";
+  EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kDuplicate), 0);
+}
+
+TEST(GossipRouter, TwoCopiesInOneRpcAreDeliveredOnce) {
+  FakeNet net;
+  net.add_many(2);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.join_all();
+  net.run(1);
+  net.links.clear();  // capture a's message instead of delivering it
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("twice"), nullptr));
+  Message m;
+  for (const auto &[to, rpc] : net.nodes[0]->sent)
+    if (!rpc.publish.empty()) m = rpc.publish[0];
+  ASSERT_EQ(m.topic, kTopic);
+  Rpc rpc;
+  rpc.publish = {m, m};
+  net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc);
+  EXPECT_EQ(net.nodes[1]->delivered_count(), 1u);
+  EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kDuplicate), 1);
+  net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc);  // and later copies are duplicates too
+  EXPECT_EQ(net.nodes[1]->delivered_count(), 1u);
+  EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kDuplicate), 3);
+}
+
 TEST(GossipRouter, IHaveIWantRecoversMessageOutsideTheMesh) {
   FakeNet net;
   net.params.flood_publish = false;
@@ -582,7 +621,7 @@ TEST(GossipRouter, PeerExchangeFollowedOnlyAboveAcceptPx) {
   }
 }
 
-TEST(GossipRouter, OversubscribedMeshIsPrunedWithPeerExchange) {
+TEST(GossipRouter, FullMeshRefusesInboundGraftsWithPeerExchange) {
   FakeNet net;
   net.params.d = 3;
   net.params.d_lo = 2;
@@ -603,6 +642,30 @@ TEST(GossipRouter, OversubscribedMeshIsPrunedWithPeerExchange) {
     if (rpc.control)
       for (const auto &p : rpc.control->prune) with_px += p.peers.empty() ? 0 : 1;
   EXPECT_GT(with_px, 0u) << "PRUNEs of an oversubscribed mesh offer other peers";
+}
+
+TEST(GossipRouter, OversubscribedMeshIsPrunedToD) {
+  FakeNet net;
+  net.params.d = 3;
+  net.params.d_lo = 2;
+  net.params.d_hi = 4;
+  net.params.d_score = 1;
+  net.params.d_out = 1;
+  net.add_many(13);
+  Node &hub = *net.nodes[0];
+  // The hub dials everyone: all are outbound for it, so it accepts every GRAFT, beyond d_hi.
+  for (int i = 1; i < 13; ++i) net.connect(hub, *net.nodes[i]);
+  net.join_all();
+  net.run(1);
+  EXPECT_GT(hub.mesh().size(), 4u) << "setup: the grafts should overfill the hub's mesh";
+  net.run(1);  // the hub's heartbeat prunes down to d
+  EXPECT_EQ(hub.mesh().size(), 3u);
+  expect_symmetric_meshes(net);
+  size_t with_px = 0;
+  for (const auto &[peer, rpc] : hub.sent)
+    if (rpc.control)
+      for (const auto &p : rpc.control->prune) with_px += p.peers.empty() ? 0 : 1;
+  EXPECT_GE(with_px, 8u);
 }
 
 TEST(GossipRouter, OutboundQuotaIsKept) {
@@ -827,6 +890,66 @@ TEST(GossipRouter, RemovedPeerLeavesEveryTable) {
   EXPECT_EQ(peers[0].peer, net.nodes[2]->id);
   EXPECT_EQ(net.nodes[0]->router->topics()[0].peers, 1u);
   EXPECT_EQ(net.nodes[0]->mesh().size(), 1u);
+}
+
+// With neutral scoring every peer scores 0, so a threshold above 0 puts every peer below it.
+TEST(GossipRouter, GraylistedPeersRpcsAreIgnored) {
+  FakeNet net;
+  net.thresholds.graylist = 1;  // a graylists everyone; b nobody
+  Node &a = net.add();
+  net.thresholds = PeerScoreThresholds{};
+  Node &b = net.add();
+  net.connect(a, b);
+  a.router->join(kTopic);
+  b.router->join(kTopic);
+  net.pump();
+  EXPECT_TRUE(a.router->peers()[0].topics.empty()) << "a graylisted peer's SUBSCRIBE was processed";
+  ASSERT_TRUE(b.router->publish(kTopic, text("ignored"), nullptr));
+  net.pump();
+  EXPECT_EQ(a.delivered_count(), 0u);
+  EXPECT_EQ(a.count_of(RouterEvent::kIgnored, "graylisted"), 1);
+}
+
+TEST(GossipRouter, GossipThresholdGatesIHaveAndIWant) {
+  FakeNet net;
+  net.thresholds.gossip = 1;
+  net.params.flood_publish = false;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  auto id = a.router->publish(kTopic, text("m"), nullptr);
+  ASSERT_TRUE(id);
+  net.pump();
+  a.sent.clear();
+  Rpc rpc;
+  rpc.control.emplace().ihave.push_back({kTopic, {text("unseen")}});
+  rpc.control->iwant.push_back({{*id}});
+  a.router->handle_rpc(b.id, rpc);
+  EXPECT_TRUE(a.sent.empty()) << "answered IHAVE/IWANT of a peer below the gossip threshold";
+  // Nor does a gossip to it: prune b from a's mesh so that b is a gossip target.
+  Rpc prune;
+  prune.control.emplace().prune.push_back({kTopic, {}, 600});
+  a.router->handle_rpc(b.id, prune);
+  ASSERT_TRUE(a.router->publish(kTopic, text("n"), nullptr));
+  a.sent.clear();
+  net.run(1);
+  for (const auto &[to, r] : a.sent) EXPECT_FALSE(r.control && !r.control->ihave.empty());
+}
+
+TEST(GossipRouter, PublishThresholdGatesFloodPublish) {
+  FakeNet net;
+  net.thresholds.publish = 1;
+  net.add_many(3);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.connect(*net.nodes[0], *net.nodes[2]);
+  net.join_all();
+  net.run(1);
+  net.nodes[0]->sent.clear();
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("m"), nullptr));
+  for (const auto &[to, r] : net.nodes[0]->sent) EXPECT_TRUE(r.publish.empty());
 }
 
 TEST(GossipRouter, InvalidMessagesGetAPeerPrunedThenGraylisted) {
