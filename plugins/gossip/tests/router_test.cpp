@@ -795,30 +795,43 @@ TEST(GossipRouter, ThousandsOfTopicsFromOnePeerAreBounded) {
   FakeNet net;
   net.params.max_topics_per_peer = 100;
   net.score_params.behaviour_penalty_weight = -10;
-  net.add_many(2);
+  net.add_many(3);
   Node &a = *net.nodes[0];
   Node &b = *net.nodes[1];
+  Node &c = *net.nodes[2];
   net.connect(a, b);
+  net.connect(a, c);
+  auto topics_of = [&](const Node &n) {
+    for (const auto &p : a.router->peers())
+      if (p.peer == n.id) return p.topics;
+    return std::vector<std::string>{};
+  };
+  // b: 5000 subscriptions in five RPCs.
   for (int r = 0; r < 5; ++r) {
     Rpc rpc;
     for (int i = 0; i < 1000; ++i) rpc.subscriptions.push_back({true, "room-" + std::to_string(r * 1000 + i)});
     a.router->handle_rpc(b.id, rpc);
   }
-  auto peers = a.router->peers();
-  ASSERT_EQ(peers.size(), 1u);
-  EXPECT_EQ(peers[0].topics.size(), 100u);
+  EXPECT_EQ(topics_of(b).size(), 100u);
   EXPECT_LE(a.router->topics().size(), 100u);
   if (real_scoring()) {
-    EXPECT_LT(a.router->score(b.id), 0);
+    EXPECT_LT(a.router->score(b.id), net.thresholds.graylist) << "each RPC over the bound is a penalty";
   }
-  // Unsubscribing frees room for another topic.
+  // c: one over the bound, once; then an unsubscription frees room for another topic.
   Rpc rpc;
-  rpc.subscriptions.push_back({false, "room-0"});
-  rpc.subscriptions.push_back({true, kTopic});
-  a.router->handle_rpc(b.id, rpc);
-  peers = a.router->peers();
-  EXPECT_EQ(peers[0].topics.size(), 100u);
-  EXPECT_TRUE(std::count(peers[0].topics.begin(), peers[0].topics.end(), kTopic));
+  for (int i = 0; i < 101; ++i) rpc.subscriptions.push_back({true, "hall-" + std::to_string(i)});
+  a.router->handle_rpc(c.id, rpc);
+  EXPECT_EQ(topics_of(c).size(), 100u);
+  if (real_scoring()) {
+    EXPECT_LT(a.router->score(c.id), 0);
+  }
+  Rpc swap;
+  swap.subscriptions.push_back({false, "hall-0"});
+  swap.subscriptions.push_back({true, kTopic});
+  a.router->handle_rpc(c.id, swap);
+  auto t = topics_of(c);
+  EXPECT_EQ(t.size(), 100u);
+  EXPECT_TRUE(std::count(t.begin(), t.end(), kTopic));
 }
 
 TEST(GossipRouter, MessagesOnTopicsNotJoinedAreIgnored) {
@@ -950,6 +963,30 @@ TEST(GossipRouter, PublishThresholdGatesFloodPublish) {
   net.nodes[0]->sent.clear();
   ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("m"), nullptr));
   for (const auto &[to, r] : net.nodes[0]->sent) EXPECT_TRUE(r.publish.empty());
+}
+
+TEST(GossipRouter, DefaultScoringKeepsAnHonestMeshHealthy) {
+  FakeNet net;
+  net.score_params = PeerScoreParams{};  // the defaults the node runs with
+  net.params.flood_publish = false;
+  net.add_many(20);
+  net.connect_ring_and_chords(8, 3);
+  net.join_all();
+  net.run(3);
+  for (int round = 0; round < 30; ++round) {
+    ASSERT_TRUE(net.nodes[round % 20]->router->publish(kTopic, text("r" + std::to_string(round)), nullptr));
+    net.pump();
+    net.run(1);
+  }
+  for (auto &n : net.nodes) {
+    EXPECT_EQ(n->delivered_count(), 30u);
+    EXPECT_GE(n->mesh().size(), static_cast<size_t>(net.params.d_lo));
+    EXPECT_LE(n->mesh().size(), static_cast<size_t>(net.params.d_hi));
+    for (const auto &p : n->router->peers()) EXPECT_GE(p.score, 0) << "an honest peer scored negative";
+    EXPECT_EQ(n->count_of(RouterEvent::kIwantBroken), 0);
+    EXPECT_EQ(n->count_of(RouterEvent::kGraftBackoff), 0);
+  }
+  expect_symmetric_meshes(net);
 }
 
 TEST(GossipRouter, InvalidMessagesGetAPeerPrunedThenGraylisted) {
