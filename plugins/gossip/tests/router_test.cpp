@@ -989,6 +989,40 @@ TEST(GossipRouter, DefaultScoringKeepsAnHonestMeshHealthy) {
   expect_symmetric_meshes(net);
 }
 
+TEST(GossipRouter, OpportunisticGraftAddsAWellScoredPeer) {
+  if (!real_scoring()) GTEST_SKIP() << "PeerScore is the neutral stub on this branch";
+  FakeNet net;
+  net.score_params = PeerScoreParams{};
+  net.score_params.default_topic.first_message_deliveries_decay = 0.99;
+  net.params.d = 3;
+  net.params.d_lo = 2;
+  net.params.d_hi = 6;
+  net.params.opportunistic_graft_ticks = 10;
+  net.params.opportunistic_graft_peers = 1;
+  Node &a = net.add();
+  // The others never graft by themselves (d = 0) but accept a's GRAFT: they dialled a.
+  net.params = RouterParams{};
+  net.params.d = 0;
+  net.params.d_lo = 0;
+  net.params.d_out = 0;
+  for (int i = 0; i < 8; ++i) net.connect(net.add(), a);
+  net.join_all();
+  net.run(2);
+  ASSERT_EQ(a.mesh().size(), 3u);
+  Node *outside = nullptr;
+  for (int i = 1; i <= 8 && !outside; ++i)
+    if (!a.mesh().count(net.nodes[i]->id)) outside = net.nodes[i].get();
+  ASSERT_NE(outside, nullptr);
+  // It is the first to deliver five messages to a: the best-scored peer a knows, outside the mesh.
+  for (int k = 0; k < 5; ++k) ASSERT_TRUE(outside->router->publish(kTopic, text("p" + std::to_string(k)), nullptr));
+  net.pump();
+  EXPECT_GT(a.router->score(outside->id), 1);
+  EXPECT_FALSE(a.mesh().count(outside->id));
+  net.run(8);  // a's 10th heartbeat: the mesh median (about 0) is below opportunistic_graft (1)
+  EXPECT_TRUE(a.mesh().count(outside->id));
+  EXPECT_EQ(a.mesh().size(), 4u);
+}
+
 TEST(GossipRouter, InvalidMessagesGetAPeerPrunedThenGraylisted) {
   if (!real_scoring()) GTEST_SKIP() << "PeerScore is the neutral stub on this branch";
   FakeNet net;
