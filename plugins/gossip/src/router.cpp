@@ -107,7 +107,7 @@ struct Router::State {
   std::map<std::string, std::set<PeerId>> mesh;
   std::map<std::string, std::set<PeerId>> fanout;
   std::map<std::string, uint64_t> fanout_last_publish;
-  // (topic, peer) -> time the backoff ends; and when we last pruned the peer (graft flood detection).
+  // (topic, peer) -> when the backoff ends, whichever side pruned (as go-libp2p-pubsub keeps it).
   std::map<std::pair<std::string, PeerId>, uint64_t> backoff;
 
   std::unordered_map<Bytes, uint64_t, BytesHash> seen;  // id -> expiry
@@ -164,9 +164,8 @@ Bytes Router::message_id(const Message &m) const {
 }
 
 void Router::add_peer(const PeerId &peer, Protocol protocol, bool outbound, const std::string &ip) {
-  auto [it, fresh] = s_->peers.try_emplace(peer);
-  State::Peer &p = it->second;
-  if (fresh || !p.attached) s_->score.add_peer(peer, ip, io_.now_ms());
+  State::Peer &p = s_->peers[peer];
+  s_->score.add_peer(peer, ip, io_.now_ms());  // also updates the address of a replaced stream
   p.protocol = protocol;
   p.outbound = outbound;
   p.attached = true;
@@ -273,6 +272,8 @@ void Router::leave(const std::string &topic) {
 ControlPrune Router::make_prune(const std::string &topic, const PeerId &to, bool unsubscribe, bool px) {
   ControlPrune prune;
   prune.topic = topic;
+  auto target = s_->peers.find(to);
+  if (target != s_->peers.end() && target->second.protocol == Protocol::kMeshsub10) return prune;  // no v1.1 fields
   uint64_t backoff_ms = unsubscribe ? params_.unsubscribe_backoff_ms : params_.prune_backoff_ms;
   prune.backoff_s = (backoff_ms + 999) / 1000;
   if (px && params_.do_px && params_.prune_peers > 0) {
@@ -311,6 +312,8 @@ std::optional<Bytes> Router::publish(const std::string &topic, Bytes data, std::
   if (s_->policy == SignaturePolicy::kStrictSign) {
     m.from = s_->local.bytes();
     m.seqno = seqno_bytes(++s_->seqno);
+    // Ed25519 ids carry the key; other key types need it in the message.
+    if (!s_->local.ed25519_key() && !s_->local_public_key.empty()) m.key = s_->local_public_key;
     if (!sign_message(m, [&](BytesView b, uint8_t sig[64]) { return io_.sign(b, sig); }))
       return fail("signing failed");
   }
