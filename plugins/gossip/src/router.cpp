@@ -90,6 +90,7 @@ struct Router::State {
     PeerId from;
     Message message;
     Bytes id;
+    bool signature_verified = false;
   };
 
   State(PeerScoreParams sp, PeerScoreThresholds t, SignaturePolicy p, PeerId l, Bytes pk)
@@ -410,7 +411,7 @@ void Router::cache_message(const Bytes &id, const Message &m) {
 // ---------------------------------------------------------------------------------------------
 // Receiving
 
-void Router::handle_rpc(const PeerId &from, Rpc rpc) {
+void Router::handle_rpc(const PeerId &from, Rpc rpc, bool signatures_verified) {
   uint64_t now = io_.now_ms();
   s_->peers.try_emplace(from);  // an inbound stream may deliver RPCs before add_peer
   if (s_->score.score(from, now) < s_->thresholds.graylist) {
@@ -418,7 +419,7 @@ void Router::handle_rpc(const PeerId &from, Rpc rpc) {
     return;
   }
   handle_subscriptions(from, rpc.subscriptions);
-  for (auto &m : rpc.publish) receive_message(from, std::move(m));
+  for (auto &m : rpc.publish) receive_message(from, std::move(m), signatures_verified);
   drain_queue();
   if (rpc.control) handle_control(from, *rpc.control);
 }
@@ -456,7 +457,7 @@ void Router::handle_subscriptions(const PeerId &from, const std::vector<SubOpts>
   if (over) s_->score.add_penalty(from, 1);
 }
 
-void Router::receive_message(const PeerId &from, Message m) {
+void Router::receive_message(const PeerId &from, Message m, bool signature_verified) {
   uint64_t now = io_.now_ms();
   const std::string &topic = m.topic;
   if (topic.empty()) {
@@ -498,7 +499,7 @@ void Router::receive_message(const PeerId &from, Message m) {
     return;
   }
   s_->score.validate_message(from, id, topic, now);
-  s_->queue.push_back({from, std::move(m), std::move(id)});
+  s_->queue.push_back({from, std::move(m), std::move(id), signature_verified});
 }
 
 void Router::drain_queue() {
@@ -506,11 +507,11 @@ void Router::drain_queue() {
   while (!s_->queue.empty() && budget-- > 0) {
     State::Pending item = std::move(s_->queue.front());
     s_->queue.pop_front();
-    validate_and_deliver(item.from, item.message, item.id);
+    validate_and_deliver(item.from, item.message, item.id, item.signature_verified);
   }
 }
 
-void Router::validate_and_deliver(const PeerId &from, const Message &m, const Bytes &id) {
+void Router::validate_and_deliver(const PeerId &from, const Message &m, const Bytes &id, bool signature_verified) {
   uint64_t now = io_.now_ms();
   const std::string &topic = m.topic;
   if (s_->seen.count(id) != 0) {  // another copy passed validation while this one waited
@@ -519,7 +520,7 @@ void Router::validate_and_deliver(const PeerId &from, const Message &m, const By
     return;
   }
   std::string why;
-  if (auto reason = check_message(m, s_->policy, true, &why)) {
+  if (auto reason = check_message(m, s_->policy, !signature_verified, &why)) {
     s_->score.reject_message(from, id, topic, *reason, now);
     io_.count(RouterEvent::kRejected, topic, reject_reason_name(*reason));
     s_->promises.erase(id);  // the peer did send it: the promise is not broken, the message is bad

@@ -479,6 +479,31 @@ TEST(GossipRouter, InvalidSignatureRejectedAndCounted) {
   EXPECT_EQ(net.nodes[1]->delivered_count(), 0u);
 }
 
+TEST(GossipRouter, SignaturesVerifiedByTheCallerAreNotVerifiedAgain) {
+  FakeNet net;
+  net.add_many(2);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.join_all();
+  net.run(1);
+  net.links.clear();
+  net.nodes[0]->forge_signatures = true;  // a bad signature tells whether the router verified it
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("forged"), nullptr));
+  Message m;
+  for (const auto &[to, rpc] : net.nodes[0]->sent)
+    if (!rpc.publish.empty()) m = rpc.publish[0];
+  ASSERT_EQ(m.topic, kTopic);
+  Rpc rpc;
+  rpc.publish.push_back(m);
+  net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc, true);
+  EXPECT_EQ(net.nodes[1]->delivered_count(), 1u);
+  // Structural checks still apply: a message without a signature is rejected even when "verified".
+  m.signature.reset();
+  (*m.seqno)[7] ^= 1;
+  rpc.publish = {m};
+  net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc, true);
+  EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kRejected, "missing_signature"), 1);
+}
+
 TEST(GossipRouter, ValidatorRejectAndIgnore) {
   FakeNet net;
   net.add_many(2);
