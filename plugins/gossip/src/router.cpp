@@ -133,6 +133,12 @@ namespace {
 
 bool is_meshsub(Protocol p) { return p != Protocol::kFloodsub; }
 
+// An upper estimate of a message's encoded size (fields plus their tags and lengths).
+size_t encoded_size_estimate(const Message &m) {
+  auto len = [](const std::optional<Bytes> &b) { return b ? b->size() + 6 : 0; };
+  return len(m.from) + len(m.data) + len(m.seqno) + len(m.signature) + len(m.key) + m.topic.size() + 12;
+}
+
 template <class T>
 void shuffle(std::vector<T> &v, std::mt19937_64 &rng) {
   std::shuffle(v.begin(), v.end(), rng);
@@ -555,11 +561,25 @@ void Router::handle_control(const PeerId &from, const Control &c) {
   if (pit == s_->peers.end() || !pit->second.attached || !is_meshsub(pit->second.protocol)) return;
   Rpc reply;
   Control out;
+  std::vector<Message> wanted;
   handle_ihave(from, c.ihave, out);
-  handle_iwant(from, c.iwant, reply.publish);
+  handle_iwant(from, c.iwant, wanted);
   handle_graft(from, c.graft, out);
   handle_prune(from, c.prune);
   if (!out.empty()) reply.control = std::move(out);
+  // Messages asked for go out in RPCs of at most about one maximal message each, the size every
+  // implementation accepts in one frame.
+  size_t batch_bytes = 0;
+  for (auto &m : wanted) {
+    size_t bytes = encoded_size_estimate(m);
+    if (!reply.publish.empty() && batch_bytes + bytes > params_.max_message_bytes) {
+      io_.send(from, std::move(reply));
+      reply = Rpc{};
+      batch_bytes = 0;
+    }
+    batch_bytes += bytes;
+    reply.publish.push_back(std::move(m));
+  }
   if (!reply.empty()) io_.send(from, std::move(reply));
 }
 

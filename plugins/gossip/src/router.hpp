@@ -80,6 +80,8 @@ enum class RouterEvent {
 };
 const char *reject_reason_name(RejectReason r);
 
+// Called by the Router on its thread. No method may call back into the Router (the Router is in the
+// middle of an operation): queue the work instead.
 class RouterIo {
  public:
   virtual ~RouterIo() = default;

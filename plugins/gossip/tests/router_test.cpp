@@ -816,6 +816,93 @@ TEST(GossipRouter, IWantSpamIsBoundedByRetransmissionLimit) {
   for (const auto &[peer, rpc] : a.sent) EXPECT_TRUE(rpc.publish.empty());
 }
 
+TEST(GossipRouter, IWantAnswersAreSplitIntoFrameSizedRpcs) {
+  FakeNet net;
+  net.params.max_message_bytes = 1000;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  ControlIWant iw;
+  for (int i = 0; i < 5; ++i) {
+    auto id = a.router->publish(kTopic, Bytes(300, static_cast<uint8_t>('a' + i)), nullptr);
+    ASSERT_TRUE(id);
+    iw.message_ids.push_back(*id);
+  }
+  net.pump();
+  a.sent.clear();
+  Rpc rpc;
+  rpc.control.emplace().iwant.push_back(iw);
+  a.router->handle_rpc(b.id, rpc);
+  size_t messages = 0;
+  for (const auto &[to, r] : a.sent) {
+    EXPECT_LE(r.publish.size(), 2u);  // two 300-byte signed messages fit under 1000, three do not
+    EXPECT_LE(encode_rpc(r).size(), 1100u);
+    messages += r.publish.size();
+  }
+  EXPECT_EQ(messages, 5u);
+  EXPECT_EQ(a.sent.size(), 3u);
+}
+
+TEST(GossipRouter, GossipCoversOnlyTheLastGossipWindows) {
+  FakeNet net;
+  net.params.flood_publish = false;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  Rpc prune;  // b outside a's mesh: a gossip target
+  prune.control.emplace().prune.push_back({kTopic, {}, 600});
+  a.router->handle_rpc(b.id, prune);
+  net.links.clear();  // b never answers, so a keeps announcing
+  auto id = a.router->publish(kTopic, text("old news"), nullptr);
+  ASSERT_TRUE(id);
+  int announced = 0;
+  for (int beat = 0; beat < net.params.mcache_len + 2; ++beat) {
+    a.sent.clear();
+    net.run(1);
+    bool ihave = false;
+    for (const auto &[to, r] : a.sent)
+      if (r.control)
+        for (const auto &ih : r.control->ihave)
+          ihave = ihave || std::count(ih.message_ids.begin(), ih.message_ids.end(), *id) > 0;
+    announced += ihave ? 1 : 0;
+    if (beat >= net.params.mcache_gossip) {
+      EXPECT_FALSE(ihave) << "announced in heartbeat " << beat;
+    }
+  }
+  EXPECT_EQ(announced, net.params.mcache_gossip);
+}
+
+TEST(GossipRouter, SeenCacheExpiresAfterTtl) {
+  FakeNet net;
+  net.params.seen_ttl_ms = 10000;
+  net.add_many(2);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.join_all();
+  net.run(1);
+  net.links.clear();
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("again"), nullptr));
+  Message m;
+  for (const auto &[to, rpc] : net.nodes[0]->sent)
+    if (!rpc.publish.empty()) m = rpc.publish[0];
+  Rpc rpc;
+  rpc.publish.push_back(m);
+  Node &b = *net.nodes[1];
+  b.router->handle_rpc(net.nodes[0]->id, rpc);
+  net.run(9);
+  b.router->handle_rpc(net.nodes[0]->id, rpc);
+  EXPECT_EQ(b.delivered_count(), 1u);
+  EXPECT_EQ(b.count_of(RouterEvent::kDuplicate), 1);
+  net.run(2);  // past the TTL: the id is forgotten
+  b.router->handle_rpc(net.nodes[0]->id, rpc);
+  EXPECT_EQ(b.delivered_count(), 2u);
+}
+
 TEST(GossipRouter, ThousandsOfTopicsFromOnePeerAreBounded) {
   FakeNet net;
   net.params.max_topics_per_peer = 100;
