@@ -747,18 +747,15 @@ void Router::heartbeat() {
 
   for (const auto &topic : s_->joined) {
     std::set<PeerId> &mesh = s_->mesh[topic];
-    std::vector<PeerId> grafted, pruned;
     auto do_graft = [&](const PeerId &id) {
       mesh.insert(id);
       s_->score.graft(id, topic, now);
       s_->outgoing[id].graft.push_back({topic});
-      grafted.push_back(id);
     };
     auto do_prune = [&](const PeerId &id, bool px) {
       mesh.erase(id);
       s_->score.prune(id, topic, now);
       s_->backoff[{topic, id}] = now + params_.prune_backoff_ms;
-      pruned.push_back(id);
       s_->outgoing[id].prune.push_back(make_prune(topic, id, false, px));
     };
 
@@ -835,8 +832,6 @@ void Router::heartbeat() {
         }
       }
     }
-    (void)grafted;
-    (void)pruned;
     emit_gossip(topic, mesh, scores);
   }
 

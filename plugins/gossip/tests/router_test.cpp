@@ -369,8 +369,21 @@ TEST(GossipRouter, LeaveAndJoin) {
   net.run(2);
   Node &a = *net.nodes[0];
   EXPECT_EQ(a.mesh().size(), 3u);
+  a.sent.clear();
   a.router->leave(kTopic);
   a.router->leave(kTopic);  // idempotent
+  size_t prunes = 0;
+  for (const auto &[to, rpc] : a.sent) {
+    ASSERT_EQ(rpc.subscriptions.size(), 1u);
+    EXPECT_FALSE(rpc.subscriptions[0].subscribe);
+    if (rpc.control)
+      for (const auto &p : rpc.control->prune) {
+        ++prunes;
+        EXPECT_EQ(p.backoff_s, net.params.unsubscribe_backoff_ms / 1000) << "leave PRUNEs with the unsubscribe backoff";
+      }
+  }
+  EXPECT_EQ(a.sent.size(), 3u);
+  EXPECT_EQ(prunes, 3u);
   net.pump();
   EXPECT_FALSE(a.router->joined(kTopic));
   for (int i = 1; i < 4; ++i) {
@@ -421,6 +434,30 @@ TEST(GossipRouter, FloodsubPeerGetsMessages) {
     if (to == flood.id) {
       EXPECT_FALSE(rpc.control && !rpc.control->empty());
     }
+}
+
+TEST(GossipRouter, Meshsub10PeersGetPlainPrunes) {
+  FakeNet net;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &old_peer = *net.nodes[1];
+  net.connect(a, old_peer, Protocol::kMeshsub11, Protocol::kMeshsub10);
+  a.router->join(kTopic);
+  old_peer.router->join(kTopic);
+  net.pump();
+  net.run(1);
+  ASSERT_TRUE(a.mesh().count(old_peer.id));
+  a.sent.clear();
+  a.router->leave(kTopic);
+  size_t prunes = 0;
+  for (const auto &[to, rpc] : a.sent)
+    if (rpc.control)
+      for (const auto &p : rpc.control->prune) {
+        ++prunes;
+        EXPECT_FALSE(p.backoff_s.has_value());
+        EXPECT_TRUE(p.peers.empty());
+      }
+  EXPECT_EQ(prunes, 1u);
 }
 
 TEST(GossipRouter, StrictNoSignMode) {
