@@ -666,6 +666,8 @@ void Router::handle_graft(const PeerId &from, const std::vector<ControlGraft> &g
 void Router::handle_prune(const PeerId &from, const std::vector<ControlPrune> &prunes) {
   uint64_t now = io_.now_ms();
   for (const auto &pr : prunes) {
+    // Only topics we joined: a PRUNE for any other topic would make us keep a backoff entry for it.
+    if (!joined(pr.topic)) continue;
     auto mit = s_->mesh.find(pr.topic);
     if (mit != s_->mesh.end() && mit->second.erase(from) != 0) s_->score.prune(from, pr.topic, now);
     uint64_t backoff_ms = pr.backoff_s ? std::min<uint64_t>(*pr.backoff_s, 24 * 3600) * 1000 : params_.prune_backoff_ms;
