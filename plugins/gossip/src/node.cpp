@@ -70,17 +70,6 @@ std::string ip_of(const std::string &multiaddr) {
   return multiaddr.substr(5, end == std::string::npos ? std::string::npos : end - 5);
 }
 
-std::string hex(const Bytes &b) {
-  static const char digits[] = "0123456789abcdef";
-  std::string s;
-  s.reserve(b.size() * 2);
-  for (uint8_t x : b) {
-    s += digits[x >> 4];
-    s += digits[x & 15];
-  }
-  return s;
-}
-
 std::optional<Protocol> protocol_from(std::string_view id) {
   if (id == "/meshsub/1.1.0") return Protocol::kMeshsub11;
   if (id == "/meshsub/1.0.0") return Protocol::kMeshsub10;

@@ -28,6 +28,7 @@
 #include <chorus/plugin.hpp>
 #include <chorus/services/p2p_host_v1.h>
 #include <chorus/services/pubsub_v1.h>
+#include <nlohmann/json.hpp>
 
 #include "router.hpp"
 #include "settings.hpp"
