@@ -130,7 +130,7 @@ class EventStream:
                     elif line.startswith("data: "):
                         self.events.append(json.loads(line[len("data: "):]))
                     self.cond.notify_all()
-        except (OSError, ValueError, http.client.HTTPException):
+        except Exception:  # noqa: BLE001 - the socket closed under us (close()) or the agent ended
             pass
         with self.cond:
             self.ended = True
