@@ -1,2 +1,548 @@
-// plugin_test: the plugin on the SDK FakeHost (owned by the plugin-glue helper).
+// The plugin through its C vtable on the SDK's FakeHost, with a fake chorus.p2p.host: config
+// validation, the chorus.pubsub v1 table's argument errors, the envelope a publish produces,
+// validators and the exactly-once unsubscribe rule, and the streams: our outbound stream carries
+// our subscriptions, a signed message from a peer is delivered, an oversize frame resets the stream.
 #include <gtest/gtest.h>
+#include <sodium.h>
+
+#include <chorus/config_schema.hpp>
+#include <chorus/services/p2p_host_v1.h>
+#include <chorus/services/pubsub_v1.h>
+#include <chorus/testing/fake_host.hpp>
+
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "envelope.hpp"
+#include "rpc.hpp"
+#include "settings.hpp"
+#include "signature.hpp"
+#include "wire/varint.hpp"
+
+extern "C" const chorus_plugin_descriptor *chorus_plugin_entry_v1(const chorus_abi_info *) noexcept;
+
+namespace chorus::gossip {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Key {
+  uint8_t pk[32], sk[64];
+  explicit Key(uint8_t seed_byte) {
+    uint8_t seed[32];
+    std::memset(seed, seed_byte, sizeof seed);
+    crypto_sign_seed_keypair(pk, sk, seed);
+  }
+  PeerId id() const { return PeerId::from_ed25519(pk); }
+  Bytes public_key_protobuf() const {  // PublicKey{Type: Ed25519, Data: pk}
+    Bytes b = {0x08, 0x01, 0x12, 0x20};
+    b.insert(b.end(), pk, pk + 32);
+    return b;
+  }
+};
+
+// A fake p2p host: records what the plugin does, lets the test play the remote side.
+struct FakeP2P {
+  std::mutex mu;
+  std::condition_variable cv;
+  Key key{1};
+  chorus_p2p_event_fn event_fn = nullptr;
+  void *event_arg = nullptr;
+  std::map<std::string, std::pair<chorus_p2p_accept_fn, void *>> accept;
+  struct Open {
+    Bytes peer;
+    std::vector<std::string> protocols;
+    chorus_p2p_stream_handler handler;
+    chorus_p2p_open_fn fn;
+    void *arg;
+  };
+  std::vector<Open> opens;
+  std::vector<std::pair<uint64_t, Bytes>> writes;
+  std::vector<uint64_t> resets;
+  chorus_p2p_host_v1 table{};
+
+  static FakeP2P *self(void *s) { return static_cast<FakeP2P *>(s); }
+
+  FakeP2P() {
+    table.struct_size = sizeof table;
+    table.local_peer_id = [](void *s, uint8_t *peer, size_t cap, size_t *len, char *text, size_t tcap, size_t *tlen) {
+      const PeerId id = self(s)->key.id();
+      const auto &b = id.bytes();
+      if (peer != nullptr && cap >= b.size()) std::memcpy(peer, b.data(), b.size());
+      if (len != nullptr) *len = b.size();
+      const std::string t = id.to_base58();
+      if (text != nullptr && tcap > t.size()) std::memcpy(text, t.c_str(), t.size() + 1);
+      if (tlen != nullptr) *tlen = t.size();
+      return CHORUS_OK;
+    };
+    table.local_public_key = [](void *s, uint8_t *out, size_t cap, size_t *len) {
+      const Bytes k = self(s)->key.public_key_protobuf();
+      if (cap < k.size()) return CHORUS_E_INVALID_ARG;
+      std::memcpy(out, k.data(), k.size());
+      *len = k.size();
+      return CHORUS_OK;
+    };
+    table.sign = [](void *s, const uint8_t *data, size_t len, uint8_t sig[64]) {
+      crypto_sign_detached(sig, nullptr, data, len, self(s)->key.sk);
+      return CHORUS_OK;
+    };
+    table.list_peers_json = [](void *, chorus_buf *out, chorus_error *) {
+      static const char kEmpty[] = "[]";
+      *out = chorus_buf{kEmpty, 2, nullptr, nullptr};
+      return CHORUS_OK;
+    };
+    table.is_connected = [](void *, const uint8_t *, size_t) { return 1; };
+    table.connect = [](void *, const char *, size_t, uint32_t, chorus_p2p_connect_fn, void *, chorus_error *) {
+      return CHORUS_E_UNAVAILABLE;
+    };
+    table.set_protocol_handler = [](void *s, const char *proto, chorus_p2p_accept_fn fn, void *arg, chorus_error *) {
+      std::lock_guard lk(self(s)->mu);
+      self(s)->accept[proto] = {fn, arg};
+      return CHORUS_OK;
+    };
+    table.remove_protocol_handler = [](void *s, const char *proto) {
+      std::lock_guard lk(self(s)->mu);
+      self(s)->accept.erase(proto);
+      return CHORUS_OK;
+    };
+    table.open_stream = [](void *s, const uint8_t *peer, size_t peer_len, const char *const *protocols, size_t count,
+                           const chorus_p2p_stream_handler *h, uint32_t, chorus_p2p_open_fn fn, void *arg, chorus_error *) {
+      auto *f = self(s);
+      std::lock_guard lk(f->mu);
+      f->opens.push_back({Bytes(peer, peer + peer_len), std::vector<std::string>(protocols, protocols + count), *h, fn, arg});
+      f->cv.notify_all();
+      return CHORUS_OK;
+    };
+    table.write = [](void *s, uint64_t stream, const uint8_t *data, size_t len) {
+      auto *f = self(s);
+      std::lock_guard lk(f->mu);
+      f->writes.emplace_back(stream, Bytes(data, data + len));
+      f->cv.notify_all();
+      return CHORUS_OK;
+    };
+    table.close_write = [](void *, uint64_t) { return CHORUS_OK; };
+    table.reset = [](void *s, uint64_t stream) {
+      auto *f = self(s);
+      std::lock_guard lk(f->mu);
+      f->resets.push_back(stream);
+      f->cv.notify_all();
+      return CHORUS_OK;
+    };
+    table.set_read_paused = [](void *, uint64_t, int) { return CHORUS_OK; };
+    table.subscribe = [](void *s, chorus_p2p_event_fn fn, void *arg, uint64_t *out) {
+      std::lock_guard lk(self(s)->mu);
+      self(s)->event_fn = fn;
+      self(s)->event_arg = arg;
+      *out = 1;
+      return CHORUS_OK;
+    };
+    table.unsubscribe = [](void *s, uint64_t) {
+      std::lock_guard lk(self(s)->mu);
+      self(s)->event_fn = nullptr;
+      return CHORUS_OK;
+    };
+  }
+
+  template <class Pred>
+  bool wait(Pred pred) {
+    std::unique_lock lk(mu);
+    return cv.wait_for(lk, 10s, [&] { return pred(); });
+  }
+};
+
+// What a handler saw, copied out of the callback.
+struct Seen {
+  std::string topic, type, from_text, received_from, data;
+  Bytes from, seqno, id;
+  bool local = false;
+};
+
+struct Inbox {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Seen> got;
+  static void fn(void *arg, const chorus_pubsub_message *m) {
+    auto *in = static_cast<Inbox *>(arg);
+    Seen s;
+    s.topic = m->topic;
+    s.type = m->type;
+    s.from_text = m->from_text;
+    s.received_from = m->received_from;
+    s.data.assign(reinterpret_cast<const char *>(m->data), m->data_len);
+    if (m->from != nullptr) s.from.assign(m->from, m->from + m->from_len);
+    if (m->seqno != nullptr) s.seqno.assign(m->seqno, m->seqno + m->seqno_len);
+    s.id.assign(m->message_id, m->message_id + m->message_id_len);
+    s.local = m->local != 0;
+    std::lock_guard lk(in->mu);
+    in->got.push_back(std::move(s));
+    in->cv.notify_all();
+  }
+  bool wait(size_t n) {
+    std::unique_lock lk(mu);
+    return cv.wait_for(lk, 10s, [&] { return got.size() >= n; });
+  }
+  size_t size() {
+    std::lock_guard lk(mu);
+    return got.size();
+  }
+};
+
+class GossipPluginTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GE(sodium_init(), 0);
+    host_.provide(CHORUS_P2P_HOST_SERVICE, 1, 0, &p2p_.table, &p2p_, "p2p");
+  }
+
+  chorus::testing::PluginHandle start(const std::string &cfg = R"({"probe":{"enabled":false}})") {
+    auto p = chorus::testing::load(&chorus_plugin_entry_v1, host_, cfg);
+    EXPECT_EQ(p.status(), CHORUS_OK) << p.message();
+    chorus::ServiceTable t;
+    EXPECT_EQ(p.get_service(CHORUS_PUBSUB_SERVICE, 1, &t), CHORUS_OK);
+    ps_ = static_cast<const chorus_pubsub_v1 *>(t.table);
+    self_ = t.self;
+    return p;
+  }
+
+  chorus::testing::FakeHost host_;
+  FakeP2P p2p_;
+  const chorus_pubsub_v1 *ps_ = nullptr;
+  void *self_ = nullptr;
+};
+
+TEST(GossipSettings, SchemaDefaultsAreTheDocumentedOnes) {
+  const auto schema = nlohmann::json::parse(kConfigSchema);
+  ASSERT_FALSE(chorus::config_schema::check_schema(schema)) << *chorus::config_schema::check_schema(schema);
+  std::string full;
+  ASSERT_FALSE(chorus::config_schema::prepare_plugin_config(schema, "gossip", "{}", &full));
+  const Settings s = parse_settings(full);
+  EXPECT_EQ(s.signature_policy, SignaturePolicy::kStrictSign);
+  EXPECT_EQ(s.router.message_id_fn, MessageIdFn::kFromSeqno);
+  EXPECT_EQ(s.max_message_bytes, 1u << 20);
+  EXPECT_EQ(s.peer_queue_bytes, 4u << 20);
+  EXPECT_EQ(s.topics, (std::vector<std::string>{CHORUS_PUBSUB_TOPIC_COORDINATION, CHORUS_PUBSUB_TOPIC_HMMM,
+                                                CHORUS_PUBSUB_TOPIC_CONTEXT_FEEDBACK}));
+  EXPECT_EQ(s.max_topics, 1000u);
+  EXPECT_EQ(s.hop_limit, 5u);
+  const RouterParams defaults;
+  EXPECT_EQ(s.router.d, 6);
+  EXPECT_EQ(s.router.d_lo, 4);
+  EXPECT_EQ(s.router.d_hi, 12);
+  EXPECT_EQ(s.router.d_lazy, 6);
+  EXPECT_EQ(s.router.heartbeat_ms, 1000u);
+  EXPECT_EQ(s.router.fanout_ttl_ms, 60000u);
+  EXPECT_EQ(s.router.mcache_len, 5);
+  EXPECT_EQ(s.router.mcache_gossip, 3);
+  EXPECT_EQ(s.router.seen_ttl_ms, 120000u);
+  EXPECT_EQ(s.router.prune_backoff_ms, 60000u);
+  EXPECT_TRUE(s.router.flood_publish);
+  EXPECT_EQ(s.router.validate_queue, 256u);
+  EXPECT_EQ(s.router.validate_throttle, 1024u);
+  EXPECT_EQ(s.router.max_ihave_length, defaults.max_ihave_length);
+  const PeerScoreThresholds t;
+  EXPECT_EQ(s.thresholds.gossip, t.gossip);
+  EXPECT_EQ(s.thresholds.publish, t.publish);
+  EXPECT_EQ(s.thresholds.graylist, t.graylist);
+  const TopicScoreParams tp;
+  EXPECT_EQ(s.score.default_topic.invalid_message_deliveries_weight, tp.invalid_message_deliveries_weight);
+  EXPECT_EQ(s.score.default_topic.time_in_mesh_weight, tp.time_in_mesh_weight);
+  EXPECT_TRUE(s.probe.enabled);
+  EXPECT_EQ(s.probe.interval_ms, 10000u);
+  EXPECT_EQ(s.probe.timeout_ms, 3000u);
+  EXPECT_EQ(s.max_rpc_bytes(), (1u << 20) + (64u << 10));
+
+  std::string off;
+  ASSERT_FALSE(chorus::config_schema::prepare_plugin_config(
+      schema, "gossip", R"({"scoring":{"enabled":false},"message_id":"key_seqno","signature_policy":"strict_no_sign"})", &off));
+  const Settings n = parse_settings(off);
+  EXPECT_EQ(n.score.default_topic.topic_weight, 0);
+  EXPECT_EQ(n.score.behaviour_penalty_weight, 0);
+  EXPECT_EQ(n.thresholds.graylist, -80);  // still parsed
+  EXPECT_EQ(n.router.message_id_fn, MessageIdFn::kKeySeqno);
+  EXPECT_EQ(n.signature_policy, SignaturePolicy::kStrictNoSign);
+}
+
+TEST_F(GossipPluginTest, RefusesBadConfigs) {
+  for (const char *bad : {R"({"bogus":1})", R"({"signature_policy":"sometimes"})", R"({"router":{"d":3,"d_lo":4}})",
+                          R"({"router":{"d_hi":5}})", R"({"scoring":{"thresholds":{"publish":-90}}})",
+                          R"({"probe":{"interval_ms":1000,"timeout_ms":1000}})", R"({"max_message_bytes":1})",
+                          R"({"topics":[""]})", R"({"router":{"mcache_gossip":9}})"}) {
+    chorus::testing::FakeHost host;
+    auto p = chorus::testing::load(&chorus_plugin_entry_v1, host, bad);
+    EXPECT_EQ(p.status(), CHORUS_E_CONFIG) << bad << ": " << p.message();
+    EXPECT_NE(p.message().find("gossip"), std::string::npos) << p.message();
+  }
+}
+
+TEST_F(GossipPluginTest, ServiceTableArgumentErrors) {
+  auto p = start();
+  for (size_t off = offsetof(chorus_pubsub_v1, subscribe); off < sizeof(chorus_pubsub_v1); off += sizeof(void *))
+    EXPECT_NE(*reinterpret_cast<void *const *>(reinterpret_cast<const char *>(ps_) + off), nullptr) << "slot at " << off;
+  chorus::ErrorBuffer err;
+  Inbox inbox;
+  uint64_t sub = 0;
+  EXPECT_EQ(ps_->subscribe(self_, nullptr, &Inbox::fn, &inbox, &sub, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(ps_->subscribe(self_, "", &Inbox::fn, &inbox, &sub, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(err.code, CHORUS_E_INVALID_ARG);
+  EXPECT_NE(std::string(err.text()).find("empty"), std::string::npos) << err.text();
+  const std::string long_topic(CHORUS_PUBSUB_TOPIC_MAX + 1, 't');
+  EXPECT_EQ(ps_->subscribe(self_, long_topic.c_str(), &Inbox::fn, &inbox, &sub, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(ps_->subscribe(self_, "t", nullptr, &inbox, &sub, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(ps_->join(self_, nullptr, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(ps_->leave(self_, "", err.get()), CHORUS_E_INVALID_ARG);
+  uint8_t id[64];
+  size_t id_len = 0;
+  EXPECT_EQ(ps_->publish(self_, "t", nullptr, nullptr, 0, id, sizeof id, &id_len, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(ps_->publish(self_, "t", "", nullptr, 0, id, sizeof id, &id_len, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(ps_->publish(self_, "t", "task_claim", "{nope", 5, id, sizeof id, &id_len, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(ps_->publish(self_, "t", "task_claim", nullptr, 0, id, 32, &id_len, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(ps_->publish(self_, "t", "task_claim", nullptr, 3, id, sizeof id, &id_len, err.get()), CHORUS_E_INVALID_ARG);
+  const Bytes big((1 << 20) + 1, 'x');
+  EXPECT_EQ(ps_->publish_raw(self_, "t", big.data(), big.size(), id, sizeof id, &id_len, err.get()), CHORUS_E_TOO_LARGE);
+  EXPECT_EQ(err.code, CHORUS_E_TOO_LARGE);
+  EXPECT_EQ(ps_->publish_raw(self_, "t", nullptr, 4, id, sizeof id, &id_len, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(ps_->unsubscribe(self_, 12345), CHORUS_E_NOT_FOUND);
+  EXPECT_EQ(ps_->remove_validator(self_, 12345), CHORUS_E_NOT_FOUND);
+  uint64_t vid = 0;
+  EXPECT_EQ(ps_->add_validator(self_, "t", nullptr, nullptr, &vid, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(ps_->topics_json(self_, nullptr, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(ps_->peers_json(self_, nullptr, err.get()), CHORUS_E_INVALID_ARG);
+  // A valid subscription ends exactly once.
+  ASSERT_EQ(ps_->subscribe(self_, "t", &Inbox::fn, &inbox, &sub, err.get()), CHORUS_OK) << err.text();
+  EXPECT_EQ(ps_->unsubscribe(self_, sub), CHORUS_OK);
+  EXPECT_EQ(ps_->unsubscribe(self_, sub), CHORUS_E_NOT_FOUND);
+  // After stop: unavailable, never a crash.
+  ASSERT_EQ(p.stop(), CHORUS_OK);
+  EXPECT_EQ(ps_->join(self_, "t", err.get()), CHORUS_E_UNAVAILABLE);
+  EXPECT_EQ(ps_->publish_raw(self_, "t", big.data(), 3, nullptr, 0, nullptr, err.get()), CHORUS_E_UNAVAILABLE);
+}
+
+TEST_F(GossipPluginTest, PublishBuildsTheEnvelopeAndDeliversLocally) {
+  auto p = start();
+  chorus::ErrorBuffer err;
+  Inbox inbox;
+  uint64_t sub = 0;
+  ASSERT_EQ(ps_->subscribe(self_, CHORUS_PUBSUB_TOPIC_COORDINATION, &Inbox::fn, &inbox, &sub, err.get()), CHORUS_OK);
+  uint8_t id[64];
+  size_t id_len = 0;
+  const std::string data = R"({"task":"t-1","priority":2})";
+  ASSERT_EQ(ps_->publish(self_, CHORUS_PUBSUB_TOPIC_COORDINATION, "task_claim", data.data(), data.size(), id, sizeof id,
+                         &id_len, err.get()),
+            CHORUS_OK)
+      << err.text();
+  ASSERT_TRUE(inbox.wait(1));
+  const Seen m = inbox.got.at(0);
+  EXPECT_TRUE(m.local);
+  EXPECT_EQ(m.topic, CHORUS_PUBSUB_TOPIC_COORDINATION);
+  EXPECT_EQ(m.type, "task_claim");
+  const PeerId me = p2p_.key.id();
+  EXPECT_EQ(m.from_text, me.to_base58());
+  EXPECT_EQ(m.received_from, me.to_base58());
+  EXPECT_EQ(m.from, me.bytes());
+  ASSERT_EQ(m.seqno.size(), 8u);
+  Bytes expected_id = me.bytes();  // from || seqno
+  expected_id.insert(expected_id.end(), m.seqno.begin(), m.seqno.end());
+  EXPECT_EQ(m.id, expected_id);
+  EXPECT_EQ(Bytes(id, id + id_len), expected_id);
+  auto env = parse_envelope(m.data, nullptr);
+  ASSERT_TRUE(env) << m.data;
+  EXPECT_EQ(env->type, "task_claim");
+  EXPECT_EQ(env->from, "fake-agent");  // host_info's agent_id
+  EXPECT_EQ(env->data, nlohmann::json::parse(data));
+  EXPECT_EQ(env->hop_count, 0u);
+  const auto ts = parse_rfc3339_ms(env->timestamp);
+  ASSERT_TRUE(ts) << env->timestamp;
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  EXPECT_LE(std::abs(now - *ts), 60000);
+  // Raw: delivered with type "" and the bytes as they are; seqnos increase.
+  const uint8_t raw[] = {0, 1, 2, 0xff};
+  ASSERT_EQ(ps_->publish_raw(self_, CHORUS_PUBSUB_TOPIC_COORDINATION, raw, sizeof raw, nullptr, 0, nullptr, err.get()), CHORUS_OK);
+  ASSERT_TRUE(inbox.wait(2));
+  EXPECT_EQ(inbox.got[1].type, "");
+  EXPECT_EQ(inbox.got[1].data, std::string(reinterpret_cast<const char *>(raw), sizeof raw));
+  EXPECT_GT(seqno_value(inbox.got[1].seqno), seqno_value(inbox.got[0].seqno));
+  EXPECT_EQ(host_.metric_value("chorus_gossip_messages_published_total", {CHORUS_PUBSUB_TOPIC_COORDINATION}).value_or(0), 2);
+  // Topics: the static ones, joined.
+  chorus_buf buf{};
+  ASSERT_EQ(ps_->topics_json(self_, &buf, err.get()), CHORUS_OK);
+  auto topics = nlohmann::json::parse(std::string_view(buf.data, buf.len));
+  buf.release(&buf);
+  EXPECT_EQ(topics.size(), 3u) << topics;
+  for (const auto &t : topics) EXPECT_TRUE(t["subscribed"].get<bool>()) << t;
+}
+
+struct Rejecter {
+  std::atomic<int> verdict{CHORUS_PUBSUB_REJECT};
+  std::atomic<int> calls{0};
+  static int fn(void *arg, const chorus_pubsub_message *) {
+    auto *r = static_cast<Rejecter *>(arg);
+    ++r->calls;
+    return r->verdict.load();
+  }
+};
+
+// A handler that ends its own subscription from inside the call.
+struct SelfUnsubscriber {
+  const chorus_pubsub_v1 *ps;
+  void *self;
+  uint64_t sub = 0;
+  std::atomic<int> calls{0};
+  std::atomic<int> unsubscribe_status{1};
+  static void fn(void *arg, const chorus_pubsub_message *) {
+    auto *s = static_cast<SelfUnsubscriber *>(arg);
+    ++s->calls;
+    s->unsubscribe_status = s->ps->unsubscribe(s->self, s->sub);
+  }
+};
+
+TEST_F(GossipPluginTest, ValidatorsAndUnsubscribeFromInsideAHandler) {
+  auto p = start();
+  chorus::ErrorBuffer err;
+  Rejecter rejecter;
+  uint64_t vid = 0;
+  ASSERT_EQ(ps_->add_validator(self_, "room", &Rejecter::fn, &rejecter, &vid, err.get()), CHORUS_OK);
+  Inbox inbox;
+  uint64_t sub = 0;
+  ASSERT_EQ(ps_->subscribe(self_, "room", &Inbox::fn, &inbox, &sub, err.get()), CHORUS_OK);
+  const uint8_t one[] = {'1'};
+  EXPECT_EQ(ps_->publish_raw(self_, "room", one, 1, nullptr, 0, nullptr, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(rejecter.calls.load(), 1);
+  ASSERT_EQ(ps_->remove_validator(self_, vid), CHORUS_OK);
+  ASSERT_EQ(ps_->publish_raw(self_, "room", one, 1, nullptr, 0, nullptr, err.get()), CHORUS_OK) << err.text();
+  ASSERT_TRUE(inbox.wait(1));
+  EXPECT_EQ(inbox.size(), 1u);  // the rejected one never reached the handler
+  EXPECT_EQ(rejecter.calls.load(), 1);
+
+  SelfUnsubscriber su{ps_, self_};
+  ASSERT_EQ(ps_->subscribe(self_, "room", &SelfUnsubscriber::fn, &su, &su.sub, err.get()), CHORUS_OK);
+  ASSERT_EQ(ps_->publish_raw(self_, "room", one, 1, nullptr, 0, nullptr, err.get()), CHORUS_OK);
+  ASSERT_EQ(ps_->publish_raw(self_, "room", one, 1, nullptr, 0, nullptr, err.get()), CHORUS_OK);
+  ASSERT_TRUE(inbox.wait(3));  // both later messages reached the other handler, in order, after su's
+  EXPECT_EQ(su.calls.load(), 1);
+  EXPECT_EQ(su.unsubscribe_status.load(), CHORUS_OK);
+  EXPECT_EQ(ps_->unsubscribe(self_, su.sub), CHORUS_E_NOT_FOUND);
+}
+
+// One length-prefixed frame.
+Bytes frame(const Rpc &rpc) {
+  Bytes out;
+  append_frame(out, rpc);
+  return out;
+}
+
+TEST_F(GossipPluginTest, StreamsCarrySubscriptionsAndMessages) {
+  auto p = start();
+  chorus::ErrorBuffer err;
+  Inbox inbox;
+  uint64_t sub = 0;
+  ASSERT_EQ(ps_->subscribe(self_, CHORUS_PUBSUB_TOPIC_COORDINATION, &Inbox::fn, &inbox, &sub, err.get()), CHORUS_OK);
+  const Key remote(7);
+  const PeerId rid = remote.id();
+  const std::string rtext = rid.to_base58();
+  // The peer connects and identifies with meshsub: we open our write-only stream.
+  {
+    std::lock_guard lk(p2p_.mu);
+    ASSERT_NE(p2p_.event_fn, nullptr);
+  }
+  const std::string ident = R"({"protocols":["/ipfs/id/1.0.0","/meshsub/1.1.0"]})";
+  chorus_p2p_event ev{};
+  ev.struct_size = sizeof ev;
+  ev.peer = rid.bytes().data();
+  ev.peer_len = rid.bytes().size();
+  ev.peer_text = rtext.c_str();
+  ev.addr = "/ip4/127.0.0.1/tcp/4001";
+  ev.type = CHORUS_P2P_EVENT_CONNECTED;
+  ev.direction = CHORUS_P2P_DIR_OUTBOUND;
+  p2p_.event_fn(p2p_.event_arg, &ev);
+  ev.type = CHORUS_P2P_EVENT_IDENTIFIED;
+  ev.addr = "";
+  ev.identify_json = ident.c_str();
+  p2p_.event_fn(p2p_.event_arg, &ev);
+  ASSERT_TRUE(p2p_.wait([&] { return !p2p_.opens.empty(); }));
+  const FakeP2P::Open open = p2p_.opens[0];
+  EXPECT_EQ(open.peer, rid.bytes());
+  EXPECT_EQ(open.protocols, (std::vector<std::string>{"/meshsub/1.1.0", "/meshsub/1.0.0", "/floodsub/1.0.0"}));
+  chorus_p2p_stream_info info{};
+  info.struct_size = sizeof info;
+  info.direction = CHORUS_P2P_DIR_OUTBOUND;
+  info.stream = 100;
+  info.peer = rid.bytes().data();
+  info.peer_len = rid.bytes().size();
+  info.peer_text = rtext.c_str();
+  info.protocol = "/meshsub/1.1.0";
+  info.remote_addr = "/ip4/127.0.0.1/tcp/4001";
+  open.fn(open.arg, CHORUS_OK, &info, nullptr);
+  // The first frame on it: our subscriptions.
+  ASSERT_TRUE(p2p_.wait([&] { return !p2p_.writes.empty(); }));
+  Bytes first;
+  {
+    std::lock_guard lk(p2p_.mu);
+    EXPECT_EQ(p2p_.writes[0].first, 100u);
+    first = p2p_.writes[0].second;
+  }
+  uint64_t len = 0;
+  size_t used = 0;
+  ASSERT_EQ(p2p::read_uvarint(first, len, used), p2p::VarintStatus::ok);
+  ASSERT_EQ(used + len, first.size());
+  std::string why;
+  auto rpc = decode_rpc(BytesView(first).subspan(used), RpcLimits{}, &why);
+  ASSERT_TRUE(rpc) << why;
+  std::set<std::string> subscribed;
+  for (const auto &s : rpc->subscriptions)
+    if (s.subscribe) subscribed.insert(s.topic);
+  for (const char *t : {CHORUS_PUBSUB_TOPIC_COORDINATION, CHORUS_PUBSUB_TOPIC_HMMM, CHORUS_PUBSUB_TOPIC_CONTEXT_FEEDBACK})
+    EXPECT_EQ(subscribed.count(t), 1u) << t;
+
+  // The peer's inbound stream: a signed message on a topic we joined is delivered.
+  chorus_p2p_accept_fn accept;
+  void *accept_arg;
+  {
+    std::lock_guard lk(p2p_.mu);
+    ASSERT_EQ(p2p_.accept.count("/meshsub/1.1.0"), 1u);
+    std::tie(accept, accept_arg) = p2p_.accept["/meshsub/1.1.0"];
+  }
+  info.direction = CHORUS_P2P_DIR_INBOUND;
+  info.stream = 200;
+  chorus_p2p_stream_handler in{};
+  in.struct_size = sizeof in;
+  ASSERT_EQ(accept(accept_arg, &info, &in), CHORUS_OK);
+  Message m;
+  m.from = rid.bytes();
+  m.data = Bytes{'h', 'i'};
+  m.seqno = seqno_bytes(77);
+  m.topic = CHORUS_PUBSUB_TOPIC_COORDINATION;
+  ASSERT_TRUE(sign_message(m, [&](BytesView d, uint8_t sig[64]) {
+    return crypto_sign_detached(sig, nullptr, d.data(), d.size(), remote.sk) == 0;
+  }));
+  Rpc msg_rpc;
+  msg_rpc.subscriptions.push_back({true, CHORUS_PUBSUB_TOPIC_COORDINATION});
+  msg_rpc.publish.push_back(m);
+  const Bytes f = frame(msg_rpc);
+  // Split across two reads: frames are reassembled.
+  in.on_data(in.arg, 200, f.data(), 3);
+  in.on_data(in.arg, 200, f.data() + 3, f.size() - 3);
+  ASSERT_TRUE(inbox.wait(1));
+  {
+    std::lock_guard lk(inbox.mu);
+    const Seen &s = inbox.got[0];
+    EXPECT_FALSE(s.local);
+    EXPECT_EQ(s.data, "hi");
+    EXPECT_EQ(s.from_text, rtext);
+    EXPECT_EQ(s.received_from, rtext);
+    EXPECT_EQ(s.type, "");
+  }
+  // An oversize frame resets the inbound stream and is counted.
+  Bytes huge;
+  p2p::append_uvarint(huge, (1u << 20) + (64u << 10) + 1);
+  in.on_data(in.arg, 200, huge.data(), huge.size());
+  ASSERT_TRUE(p2p_.wait([&] { return std::count(p2p_.resets.begin(), p2p_.resets.end(), 200u) == 1; }));
+  EXPECT_EQ(host_.metric_value("chorus_gossip_rpcs_rejected_total", {"too_large"}).value_or(0), 1);
+  in.on_closed(in.arg, 200, CHORUS_E_CANCELLED, "reset");
+  ASSERT_EQ(p.stop(), CHORUS_OK);
+  open.handler.on_closed(open.handler.arg, 100, CHORUS_E_CANCELLED, "stopping");  // frees its state
+}
+
+}  // namespace
+}  // namespace chorus::gossip
