@@ -40,6 +40,9 @@ struct Node::Peer {
 struct Node::Inbound {
   PeerId peer;
   Bytes buf;
+  // Bytes the p2p thread posted and this thread has not taken yet: reading pauses while too many
+  // wait (the peer then stalls on its yamux window), so a fast sender cannot grow our memory.
+  std::shared_ptr<std::atomic<size_t>> pending;
   bool paused = false;
 };
 
@@ -49,6 +52,7 @@ struct Node::StreamCtx {
   PeerId peer;
   std::string peer_text;
   bool inbound = false;
+  std::shared_ptr<std::atomic<size_t>> pending = std::make_shared<std::atomic<size_t>>(0);
 };
 
 // A message accepted by the Router, waiting to be handed to handlers (gossip thread).
@@ -691,9 +695,9 @@ chorus_status Node::on_accept(void *arg, const chorus_p2p_stream_info *info, cho
   auto *ctx = new StreamCtx{n, *id, info->peer_text != nullptr ? info->peer_text : "", true};
   fill_handler(h, ctx);
   Node *raw = n.get();
-  raw->post([raw, stream = info->stream, id = *id, text = ctx->peer_text,
+  raw->post([raw, stream = info->stream, id = *id, text = ctx->peer_text, pending = ctx->pending,
              addr = std::string(info->remote_addr != nullptr ? info->remote_addr : "")] {
-    raw->inbound_opened(stream, id, text, addr);
+    raw->inbound_opened(stream, id, text, addr, pending);
   });
   return CHORUS_OK;
 }
@@ -724,6 +728,7 @@ void Node::on_data(void *arg, uint64_t stream, const uint8_t *data, size_t len) 
   auto n = ctx->node.lock();
   if (!n) return;
   Node *raw = n.get();
+  ctx->pending->fetch_add(len, std::memory_order_relaxed);
   raw->post([raw, stream, bytes = Bytes(data, data + len)]() mutable { raw->inbound_data(stream, std::move(bytes)); });
 }
 
@@ -823,12 +828,10 @@ void Node::outbound_opened(const PeerId &id, uint64_t stream, std::string protoc
   router_->add_peer(id, *proto, p.outbound, p.ip);
   // Frames that arrived before the router knew the peer.
   if (p.in_stream != 0) {
-    auto in = inbound_.find(p.in_stream);
-    if (in != inbound_.end() && in->second->paused) {
-      in->second->paused = false;
-      p2p_.table()->set_read_paused(p2p_.self(), p.in_stream, 0);
-    }
-    parse_frames(p.in_stream);
+    const uint64_t stream = p.in_stream;
+    parse_frames(stream);
+    auto in = inbound_.find(stream);
+    if (in != inbound_.end()) update_read_pause(stream, *in->second);
   }
 }
 
@@ -840,7 +843,8 @@ void Node::outbound_failed(const PeerId &id, const std::string &why) {
   host_.debug("gossip: no pubsub stream to " + it->second->text + ": " + why);
 }
 
-void Node::inbound_opened(uint64_t stream, const PeerId &id, std::string text, std::string addr) {
+void Node::inbound_opened(uint64_t stream, const PeerId &id, std::string text, std::string addr,
+                          std::shared_ptr<std::atomic<size_t>> pending) {
   if (stopping_.load()) return;
   auto &slot = peers_[id];
   if (!slot) {
@@ -858,6 +862,7 @@ void Node::inbound_opened(uint64_t stream, const PeerId &id, std::string text, s
   p.open_failed = false;  // it speaks pubsub after all
   auto in = std::make_unique<Inbound>();
   in->peer = id;
+  in->pending = std::move(pending);
   inbound_[stream] = std::move(in);
   maybe_open(id);
 }
@@ -865,10 +870,26 @@ void Node::inbound_opened(uint64_t stream, const PeerId &id, std::string text, s
 void Node::inbound_data(uint64_t stream, Bytes bytes) {
   auto it = inbound_.find(stream);
   if (it == inbound_.end()) return;
-  Bytes &buf = it->second->buf;
-  if (buf.empty()) buf = std::move(bytes);
-  else buf.insert(buf.end(), bytes.begin(), bytes.end());
+  Inbound &in = *it->second;
+  in.pending->fetch_sub(bytes.size(), std::memory_order_relaxed);
+  if (in.buf.empty()) in.buf = std::move(bytes);
+  else in.buf.insert(in.buf.end(), bytes.begin(), bytes.end());
   parse_frames(stream);
+  it = inbound_.find(stream);
+  if (it != inbound_.end()) update_read_pause(stream, *it->second);
+}
+
+void Node::update_read_pause(uint64_t stream, Inbound &in) {
+  auto peer = peers_.find(in.peer);
+  const bool waiting = peer == peers_.end() || !peer->second->in_router;
+  const size_t backlog = in.pending->load(std::memory_order_relaxed) + in.buf.size();
+  const size_t frame = s_.max_rpc_bytes();
+  bool pause = in.paused;
+  if (backlog > 2 * frame || (waiting && in.buf.size() > frame)) pause = true;
+  else if (backlog < frame / 2 && !(waiting && in.buf.size() > frame)) pause = false;
+  if (pause == in.paused) return;
+  in.paused = pause;
+  p2p_.table()->set_read_paused(p2p_.self(), stream, pause ? 1 : 0);
 }
 
 void Node::parse_frames(uint64_t stream) {
@@ -877,14 +898,7 @@ void Node::parse_frames(uint64_t stream) {
   Inbound &in = *it->second;
   auto peer = peers_.find(in.peer);
   if (peer == peers_.end()) return;
-  if (!peer->second->in_router) {
-    // Hold the bytes until our stream to the peer is open; stop reading past one frame's worth.
-    if (!in.paused && in.buf.size() > s_.max_rpc_bytes()) {
-      in.paused = true;
-      p2p_.table()->set_read_paused(p2p_.self(), stream, 1);
-    }
-    return;
-  }
+  if (!peer->second->in_router) return;  // held until our stream to the peer is open
   RpcLimits limits;
   limits.max_rpc_bytes = s_.max_rpc_bytes();
   limits.max_message_bytes = s_.max_message_bytes;

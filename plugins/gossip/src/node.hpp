@@ -149,8 +149,10 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   void peer_connected(const PeerId &id, std::string text, std::string addr, bool outbound);
   void peer_identified(const PeerId &id, const std::string &identify_json);
   void peer_disconnected(const PeerId &id);
-  void inbound_opened(uint64_t stream, const PeerId &id, std::string text, std::string addr);
+  void inbound_opened(uint64_t stream, const PeerId &id, std::string text, std::string addr,
+                      std::shared_ptr<std::atomic<size_t>> pending);
   void inbound_data(uint64_t stream, Bytes bytes);
+  void update_read_pause(uint64_t stream, Inbound &in);
   void parse_frames(uint64_t stream);
   void reject_stream(uint64_t stream, const char *reason, const std::string &why);
   void stream_closed(uint64_t stream, bool inbound);
