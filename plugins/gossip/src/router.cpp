@@ -11,6 +11,7 @@
 #include "router.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <map>
@@ -77,7 +78,7 @@ struct Router::State {
     std::string ip;
     std::set<std::string> topics;
     // Per-heartbeat gossip accounting.
-    int ihaves_received = 0;  // IHAVE entries accepted this heartbeat
+    int ihaves_received = 0;  // RPCs carrying IHAVE this heartbeat
     int ids_asked = 0;        // ids we requested with IWANT this heartbeat
     int stray_messages = 0;   // messages on topics we did not join, this heartbeat
   };
@@ -106,7 +107,7 @@ struct Router::State {
   std::map<std::string, std::set<PeerId>> mesh;
   std::map<std::string, std::set<PeerId>> fanout;
   std::map<std::string, uint64_t> fanout_last_publish;
-  // (topic, peer) -> time the backoff ends; and when we last pruned the peer (graft flood detection).
+  // (topic, peer) -> when the backoff ends, whichever side pruned (as go-libp2p-pubsub keeps it).
   std::map<std::pair<std::string, PeerId>, uint64_t> backoff;
 
   std::unordered_map<Bytes, uint64_t, BytesHash> seen;  // id -> expiry
@@ -144,8 +145,11 @@ Router::Router(RouterParams params, PeerScoreParams score_params, PeerScoreThres
       io_(io),
       s_(std::make_unique<State>(std::move(score_params), thresholds, policy, std::move(local),
                                  std::move(local_public_key))) {
-  // The seqno counter starts at the clock (ns resolution from ms) so a restart never reuses seqnos.
-  s_->seqno = io_.now_ms() * 1000000ull;
+  // The seqno counter starts at the wall clock in nanoseconds (as go-libp2p-pubsub does), so a restart
+  // within the seen TTL of our peers never reuses an id they still hold.
+  s_->seqno = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
   s_->mcache_windows.emplace_back();
 }
 
@@ -160,9 +164,8 @@ Bytes Router::message_id(const Message &m) const {
 }
 
 void Router::add_peer(const PeerId &peer, Protocol protocol, bool outbound, const std::string &ip) {
-  auto [it, fresh] = s_->peers.try_emplace(peer);
-  State::Peer &p = it->second;
-  if (fresh || !p.attached) s_->score.add_peer(peer, ip, io_.now_ms());
+  State::Peer &p = s_->peers[peer];
+  s_->score.add_peer(peer, ip, io_.now_ms());  // also updates the address of a replaced stream
   p.protocol = protocol;
   p.outbound = outbound;
   p.attached = true;
@@ -211,7 +214,8 @@ void Router::join(const std::string &topic) {
   auto eligible = [&](const PeerId &id) {
     auto pit = s_->peers.find(id);
     if (pit == s_->peers.end() || !pit->second.attached || !is_meshsub(pit->second.protocol)) return false;
-    if (s_->backoff.count({topic, id}) != 0 && s_->backoff[{topic, id}] > now) return false;
+    auto bit = s_->backoff.find({topic, id});
+    if (bit != s_->backoff.end() && bit->second + params_.heartbeat_ms > now) return false;
     return s_->score.score(id, now) >= 0;
   };
   auto fit = s_->fanout.find(topic);
@@ -268,6 +272,8 @@ void Router::leave(const std::string &topic) {
 ControlPrune Router::make_prune(const std::string &topic, const PeerId &to, bool unsubscribe, bool px) {
   ControlPrune prune;
   prune.topic = topic;
+  auto target = s_->peers.find(to);
+  if (target != s_->peers.end() && target->second.protocol == Protocol::kMeshsub10) return prune;  // no v1.1 fields
   uint64_t backoff_ms = unsubscribe ? params_.unsubscribe_backoff_ms : params_.prune_backoff_ms;
   prune.backoff_s = (backoff_ms + 999) / 1000;
   if (px && params_.do_px && params_.prune_peers > 0) {
@@ -306,6 +312,8 @@ std::optional<Bytes> Router::publish(const std::string &topic, Bytes data, std::
   if (s_->policy == SignaturePolicy::kStrictSign) {
     m.from = s_->local.bytes();
     m.seqno = seqno_bytes(++s_->seqno);
+    // Ed25519 ids carry the key; other key types need it in the message.
+    if (!s_->local.ed25519_key() && !s_->local_public_key.empty()) m.key = s_->local_public_key;
     if (!sign_message(m, [&](BytesView b, uint8_t sig[64]) { return io_.sign(b, sig); }))
       return fail("signing failed");
   }
@@ -329,27 +337,28 @@ std::optional<Bytes> Router::publish(const std::string &topic, Bytes data, std::
       if (flood && s_->score.score(pid, now) >= s_->thresholds.publish) targets.insert(pid);
     }
   }
-  if (!params_.flood_publish) {
-    if (joined(topic)) {
+  if (joined(topic)) {
+    if (!params_.flood_publish) {
       auto mit = s_->mesh.find(topic);
       if (mit != s_->mesh.end()) targets.insert(mit->second.begin(), mit->second.end());
-    } else {
-      std::set<PeerId> &fan = s_->fanout[topic];
-      if (fan.empty() && tp != s_->topic_peers.end()) {
-        std::vector<PeerId> candidates;
-        for (const auto &pid : tp->second) {
-          auto pit = s_->peers.find(pid);
-          if (pit == s_->peers.end() || !pit->second.attached || !is_meshsub(pit->second.protocol)) continue;
-          if (s_->score.score(pid, now) >= s_->thresholds.publish) candidates.push_back(pid);
-        }
-        shuffle(candidates, s_->rng);
-        for (const auto &pid : candidates) {
-          if (static_cast<int>(fan.size()) >= params_.d) break;
-          fan.insert(pid);
-        }
-      }
-      targets.insert(fan.begin(), fan.end());
     }
+  } else {
+    // Not joined: the fanout (kept for fanout_ttl_ms) carries it, and later our gossip about it.
+    std::set<PeerId> &fan = s_->fanout[topic];
+    if (fan.empty() && tp != s_->topic_peers.end()) {
+      std::vector<PeerId> candidates;
+      for (const auto &pid : tp->second) {
+        auto pit = s_->peers.find(pid);
+        if (pit == s_->peers.end() || !pit->second.attached || !is_meshsub(pit->second.protocol)) continue;
+        if (s_->score.score(pid, now) >= s_->thresholds.publish) candidates.push_back(pid);
+      }
+      shuffle(candidates, s_->rng);
+      for (const auto &pid : candidates) {
+        if (static_cast<int>(fan.size()) >= params_.d) break;
+        fan.insert(pid);
+      }
+    }
+    if (!params_.flood_publish) targets.insert(fan.begin(), fan.end());
   }
   if (!joined(topic)) s_->fanout_last_publish[topic] = now;
   for (const auto &pid : targets) {
@@ -540,8 +549,9 @@ void Router::validate_and_deliver(const PeerId &from, const Message &m, const By
 }
 
 void Router::handle_control(const PeerId &from, const Control &c) {
+  // Control needs a way back (our outbound stream): a peer grafts us only after our SUBSCRIBE anyway.
   auto pit = s_->peers.find(from);
-  if (pit == s_->peers.end() || !is_meshsub(pit->second.protocol)) return;
+  if (pit == s_->peers.end() || !pit->second.attached || !is_meshsub(pit->second.protocol)) return;
   Rpc reply;
   Control out;
   handle_ihave(from, c.ihave, out);
@@ -549,7 +559,7 @@ void Router::handle_control(const PeerId &from, const Control &c) {
   handle_graft(from, c.graft, out);
   handle_prune(from, c.prune);
   if (!out.empty()) reply.control = std::move(out);
-  if (!reply.empty() && s_->peers[from].attached) io_.send(from, std::move(reply));
+  if (!reply.empty()) io_.send(from, std::move(reply));
 }
 
 void Router::handle_ihave(const PeerId &from, const std::vector<ControlIHave> &ihaves, Control &out) {
@@ -557,10 +567,12 @@ void Router::handle_ihave(const PeerId &from, const std::vector<ControlIHave> &i
   uint64_t now = io_.now_ms();
   if (s_->score.score(from, now) < s_->thresholds.gossip) return;
   State::Peer &p = s_->peers[from];
+  // IHAVE flood: only max_ihave_messages RPCs with IHAVE per peer per heartbeat are looked at.
+  if (++p.ihaves_received > params_.max_ihave_messages) return;
+  if (p.ids_asked >= params_.max_ihave_length) return;
   std::vector<Bytes> wanted;
   std::unordered_set<Bytes, BytesHash> asked;
   for (const auto &ih : ihaves) {
-    if (++p.ihaves_received > params_.max_ihave_messages) break;  // IHAVE flood: ignore the rest
     if (!joined(ih.topic)) continue;
     for (const auto &id : ih.message_ids) {
       if (p.ids_asked + static_cast<int>(wanted.size()) >= params_.max_ihave_length) break;
@@ -594,10 +606,9 @@ void Router::handle_iwant(const PeerId &from, const std::vector<ControlIWant> &i
 void Router::handle_graft(const PeerId &from, const std::vector<ControlGraft> &grafts, Control &out) {
   uint64_t now = io_.now_ms();
   for (const auto &g : grafts) {
-    if (!joined(g.topic)) {
-      out.prune.push_back(make_prune(g.topic, from, false, false));
-      continue;
-    }
+    // A topic we did not join: ignored, as go and js do (no PRUNE: a peer could make us answer
+    // every GRAFT it invents, and a PRUNE would tell it which topics we have).
+    if (!joined(g.topic)) continue;
     std::set<PeerId> &mesh = s_->mesh[g.topic];
     if (mesh.count(from) != 0) continue;
     auto bit = s_->backoff.find({g.topic, from});
@@ -637,9 +648,16 @@ void Router::handle_prune(const PeerId &from, const std::vector<ControlPrune> &p
     uint64_t &until = s_->backoff[{pr.topic, from}];
     until = std::max(until, now + backoff_ms);
     if (!pr.peers.empty() && s_->score.score(from, now) >= s_->thresholds.accept_px) {
-      std::vector<PeerInfo> px = pr.peers;
-      if (px.size() > static_cast<size_t>(params_.prune_peers)) px.resize(params_.prune_peers);
-      io_.connect_to(px);
+      std::vector<PeerInfo> px;
+      for (const auto &pi : pr.peers) {
+        if (static_cast<int>(px.size()) >= params_.prune_peers) break;
+        auto id = PeerId::from_bytes(pi.peer_id, nullptr);
+        if (!id || *id == s_->local) continue;
+        auto known = s_->peers.find(*id);
+        if (known != s_->peers.end() && known->second.attached) continue;  // already connected
+        px.push_back(pi);
+      }
+      if (!px.empty()) io_.connect_to(px);
     }
   }
 }
@@ -650,6 +668,7 @@ void Router::handle_prune(const PeerId &from, const std::vector<ControlPrune> &p
 void Router::heartbeat() {
   uint64_t now = io_.now_ms();
   ++s_->ticks;
+  drain_queue();  // what the throttle left over
   s_->score.refresh(now);
 
   std::unordered_map<PeerId, double> scores;
@@ -675,18 +694,19 @@ void Router::heartbeat() {
     it = it->second.empty() ? s_->promises.erase(it) : std::next(it);
   }
 
-  // Expired backoffs (kept one heartbeat past their end, as go does, so a peer grafting right at the
-  // end is not penalised).
+  // Expired backoffs, kept a little past their end for the grafting slack below.
   for (auto it = s_->backoff.begin(); it != s_->backoff.end();)
-    it = it->second + params_.heartbeat_ms < now ? s_->backoff.erase(it) : std::next(it);
+    it = it->second + 2 * params_.heartbeat_ms < now ? s_->backoff.erase(it) : std::next(it);
 
   auto score_of = [&](const PeerId &id) {
     auto it = scores.find(id);
     return it == scores.end() ? 0.0 : it->second;
   };
+  // One heartbeat of slack past the backoff: the peer's clock and ours see the PRUNE at different times,
+  // and a GRAFT that arrives early is penalised.
   auto backed_off = [&](const std::string &topic, const PeerId &id) {
     auto it = s_->backoff.find({topic, id});
-    return it != s_->backoff.end() && it->second > now;
+    return it != s_->backoff.end() && it->second + params_.heartbeat_ms > now;
   };
   auto graft_candidates = [&](const std::string &topic, const std::set<PeerId> &mesh, auto &&accept) {
     std::vector<PeerId> out;

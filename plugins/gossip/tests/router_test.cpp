@@ -298,6 +298,45 @@ TEST(GossipRouter, NeverForwardsBackToSourceOrAuthor) {
   EXPECT_EQ(net.nodes[0]->count_of(RouterEvent::kRejected), 0);
 }
 
+TEST(GossipRouter, NeverForwardsBackToTheForwarder) {
+  FakeNet net;
+  net.params.flood_publish = false;
+  net.add_many(3);
+  net.connect(*net.nodes[0], *net.nodes[1]);  // a line: 0 - 1 - 2
+  net.connect(*net.nodes[1], *net.nodes[2]);
+  net.join_all();
+  net.run(2);
+  ASSERT_TRUE(net.nodes[2]->mesh().count(net.nodes[1]->id));
+  net.nodes[2]->sent.clear();
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("m"), nullptr));
+  net.pump();
+  EXPECT_EQ(net.nodes[2]->delivered_count(), 1u);
+  for (const auto &[to, rpc] : net.nodes[2]->sent) EXPECT_TRUE(rpc.publish.empty()) << "sent back to the forwarder";
+  EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kDuplicate), 0);
+}
+
+TEST(GossipRouter, TwoCopiesInOneRpcAreDeliveredOnce) {
+  FakeNet net;
+  net.add_many(2);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.join_all();
+  net.run(1);
+  net.links.clear();  // capture a's message instead of delivering it
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("twice"), nullptr));
+  Message m;
+  for (const auto &[to, rpc] : net.nodes[0]->sent)
+    if (!rpc.publish.empty()) m = rpc.publish[0];
+  ASSERT_EQ(m.topic, kTopic);
+  Rpc rpc;
+  rpc.publish = {m, m};
+  net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc);
+  EXPECT_EQ(net.nodes[1]->delivered_count(), 1u);
+  EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kDuplicate), 1);
+  net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc);  // and later copies are duplicates too
+  EXPECT_EQ(net.nodes[1]->delivered_count(), 1u);
+  EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kDuplicate), 3);
+}
+
 TEST(GossipRouter, IHaveIWantRecoversMessageOutsideTheMesh) {
   FakeNet net;
   net.params.flood_publish = false;
@@ -481,6 +520,561 @@ TEST(GossipRouter, OversizeMessageRefused) {
   rpc.publish.push_back(m);
   net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc);
   EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kIgnored, "too_large"), 1);
+}
+
+// True when PeerScore is the real implementation (a penalty lowers the score). The router branch links
+// a neutral stub until the score slice lands; tests of score-driven behaviour are skipped with it.
+bool real_scoring() {
+  PeerScore s(PeerScoreParams{});
+  PeerId x = identity_for(9999).peer_id();
+  s.add_peer(x, "", 0);
+  s.add_penalty(x, 5);
+  return s.score(x, 0) < 0;
+}
+
+size_t prunes_sent(const Node &n, const PeerId &to, const std::string &topic = kTopic) {
+  size_t count = 0;
+  for (const auto &[peer, rpc] : n.sent)
+    if (peer == to && rpc.control)
+      for (const auto &p : rpc.control->prune) count += p.topic == topic ? 1 : 0;
+  return count;
+}
+
+TEST(GossipRouter, GraftDuringBackoffIsPenalisedAndAnsweredWithPrune) {
+  FakeNet net;
+  net.score_params.behaviour_penalty_weight = -10;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  ASSERT_TRUE(a.mesh().count(b.id));
+  // b prunes a: a backs off from b for 60 s.
+  Rpc prune;
+  prune.control.emplace().prune.push_back({kTopic, {}, 60});
+  a.router->handle_rpc(b.id, prune);
+  EXPECT_FALSE(a.mesh().count(b.id));
+  // ... and then grafts it at once: refused with a PRUNE, counted, penalised.
+  size_t before = prunes_sent(a, b.id);
+  Rpc graft;
+  graft.control.emplace().graft.push_back({kTopic});
+  a.router->handle_rpc(b.id, graft);
+  EXPECT_FALSE(a.mesh().count(b.id));
+  EXPECT_EQ(prunes_sent(a, b.id), before + 1);
+  EXPECT_EQ(a.count_of(RouterEvent::kGraftBackoff), 1);
+  if (real_scoring()) {
+    EXPECT_LT(a.router->score(b.id), 0) << "a GRAFT during backoff is a behaviour penalty";
+  }
+  // The backoff was renewed: heartbeats do not graft b back for the next minute.
+  net.run(30);
+  EXPECT_FALSE(a.mesh().count(b.id));
+}
+
+TEST(GossipRouter, PruneIsHonouredWithBackoff) {
+  FakeNet net;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  ASSERT_TRUE(b.mesh().count(a.id));
+  // a prunes b with a 20 s backoff (a keeps b out of its mesh: a's side is a long backoff).
+  Rpc prune;
+  prune.control.emplace().prune.push_back({kTopic, {}, 20});
+  b.router->handle_rpc(a.id, prune);
+  EXPECT_FALSE(b.mesh().count(a.id));
+  net.run(19);
+  EXPECT_FALSE(b.mesh().count(a.id)) << "b re-grafted a during the backoff";
+  EXPECT_EQ(a.count_of(RouterEvent::kGraftBackoff), 0);
+  net.run(4);  // backoff over (plus the heartbeat of slack): b's mesh is below d_lo and a is eligible again
+  EXPECT_TRUE(b.mesh().count(a.id));
+  EXPECT_EQ(a.count_of(RouterEvent::kGraftBackoff), 0) << "b grafted before a's backoff ended";
+}
+
+TEST(GossipRouter, PeerExchangeFollowedOnlyAboveAcceptPx) {
+  for (double accept_px : {10.0, 0.0}) {
+    FakeNet net;
+    net.thresholds.accept_px = accept_px;  // neutral scoring: every peer scores 0
+    net.add_many(2);
+    Node &a = *net.nodes[0];
+    Node &b = *net.nodes[1];
+    net.connect(a, b);
+    net.join_all();
+    net.run(1);
+    Rpc prune;
+    ControlPrune p{kTopic, {}, 60};
+    p.peers.push_back({identity_for(100).peer_id().bytes(), std::nullopt});
+    p.peers.push_back({identity_for(101).peer_id().bytes(), std::nullopt});
+    p.peers.push_back({a.id.bytes(), std::nullopt});  // ourselves: never dialled
+    p.peers.push_back({b.id.bytes(), std::nullopt});  // already connected: not dialled again
+    prune.control.emplace().prune.push_back(p);
+    a.router->handle_rpc(b.id, prune);
+    if (accept_px > 0) {
+      EXPECT_TRUE(a.px_requests.empty()) << "PX from a peer below accept_px was followed";
+    } else {
+      ASSERT_EQ(a.px_requests.size(), 1u);
+      ASSERT_EQ(a.px_requests[0].size(), 2u);
+      EXPECT_EQ(a.px_requests[0][0].peer_id, identity_for(100).peer_id().bytes());
+    }
+  }
+}
+
+TEST(GossipRouter, FullMeshRefusesInboundGraftsWithPeerExchange) {
+  FakeNet net;
+  net.params.d = 3;
+  net.params.d_lo = 2;
+  net.params.d_hi = 4;
+  net.params.d_score = 1;
+  net.params.d_out = 1;
+  net.add_many(13);
+  Node &hub = *net.nodes[0];
+  for (int i = 1; i < 13; ++i) net.connect(*net.nodes[i], hub);  // all dial the hub: inbound for it
+  net.join_all();
+  net.run(3);
+  size_t m = hub.mesh().size();
+  EXPECT_GE(m, 2u);
+  EXPECT_LE(m, 4u);
+  expect_symmetric_meshes(net);
+  size_t with_px = 0;
+  for (const auto &[peer, rpc] : hub.sent)
+    if (rpc.control)
+      for (const auto &p : rpc.control->prune) with_px += p.peers.empty() ? 0 : 1;
+  EXPECT_GT(with_px, 0u) << "PRUNEs of an oversubscribed mesh offer other peers";
+}
+
+TEST(GossipRouter, OversubscribedMeshIsPrunedToD) {
+  FakeNet net;
+  net.params.d = 3;
+  net.params.d_lo = 2;
+  net.params.d_hi = 4;
+  net.params.d_score = 1;
+  net.params.d_out = 1;
+  net.add_many(13);
+  Node &hub = *net.nodes[0];
+  // The hub dials everyone: all are outbound for it, so it accepts every GRAFT, beyond d_hi.
+  for (int i = 1; i < 13; ++i) net.connect(hub, *net.nodes[i]);
+  net.join_all();
+  net.run(1);
+  EXPECT_GT(hub.mesh().size(), 4u) << "setup: the grafts should overfill the hub's mesh";
+  net.run(1);  // the hub's heartbeat prunes down to d
+  EXPECT_EQ(hub.mesh().size(), 3u);
+  expect_symmetric_meshes(net);
+  size_t with_px = 0;
+  for (const auto &[peer, rpc] : hub.sent)
+    if (rpc.control)
+      for (const auto &p : rpc.control->prune) with_px += p.peers.empty() ? 0 : 1;
+  EXPECT_GE(with_px, 8u);
+}
+
+TEST(GossipRouter, OutboundQuotaIsKept) {
+  FakeNet net;
+  net.params.d = 4;
+  net.params.d_lo = 3;
+  net.params.d_hi = 5;
+  net.params.d_score = 0;
+  net.params.d_out = 2;
+  net.add_many(12);
+  Node &hub = *net.nodes[0];
+  for (int i = 1; i < 10; ++i) net.connect(*net.nodes[i], hub);  // inbound for the hub
+  net.connect(hub, *net.nodes[10]);                              // outbound
+  net.connect(hub, *net.nodes[11]);
+  net.join_all();
+  net.run(5);
+  int outbound = 0;
+  for (const auto &p : hub.router->peers())
+    if (p.outbound && std::count(p.mesh.begin(), p.mesh.end(), kTopic)) ++outbound;
+  EXPECT_GE(outbound, 2);
+  EXPECT_LE(hub.mesh().size(), 5u);
+}
+
+TEST(GossipRouter, IHaveFloodIsBounded) {
+  FakeNet net;
+  net.params.max_ihave_messages = 10;
+  net.params.max_ihave_length = 100;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  a.sent.clear();
+  // 30 IHAVEs of 20 fresh ids each within one heartbeat.
+  for (int i = 0; i < 30; ++i) {
+    Rpc rpc;
+    ControlIHave ih{kTopic, {}};
+    for (int k = 0; k < 20; ++k) ih.message_ids.push_back(text("id-" + std::to_string(i) + "-" + std::to_string(k)));
+    rpc.control.emplace().ihave.push_back(ih);
+    a.router->handle_rpc(b.id, rpc);
+  }
+  size_t iwants = 0, ids = 0;
+  for (const auto &[peer, rpc] : a.sent)
+    if (rpc.control)
+      for (const auto &iw : rpc.control->iwant) {
+        ++iwants;
+        ids += iw.message_ids.size();
+      }
+  EXPECT_LE(iwants, 10u) << "IHAVEs beyond max_ihave_messages were answered";
+  EXPECT_EQ(ids, 100u) << "ids asked for exceed max_ihave_length";
+  // IHAVEs for topics we did not join are not answered.
+  a.sent.clear();
+  net.run(1);
+  a.sent.clear();
+  Rpc other;
+  other.control.emplace().ihave.push_back({"not-joined", {text("zzz")}});
+  a.router->handle_rpc(b.id, other);
+  EXPECT_TRUE(a.sent.empty());
+  // The next heartbeat resets the budget; the unkept promises are counted as broken.
+  net.now += net.params.iwant_followup_ms;
+  net.run(1);
+  EXPECT_GE(a.count_of(RouterEvent::kIwantBroken), 1);
+  a.sent.clear();
+  Rpc again;
+  again.control.emplace().ihave.push_back({kTopic, {text("fresh")}});
+  a.router->handle_rpc(b.id, again);
+  ASSERT_EQ(a.sent.size(), 1u);
+  ASSERT_TRUE(a.sent[0].second.control);
+  EXPECT_EQ(a.sent[0].second.control->iwant.size(), 1u);
+}
+
+TEST(GossipRouter, BrokenIWantPromiseIsPenalised) {
+  FakeNet net;
+  net.score_params.behaviour_penalty_weight = -10;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  Rpc rpc;
+  rpc.control.emplace().ihave.push_back({kTopic, {text("never-sent")}});
+  a.router->handle_rpc(b.id, rpc);  // a asks with IWANT; b's router has no such message
+  net.pump();
+  net.run(1);
+  EXPECT_EQ(a.count_of(RouterEvent::kIwantBroken), 0) << "broken before iwant_followup_ms";
+  net.run(static_cast<int>(net.params.iwant_followup_ms / net.params.heartbeat_ms) + 1);
+  EXPECT_EQ(a.count_of(RouterEvent::kIwantBroken), 1);
+  if (real_scoring()) {
+    EXPECT_LT(a.router->score(b.id), 0);
+  }
+}
+
+TEST(GossipRouter, IWantSpamIsBoundedByRetransmissionLimit) {
+  FakeNet net;
+  net.params.gossip_retransmission = 3;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  auto id = a.router->publish(kTopic, text("cached"), nullptr);
+  ASSERT_TRUE(id);
+  net.pump();
+  a.sent.clear();
+  for (int i = 0; i < 10; ++i) {
+    Rpc rpc;
+    rpc.control.emplace().iwant.push_back({{*id, *id}});
+    a.router->handle_rpc(b.id, rpc);
+  }
+  size_t served = 0;
+  for (const auto &[peer, rpc] : a.sent) served += rpc.publish.size();
+  EXPECT_EQ(served, 3u);
+  // Ids not in the cache (or expired from it) get nothing.
+  a.sent.clear();
+  net.run(net.params.mcache_len + 1);
+  a.sent.clear();
+  Rpc late;
+  late.control.emplace().iwant.push_back({{*id}});
+  net.nodes[0]->router->handle_rpc(b.id, late);
+  for (const auto &[peer, rpc] : a.sent) EXPECT_TRUE(rpc.publish.empty());
+}
+
+TEST(GossipRouter, ThousandsOfTopicsFromOnePeerAreBounded) {
+  FakeNet net;
+  net.params.max_topics_per_peer = 100;
+  net.score_params.behaviour_penalty_weight = -10;
+  net.add_many(3);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  Node &c = *net.nodes[2];
+  net.connect(a, b);
+  net.connect(a, c);
+  auto topics_of = [&](const Node &n) {
+    for (const auto &p : a.router->peers())
+      if (p.peer == n.id) return p.topics;
+    return std::vector<std::string>{};
+  };
+  // b: 5000 subscriptions in five RPCs.
+  for (int r = 0; r < 5; ++r) {
+    Rpc rpc;
+    for (int i = 0; i < 1000; ++i) rpc.subscriptions.push_back({true, "room-" + std::to_string(r * 1000 + i)});
+    a.router->handle_rpc(b.id, rpc);
+  }
+  EXPECT_EQ(topics_of(b).size(), 100u);
+  EXPECT_LE(a.router->topics().size(), 100u);
+  if (real_scoring()) {
+    EXPECT_LT(a.router->score(b.id), net.thresholds.graylist) << "each RPC over the bound is a penalty";
+  }
+  // c: one over the bound, once; then an unsubscription frees room for another topic.
+  Rpc rpc;
+  for (int i = 0; i < 101; ++i) rpc.subscriptions.push_back({true, "hall-" + std::to_string(i)});
+  a.router->handle_rpc(c.id, rpc);
+  EXPECT_EQ(topics_of(c).size(), 100u);
+  if (real_scoring()) {
+    EXPECT_LT(a.router->score(c.id), 0);
+  }
+  Rpc swap;
+  swap.subscriptions.push_back({false, "hall-0"});
+  swap.subscriptions.push_back({true, kTopic});
+  a.router->handle_rpc(c.id, swap);
+  auto t = topics_of(c);
+  EXPECT_EQ(t.size(), 100u);
+  EXPECT_TRUE(std::count(t.begin(), t.end(), kTopic));
+}
+
+TEST(GossipRouter, MessagesOnTopicsNotJoinedAreIgnored) {
+  FakeNet net;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  Rpc rpc;
+  for (int i = 0; i < 5; ++i) {
+    Message m;
+    m.data = text("spam");
+    m.topic = "not-joined";
+    rpc.publish.push_back(m);
+  }
+  a.router->handle_rpc(b.id, rpc);
+  EXPECT_EQ(a.count_of(RouterEvent::kIgnored, "not_subscribed"), 5);
+  EXPECT_EQ(a.delivered_count("not-joined"), 0u);
+}
+
+TEST(GossipRouter, PublishWithoutJoiningUsesFanout) {
+  FakeNet net;
+  net.params.flood_publish = false;
+  net.add_many(4);
+  Node &a = *net.nodes[0];
+  for (int i = 1; i < 4; ++i) net.connect(a, *net.nodes[i]);
+  for (int i = 1; i < 4; ++i) net.nodes[i]->router->join(kTopic);
+  net.pump();
+  net.run(1);
+  ASSERT_TRUE(a.router->publish(kTopic, text("fan"), nullptr));
+  net.pump();
+  EXPECT_EQ(a.delivered_count(), 0u) << "not joined: no local delivery";
+  for (int i = 1; i < 4; ++i) EXPECT_EQ(net.nodes[i]->delivered_count(), 1u);
+  auto topics = a.router->topics();
+  ASSERT_EQ(topics.size(), 1u);
+  EXPECT_FALSE(topics[0].subscribed);
+  EXPECT_EQ(topics[0].mesh_peers, 3u);  // the fanout
+  // The fanout expires after fanout_ttl_ms without publishing.
+  net.run(static_cast<int>(net.params.fanout_ttl_ms / net.params.heartbeat_ms) + 2);
+  EXPECT_EQ(a.router->topics()[0].mesh_peers, 0u);
+}
+
+TEST(GossipRouter, JsMessageIdsInterop) {
+  FakeNet net;
+  net.params.message_id_fn = MessageIdFn::kKeySeqno;
+  net.add_many(3);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.connect(*net.nodes[1], *net.nodes[2]);
+  net.join_all();
+  net.run(2);
+  auto id = net.nodes[0]->router->publish(kTopic, text("js ids"), nullptr);
+  ASSERT_TRUE(id);
+  EXPECT_EQ(id->size(), 44u);  // PublicKey protobuf (36) + seqno (8)
+  net.pump();
+  EXPECT_EQ(net.nodes[2]->delivered_count(), 1u);
+}
+
+TEST(GossipRouter, RemovedPeerLeavesEveryTable) {
+  FakeNet net;
+  net.add_many(3);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.connect(*net.nodes[0], *net.nodes[2]);
+  net.join_all();
+  net.run(2);
+  net.disconnect(*net.nodes[0], *net.nodes[1]);
+  auto peers = net.nodes[0]->router->peers();
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_EQ(peers[0].peer, net.nodes[2]->id);
+  EXPECT_EQ(net.nodes[0]->router->topics()[0].peers, 1u);
+  EXPECT_EQ(net.nodes[0]->mesh().size(), 1u);
+}
+
+// With neutral scoring every peer scores 0, so a threshold above 0 puts every peer below it.
+TEST(GossipRouter, GraylistedPeersRpcsAreIgnored) {
+  FakeNet net;
+  net.thresholds.graylist = 1;  // a graylists everyone; b nobody
+  Node &a = net.add();
+  net.thresholds = PeerScoreThresholds{};
+  Node &b = net.add();
+  net.connect(a, b);
+  a.router->join(kTopic);
+  b.router->join(kTopic);
+  net.pump();
+  EXPECT_TRUE(a.router->peers()[0].topics.empty()) << "a graylisted peer's SUBSCRIBE was processed";
+  ASSERT_TRUE(b.router->publish(kTopic, text("ignored"), nullptr));
+  net.pump();
+  EXPECT_EQ(a.delivered_count(), 0u);
+  EXPECT_EQ(a.count_of(RouterEvent::kIgnored, "graylisted"), 1);
+}
+
+TEST(GossipRouter, GossipThresholdGatesIHaveAndIWant) {
+  FakeNet net;
+  net.thresholds.gossip = 1;
+  net.params.flood_publish = false;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  auto id = a.router->publish(kTopic, text("m"), nullptr);
+  ASSERT_TRUE(id);
+  net.pump();
+  a.sent.clear();
+  Rpc rpc;
+  rpc.control.emplace().ihave.push_back({kTopic, {text("unseen")}});
+  rpc.control->iwant.push_back({{*id}});
+  a.router->handle_rpc(b.id, rpc);
+  EXPECT_TRUE(a.sent.empty()) << "answered IHAVE/IWANT of a peer below the gossip threshold";
+  // Nor does a gossip to it: prune b from a's mesh so that b is a gossip target.
+  Rpc prune;
+  prune.control.emplace().prune.push_back({kTopic, {}, 600});
+  a.router->handle_rpc(b.id, prune);
+  ASSERT_TRUE(a.router->publish(kTopic, text("n"), nullptr));
+  a.sent.clear();
+  net.run(1);
+  for (const auto &[to, r] : a.sent) EXPECT_FALSE(r.control && !r.control->ihave.empty());
+}
+
+TEST(GossipRouter, PublishThresholdGatesFloodPublish) {
+  FakeNet net;
+  net.thresholds.publish = 1;
+  net.add_many(3);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.connect(*net.nodes[0], *net.nodes[2]);
+  net.join_all();
+  net.run(1);
+  net.nodes[0]->sent.clear();
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("m"), nullptr));
+  for (const auto &[to, r] : net.nodes[0]->sent) EXPECT_TRUE(r.publish.empty());
+}
+
+TEST(GossipRouter, DefaultScoringKeepsAnHonestMeshHealthy) {
+  FakeNet net;
+  net.score_params = PeerScoreParams{};  // the defaults the node runs with
+  net.params.flood_publish = false;
+  net.add_many(20);
+  net.connect_ring_and_chords(8, 3);
+  net.join_all();
+  net.run(3);
+  for (int round = 0; round < 30; ++round) {
+    ASSERT_TRUE(net.nodes[round % 20]->router->publish(kTopic, text("r" + std::to_string(round)), nullptr));
+    net.pump();
+    net.run(1);
+  }
+  for (auto &n : net.nodes) {
+    EXPECT_EQ(n->delivered_count(), 30u);
+    EXPECT_GE(n->mesh().size(), static_cast<size_t>(net.params.d_lo));
+    EXPECT_LE(n->mesh().size(), static_cast<size_t>(net.params.d_hi));
+    for (const auto &p : n->router->peers()) EXPECT_GE(p.score, 0) << "an honest peer scored negative";
+    EXPECT_EQ(n->count_of(RouterEvent::kIwantBroken), 0);
+    EXPECT_EQ(n->count_of(RouterEvent::kGraftBackoff), 0);
+  }
+  expect_symmetric_meshes(net);
+}
+
+TEST(GossipRouter, OpportunisticGraftAddsAWellScoredPeer) {
+  if (!real_scoring()) GTEST_SKIP() << "PeerScore is the neutral stub on this branch";
+  FakeNet net;
+  net.score_params = PeerScoreParams{};
+  net.score_params.default_topic.first_message_deliveries_decay = 0.99;
+  net.params.d = 3;
+  net.params.d_lo = 2;
+  net.params.d_hi = 6;
+  net.params.opportunistic_graft_ticks = 10;
+  net.params.opportunistic_graft_peers = 1;
+  Node &a = net.add();
+  // The others never graft by themselves (d = 0) but accept a's GRAFT: they dialled a.
+  net.params = RouterParams{};
+  net.params.d = 0;
+  net.params.d_lo = 0;
+  net.params.d_out = 0;
+  for (int i = 0; i < 8; ++i) net.connect(net.add(), a);
+  net.join_all();
+  net.run(2);
+  ASSERT_EQ(a.mesh().size(), 3u);
+  Node *outside = nullptr;
+  for (int i = 1; i <= 8 && !outside; ++i)
+    if (!a.mesh().count(net.nodes[i]->id)) outside = net.nodes[i].get();
+  ASSERT_NE(outside, nullptr);
+  // It is the first to deliver five messages to a: the best-scored peer a knows, outside the mesh.
+  for (int k = 0; k < 5; ++k) ASSERT_TRUE(outside->router->publish(kTopic, text("p" + std::to_string(k)), nullptr));
+  net.pump();
+  EXPECT_GT(a.router->score(outside->id), 1);
+  EXPECT_FALSE(a.mesh().count(outside->id));
+  net.run(8);  // a's 10th heartbeat: the mesh median (about 0) is below opportunistic_graft (1)
+  EXPECT_TRUE(a.mesh().count(outside->id));
+  EXPECT_EQ(a.mesh().size(), 4u);
+}
+
+TEST(GossipRouter, InvalidMessagesGetAPeerPrunedThenGraylisted) {
+  if (!real_scoring()) GTEST_SKIP() << "PeerScore is the neutral stub on this branch";
+  FakeNet net;
+  // P4 only: each invalid message costs 10 * count^2 (no decay within the test).
+  net.score_params.score_all_topics = true;
+  net.score_params.default_topic = TopicScoreParams{};
+  net.score_params.default_topic.time_in_mesh_weight = 0;
+  net.score_params.default_topic.first_message_deliveries_weight = 0;
+  net.score_params.default_topic.invalid_message_deliveries_weight = -10;
+  net.score_params.default_topic.invalid_message_deliveries_decay = 1.0;
+  net.add_many(3);
+  Node &a = *net.nodes[0];
+  Node &evil = *net.nodes[1];
+  Node &good = *net.nodes[2];
+  net.connect(a, evil);
+  net.connect(a, good);
+  net.join_all();
+  net.run(2);
+  ASSERT_TRUE(a.mesh().count(evil.id));
+
+  // One invalid message: score -10 (below 0, above graylist): pruned at the next heartbeat.
+  evil.forge_signatures = true;
+  ASSERT_TRUE(evil.router->publish(kTopic, text("forged 1"), nullptr));
+  net.pump();
+  EXPECT_EQ(a.count_of(RouterEvent::kRejected, "invalid_signature"), 1);
+  EXPECT_LT(a.router->score(evil.id), 0);
+  net.run(1);
+  EXPECT_FALSE(a.mesh().count(evil.id)) << "a negative-score peer stays in the mesh";
+  EXPECT_GE(prunes_sent(a, evil.id), 1u);
+  EXPECT_TRUE(a.mesh().count(good.id));
+
+  // Still above the graylist threshold: its valid messages are accepted.
+  evil.forge_signatures = false;
+  ASSERT_TRUE(evil.router->publish(kTopic, text("valid 1"), nullptr));
+  net.pump();
+  EXPECT_EQ(a.delivered_count(), 1u);
+
+  // Two more invalid messages: 9 * -10 = -90, below the graylist threshold (-80).
+  evil.forge_signatures = true;
+  ASSERT_TRUE(evil.router->publish(kTopic, text("forged 2"), nullptr));
+  ASSERT_TRUE(evil.router->publish(kTopic, text("forged 3"), nullptr));
+  net.pump();
+  EXPECT_LT(a.router->score(evil.id), net.thresholds.graylist);
+  evil.forge_signatures = false;
+  ASSERT_TRUE(evil.router->publish(kTopic, text("valid 2"), nullptr));
+  net.pump();
+  EXPECT_EQ(a.delivered_count(), 1u) << "a graylisted peer's RPCs are ignored";
+  EXPECT_GE(a.count_of(RouterEvent::kIgnored, "graylisted"), 1);
+  // The good peer is unaffected.
+  ASSERT_TRUE(good.router->publish(kTopic, text("from good"), nullptr));
+  net.pump();
+  EXPECT_EQ(a.delivered_count(), 2u);
 }
 
 }  // namespace
