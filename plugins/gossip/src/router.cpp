@@ -90,6 +90,7 @@ struct Router::State {
     PeerId from;
     Message message;
     Bytes id;
+    bool signature_verified = false;
   };
 
   State(PeerScoreParams sp, PeerScoreThresholds t, SignaturePolicy p, PeerId l, Bytes pk)
@@ -131,6 +132,12 @@ struct Router::State {
 namespace {
 
 bool is_meshsub(Protocol p) { return p != Protocol::kFloodsub; }
+
+// An upper estimate of a message's encoded size (fields plus their tags and lengths).
+size_t encoded_size_estimate(const Message &m) {
+  auto len = [](const std::optional<Bytes> &b) { return b ? b->size() + 6 : 0; };
+  return len(m.from) + len(m.data) + len(m.seqno) + len(m.signature) + len(m.key) + m.topic.size() + 12;
+}
 
 template <class T>
 void shuffle(std::vector<T> &v, std::mt19937_64 &rng) {
@@ -410,7 +417,7 @@ void Router::cache_message(const Bytes &id, const Message &m) {
 // ---------------------------------------------------------------------------------------------
 // Receiving
 
-void Router::handle_rpc(const PeerId &from, Rpc rpc) {
+void Router::handle_rpc(const PeerId &from, Rpc rpc, bool signatures_verified) {
   uint64_t now = io_.now_ms();
   s_->peers.try_emplace(from);  // an inbound stream may deliver RPCs before add_peer
   if (s_->score.score(from, now) < s_->thresholds.graylist) {
@@ -418,7 +425,7 @@ void Router::handle_rpc(const PeerId &from, Rpc rpc) {
     return;
   }
   handle_subscriptions(from, rpc.subscriptions);
-  for (auto &m : rpc.publish) receive_message(from, std::move(m));
+  for (auto &m : rpc.publish) receive_message(from, std::move(m), signatures_verified);
   drain_queue();
   if (rpc.control) handle_control(from, *rpc.control);
 }
@@ -456,7 +463,7 @@ void Router::handle_subscriptions(const PeerId &from, const std::vector<SubOpts>
   if (over) s_->score.add_penalty(from, 1);
 }
 
-void Router::receive_message(const PeerId &from, Message m) {
+void Router::receive_message(const PeerId &from, Message m, bool signature_verified) {
   uint64_t now = io_.now_ms();
   const std::string &topic = m.topic;
   if (topic.empty()) {
@@ -498,7 +505,7 @@ void Router::receive_message(const PeerId &from, Message m) {
     return;
   }
   s_->score.validate_message(from, id, topic, now);
-  s_->queue.push_back({from, std::move(m), std::move(id)});
+  s_->queue.push_back({from, std::move(m), std::move(id), signature_verified});
 }
 
 void Router::drain_queue() {
@@ -506,11 +513,11 @@ void Router::drain_queue() {
   while (!s_->queue.empty() && budget-- > 0) {
     State::Pending item = std::move(s_->queue.front());
     s_->queue.pop_front();
-    validate_and_deliver(item.from, item.message, item.id);
+    validate_and_deliver(item.from, item.message, item.id, item.signature_verified);
   }
 }
 
-void Router::validate_and_deliver(const PeerId &from, const Message &m, const Bytes &id) {
+void Router::validate_and_deliver(const PeerId &from, const Message &m, const Bytes &id, bool signature_verified) {
   uint64_t now = io_.now_ms();
   const std::string &topic = m.topic;
   if (s_->seen.count(id) != 0) {  // another copy passed validation while this one waited
@@ -519,7 +526,7 @@ void Router::validate_and_deliver(const PeerId &from, const Message &m, const By
     return;
   }
   std::string why;
-  if (auto reason = check_message(m, s_->policy, true, &why)) {
+  if (auto reason = check_message(m, s_->policy, !signature_verified, &why)) {
     s_->score.reject_message(from, id, topic, *reason, now);
     io_.count(RouterEvent::kRejected, topic, reject_reason_name(*reason));
     s_->promises.erase(id);  // the peer did send it: the promise is not broken, the message is bad
@@ -554,11 +561,25 @@ void Router::handle_control(const PeerId &from, const Control &c) {
   if (pit == s_->peers.end() || !pit->second.attached || !is_meshsub(pit->second.protocol)) return;
   Rpc reply;
   Control out;
+  std::vector<Message> wanted;
   handle_ihave(from, c.ihave, out);
-  handle_iwant(from, c.iwant, reply.publish);
+  handle_iwant(from, c.iwant, wanted);
   handle_graft(from, c.graft, out);
   handle_prune(from, c.prune);
   if (!out.empty()) reply.control = std::move(out);
+  // Messages asked for go out in RPCs of at most about one maximal message each, the size every
+  // implementation accepts in one frame.
+  size_t batch_bytes = 0;
+  for (auto &m : wanted) {
+    size_t bytes = encoded_size_estimate(m);
+    if (!reply.publish.empty() && batch_bytes + bytes > params_.max_message_bytes) {
+      io_.send(from, std::move(reply));
+      reply = Rpc{};
+      batch_bytes = 0;
+    }
+    batch_bytes += bytes;
+    reply.publish.push_back(std::move(m));
+  }
   if (!reply.empty()) io_.send(from, std::move(reply));
 }
 
@@ -726,18 +747,15 @@ void Router::heartbeat() {
 
   for (const auto &topic : s_->joined) {
     std::set<PeerId> &mesh = s_->mesh[topic];
-    std::vector<PeerId> grafted, pruned;
     auto do_graft = [&](const PeerId &id) {
       mesh.insert(id);
       s_->score.graft(id, topic, now);
       s_->outgoing[id].graft.push_back({topic});
-      grafted.push_back(id);
     };
     auto do_prune = [&](const PeerId &id, bool px) {
       mesh.erase(id);
       s_->score.prune(id, topic, now);
       s_->backoff[{topic, id}] = now + params_.prune_backoff_ms;
-      pruned.push_back(id);
       s_->outgoing[id].prune.push_back(make_prune(topic, id, false, px));
     };
 
@@ -814,8 +832,6 @@ void Router::heartbeat() {
         }
       }
     }
-    (void)grafted;
-    (void)pruned;
     emit_gossip(topic, mesh, scores);
   }
 

@@ -369,8 +369,21 @@ TEST(GossipRouter, LeaveAndJoin) {
   net.run(2);
   Node &a = *net.nodes[0];
   EXPECT_EQ(a.mesh().size(), 3u);
+  a.sent.clear();
   a.router->leave(kTopic);
   a.router->leave(kTopic);  // idempotent
+  size_t prunes = 0;
+  for (const auto &[to, rpc] : a.sent) {
+    ASSERT_EQ(rpc.subscriptions.size(), 1u);
+    EXPECT_FALSE(rpc.subscriptions[0].subscribe);
+    if (rpc.control)
+      for (const auto &p : rpc.control->prune) {
+        ++prunes;
+        EXPECT_EQ(p.backoff_s, net.params.unsubscribe_backoff_ms / 1000) << "leave PRUNEs with the unsubscribe backoff";
+      }
+  }
+  EXPECT_EQ(a.sent.size(), 3u);
+  EXPECT_EQ(prunes, 3u);
   net.pump();
   EXPECT_FALSE(a.router->joined(kTopic));
   for (int i = 1; i < 4; ++i) {
@@ -421,6 +434,30 @@ TEST(GossipRouter, FloodsubPeerGetsMessages) {
     if (to == flood.id) {
       EXPECT_FALSE(rpc.control && !rpc.control->empty());
     }
+}
+
+TEST(GossipRouter, Meshsub10PeersGetPlainPrunes) {
+  FakeNet net;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &old_peer = *net.nodes[1];
+  net.connect(a, old_peer, Protocol::kMeshsub11, Protocol::kMeshsub10);
+  a.router->join(kTopic);
+  old_peer.router->join(kTopic);
+  net.pump();
+  net.run(1);
+  ASSERT_TRUE(a.mesh().count(old_peer.id));
+  a.sent.clear();
+  a.router->leave(kTopic);
+  size_t prunes = 0;
+  for (const auto &[to, rpc] : a.sent)
+    if (rpc.control)
+      for (const auto &p : rpc.control->prune) {
+        ++prunes;
+        EXPECT_FALSE(p.backoff_s.has_value());
+        EXPECT_TRUE(p.peers.empty());
+      }
+  EXPECT_EQ(prunes, 1u);
 }
 
 TEST(GossipRouter, StrictNoSignMode) {
@@ -477,6 +514,31 @@ TEST(GossipRouter, InvalidSignatureRejectedAndCounted) {
   net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc);
   EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kRejected, "missing_signature"), 1);
   EXPECT_EQ(net.nodes[1]->delivered_count(), 0u);
+}
+
+TEST(GossipRouter, SignaturesVerifiedByTheCallerAreNotVerifiedAgain) {
+  FakeNet net;
+  net.add_many(2);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.join_all();
+  net.run(1);
+  net.links.clear();
+  net.nodes[0]->forge_signatures = true;  // a bad signature tells whether the router verified it
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("forged"), nullptr));
+  Message m;
+  for (const auto &[to, rpc] : net.nodes[0]->sent)
+    if (!rpc.publish.empty()) m = rpc.publish[0];
+  ASSERT_EQ(m.topic, kTopic);
+  Rpc rpc;
+  rpc.publish.push_back(m);
+  net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc, true);
+  EXPECT_EQ(net.nodes[1]->delivered_count(), 1u);
+  // Structural checks still apply: a message without a signature is rejected even when "verified".
+  m.signature.reset();
+  (*m.seqno)[7] ^= 1;
+  rpc.publish = {m};
+  net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc, true);
+  EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kRejected, "missing_signature"), 1);
 }
 
 TEST(GossipRouter, ValidatorRejectAndIgnore) {
@@ -789,6 +851,93 @@ TEST(GossipRouter, IWantSpamIsBoundedByRetransmissionLimit) {
   late.control.emplace().iwant.push_back({{*id}});
   net.nodes[0]->router->handle_rpc(b.id, late);
   for (const auto &[peer, rpc] : a.sent) EXPECT_TRUE(rpc.publish.empty());
+}
+
+TEST(GossipRouter, IWantAnswersAreSplitIntoFrameSizedRpcs) {
+  FakeNet net;
+  net.params.max_message_bytes = 1000;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  ControlIWant iw;
+  for (int i = 0; i < 5; ++i) {
+    auto id = a.router->publish(kTopic, Bytes(300, static_cast<uint8_t>('a' + i)), nullptr);
+    ASSERT_TRUE(id);
+    iw.message_ids.push_back(*id);
+  }
+  net.pump();
+  a.sent.clear();
+  Rpc rpc;
+  rpc.control.emplace().iwant.push_back(iw);
+  a.router->handle_rpc(b.id, rpc);
+  size_t messages = 0;
+  for (const auto &[to, r] : a.sent) {
+    EXPECT_LE(r.publish.size(), 2u);  // two 300-byte signed messages fit under 1000, three do not
+    EXPECT_LE(encode_rpc(r).size(), 1100u);
+    messages += r.publish.size();
+  }
+  EXPECT_EQ(messages, 5u);
+  EXPECT_EQ(a.sent.size(), 3u);
+}
+
+TEST(GossipRouter, GossipCoversOnlyTheLastGossipWindows) {
+  FakeNet net;
+  net.params.flood_publish = false;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  Rpc prune;  // b outside a's mesh: a gossip target
+  prune.control.emplace().prune.push_back({kTopic, {}, 600});
+  a.router->handle_rpc(b.id, prune);
+  net.links.clear();  // b never answers, so a keeps announcing
+  auto id = a.router->publish(kTopic, text("old news"), nullptr);
+  ASSERT_TRUE(id);
+  int announced = 0;
+  for (int beat = 0; beat < net.params.mcache_len + 2; ++beat) {
+    a.sent.clear();
+    net.run(1);
+    bool ihave = false;
+    for (const auto &[to, r] : a.sent)
+      if (r.control)
+        for (const auto &ih : r.control->ihave)
+          ihave = ihave || std::count(ih.message_ids.begin(), ih.message_ids.end(), *id) > 0;
+    announced += ihave ? 1 : 0;
+    if (beat >= net.params.mcache_gossip) {
+      EXPECT_FALSE(ihave) << "announced in heartbeat " << beat;
+    }
+  }
+  EXPECT_EQ(announced, net.params.mcache_gossip);
+}
+
+TEST(GossipRouter, SeenCacheExpiresAfterTtl) {
+  FakeNet net;
+  net.params.seen_ttl_ms = 10000;
+  net.add_many(2);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.join_all();
+  net.run(1);
+  net.links.clear();
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("again"), nullptr));
+  Message m;
+  for (const auto &[to, rpc] : net.nodes[0]->sent)
+    if (!rpc.publish.empty()) m = rpc.publish[0];
+  Rpc rpc;
+  rpc.publish.push_back(m);
+  Node &b = *net.nodes[1];
+  b.router->handle_rpc(net.nodes[0]->id, rpc);
+  net.run(9);
+  b.router->handle_rpc(net.nodes[0]->id, rpc);
+  EXPECT_EQ(b.delivered_count(), 1u);
+  EXPECT_EQ(b.count_of(RouterEvent::kDuplicate), 1);
+  net.run(2);  // past the TTL: the id is forgotten
+  b.router->handle_rpc(net.nodes[0]->id, rpc);
+  EXPECT_EQ(b.delivered_count(), 2u);
 }
 
 TEST(GossipRouter, ThousandsOfTopicsFromOnePeerAreBounded) {
