@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "envelope.hpp"
+#include "signature.hpp"
 #include "wire/varint.hpp"
 
 namespace chorus::gossip {
@@ -125,7 +126,7 @@ NodeMetrics define_metrics(chorus::Host &host) {
 
 Node::Node(chorus::Host &host, Settings settings, NodeMetrics metrics, P2P p2p)
     : host_(host), s_(std::move(settings)), m_(std::move(metrics)), p2p_(std::move(p2p)), work_(io_.get_executor()),
-      heartbeat_timer_(io_), probe_timer_(io_), probe_timeout_(io_) {}
+      heartbeat_timer_(io_), probe_timer_(io_), probe_timeout_(io_), verify_work_(verify_io_.get_executor()) {}
 
 Node::~Node() { stop(); }
 
@@ -198,6 +199,7 @@ void Node::start() {
 
   thread_ = std::thread([this] { io_.run(); });
   thread_id_ = thread_.get_id();
+  if (s_.signature_policy == SignaturePolicy::kStrictSign) verify_thread_ = std::thread([this] { verify_io_.run(); });
   // Events after the thread runs: the connected peers arrive at once as CONNECTED events.
   uint64_t sub = 0;
   if (t->subscribe(p2p_.self(), &Node::on_p2p_event, this, &sub) == CHORUS_OK) p2p_sub_ = sub;
@@ -250,6 +252,11 @@ void Node::stop() {
     work_.reset();
     io_.stop();
     thread_.join();
+  }
+  if (verify_thread_.joinable()) {
+    verify_work_.reset();
+    verify_io_.stop();
+    verify_thread_.join();
   }
   stopped_ = true;
   // Subscriptions end with the node (an SSE stream's handler ends its HTTP response when destroyed).
@@ -882,7 +889,7 @@ void Node::inbound_data(uint64_t stream, Bytes bytes) {
 void Node::update_read_pause(uint64_t stream, Inbound &in) {
   auto peer = peers_.find(in.peer);
   const bool waiting = peer == peers_.end() || !peer->second->in_router;
-  const size_t backlog = in.pending->load(std::memory_order_relaxed) + in.buf.size();
+  const size_t backlog = in.pending->load(std::memory_order_relaxed) + in.buf.size() + verifying_bytes_;
   const size_t frame = s_.max_rpc_bytes();
   bool pause = in.paused;
   if (backlog > 2 * frame || (waiting && in.buf.size() > frame)) pause = true;
@@ -918,7 +925,7 @@ void Node::parse_frames(uint64_t stream) {
     auto rpc = decode_rpc(BytesView(in.buf).subspan(off + used, len), limits, &why);
     if (!rpc) return reject_stream(stream, "malformed", why);
     off += used + len;
-    router_->handle_rpc(from, std::move(*rpc));
+    route_rpc(from, std::move(*rpc));
     // handle_rpc may have removed the peer or this stream (it never does today; stay safe).
     it = inbound_.find(stream);
     if (it == inbound_.end()) return;
@@ -926,6 +933,54 @@ void Node::parse_frames(uint64_t stream) {
   Bytes &buf = it->second->buf;
   if (off == buf.size()) buf.clear();
   else if (off > 0) buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(off));
+}
+
+void Node::route_rpc(const PeerId &from, Rpc rpc) {
+  if (!verify_thread_.joinable() || rpc.publish.empty()) return router_->handle_rpc(from, std::move(rpc));
+  const uint64_t now = host_.now_ms();
+  while (!verified_order_.empty() && verified_order_.front().first <= now) {
+    verified_ids_.erase(verified_order_.front().second);
+    verified_order_.pop_front();
+  }
+  bool all_known = true;
+  for (const auto &m : rpc.publish) {
+    const Bytes id = router_->message_id(m);
+    if (verified_ids_.count(std::string(id.begin(), id.end())) == 0) {
+      all_known = false;
+      break;
+    }
+  }
+  if (all_known) return router_->handle_rpc(from, std::move(rpc));  // copies: no need to verify again
+  size_t bytes = 0;
+  for (const auto &m : rpc.publish) bytes += (m.data ? m.data->size() : 0) + 128;
+  verifying_bytes_ += bytes;
+  asio::post(verify_io_, [this, from, rpc = std::move(rpc), bytes]() mutable {
+    bool ok = true;
+    std::string why;
+    for (const auto &m : rpc.publish)
+      if (check_message(m, SignaturePolicy::kStrictSign, true, &why)) {
+        ok = false;  // the router verifies again and rejects it with the reason
+        break;
+      }
+    post([this, from, rpc = std::move(rpc), ok, bytes]() mutable { verified(from, std::move(rpc), ok, bytes); });
+  });
+}
+
+void Node::verified(const PeerId &from, Rpc rpc, bool all_ok, size_t bytes) {
+  verifying_bytes_ -= bytes;
+  if (all_ok) {
+    // Remembered for half the seen window, so the router still knows every id we skip for.
+    const uint64_t expiry = host_.now_ms() + s_.router.seen_ttl_ms / 2;
+    for (const auto &m : rpc.publish) {
+      const Bytes id = router_->message_id(m);
+      if (verified_ids_.insert(std::string(id.begin(), id.end())).second) verified_order_.emplace_back(expiry, std::string(id.begin(), id.end()));
+    }
+  }
+  auto p = peers_.find(from);
+  if (p != peers_.end() && p->second->in_router) router_->handle_rpc(from, std::move(rpc), all_ok);
+  // Streams paused for the verifier's backlog may read again.
+  for (auto &[stream, in] : inbound_)
+    if (in->paused) update_read_pause(stream, *in);
 }
 
 void Node::reject_stream(uint64_t stream, const char *reason, const std::string &why) {
