@@ -1028,6 +1028,10 @@ void Node::schedule_heartbeat(uint64_t ms) {
     if (ec || stopping_.load()) return;
     router_->heartbeat();
     update_gauges();
+    // A peer whose stream from us closed while it stays connected (it reset the stream, say) gets a
+    // new one, at most once a heartbeat.
+    for (const auto &[id, p] : peers_)
+      if (p->connected && p->out_stream == 0 && !p->opening && !p->open_failed) maybe_open(id);
     if (!deliveries_.empty() && !drain_posted_) {
       drain_posted_ = true;
       post([this] { drain_deliveries(); });
