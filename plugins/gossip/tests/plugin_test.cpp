@@ -14,8 +14,10 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "envelope.hpp"
+#include "http_routes.hpp"
 #include "rpc.hpp"
 #include "settings.hpp"
 #include "signature.hpp"
@@ -423,6 +425,110 @@ TEST_F(GossipPluginTest, ValidatorsAndUnsubscribeFromInsideAHandler) {
   EXPECT_EQ(su.calls.load(), 1);
   EXPECT_EQ(su.unsubscribe_status.load(), CHORUS_OK);
   EXPECT_EQ(ps_->unsubscribe(self_, su.sub), CHORUS_E_NOT_FOUND);
+}
+
+TEST(GossipHttpHelpers, Base64QueryAndEvents) {
+  const std::string bytes("\x00\x01\xfe\xffhello", 9);
+  const std::string enc = base64_encode(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size());
+  EXPECT_EQ(enc, "AAH+/2hlbGxv");
+  std::string dec;
+  ASSERT_TRUE(base64_decode(enc, &dec));
+  EXPECT_EQ(dec, bytes);
+  ASSERT_TRUE(base64_decode("aGk=", &dec));
+  EXPECT_EQ(dec, "hi");
+  EXPECT_FALSE(base64_decode("***", &dec));
+  EXPECT_FALSE(base64_decode("aG=k", &dec));
+  EXPECT_EQ(query_param("a=1&topic=CHORUS%2Fcoordination%2Fv1&b", "topic"), "CHORUS/coordination/v1");
+  EXPECT_EQ(query_param("topic=a+b", "topic"), "a b");
+  EXPECT_FALSE(query_param("a=1", "topic"));
+  EXPECT_FALSE(query_param("topic=%zz", "topic"));
+
+  const std::string env = R"({"type":"task_claim","from":"a","timestamp":"t","data":{"x":"line1\nline2"}})";
+  const Bytes from = {1, 2}, seqno = {0, 0, 0, 0, 0, 0, 1, 2}, id = {0xab, 0xcd};
+  chorus_pubsub_message m{};
+  m.struct_size = sizeof m;
+  m.topic = "t";
+  m.data = reinterpret_cast<const uint8_t *>(env.data());
+  m.data_len = env.size();
+  m.from_text = "12D3KooWx";
+  m.seqno = seqno.data();
+  m.seqno_len = seqno.size();
+  m.message_id = id.data();
+  m.message_id_len = id.size();
+  m.type = "task_claim";
+  std::string ev = sse_event(m);
+  ASSERT_EQ(ev.rfind("data: ", 0), 0u);
+  ASSERT_EQ(ev.substr(ev.size() - 2), "\n\n");
+  EXPECT_EQ(ev.find('\n'), ev.size() - 2) << "one line per event";
+  auto j = nlohmann::json::parse(ev.substr(6));
+  EXPECT_EQ(j["topic"], "t");
+  EXPECT_EQ(j["from"], "12D3KooWx");
+  EXPECT_EQ(j["seqno"], "258");
+  EXPECT_EQ(j["message_id"], "abcd");
+  EXPECT_EQ(j["data"]["data"]["x"], "line1\nline2");
+  EXPECT_FALSE(j.contains("raw_base64"));
+  m.type = "";
+  m.seqno = nullptr;
+  m.seqno_len = 0;
+  m.from_text = "";
+  j = nlohmann::json::parse(sse_event(m).substr(6));
+  EXPECT_EQ(j["seqno"], "");
+  EXPECT_EQ(j["from"], "");
+  EXPECT_FALSE(j.contains("data"));
+  EXPECT_EQ(j["raw_base64"], base64_encode(m.data, m.data_len));
+}
+
+TEST_F(GossipPluginTest, HttpRoutes) {
+  auto p = start(R"({"probe":{"enabled":false},"max_message_bytes":1024})");
+  auto stream = host_.http_start("GET", "/api/v1/pubsub/stream?topic=room%2F1");
+  auto r = host_.response(stream);
+  ASSERT_TRUE(r.streaming);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/event-stream");
+  ASSERT_FALSE(r.chunks.empty());
+  EXPECT_EQ(r.chunks[0], ": subscribed room/1\n\n");
+
+  // A handler subscribed after the stream runs after it for the same message: once it has the
+  // message, the stream's event was written.
+  Inbox inbox;
+  uint64_t sub = 0;
+  chorus::ErrorBuffer err;
+  ASSERT_EQ(ps_->subscribe(self_, "room/1", &Inbox::fn, &inbox, &sub, err.get()), CHORUS_OK);
+  auto pub = host_.http("POST", "/api/v1/pubsub/publish", R"({"topic":"room/1","type":"task_help_request","data":{"q":1}})");
+  ASSERT_EQ(pub.status, 200) << pub.body;
+  const auto ans = nlohmann::json::parse(pub.body);
+  EXPECT_EQ(ans["topic"], "room/1");
+  const std::string mid = ans["message_id"];
+  ASSERT_TRUE(inbox.wait(1));
+  r = host_.response(stream);
+  ASSERT_EQ(r.chunks.size(), 2u);
+  const std::string event = r.chunks[1];
+  const auto ev = nlohmann::json::parse(event.substr(6));
+  EXPECT_EQ(ev["message_id"], mid);
+  EXPECT_EQ(ev["data"]["type"], "task_help_request");
+  EXPECT_EQ(ev["data"]["data"], nlohmann::json({{"q", 1}}));
+
+  auto joined = host_.http("POST", "/api/v1/pubsub/leave", R"({"topic":"room/1"})");
+  EXPECT_EQ(joined.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(joined.body)["subscribed"], true) << "held by the open stream";
+
+  const std::string big = std::string(R"({"topic":"room/1","raw_base64":")") + std::string(2000, 'A') + "\"}";
+  EXPECT_EQ(host_.http("POST", "/api/v1/pubsub/publish", big).status, 413);
+  auto bad = host_.http("POST", "/api/v1/pubsub/publish", "{oops");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(nlohmann::json::parse(bad.body)["error"]["code"], "CHORUS_E_INVALID_ARG");
+  EXPECT_EQ(host_.http("POST", "/api/v1/pubsub/publish", R"({"topic":"room/1","type":"x","hop_count":6})").status, 400);
+  EXPECT_EQ(host_.http("GET", "/api/v1/pubsub/stream").status, 400);
+  auto topics = host_.http("GET", "/api/v1/pubsub/topics");
+  ASSERT_EQ(topics.status, 200);
+  bool found = false;
+  for (const auto &t : nlohmann::json::parse(topics.body))
+    if (t["topic"] == "room/1") found = t["subscribed"].get<bool>();
+  EXPECT_TRUE(found);
+  EXPECT_EQ(host_.http("GET", "/api/v1/pubsub/peers").body, "[]");
+  host_.disconnect(stream);
+  ASSERT_EQ(p.stop(), CHORUS_OK);
+  EXPECT_TRUE(host_.response(stream).finished) << "the stream ends with the plugin";
 }
 
 // One length-prefixed frame.
