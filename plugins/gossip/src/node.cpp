@@ -311,8 +311,10 @@ chorus_status Node::is_joined(const std::string &topic, bool *out, chorus_error 
 chorus_status Node::subscribe(const std::string &topic, MessageHandler fn, uint64_t *out_sub, chorus_error *err) {
   if (auto st = check_topic(topic, err); st != CHORUS_OK) return st;
   if (!fn) return fail(err, CHORUS_E_INVALID_ARG, "gossip: subscribe needs a handler");
-  // Join first (without holding subs_mu_: the gossip thread takes it to dispatch).
-  if (auto st = run_sync(err, [&] { return hold(topic, false, err); }); st != CHORUS_OK) return st;
+  // Join first (without holding subs_mu_: the gossip thread takes it to dispatch). A validator runs
+  // inside the router, which must not be re-entered: its joins happen right after.
+  if (inside_router()) post([this, topic] { hold(topic, false, nullptr); });
+  else if (auto st = run_sync(err, [&] { return hold(topic, false, err); }); st != CHORUS_OK) return st;
   std::lock_guard lk(subs_mu_);
   const uint64_t id = ++last_sub_;
   subs_.push_back(Sub{id, topic, std::move(fn)});
@@ -332,18 +334,26 @@ chorus_status Node::unsubscribe(uint64_t sub) {
     topic = it->topic;
     if (subs_depth_ == 0) subs_.erase(it);
   }
-  if (on_gossip_thread()) release(topic, false);
+  if (on_gossip_thread() && !inside_router()) release(topic, false);
   else if (!stopping_.load()) post([this, topic] { release(topic, false); });
   return CHORUS_OK;
 }
 
 chorus_status Node::join(const std::string &topic, chorus_error *err) {
   if (auto st = check_topic(topic, err); st != CHORUS_OK) return st;
+  if (inside_router()) {
+    post([this, topic] { hold(topic, true, nullptr); });
+    return CHORUS_OK;
+  }
   return run_sync(err, [&] { return hold(topic, true, err); });
 }
 
 chorus_status Node::leave(const std::string &topic, chorus_error *err) {
   if (auto st = check_topic(topic, err); st != CHORUS_OK) return st;
+  if (inside_router()) {
+    post([this, topic] { release(topic, true); });
+    return CHORUS_OK;
+  }
   return run_sync(err, [&] {
     release(topic, true);
     return CHORUS_OK;

@@ -128,6 +128,8 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
 
   // ---- threading ----
   bool on_gossip_thread() const { return std::this_thread::get_id() == thread_id_; }
+  // True while a validator runs (called by the router): membership changes are posted, not run.
+  bool inside_router() const { return on_gossip_thread() && validator_depth_ > 0; }
   template <class F>
   chorus_status run_sync(chorus_error *err, F &&fn);
   template <class F>
