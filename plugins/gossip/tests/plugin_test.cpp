@@ -425,6 +425,29 @@ TEST_F(GossipPluginTest, ValidatorsAndUnsubscribeFromInsideAHandler) {
   EXPECT_EQ(su.calls.load(), 1);
   EXPECT_EQ(su.unsubscribe_status.load(), CHORUS_OK);
   EXPECT_EQ(ps_->unsubscribe(self_, su.sub), CHORUS_E_NOT_FOUND);
+
+  // A validator may join (it runs inside the router: the join follows right after) but not publish.
+  struct Joiner {
+    const chorus_pubsub_v1 *ps;
+    void *self;
+    std::atomic<int> join_status{1}, publish_status{1};
+    static int fn(void *arg, const chorus_pubsub_message *) {
+      auto *j = static_cast<Joiner *>(arg);
+      j->join_status = j->ps->join(j->self, "joined-by-validator", nullptr);
+      const uint8_t b[] = {'x'};
+      j->publish_status = j->ps->publish_raw(j->self, "elsewhere", b, 1, nullptr, 0, nullptr, nullptr);
+      return CHORUS_PUBSUB_ACCEPT;
+    }
+  } joiner{ps_, self_};
+  ASSERT_EQ(ps_->add_validator(self_, "room", &Joiner::fn, &joiner, &vid, err.get()), CHORUS_OK);
+  ASSERT_EQ(ps_->publish_raw(self_, "room", one, 1, nullptr, 0, nullptr, err.get()), CHORUS_OK);
+  EXPECT_EQ(joiner.join_status.load(), CHORUS_OK);
+  EXPECT_EQ(joiner.publish_status.load(), CHORUS_E_BUSY);
+  chorus_buf buf{};
+  ASSERT_EQ(ps_->topics_json(self_, &buf, err.get()), CHORUS_OK);  // runs after the posted join
+  const std::string topics(buf.data, buf.len);
+  buf.release(&buf);
+  EXPECT_NE(topics.find("joined-by-validator"), std::string::npos) << topics;
 }
 
 TEST(GossipHttpHelpers, Base64QueryAndEvents) {
