@@ -4,8 +4,8 @@
 // without joining), and backoffs. State per message: the seen cache (ids for seen_ttl_ms) and the
 // message cache (full messages for mcache_len heartbeats, gossiped for the last mcache_gossip).
 //
-// Received messages go through: structural policy check -> self-origin -> seen check -> validate queue
-// -> signature -> application validators -> deliver + forward. The seen check comes before the
+// Received messages go through: size -> structural policy check -> seen check -> self-origin -> validate
+// queue -> signature -> application validators -> deliver + forward. The seen check comes before the
 // signature (as in go-libp2p-pubsub) so a duplicate costs no verification; an id is only marked seen
 // once a copy passed validation, so a forged copy cannot shadow the real message.
 #include "router.hpp"
@@ -490,14 +490,17 @@ void Router::receive_message(const PeerId &from, Message m, bool signature_verif
     return;
   }
   Bytes id = message_id(m);
-  if (m.from && *m.from == s_->local.bytes()) {
-    s_->score.reject_message(from, id, topic, RejectReason::kSelfOrigin, now);
-    io_.count(RouterEvent::kRejected, topic, reject_reason_name(RejectReason::kSelfOrigin));
-    return;
-  }
   if (s_->seen.count(id) != 0) {
     s_->score.duplicate_message(from, id, topic, now);
     io_.count(RouterEvent::kDuplicate, topic);
+    return;
+  }
+  // Our own id on a message we have not seen: we did not send it (or it outlived our seen cache).
+  // The seen check comes first so a peer echoing our message back (not every implementation skips the
+  // author when forwarding) costs it nothing.
+  if (m.from && *m.from == s_->local.bytes()) {
+    s_->score.reject_message(from, id, topic, RejectReason::kSelfOrigin, now);
+    io_.count(RouterEvent::kRejected, topic, reject_reason_name(RejectReason::kSelfOrigin));
     return;
   }
   if (s_->queue.size() >= params_.validate_queue) {
@@ -663,6 +666,8 @@ void Router::handle_graft(const PeerId &from, const std::vector<ControlGraft> &g
 void Router::handle_prune(const PeerId &from, const std::vector<ControlPrune> &prunes) {
   uint64_t now = io_.now_ms();
   for (const auto &pr : prunes) {
+    // Only topics we joined: a PRUNE for any other topic would make us keep a backoff entry for it.
+    if (!joined(pr.topic)) continue;
     auto mit = s_->mesh.find(pr.topic);
     if (mit != s_->mesh.end() && mit->second.erase(from) != 0) s_->score.prune(from, pr.topic, now);
     uint64_t backoff_ms = pr.backoff_s ? std::min<uint64_t>(*pr.backoff_s, 24 * 3600) * 1000 : params_.prune_backoff_ms;

@@ -541,6 +541,33 @@ TEST(GossipRouter, SignaturesVerifiedByTheCallerAreNotVerifiedAgain) {
   EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kRejected, "missing_signature"), 1);
 }
 
+TEST(GossipRouter, OwnMessagesEchoedBackAreDuplicatesButForgedOnesAreRejected) {
+  FakeNet net;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  ASSERT_TRUE(a.router->publish(kTopic, text("mine"), nullptr));
+  Message m;
+  for (const auto &[to, rpc] : a.sent)
+    if (!rpc.publish.empty()) m = rpc.publish[0];
+  net.pump();
+  Rpc echo;
+  echo.publish.push_back(m);
+  a.router->handle_rpc(b.id, echo);
+  EXPECT_EQ(a.count_of(RouterEvent::kDuplicate), 1);
+  EXPECT_EQ(a.count_of(RouterEvent::kRejected), 0);
+  // A message with a's id that a never published.
+  (*m.seqno)[0] ^= 0x40;
+  Rpc forged;
+  forged.publish.push_back(m);
+  a.router->handle_rpc(b.id, forged);
+  EXPECT_EQ(a.count_of(RouterEvent::kRejected, "self_origin"), 1);
+  EXPECT_EQ(a.delivered_count(), 1u);
+}
+
 TEST(GossipRouter, ValidatorRejectAndIgnore) {
   FakeNet net;
   net.add_many(2);
