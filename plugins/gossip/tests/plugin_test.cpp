@@ -663,9 +663,9 @@ TEST_F(GossipPluginTest, StreamsCarrySubscriptionsAndMessages) {
     EXPECT_EQ(s.type, "");
   }
   // An oversize frame resets the inbound stream and is counted.
-  Bytes huge;
-  p2p::append_uvarint(huge, (1u << 20) + (64u << 10) + 1);
-  in.on_data(in.arg, 200, huge.data(), huge.size());
+  uint8_t huge[p2p::kMaxUvarintLen];
+  const size_t huge_len = p2p::put_uvarint((1u << 20) + (64u << 10) + 1, huge);
+  in.on_data(in.arg, 200, huge, huge_len);
   ASSERT_TRUE(p2p_.wait([&] { return std::count(p2p_.resets.begin(), p2p_.resets.end(), 200u) == 1; }));
   EXPECT_EQ(host_.metric_value("chorus_gossip_rpcs_rejected_total", {"too_large"}).value_or(0), 1);
   in.on_closed(in.arg, 200, CHORUS_E_CANCELLED, "reset");
