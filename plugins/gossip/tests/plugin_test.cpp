@@ -63,6 +63,8 @@ struct FakeP2P {
   std::vector<Open> opens;
   std::vector<std::pair<uint64_t, Bytes>> writes;
   std::vector<uint64_t> resets;
+  std::set<uint64_t> busy;  // streams whose send queue is full (write returns CHORUS_E_BUSY)
+  int busy_refusals = 0;
   chorus_p2p_host_v1 table{};
 
   static FakeP2P *self(void *s) { return static_cast<FakeP2P *>(s); }
@@ -120,6 +122,11 @@ struct FakeP2P {
     table.write = [](void *s, uint64_t stream, const uint8_t *data, size_t len) {
       auto *f = self(s);
       std::lock_guard lk(f->mu);
+      if (f->busy.count(stream) != 0) {
+        ++f->busy_refusals;
+        f->cv.notify_all();
+        return CHORUS_E_BUSY;
+      }
       f->writes.emplace_back(stream, Bytes(data, data + len));
       f->cv.notify_all();
       return CHORUS_OK;
@@ -671,6 +678,122 @@ TEST_F(GossipPluginTest, StreamsCarrySubscriptionsAndMessages) {
   in.on_closed(in.arg, 200, CHORUS_E_CANCELLED, "reset");
   ASSERT_EQ(p.stop(), CHORUS_OK);
   open.handler.on_closed(open.handler.arg, 100, CHORUS_E_CANCELLED, "stopping");  // frees its state
+}
+
+// Connects a remote peer through the fake: CONNECTED + IDENTIFIED, our outbound stream `out`
+// opened, its inbound stream `in` accepted. Returns the open record and the inbound handler.
+struct Remote {
+  FakeP2P::Open open;
+  chorus_p2p_stream_handler in{};
+};
+
+Remote connect_remote(FakeP2P &p2p, const Key &key, uint64_t out, uint64_t in_stream) {
+  Remote r;
+  const PeerId rid = key.id();
+  const std::string rtext = rid.to_base58();
+  const std::string ident = R"({"protocols":["/meshsub/1.1.0"]})";
+  chorus_p2p_event ev{};
+  ev.struct_size = sizeof ev;
+  ev.peer = rid.bytes().data();
+  ev.peer_len = rid.bytes().size();
+  ev.peer_text = rtext.c_str();
+  ev.addr = "/ip4/127.0.0.1/tcp/4001";
+  ev.type = CHORUS_P2P_EVENT_CONNECTED;
+  p2p.event_fn(p2p.event_arg, &ev);
+  ev.type = CHORUS_P2P_EVENT_IDENTIFIED;
+  ev.identify_json = ident.c_str();
+  const size_t before = p2p.opens.size();
+  p2p.event_fn(p2p.event_arg, &ev);
+  EXPECT_TRUE(p2p.wait([&] { return p2p.opens.size() > before; }));
+  {
+    std::lock_guard lk(p2p.mu);
+    r.open = p2p.opens.back();
+  }
+  chorus_p2p_stream_info info{};
+  info.struct_size = sizeof info;
+  info.stream = out;
+  info.peer = rid.bytes().data();
+  info.peer_len = rid.bytes().size();
+  info.peer_text = rtext.c_str();
+  info.protocol = "/meshsub/1.1.0";
+  info.remote_addr = "/ip4/127.0.0.1/tcp/4001";
+  r.open.fn(r.open.arg, CHORUS_OK, &info, nullptr);
+  chorus_p2p_accept_fn accept;
+  void *accept_arg;
+  {
+    std::lock_guard lk(p2p.mu);
+    std::tie(accept, accept_arg) = p2p.accept["/meshsub/1.1.0"];
+  }
+  info.direction = CHORUS_P2P_DIR_INBOUND;
+  info.stream = in_stream;
+  r.in.struct_size = sizeof r.in;
+  EXPECT_EQ(accept(accept_arg, &info, &r.in), CHORUS_OK);
+  return r;
+}
+
+TEST_F(GossipPluginTest, APeerThatNeverReadsLosesItsOwnMessagesOnly) {
+  auto p = start(R"({"probe":{"enabled":false},"peer_queue_bytes":65536})");
+  chorus::ErrorBuffer err;
+  Remote slow = connect_remote(p2p_, Key(7), 100, 200);
+  Remote fast = connect_remote(p2p_, Key(8), 101, 201);
+  // Both subscribe to the room; the slow one's send queue is full from now on.
+  Rpc subscribe;
+  subscribe.subscriptions.push_back({true, "room"});
+  const Bytes f = frame(subscribe);
+  {
+    std::lock_guard lk(p2p_.mu);
+    p2p_.busy.insert(100);
+  }
+  slow.in.on_data(slow.in.arg, 200, f.data(), f.size());
+  fast.in.on_data(fast.in.arg, 201, f.data(), f.size());
+  ASSERT_EQ(ps_->join(self_, "room", err.get()), CHORUS_OK);
+  // topics_json runs on the gossip thread after both frames: both peers are known subscribers.
+  auto room_peers = [&] {
+    chorus_buf buf{};
+    EXPECT_EQ(ps_->topics_json(self_, &buf, err.get()), CHORUS_OK);
+    auto topics = nlohmann::json::parse(std::string_view(buf.data, buf.len));
+    buf.release(&buf);
+    for (const auto &t : topics)
+      if (t["topic"] == "room") return t["peers"].get<int>();
+    return 0;
+  };
+  ASSERT_EQ(room_peers(), 2);
+  // 40 messages of 4 KiB: 160 KiB for each peer, more than the slow peer's 64 KiB queue.
+  const Bytes data(4096, 'm');
+  for (int i = 0; i < 40; ++i)
+    ASSERT_EQ(ps_->publish_raw(self_, "room", data.data(), data.size(), nullptr, 0, nullptr, err.get()), CHORUS_OK)
+        << err.text();
+  ASSERT_EQ(room_peers(), 2);  // a round trip through the gossip thread: every send happened
+  size_t to_fast = 0;
+  {
+    std::lock_guard lk(p2p_.mu);
+    for (const auto &[stream, bytes] : p2p_.writes)
+      if (stream == 101 && bytes.size() > 4096) ++to_fast;
+    EXPECT_GE(p2p_.busy_refusals, 1);
+  }
+  EXPECT_EQ(to_fast, 40u) << "the fast peer got every message";
+  const double dropped = host_.metric_value("chorus_gossip_rpcs_dropped_total", {"queue_full"}).value_or(0);
+  EXPECT_GE(dropped, 40 - 65536 / 4096);
+  // The slow peer reads again: what its queue held goes out, in order.
+  {
+    std::lock_guard lk(p2p_.mu);
+    p2p_.busy.clear();
+  }
+  slow.open.handler.on_writable(slow.open.handler.arg, 100);
+  ASSERT_EQ(room_peers(), 2);
+  {
+    std::lock_guard lk(p2p_.mu);
+    size_t to_slow = 0;
+    for (const auto &[stream, bytes] : p2p_.writes)
+      if (stream == 100 && bytes.size() > 4096) ++to_slow;
+    EXPECT_GE(to_slow, 1u);
+    EXPECT_LE(to_slow, 65536u / 4096);
+  }
+  slow.in.on_closed(slow.in.arg, 200, CHORUS_E_CANCELLED, "end");
+  fast.in.on_closed(fast.in.arg, 201, CHORUS_E_CANCELLED, "end");
+  ASSERT_EQ(p.stop(), CHORUS_OK);
+  slow.open.handler.on_closed(slow.open.handler.arg, 100, CHORUS_E_CANCELLED, "stopping");
+  fast.open.handler.on_closed(fast.open.handler.arg, 101, CHORUS_E_CANCELLED, "stopping");
 }
 
 }  // namespace
