@@ -221,7 +221,7 @@ void Node::start() {
   post([this] {
     report_health();
     schedule_heartbeat(100);
-    if (s_.probe.enabled) schedule_probe(std::min<uint64_t>(500, s_.probe.interval_ms));
+    if (s_.probe.enabled) schedule_probe(0);
   });
   host_.info("gossip: " + self_text_ + " as agent " + agent_id_ + ", " + std::to_string(s_.topics.size()) +
              " static topic(s), " + (s_.signature_policy == SignaturePolicy::kStrictSign ? "StrictSign" : "StrictNoSign"));

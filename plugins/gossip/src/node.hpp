@@ -225,8 +225,8 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   uint64_t probe_nonce_ = 0;
   bool probe_outstanding_ = false;
   std::chrono::steady_clock::time_point probe_sent_;
-  bool probe_ok_ = false;
-  std::string probe_note_ = "loopback probe not run yet";
+  bool probe_ok_ = true;  // until a probe fails: the first runs right after start
+  std::string probe_note_ = "loopback probe pending";
 
   // Subscriptions and validators: any thread; called on the gossip thread under their mutex, so
   // unsubscribe from another thread waits for a running call to end (the exactly-once rule).
