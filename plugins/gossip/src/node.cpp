@@ -189,6 +189,10 @@ void Node::start() {
   for (const auto &topic : s_.topics) hold(topic, true, nullptr);
   if (s_.probe.enabled) hold(probe_topic_, true, nullptr);
 
+  // The threads first (nothing is posted to them yet), then what can post: protocol handlers and events.
+  if (s_.signature_policy == SignaturePolicy::kStrictSign) verify_thread_ = std::thread([this] { verify_io_.run(); });
+  thread_ = std::thread([this] { io_.run(); });
+  thread_id_ = thread_.get_id();
   for (const char *proto : kPubsubProtocols) {
     accept_args_.push_back(std::make_unique<std::weak_ptr<Node>>(weak_from_this()));
     chorus::ErrorBuffer err;
@@ -197,9 +201,6 @@ void Node::start() {
       throw chorus::Error(st, std::string("gossip: cannot handle ") + proto + ": " + std::string(err.text()));
   }
 
-  thread_ = std::thread([this] { io_.run(); });
-  thread_id_ = thread_.get_id();
-  if (s_.signature_policy == SignaturePolicy::kStrictSign) verify_thread_ = std::thread([this] { verify_io_.run(); });
   // Events after the thread runs: the connected peers arrive at once as CONNECTED events.
   uint64_t sub = 0;
   if (t->subscribe(p2p_.self(), &Node::on_p2p_event, this, &sub) == CHORUS_OK) p2p_sub_ = sub;
