@@ -62,7 +62,7 @@ struct Node::Delivery {
   Bytes data;
   std::optional<Bytes> from, seqno;
   Bytes id;
-  std::string received_from;
+  PeerId received_from;  // as text only when a handler wants it
   bool local = false;
 };
 
@@ -575,7 +575,7 @@ void Node::deliver(const ReceivedMessage &m) {
   d.from = m.message.from;
   d.seqno = m.message.seqno;
   d.id = m.id;
-  d.received_from = m.local ? self_text_ : m.received_from.to_base58();
+  d.received_from = m.received_from;
   d.local = m.local;
   deliveries_.push_back(std::move(d));
   if (!drain_posted_) {
@@ -655,8 +655,9 @@ void Node::dispatch(const Delivery &d) {
   if (auto e = parse_envelope(std::string_view(reinterpret_cast<const char *>(d.data.data()), d.data.size()), nullptr))
     type = e->type;
   const std::string from_text = from_text_of(d.from);
+  const std::string received_from = d.local ? self_text_ : d.received_from.to_base58();
   const chorus_pubsub_message msg =
-      c_message(d.topic, d.data, d.from, from_text, d.seqno, d.id, d.received_from, d.local, type.c_str());
+      c_message(d.topic, d.data, d.from, from_text, d.seqno, d.id, received_from, d.local, type.c_str());
   ++subs_depth_;
   it = subs_.begin();
   for (size_t i = 0; i < n; ++i, ++it) {  // subscriptions added by a handler start with the next message
