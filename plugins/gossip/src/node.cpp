@@ -190,7 +190,11 @@ void Node::start() {
   if (s_.probe.enabled) hold(probe_topic_, true, nullptr);
 
   // The threads first (nothing is posted to them yet), then what can post: protocol handlers and events.
-  if (s_.signature_policy == SignaturePolicy::kStrictSign) verify_thread_ = std::thread([this] { verify_io_.run(); });
+  if (s_.signature_policy == SignaturePolicy::kStrictSign) {
+    const unsigned cores = std::thread::hardware_concurrency();
+    const unsigned verifiers = std::clamp(cores > 1 ? cores - 1 : 1u, 1u, 4u);
+    for (unsigned i = 0; i < verifiers; ++i) verify_threads_.emplace_back([this] { verify_io_.run(); });
+  }
   thread_ = std::thread([this] { io_.run(); });
   thread_id_ = thread_.get_id();
   for (const char *proto : kPubsubProtocols) {
@@ -254,11 +258,10 @@ void Node::stop() {
     io_.stop();
     thread_.join();
   }
-  if (verify_thread_.joinable()) {
-    verify_work_.reset();
-    verify_io_.stop();
-    verify_thread_.join();
-  }
+  verify_work_.reset();
+  verify_io_.stop();
+  for (auto &t : verify_threads_) t.join();
+  verify_threads_.clear();
   stopped_ = true;
   // Subscriptions end with the node (an SSE stream's handler ends its HTTP response when destroyed).
   std::list<Sub> subs;
@@ -948,7 +951,7 @@ void Node::parse_frames(uint64_t stream) {
 }
 
 void Node::route_rpc(const PeerId &from, Rpc rpc) {
-  if (!verify_thread_.joinable() || rpc.publish.empty()) return router_->handle_rpc(from, std::move(rpc));
+  if (verify_threads_.empty() || rpc.publish.empty()) return router_->handle_rpc(from, std::move(rpc));
   const uint64_t now = host_.now_ms();
   while (!verified_order_.empty() && verified_order_.front().first <= now) {
     verified_ids_.erase(verified_order_.front().second);
@@ -966,7 +969,8 @@ void Node::route_rpc(const PeerId &from, Rpc rpc) {
   size_t bytes = 0;
   for (const auto &m : rpc.publish) bytes += (m.data ? m.data->size() : 0) + 128;
   verifying_bytes_ += bytes;
-  asio::post(verify_io_, [this, from, rpc = std::move(rpc), bytes]() mutable {
+  const uint64_t seq = verify_next_seq_++;
+  asio::post(verify_io_, [this, seq, from, rpc = std::move(rpc), bytes]() mutable {
     bool ok = true;
     std::string why;
     for (const auto &m : rpc.publish)
@@ -974,23 +978,29 @@ void Node::route_rpc(const PeerId &from, Rpc rpc) {
         ok = false;  // the router verifies again and rejects it with the reason
         break;
       }
-    post([this, from, rpc = std::move(rpc), ok, bytes]() mutable { verified(from, std::move(rpc), ok, bytes); });
+    post([this, seq, from, rpc = std::move(rpc), ok, bytes]() mutable { verified(seq, from, std::move(rpc), ok, bytes); });
   });
 }
 
-void Node::verified(const PeerId &from, Rpc rpc, bool all_ok, size_t bytes) {
-  verifying_bytes_ -= bytes;
-  if (all_ok) {
-    // Remembered for half the seen window, so the router still knows every id we skip for.
-    const uint64_t expiry = host_.now_ms() + s_.router.seen_ttl_ms / 2;
-    for (const auto &m : rpc.publish) {
-      const Bytes id = router_->message_id(m);
-      if (verified_ids_.insert(std::string(id.begin(), id.end())).second) verified_order_.emplace_back(expiry, std::string(id.begin(), id.end()));
+void Node::verified(uint64_t seq, const PeerId &from, Rpc rpc, bool all_ok, size_t bytes) {
+  verify_done_.emplace(seq, VerifiedRpc{from, std::move(rpc), all_ok, bytes});
+  for (auto it = verify_done_.begin(); it != verify_done_.end() && it->first == verify_next_route_;
+       it = verify_done_.erase(it), ++verify_next_route_) {
+    VerifiedRpc &v = it->second;
+    verifying_bytes_ -= v.bytes;
+    if (v.all_ok) {
+      // Remembered for half the seen window, so the router still knows every id we skip for.
+      const uint64_t expiry = host_.now_ms() + s_.router.seen_ttl_ms / 2;
+      for (const auto &m : v.rpc.publish) {
+        const Bytes id = router_->message_id(m);
+        std::string key(id.begin(), id.end());
+        if (verified_ids_.insert(key).second) verified_order_.emplace_back(expiry, std::move(key));
+      }
     }
+    auto p = peers_.find(v.from);
+    if (p != peers_.end() && p->second->in_router) router_->handle_rpc(v.from, std::move(v.rpc), v.all_ok);
   }
-  auto p = peers_.find(from);
-  if (p != peers_.end() && p->second->in_router) router_->handle_rpc(from, std::move(rpc), all_ok);
-  // Streams paused for the verifier's backlog may read again.
+  // Streams paused for the verifiers' backlog may read again.
   for (auto &[stream, in] : inbound_)
     if (in->paused) update_read_pause(stream, *in);
 }

@@ -161,7 +161,7 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   // Hands a decoded RPC to the router, through the verifier thread when it carries messages whose
   // signatures need checking.
   void route_rpc(const PeerId &from, Rpc rpc);
-  void verified(const PeerId &from, Rpc rpc, bool all_ok, size_t bytes);
+  void verified(uint64_t seq, const PeerId &from, Rpc rpc, bool all_ok, size_t bytes);
   void stream_closed(uint64_t stream, bool inbound);
   void outbound_opened(const PeerId &id, uint64_t stream, std::string protocol);
   void outbound_failed(const PeerId &id, const std::string &why);
@@ -199,11 +199,20 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   std::string agent_id_;
   std::string probe_topic_;
   std::unique_ptr<Router> router_;
-  // Ed25519 verification (tens of microseconds a message) runs on a thread of its own, so the gossip
-  // thread only routes. RPCs come back in the order they went.
+  // Ed25519 verification (tens of microseconds a message) runs on threads of their own (one per spare
+  // core, up to 4), so the gossip thread only routes. RPCs go back to the router in the order they
+  // went out (a sequence number each; results that overtake wait in verify_done_).
+  struct VerifiedRpc {
+    PeerId from;
+    Rpc rpc;
+    bool all_ok;
+    size_t bytes;
+  };
   boost::asio::io_context verify_io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> verify_work_;
-  std::thread verify_thread_;
+  std::vector<std::thread> verify_threads_;
+  uint64_t verify_next_seq_ = 0, verify_next_route_ = 0;
+  std::map<uint64_t, VerifiedRpc> verify_done_;
   size_t verifying_bytes_ = 0;  // gossip thread: frames at the verifier (counts toward read pauses)
   // Ids whose signature the verifier accepted lately: further copies skip the verifier (the router
   // drops them as duplicates, or verifies them itself).
