@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import SLOW, Agent, Workspace, finish_agents, free_port, missing, scale
+from harness import Agent, Workspace, finish_agents, free_port, missing, scale
 
 P2P_DIR = os.environ.get("CHORUS_P2P_PLUGIN_DIR", "")
 GOSSIP_DIR = os.environ.get("CHORUS_GOSSIP_PLUGIN_DIR", "")
