@@ -312,6 +312,16 @@ class GossipAgent:
         """The sum of the samples of `name` whose label text contains every string of `labels`."""
         return sum(v for k, v in self.metric_samples(name).items() if all(l in k for l in labels))
 
+    def wait_metric(self, name, at_least, *labels, timeout=10):
+        """Polls /metrics until metric(name, *labels) >= at_least (metrics have no event to block on);
+        returns the value. The failure names every sample of the metric."""
+        try:
+            wait_for(lambda: self.metric(name, *labels) >= at_least, timeout,
+                     f"{self.agent_id}: {name}{{{','.join(labels)}}} >= {at_least}", interval=0.1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; samples: {self.metric_samples(name)}")
+        return self.metric(name, *labels)
+
     def close_streams(self):
         for s in self.streams:
             s.close()
@@ -425,8 +435,8 @@ class GossipTestCase(AgentTestCase):
         self.gossip_agents.append(ga)
         return ga
 
-    def js_peer(self, **kw):
-        p = GossipJsPeer(**kw)
+    def js_peer(self, *args, **kw):
+        p = GossipJsPeer(*args, **kw)
         self.js_peers.append(p)
         return p
 

@@ -181,8 +181,7 @@ class MixedMesh(GossipTestCase):
 
         # Nothing was rejected or ignored anywhere on our side for this topic, and the counters add up.
         for a in agents:
-            wait_for(lambda a=a: a.metric("chorus_gossip_messages_delivered_total", label("topic", topic)) >= 7, 10,
-                     f"{a.agent_id}: delivered_total{{topic={topic}}} >= 7")
+            a.wait_metric("chorus_gossip_messages_delivered_total", 7, label("topic", topic))
             self.assertEqual(a.metric("chorus_gossip_messages_delivered_total", label("topic", topic)), 7)
             self.assertEqual(a.metric("chorus_gossip_messages_rejected_total", label("topic", topic)), 0)
 
@@ -253,8 +252,7 @@ class MixedMesh(GossipTestCase):
         for i in range(count):
             recipients = unsigned.publish(topic, f"unsigned #{i}".encode())
             self.assertIn(agent.peer_id, recipients, "the StrictNoSign js node did not even send to the agent")
-        wait_for(lambda: agent.metric("chorus_gossip_messages_rejected_total") >= rejected_before + count, 20,
-                 f"{count} rejections counted in chorus_gossip_messages_rejected_total")
+        agent.wait_metric("chorus_gossip_messages_rejected_total", rejected_before + count, timeout=20)
         samples = {k: v for k, v in agent.metric_samples("chorus_gossip_messages_rejected_total").items() if v > 0}
         self.assertTrue(samples, "no rejected_total sample")
         for labels in samples:

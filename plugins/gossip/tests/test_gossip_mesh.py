@@ -94,8 +94,7 @@ class TenAgentMesh(GossipTestCase):
         # neighbours) were dropped below the application, and nothing was rejected.
         duplicates = 0
         for a in agents:
-            wait_for(lambda a=a: a.metric("chorus_gossip_messages_delivered_total", label("topic", topic)) >= BURST + 1,
-                     10, f"{a.agent_id}: delivered_total >= {BURST + 1}")
+            a.wait_metric("chorus_gossip_messages_delivered_total", BURST + 1, label("topic", topic))
             self.assertEqual(a.metric("chorus_gossip_messages_delivered_total", label("topic", topic)), BURST + 1)
             self.assertEqual(a.metric("chorus_gossip_messages_rejected_total", label("topic", topic)), 0)
             duplicates += a.metric("chorus_gossip_messages_duplicate_total", label("topic", topic))
