@@ -140,7 +140,7 @@ class SseStream:
                         self.events.append(ev)
                         self.cond.notify_all()
                 # Comments (":...", keep-alives), event:/id:/retry: lines carry nothing we check.
-        except (OSError, ValueError, http.client.HTTPException) as e:
+        except Exception as e:  # noqa: BLE001 - close() from another thread breaks http.client in odd ways
             if not self.closed:
                 self.error = e
         with self.cond:
