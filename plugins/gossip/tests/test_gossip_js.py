@@ -186,7 +186,8 @@ class MixedMesh(GossipTestCase):
             a.wait_metric("chorus_gossip_messages_delivered_total", remote, label("topic", topic))
             self.assertEqual(a.metric("chorus_gossip_messages_delivered_total", label("topic", topic)), remote)
             self.assertEqual(a.metric("chorus_gossip_messages_published_total", label("topic", topic)), 7 - remote)
-            self.assertEqual(a.metric("chorus_gossip_messages_rejected_total", label("topic", topic)), 0)
+            self.assertEqual(a.metric("chorus_gossip_messages_rejected_total", label("topic", topic)), 0,
+                             f"{a.agent_id} rejected messages: {a.metric_samples('chorus_gossip_messages_rejected_total')}")
 
     def test_js_keeps_agents_in_its_mesh_with_a_non_negative_score(self):
         topic = "it/mesh-score/v1"
@@ -245,7 +246,8 @@ class MixedMesh(GossipTestCase):
                 self.assertGreaterEqual(peers[p.peer_id]["score"], 0, peers[p.peer_id])
                 self.assertIn(topic, peers[p.peer_id]["topics"])
             self.assertGreaterEqual(len(a.mesh_peers(topic)), 4, f"{a.agent_id} mesh: {a.mesh_peers(topic)}")
-            self.assertEqual(a.metric("chorus_gossip_messages_rejected_total", label("topic", topic)), 0)
+            self.assertEqual(a.metric("chorus_gossip_messages_rejected_total", label("topic", topic)), 0,
+                             f"{a.agent_id} rejected messages: {a.metric_samples('chorus_gossip_messages_rejected_total')}")
 
     def test_strict_no_sign_messages_are_rejected_counted_and_not_delivered(self):
         topic = "it/nosign/v1"
