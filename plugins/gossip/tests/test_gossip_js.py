@@ -260,6 +260,9 @@ class MixedMesh(GossipTestCase):
         control.ok("dial", target=agent.addr)
         wait_topic_peers(agent, topic, {unsigned.peer_id, control.peer_id})
         wait_topic_peers(unsigned, topic, {agent.peer_id})
+        # Both js nodes are in the agent's mesh (2 candidates, below D_lo: the heartbeat grafts both).
+        wait_for(lambda: {unsigned.peer_id, control.peer_id} <= agent.mesh_peers(topic), 20,
+                 "the agent to graft both js nodes")
         rejected_before = agent.metric("chorus_gossip_messages_rejected_total")
 
         # The first unsigned message is rejected (counted by reason, and P4 against the sender: -100, below
@@ -285,9 +288,16 @@ class MixedMesh(GossipTestCase):
         self.assertEqual(evs[0]["from"], control.peer_id)
         self.assertEqual(event_bytes(evs[0]), b"signed control message")
         self.assertEqual(agent.metric("chorus_gossip_messages_delivered_total", label("topic", topic)), 1)
-        # Rejections count against the sender (P4, weight -100).
-        wait_for(lambda: agent.pubsub_peers().get(unsigned.peer_id, {}).get("score", 0) < 0, 20,
-                 "the agent's score of the StrictNoSign js node to go negative")
+        # Rejections count against the sender (P4, weight -100): below 0 it is pruned from the mesh, below
+        # the graylist threshold its RPCs are ignored (the later unsigned messages were counted so).
+        wait_for(lambda: agent.pubsub_peers().get(unsigned.peer_id, {}).get("score", 0) < -80, 20,
+                 "the agent's score of the StrictNoSign js node to fall below the graylist threshold")
+        wait_for(lambda: unsigned.peer_id not in agent.mesh_peers(topic), 20,
+                 "the agent to prune the StrictNoSign js node from its mesh")
+        self.assertGreaterEqual(agent.metric("chorus_gossip_messages_ignored_total", label("topic", topic),
+                                             label("reason", "graylisted")), 1,
+                                agent.metric_samples("chorus_gossip_messages_ignored_total"))
+        self.assertIn(control.peer_id, agent.mesh_peers(topic))
         self.assertGreaterEqual(agent.pubsub_peers()[control.peer_id]["score"], 0)
 
     def test_key_seqno_message_ids_are_the_js_ids(self):
