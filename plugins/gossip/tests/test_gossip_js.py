@@ -18,7 +18,7 @@ import os
 import re
 import unittest
 
-from gossiptest import GossipTestCase, label, wait_topic_peers
+from gossiptest import GossipJsPeer, GossipTestCase, label, wait_topic_peers
 from harness import wait_for
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -299,6 +299,50 @@ class MixedMesh(GossipTestCase):
                                 agent.metric_samples("chorus_gossip_messages_ignored_total"))
         self.assertIn(control.peer_id, agent.mesh_peers(topic))
         self.assertGreaterEqual(agent.pubsub_peers()[control.peer_id]["score"], 0)
+
+    def test_messages_cross_implementations_hop_by_hop(self):
+        # A chain a0 - j0 - a1 - j1 - a2 - j2: every message travels 5 hops, each one from one
+        # implementation to the other, so each side forwards (and verifies) messages the other signed and
+        # forwarded.
+        topic = "it/chain/v1"
+        agents = [self.gossip_agent() for _ in range(3)]
+        for a in agents:
+            a.join(topic)
+        streams = {a.peer_id: a.stream(topic) for a in agents}
+        js = [self.js_peer(topics=[topic], msg_id="go") for _ in range(3)]
+        chain = [agents[0], js[0], agents[1], js[1], agents[2], js[2]]
+        for left, right in zip(chain, chain[1:]):
+            p = left if isinstance(left, GossipJsPeer) else right
+            other = right if p is left else left
+            p.ok("dial", target=other.addr)
+        for i, node in enumerate(chain):
+            near = {n.peer_id for n in chain[max(0, i - 1):i + 2] if n is not node}
+            wait_topic_peers(node, topic, near)
+            get_mesh = node.mesh if isinstance(node, GossipJsPeer) else node.mesh_peers
+            wait_for(lambda get_mesh=get_mesh, near=near: near <= set(get_mesh(topic)), 20,
+                     f"chain node {i} to graft its neighbours {near}")
+
+        head = agents[0].publish(topic, "task_help_request", {"need": "review"})["message_id"]
+        js[2].publish(topic, b"from the far end")
+        for a in agents:
+            evs = streams[a.peer_id].wait_count(2, 30, f"both messages at {a.agent_id}")
+            self.assertEqual(len({e["message_id"] for e in evs}), 2, evs)
+            by_from = {e["from"]: e for e in evs}
+            self.assertEqual(by_from[agents[0].peer_id]["message_id"], head)
+            self.assertEqual(by_from[agents[0].peer_id]["data"]["data"], {"need": "review"})
+            self.assertEqual(event_bytes(by_from[js[2].peer_id]), b"from the far end")
+        for i, p in enumerate(js):
+            want = 1 if p is js[2] else 2
+            msgs = p.wait_messages(topic, lambda m, want=want: len(m) >= want, 30, f"{want} messages")
+            self.assertEqual(len(msgs), want, msgs)
+            head_msg = [m for m in msgs if m["from"] == agents[0].peer_id]
+            self.assertEqual(len(head_msg), 1, msgs)
+            self.assertEqual(head_msg[0]["msg_id"], head)
+            # The copy came from the chain neighbour on the agents' side, not from a0 itself (except j0).
+            self.assertEqual(head_msg[0]["propagation_source"], chain[2 * i].peer_id)
+        for a in agents:
+            self.assertEqual(a.metric("chorus_gossip_messages_rejected_total", label("topic", topic)), 0,
+                             f"{a.agent_id} rejected messages: {a.metric_samples('chorus_gossip_messages_rejected_total')}")
 
     def test_key_seqno_message_ids_are_the_js_ids(self):
         topic = "it/msgid/v1"
