@@ -16,7 +16,12 @@ import base64
 import http.client
 import json
 import os
+import random
+import re
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -468,8 +473,6 @@ def wait_topic_peers(node, topic, expected, timeout=30):
 # Names carry our pid, so a lab left behind by a killed run is recognised and removed by the next one.
 
 def netns_missing_reason():
-    import shutil
-    import subprocess
     if os.geteuid() != 0:
         return missing("netns", "needs root (network namespaces, veth, bridge)")
     if shutil.which("ip") is None:
@@ -480,7 +483,6 @@ def netns_missing_reason():
 
 
 def _sh(*args, check=True):
-    import subprocess
     p = subprocess.run(list(args), capture_output=True, text=True)
     if check and p.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {p.stderr.strip()}")
@@ -507,11 +509,8 @@ class NetnsLab:
     _count = 0
 
     def __init__(self):
-        import random
-        import re
-        import tempfile
         NetnsLab._count += 1
-        self._sweep_stale(re)
+        self._sweep_stale()
         self.tag = f"{os.getpid()}x{NetnsLab._count % 100}"
         self.bridge = f"brg{self.tag}"
         self.nss = []
@@ -535,7 +534,7 @@ class NetnsLab:
             raise
 
     @staticmethod
-    def _sweep_stale(re):
+    def _sweep_stale():
         for line in _sh("ip", "netns", "list", check=False).stdout.splitlines():
             m = re.match(r"^(gsp(\d+)x\d+-\d+)\b", line)
             if m and not _pid_alive(int(m.group(2))):
@@ -590,7 +589,6 @@ class NetnsLab:
             _sh("ip", "netns", "del", ns, check=False)
         self.nss = []
         _sh("ip", "link", "del", self.bridge, check=False)
-        import shutil
         shutil.rmtree(self.root, ignore_errors=True)
         if problems:
             raise AssertionError("agent check at the end of the test:\n" + "\n".join(problems))

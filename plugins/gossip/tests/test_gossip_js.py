@@ -5,8 +5,10 @@ gossip_peer.mjs) in one mesh on loopback.
     envelope intact, with the right from/seqno/message id;
   * js nodes keep our agents in their mesh and score them >= 0 (with the gossip plugin's own scoring
     parameters switched on in js) through heartbeats and traffic;
+  * a chain alternating agents and js nodes carries messages hop by hop, each side forwarding what the
+    other signed;
   * a js node running StrictNoSign is rejected by our StrictSign default: counted by reason, never
-    delivered, scored down;
+    delivered, scored down, pruned from the mesh, then graylisted;
   * with message_id key_seqno our message ids are js's.
 
 Needs node >= the pinned packages' minimum and `npm ci` in tests/interop/js (Skipped otherwise; failed
@@ -18,7 +20,7 @@ import os
 import re
 import unittest
 
-from gossiptest import GossipJsPeer, GossipTestCase, label, wait_topic_peers
+from gossiptest import GossipJsPeer, GossipTestCase, event_bytes, label, wait_topic_peers
 from harness import wait_for
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -44,10 +46,6 @@ def js_message_id(peer_id, seqno):
     mh = b58decode(peer_id)
     assert mh[:2] == b"\x00\x24", f"{peer_id} is not an identity-multihash (Ed25519) peer id"
     return (mh[2:] + int(seqno).to_bytes(8, "big")).hex()
-
-
-def b64(data):
-    return base64.b64encode(data).decode()
 
 
 class MixedMesh(GossipTestCase):
@@ -357,10 +355,6 @@ class MixedMesh(GossipTestCase):
         self.assertEqual(by_from[js[0].peer_id]["message_id"], js_message_id(js[0].peer_id, by_from[js[0].peer_id]["seqno"]))
         msgs = js[1].wait_messages(topic, lambda m: len(m) >= 2, 20, "both messages")
         self.assertEqual({m["msg_id"] for m in msgs}, {e["message_id"] for e in evs})
-
-
-def event_bytes(ev):
-    return base64.b64decode(ev["raw_base64"]) if "raw_base64" in ev else None
 
 
 def event_is_raw(ev, data):
