@@ -9,6 +9,8 @@ gossip_peer.mjs) in one mesh on loopback.
     other signed;
   * a js node running StrictNoSign is rejected by our StrictSign default: counted by reason, never
     delivered, scored down, pruned from the mesh, then graylisted;
+  * js nodes limited to /meshsub/1.0.0 or /floodsub/1.0.0 get their protocol and exchange messages
+    through an agent;
   * with message_id key_seqno our message ids are js's.
 
 Needs node >= the pinned packages' minimum and `npm ci` in tests/interop/js (Skipped otherwise; failed
@@ -341,6 +343,41 @@ class MixedMesh(GossipTestCase):
         for a in agents:
             self.assertEqual(a.metric("chorus_gossip_messages_rejected_total", label("topic", topic)), 0,
                              f"{a.agent_id} rejected messages: {a.metric_samples('chorus_gossip_messages_rejected_total')}")
+
+    def test_meshsub_1_0_and_floodsub_peers(self):
+        # One agent between a js node that speaks only /meshsub/1.0.0 and one that speaks only
+        # /floodsub/1.0.0 (the two are not connected): the agent negotiates each one's protocol, grafts
+        # the meshsub peer (a floodsub peer has no mesh), and carries messages between them.
+        topic = "it/old-protocols/v1"
+        agent = self.gossip_agent()
+        agent.join(topic)
+        sse = agent.stream(topic)
+        mesh10 = self.js_peer("--protocols", "/meshsub/1.0.0", topics=[topic], msg_id="go")
+        flood = self.js_peer("--protocols", "/floodsub/1.0.0", topics=[topic], msg_id="go")
+        for p in (mesh10, flood):
+            p.ok("dial", target=agent.addr)
+            wait_topic_peers(p, topic, {agent.peer_id})
+        wait_topic_peers(agent, topic, {mesh10.peer_id, flood.peer_id})
+        peers = agent.pubsub_peers()
+        self.assertEqual(peers[mesh10.peer_id]["protocol"], "/meshsub/1.0.0", peers[mesh10.peer_id])
+        self.assertEqual(peers[flood.peer_id]["protocol"], "/floodsub/1.0.0", peers[flood.peer_id])
+        wait_for(lambda: mesh10.peer_id in agent.mesh_peers(topic) and agent.peer_id in mesh10.mesh(topic), 20,
+                 "the agent and the /meshsub/1.0.0 js node to graft each other")
+        self.assertNotIn(flood.peer_id, agent.mesh_peers(topic), "a floodsub peer in the mesh")
+
+        agent.publish_raw(topic, b"from the agent")
+        mesh10.publish(topic, b"from meshsub 1.0")
+        flood.publish(topic, b"from floodsub")
+        evs = sse.wait_count(3, 20, "three messages")
+        self.assertEqual(sorted(event_bytes(e) for e in evs), [b"from floodsub", b"from meshsub 1.0", b"from the agent"])
+        for p, other in ((mesh10, b"from floodsub"), (flood, b"from meshsub 1.0")):
+            msgs = p.wait_messages(topic, lambda m: len(m) >= 2, 20, "two messages")
+            self.assertEqual(sorted(base64.b64decode(m["data_b64"]) for m in msgs), sorted([b"from the agent", other]),
+                             f"js {p.peer_id} ({'floodsub' if p is flood else 'meshsub 1.0'}) got {msgs}")
+            for m in msgs:
+                self.assertEqual(m["propagation_source"], agent.peer_id)
+        self.assertEqual(agent.metric("chorus_gossip_messages_rejected_total", label("topic", topic)), 0,
+                         agent.metric_samples("chorus_gossip_messages_rejected_total"))
 
     def test_key_seqno_message_ids_are_the_js_ids(self):
         topic = "it/msgid/v1"
