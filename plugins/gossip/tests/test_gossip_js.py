@@ -11,6 +11,7 @@ gossip_peer.mjs) in one mesh on loopback.
     delivered, scored down, pruned from the mesh, then graylisted;
   * js nodes limited to /meshsub/1.0.0 or /floodsub/1.0.0 get their protocol and exchange messages
     through an agent;
+  * an envelope from js over the hop limit is ignored without penalty;
   * with message_id key_seqno our message ids are js's.
 
 Needs node >= the pinned packages' minimum and `npm ci` in tests/interop/js (Skipped otherwise; failed
@@ -378,6 +379,32 @@ class MixedMesh(GossipTestCase):
                 self.assertEqual(m["propagation_source"], agent.peer_id)
         self.assertEqual(agent.metric("chorus_gossip_messages_rejected_total", label("topic", topic)), 0,
                          agent.metric_samples("chorus_gossip_messages_rejected_total"))
+
+    def test_envelopes_over_the_hop_limit_from_js_are_ignored(self):
+        # HMMM loop guard (hop_limit 5 by default): a relayed envelope whose hop_count is above the limit
+        # is dropped without penalty; at the limit it is delivered.
+        topic = "it/hops/v1"
+        agent = self.gossip_agent()
+        agent.join(topic)
+        sse = agent.stream(topic)
+        p = self.js_peer(topics=[topic], msg_id="go")
+        p.ok("dial", target=agent.addr)
+        wait_topic_peers(p, topic, {agent.peer_id})
+        wait_topic_peers(agent, topic, {p.peer_id})
+
+        def envelope(hops, note):
+            return json.dumps({"type": "meta_discussion", "from": "js-relay", "timestamp": "2026-12-06T18:00:00Z",
+                               "data": {"note": note}, "hop_count": hops}).encode()
+        p.publish(topic, envelope(6, "over the limit"))
+        p.publish(topic, envelope(5, "at the limit"))
+        p.publish(topic, b"marker")
+        evs = sse.wait(lambda evs: any(event_bytes(e) == b"marker" for e in evs), 20, "the marker")
+        notes = [e["data"]["data"]["note"] for e in evs if "raw_base64" not in e]
+        self.assertEqual(notes, ["at the limit"], evs)
+        self.assertEqual(evs[0]["data"].get("hop_count"), 5, evs[0])
+        agent.wait_metric("chorus_gossip_messages_ignored_total", 1, label("topic", topic))
+        self.assertEqual(agent.metric("chorus_gossip_messages_rejected_total", label("topic", topic)), 0)
+        self.assertGreaterEqual(agent.pubsub_peers()[p.peer_id]["score"], 0, "an ignored message cost the relay score")
 
     def test_key_seqno_message_ids_are_the_js_ids(self):
         topic = "it/msgid/v1"
