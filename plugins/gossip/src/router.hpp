@@ -11,11 +11,14 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "rpc.hpp"
 #include "score.hpp"
+#include "signature.hpp"
 #include "wire/peer_id.hpp"
 
 namespace chorus::gossip {
@@ -23,7 +26,6 @@ namespace chorus::gossip {
 enum class Protocol { kFloodsub, kMeshsub10, kMeshsub11 };
 const char *protocol_id(Protocol p);  // "/meshsub/1.1.0", ...
 
-enum class SignaturePolicy { kStrictSign, kStrictNoSign };
 enum class Validation { kAccept, kReject, kIgnore };
 
 struct RouterParams {
@@ -54,6 +56,8 @@ struct RouterParams {
   // validations under way at once.
   size_t validate_queue = 256;
   size_t validate_throttle = 1024;
+  // Message ids of signed messages (config message_id: from_seqno | key_seqno).
+  MessageIdFn message_id_fn = MessageIdFn::kFromSeqno;
 };
 
 // A message on its way to local delivery or a validator.
@@ -76,6 +80,8 @@ enum class RouterEvent {
 };
 const char *reject_reason_name(RejectReason r);
 
+// Called by the Router on its thread. No method may call back into the Router (the Router is in the
+// middle of an operation): queue the work instead.
 class RouterIo {
  public:
   virtual ~RouterIo() = default;
@@ -123,8 +129,11 @@ class Router {
   // subscriptions. `ip` feeds IP colocation scoring ("" if unknown).
   void add_peer(const PeerId &peer, Protocol protocol, bool outbound, const std::string &ip);
   void remove_peer(const PeerId &peer);
-  // One decoded RPC from a peer.
-  void handle_rpc(const PeerId &from, Rpc rpc);
+  // One decoded RPC from a peer. `signatures_verified`: the caller already ran
+  // check_message(m, policy, true, ...) on every message of it and all passed (signature verification
+  // is the costliest step per message; the node may do it on another thread). With false, or when
+  // any message failed, the router verifies itself.
+  void handle_rpc(const PeerId &from, Rpc rpc, bool signatures_verified = false);
 
   // Local membership: join sends SUBSCRIBE to every peer and builds the mesh; leave sends
   // UNSUBSCRIBE and PRUNEs the mesh. Both idempotent.
@@ -152,6 +161,23 @@ class Router {
 
  private:
   struct State;
+  ControlPrune make_prune(const std::string &topic, const PeerId &to, bool unsubscribe, bool px);
+  void forward(const Message &m, const PeerId &source);
+  void mark_seen(const Bytes &id, uint64_t now);
+  void cache_message(const Bytes &id, const Message &m);
+  std::string metric_topic(const std::string &topic) const;
+  void handle_subscriptions(const PeerId &from, const std::vector<SubOpts> &subs);
+  void receive_message(const PeerId &from, Message m, bool signature_verified);
+  void drain_queue();
+  void validate_and_deliver(const PeerId &from, const Message &m, const Bytes &id, bool signature_verified);
+  void handle_control(const PeerId &from, const Control &c);
+  void handle_ihave(const PeerId &from, const std::vector<ControlIHave> &ihaves, Control &out);
+  void handle_iwant(const PeerId &from, const std::vector<ControlIWant> &iwants, std::vector<Message> &out);
+  void handle_graft(const PeerId &from, const std::vector<ControlGraft> &grafts, Control &out);
+  void handle_prune(const PeerId &from, const std::vector<ControlPrune> &prunes);
+  void emit_gossip(const std::string &topic, const std::set<PeerId> &exclude,
+                   const std::unordered_map<PeerId, double> &scores);
+
   RouterParams params_;
   RouterIo &io_;
   std::unique_ptr<State> s_;
