@@ -11,11 +11,14 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "rpc.hpp"
 #include "score.hpp"
+#include "signature.hpp"
 #include "wire/peer_id.hpp"
 
 namespace chorus::gossip {
@@ -23,7 +26,6 @@ namespace chorus::gossip {
 enum class Protocol { kFloodsub, kMeshsub10, kMeshsub11 };
 const char *protocol_id(Protocol p);  // "/meshsub/1.1.0", ...
 
-enum class SignaturePolicy { kStrictSign, kStrictNoSign };
 enum class Validation { kAccept, kReject, kIgnore };
 
 struct RouterParams {
@@ -54,6 +56,8 @@ struct RouterParams {
   // validations under way at once.
   size_t validate_queue = 256;
   size_t validate_throttle = 1024;
+  // Message ids of signed messages (config message_id: from_seqno | key_seqno).
+  MessageIdFn message_id_fn = MessageIdFn::kFromSeqno;
 };
 
 // A message on its way to local delivery or a validator.
@@ -152,6 +156,23 @@ class Router {
 
  private:
   struct State;
+  ControlPrune make_prune(const std::string &topic, const PeerId &to, bool unsubscribe, bool px);
+  void forward(const Message &m, const PeerId &source);
+  void mark_seen(const Bytes &id, uint64_t now);
+  void cache_message(const Bytes &id, const Message &m);
+  std::string metric_topic(const std::string &topic) const;
+  void handle_subscriptions(const PeerId &from, const std::vector<SubOpts> &subs);
+  void receive_message(const PeerId &from, Message m);
+  void drain_queue();
+  void validate_and_deliver(const PeerId &from, const Message &m, const Bytes &id);
+  void handle_control(const PeerId &from, const Control &c);
+  void handle_ihave(const PeerId &from, const std::vector<ControlIHave> &ihaves, Control &out);
+  void handle_iwant(const PeerId &from, const std::vector<ControlIWant> &iwants, std::vector<Message> &out);
+  void handle_graft(const PeerId &from, const std::vector<ControlGraft> &grafts, Control &out);
+  void handle_prune(const PeerId &from, const std::vector<ControlPrune> &prunes);
+  void emit_gossip(const std::string &topic, const std::set<PeerId> &exclude,
+                   const std::unordered_map<PeerId, double> &scores);
+
   RouterParams params_;
   RouterIo &io_;
   std::unique_ptr<State> s_;
