@@ -1,1 +1,33 @@
+// The gossip plugin's HTTP routes (docs/contract.md, gossip routes): publish (envelope or raw), join,
+// leave, topics, peers, and a server-sent-events stream of the messages delivered on a topic.
+// JSON errors are {"error":{"code","message"}} with the status's name as code.
 #pragma once
+
+#include <memory>
+#include <string>
+
+#include <chorus/plugin.hpp>
+
+#include "service_table.hpp"
+
+namespace chorus::gossip {
+
+class SseRegistry;
+
+// Mounts every route (constructor or start() only). The returned registry tracks open event
+// streams: keep it alive while the routes are mounted and call sse_keepalive(registry) every few
+// seconds (a comment line that also notices clients that went away).
+std::shared_ptr<SseRegistry> register_routes(chorus::Host &host, NodeSource &source);
+void sse_keepalive(SseRegistry &registry);
+
+// Helpers shared with the tests.
+std::string base64_encode(const uint8_t *data, size_t len);
+bool base64_decode(std::string_view text, std::string *out);
+// Percent-decoding of a query component ('+' is a space); false if malformed.
+bool url_decode(std::string_view in, std::string *out);
+// The value of key in a query string ("a=1&topic=x"), decoded; nothing if absent or malformed.
+std::optional<std::string> query_param(std::string_view query, std::string_view key);
+// One SSE event for a delivered message: "data: {...}\n\n".
+std::string sse_event(const chorus_pubsub_message &m);
+
+}  // namespace chorus::gossip
