@@ -4,13 +4,14 @@
 // without joining), and backoffs. State per message: the seen cache (ids for seen_ttl_ms) and the
 // message cache (full messages for mcache_len heartbeats, gossiped for the last mcache_gossip).
 //
-// Received messages go through: structural policy check -> self-origin -> seen check -> validate queue
-// -> signature -> application validators -> deliver + forward. The seen check comes before the
+// Received messages go through: size -> structural policy check -> seen check -> self-origin -> validate
+// queue -> signature -> application validators -> deliver + forward. The seen check comes before the
 // signature (as in go-libp2p-pubsub) so a duplicate costs no verification; an id is only marked seen
 // once a copy passed validation, so a forged copy cannot shadow the real message.
 #include "router.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <map>
@@ -77,7 +78,7 @@ struct Router::State {
     std::string ip;
     std::set<std::string> topics;
     // Per-heartbeat gossip accounting.
-    int ihaves_received = 0;  // IHAVE entries accepted this heartbeat
+    int ihaves_received = 0;  // RPCs carrying IHAVE this heartbeat
     int ids_asked = 0;        // ids we requested with IWANT this heartbeat
     int stray_messages = 0;   // messages on topics we did not join, this heartbeat
   };
@@ -89,6 +90,7 @@ struct Router::State {
     PeerId from;
     Message message;
     Bytes id;
+    bool signature_verified = false;
   };
 
   State(PeerScoreParams sp, PeerScoreThresholds t, SignaturePolicy p, PeerId l, Bytes pk)
@@ -106,7 +108,7 @@ struct Router::State {
   std::map<std::string, std::set<PeerId>> mesh;
   std::map<std::string, std::set<PeerId>> fanout;
   std::map<std::string, uint64_t> fanout_last_publish;
-  // (topic, peer) -> time the backoff ends; and when we last pruned the peer (graft flood detection).
+  // (topic, peer) -> when the backoff ends, whichever side pruned (as go-libp2p-pubsub keeps it).
   std::map<std::pair<std::string, PeerId>, uint64_t> backoff;
 
   std::unordered_map<Bytes, uint64_t, BytesHash> seen;  // id -> expiry
@@ -131,6 +133,12 @@ namespace {
 
 bool is_meshsub(Protocol p) { return p != Protocol::kFloodsub; }
 
+// An upper estimate of a message's encoded size (fields plus their tags and lengths).
+size_t encoded_size_estimate(const Message &m) {
+  auto len = [](const std::optional<Bytes> &b) { return b ? b->size() + 6 : 0; };
+  return len(m.from) + len(m.data) + len(m.seqno) + len(m.signature) + len(m.key) + m.topic.size() + 12;
+}
+
 template <class T>
 void shuffle(std::vector<T> &v, std::mt19937_64 &rng) {
   std::shuffle(v.begin(), v.end(), rng);
@@ -144,8 +152,11 @@ Router::Router(RouterParams params, PeerScoreParams score_params, PeerScoreThres
       io_(io),
       s_(std::make_unique<State>(std::move(score_params), thresholds, policy, std::move(local),
                                  std::move(local_public_key))) {
-  // The seqno counter starts at the clock (ns resolution from ms) so a restart never reuses seqnos.
-  s_->seqno = io_.now_ms() * 1000000ull;
+  // The seqno counter starts at the wall clock in nanoseconds (as go-libp2p-pubsub does), so a restart
+  // within the seen TTL of our peers never reuses an id they still hold.
+  s_->seqno = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
   s_->mcache_windows.emplace_back();
 }
 
@@ -160,9 +171,8 @@ Bytes Router::message_id(const Message &m) const {
 }
 
 void Router::add_peer(const PeerId &peer, Protocol protocol, bool outbound, const std::string &ip) {
-  auto [it, fresh] = s_->peers.try_emplace(peer);
-  State::Peer &p = it->second;
-  if (fresh || !p.attached) s_->score.add_peer(peer, ip, io_.now_ms());
+  State::Peer &p = s_->peers[peer];
+  s_->score.add_peer(peer, ip, io_.now_ms());  // also updates the address of a replaced stream
   p.protocol = protocol;
   p.outbound = outbound;
   p.attached = true;
@@ -269,6 +279,8 @@ void Router::leave(const std::string &topic) {
 ControlPrune Router::make_prune(const std::string &topic, const PeerId &to, bool unsubscribe, bool px) {
   ControlPrune prune;
   prune.topic = topic;
+  auto target = s_->peers.find(to);
+  if (target != s_->peers.end() && target->second.protocol == Protocol::kMeshsub10) return prune;  // no v1.1 fields
   uint64_t backoff_ms = unsubscribe ? params_.unsubscribe_backoff_ms : params_.prune_backoff_ms;
   prune.backoff_s = (backoff_ms + 999) / 1000;
   if (px && params_.do_px && params_.prune_peers > 0) {
@@ -307,6 +319,8 @@ std::optional<Bytes> Router::publish(const std::string &topic, Bytes data, std::
   if (s_->policy == SignaturePolicy::kStrictSign) {
     m.from = s_->local.bytes();
     m.seqno = seqno_bytes(++s_->seqno);
+    // Ed25519 ids carry the key; other key types need it in the message.
+    if (!s_->local.ed25519_key() && !s_->local_public_key.empty()) m.key = s_->local_public_key;
     if (!sign_message(m, [&](BytesView b, uint8_t sig[64]) { return io_.sign(b, sig); }))
       return fail("signing failed");
   }
@@ -403,7 +417,7 @@ void Router::cache_message(const Bytes &id, const Message &m) {
 // ---------------------------------------------------------------------------------------------
 // Receiving
 
-void Router::handle_rpc(const PeerId &from, Rpc rpc) {
+void Router::handle_rpc(const PeerId &from, Rpc rpc, bool signatures_verified) {
   uint64_t now = io_.now_ms();
   s_->peers.try_emplace(from);  // an inbound stream may deliver RPCs before add_peer
   if (s_->score.score(from, now) < s_->thresholds.graylist) {
@@ -411,7 +425,7 @@ void Router::handle_rpc(const PeerId &from, Rpc rpc) {
     return;
   }
   handle_subscriptions(from, rpc.subscriptions);
-  for (auto &m : rpc.publish) receive_message(from, std::move(m));
+  for (auto &m : rpc.publish) receive_message(from, std::move(m), signatures_verified);
   drain_queue();
   if (rpc.control) handle_control(from, *rpc.control);
 }
@@ -449,7 +463,7 @@ void Router::handle_subscriptions(const PeerId &from, const std::vector<SubOpts>
   if (over) s_->score.add_penalty(from, 1);
 }
 
-void Router::receive_message(const PeerId &from, Message m) {
+void Router::receive_message(const PeerId &from, Message m, bool signature_verified) {
   uint64_t now = io_.now_ms();
   const std::string &topic = m.topic;
   if (topic.empty()) {
@@ -476,14 +490,17 @@ void Router::receive_message(const PeerId &from, Message m) {
     return;
   }
   Bytes id = message_id(m);
-  if (m.from && *m.from == s_->local.bytes()) {
-    s_->score.reject_message(from, id, topic, RejectReason::kSelfOrigin, now);
-    io_.count(RouterEvent::kRejected, topic, reject_reason_name(RejectReason::kSelfOrigin));
-    return;
-  }
   if (s_->seen.count(id) != 0) {
     s_->score.duplicate_message(from, id, topic, now);
     io_.count(RouterEvent::kDuplicate, topic);
+    return;
+  }
+  // Our own id on a message we have not seen: we did not send it (or it outlived our seen cache).
+  // The seen check comes first so a peer echoing our message back (not every implementation skips the
+  // author when forwarding) costs it nothing.
+  if (m.from && *m.from == s_->local.bytes()) {
+    s_->score.reject_message(from, id, topic, RejectReason::kSelfOrigin, now);
+    io_.count(RouterEvent::kRejected, topic, reject_reason_name(RejectReason::kSelfOrigin));
     return;
   }
   if (s_->queue.size() >= params_.validate_queue) {
@@ -491,7 +508,7 @@ void Router::receive_message(const PeerId &from, Message m) {
     return;
   }
   s_->score.validate_message(from, id, topic, now);
-  s_->queue.push_back({from, std::move(m), std::move(id)});
+  s_->queue.push_back({from, std::move(m), std::move(id), signature_verified});
 }
 
 void Router::drain_queue() {
@@ -499,11 +516,11 @@ void Router::drain_queue() {
   while (!s_->queue.empty() && budget-- > 0) {
     State::Pending item = std::move(s_->queue.front());
     s_->queue.pop_front();
-    validate_and_deliver(item.from, item.message, item.id);
+    validate_and_deliver(item.from, item.message, item.id, item.signature_verified);
   }
 }
 
-void Router::validate_and_deliver(const PeerId &from, const Message &m, const Bytes &id) {
+void Router::validate_and_deliver(const PeerId &from, const Message &m, const Bytes &id, bool signature_verified) {
   uint64_t now = io_.now_ms();
   const std::string &topic = m.topic;
   if (s_->seen.count(id) != 0) {  // another copy passed validation while this one waited
@@ -512,7 +529,7 @@ void Router::validate_and_deliver(const PeerId &from, const Message &m, const By
     return;
   }
   std::string why;
-  if (auto reason = check_message(m, s_->policy, true, &why)) {
+  if (auto reason = check_message(m, s_->policy, !signature_verified, &why)) {
     s_->score.reject_message(from, id, topic, *reason, now);
     io_.count(RouterEvent::kRejected, topic, reject_reason_name(*reason));
     s_->promises.erase(id);  // the peer did send it: the promise is not broken, the message is bad
@@ -547,11 +564,25 @@ void Router::handle_control(const PeerId &from, const Control &c) {
   if (pit == s_->peers.end() || !pit->second.attached || !is_meshsub(pit->second.protocol)) return;
   Rpc reply;
   Control out;
+  std::vector<Message> wanted;
   handle_ihave(from, c.ihave, out);
-  handle_iwant(from, c.iwant, reply.publish);
+  handle_iwant(from, c.iwant, wanted);
   handle_graft(from, c.graft, out);
   handle_prune(from, c.prune);
   if (!out.empty()) reply.control = std::move(out);
+  // Messages asked for go out in RPCs of at most about one maximal message each, the size every
+  // implementation accepts in one frame.
+  size_t batch_bytes = 0;
+  for (auto &m : wanted) {
+    size_t bytes = encoded_size_estimate(m);
+    if (!reply.publish.empty() && batch_bytes + bytes > params_.max_message_bytes) {
+      io_.send(from, std::move(reply));
+      reply = Rpc{};
+      batch_bytes = 0;
+    }
+    batch_bytes += bytes;
+    reply.publish.push_back(std::move(m));
+  }
   if (!reply.empty()) io_.send(from, std::move(reply));
 }
 
@@ -560,10 +591,12 @@ void Router::handle_ihave(const PeerId &from, const std::vector<ControlIHave> &i
   uint64_t now = io_.now_ms();
   if (s_->score.score(from, now) < s_->thresholds.gossip) return;
   State::Peer &p = s_->peers[from];
+  // IHAVE flood: only max_ihave_messages RPCs with IHAVE per peer per heartbeat are looked at.
+  if (++p.ihaves_received > params_.max_ihave_messages) return;
+  if (p.ids_asked >= params_.max_ihave_length) return;
   std::vector<Bytes> wanted;
   std::unordered_set<Bytes, BytesHash> asked;
   for (const auto &ih : ihaves) {
-    if (++p.ihaves_received > params_.max_ihave_messages) break;  // IHAVE flood: ignore the rest
     if (!joined(ih.topic)) continue;
     for (const auto &id : ih.message_ids) {
       if (p.ids_asked + static_cast<int>(wanted.size()) >= params_.max_ihave_length) break;
@@ -633,6 +666,8 @@ void Router::handle_graft(const PeerId &from, const std::vector<ControlGraft> &g
 void Router::handle_prune(const PeerId &from, const std::vector<ControlPrune> &prunes) {
   uint64_t now = io_.now_ms();
   for (const auto &pr : prunes) {
+    // Only topics we joined: a PRUNE for any other topic would make us keep a backoff entry for it.
+    if (!joined(pr.topic)) continue;
     auto mit = s_->mesh.find(pr.topic);
     if (mit != s_->mesh.end() && mit->second.erase(from) != 0) s_->score.prune(from, pr.topic, now);
     uint64_t backoff_ms = pr.backoff_s ? std::min<uint64_t>(*pr.backoff_s, 24 * 3600) * 1000 : params_.prune_backoff_ms;
@@ -659,6 +694,7 @@ void Router::handle_prune(const PeerId &from, const std::vector<ControlPrune> &p
 void Router::heartbeat() {
   uint64_t now = io_.now_ms();
   ++s_->ticks;
+  drain_queue();  // what the throttle left over
   s_->score.refresh(now);
 
   std::unordered_map<PeerId, double> scores;
@@ -716,18 +752,15 @@ void Router::heartbeat() {
 
   for (const auto &topic : s_->joined) {
     std::set<PeerId> &mesh = s_->mesh[topic];
-    std::vector<PeerId> grafted, pruned;
     auto do_graft = [&](const PeerId &id) {
       mesh.insert(id);
       s_->score.graft(id, topic, now);
       s_->outgoing[id].graft.push_back({topic});
-      grafted.push_back(id);
     };
     auto do_prune = [&](const PeerId &id, bool px) {
       mesh.erase(id);
       s_->score.prune(id, topic, now);
       s_->backoff[{topic, id}] = now + params_.prune_backoff_ms;
-      pruned.push_back(id);
       s_->outgoing[id].prune.push_back(make_prune(topic, id, false, px));
     };
 
@@ -804,8 +837,6 @@ void Router::heartbeat() {
         }
       }
     }
-    (void)grafted;
-    (void)pruned;
     emit_gossip(topic, mesh, scores);
   }
 

@@ -80,6 +80,8 @@ enum class RouterEvent {
 };
 const char *reject_reason_name(RejectReason r);
 
+// Called by the Router on its thread. No method may call back into the Router (the Router is in the
+// middle of an operation): queue the work instead.
 class RouterIo {
  public:
   virtual ~RouterIo() = default;
@@ -127,8 +129,11 @@ class Router {
   // subscriptions. `ip` feeds IP colocation scoring ("" if unknown).
   void add_peer(const PeerId &peer, Protocol protocol, bool outbound, const std::string &ip);
   void remove_peer(const PeerId &peer);
-  // One decoded RPC from a peer.
-  void handle_rpc(const PeerId &from, Rpc rpc);
+  // One decoded RPC from a peer. `signatures_verified`: the caller already ran
+  // check_message(m, policy, true, ...) on every message of it and all passed (signature verification
+  // is the costliest step per message; the node may do it on another thread). With false, or when
+  // any message failed, the router verifies itself.
+  void handle_rpc(const PeerId &from, Rpc rpc, bool signatures_verified = false);
 
   // Local membership: join sends SUBSCRIBE to every peer and builds the mesh; leave sends
   // UNSUBSCRIBE and PRUNEs the mesh. Both idempotent.
@@ -162,9 +167,9 @@ class Router {
   void cache_message(const Bytes &id, const Message &m);
   std::string metric_topic(const std::string &topic) const;
   void handle_subscriptions(const PeerId &from, const std::vector<SubOpts> &subs);
-  void receive_message(const PeerId &from, Message m);
+  void receive_message(const PeerId &from, Message m, bool signature_verified);
   void drain_queue();
-  void validate_and_deliver(const PeerId &from, const Message &m, const Bytes &id);
+  void validate_and_deliver(const PeerId &from, const Message &m, const Bytes &id, bool signature_verified);
   void handle_control(const PeerId &from, const Control &c);
   void handle_ihave(const PeerId &from, const std::vector<ControlIHave> &ihaves, Control &out);
   void handle_iwant(const PeerId &from, const std::vector<ControlIWant> &iwants, std::vector<Message> &out);

@@ -298,6 +298,45 @@ TEST(GossipRouter, NeverForwardsBackToSourceOrAuthor) {
   EXPECT_EQ(net.nodes[0]->count_of(RouterEvent::kRejected), 0);
 }
 
+TEST(GossipRouter, NeverForwardsBackToTheForwarder) {
+  FakeNet net;
+  net.params.flood_publish = false;
+  net.add_many(3);
+  net.connect(*net.nodes[0], *net.nodes[1]);  // a line: 0 - 1 - 2
+  net.connect(*net.nodes[1], *net.nodes[2]);
+  net.join_all();
+  net.run(2);
+  ASSERT_TRUE(net.nodes[2]->mesh().count(net.nodes[1]->id));
+  net.nodes[2]->sent.clear();
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("m"), nullptr));
+  net.pump();
+  EXPECT_EQ(net.nodes[2]->delivered_count(), 1u);
+  for (const auto &[to, rpc] : net.nodes[2]->sent) EXPECT_TRUE(rpc.publish.empty()) << "sent back to the forwarder";
+  EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kDuplicate), 0);
+}
+
+TEST(GossipRouter, TwoCopiesInOneRpcAreDeliveredOnce) {
+  FakeNet net;
+  net.add_many(2);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.join_all();
+  net.run(1);
+  net.links.clear();  // capture a's message instead of delivering it
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("twice"), nullptr));
+  Message m;
+  for (const auto &[to, rpc] : net.nodes[0]->sent)
+    if (!rpc.publish.empty()) m = rpc.publish[0];
+  ASSERT_EQ(m.topic, kTopic);
+  Rpc rpc;
+  rpc.publish = {m, m};
+  net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc);
+  EXPECT_EQ(net.nodes[1]->delivered_count(), 1u);
+  EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kDuplicate), 1);
+  net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc);  // and later copies are duplicates too
+  EXPECT_EQ(net.nodes[1]->delivered_count(), 1u);
+  EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kDuplicate), 3);
+}
+
 TEST(GossipRouter, IHaveIWantRecoversMessageOutsideTheMesh) {
   FakeNet net;
   net.params.flood_publish = false;
@@ -330,8 +369,21 @@ TEST(GossipRouter, LeaveAndJoin) {
   net.run(2);
   Node &a = *net.nodes[0];
   EXPECT_EQ(a.mesh().size(), 3u);
+  a.sent.clear();
   a.router->leave(kTopic);
   a.router->leave(kTopic);  // idempotent
+  size_t prunes = 0;
+  for (const auto &[to, rpc] : a.sent) {
+    ASSERT_EQ(rpc.subscriptions.size(), 1u);
+    EXPECT_FALSE(rpc.subscriptions[0].subscribe);
+    if (rpc.control)
+      for (const auto &p : rpc.control->prune) {
+        ++prunes;
+        EXPECT_EQ(p.backoff_s, net.params.unsubscribe_backoff_ms / 1000) << "leave PRUNEs with the unsubscribe backoff";
+      }
+  }
+  EXPECT_EQ(a.sent.size(), 3u);
+  EXPECT_EQ(prunes, 3u);
   net.pump();
   EXPECT_FALSE(a.router->joined(kTopic));
   for (int i = 1; i < 4; ++i) {
@@ -382,6 +434,30 @@ TEST(GossipRouter, FloodsubPeerGetsMessages) {
     if (to == flood.id) {
       EXPECT_FALSE(rpc.control && !rpc.control->empty());
     }
+}
+
+TEST(GossipRouter, Meshsub10PeersGetPlainPrunes) {
+  FakeNet net;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &old_peer = *net.nodes[1];
+  net.connect(a, old_peer, Protocol::kMeshsub11, Protocol::kMeshsub10);
+  a.router->join(kTopic);
+  old_peer.router->join(kTopic);
+  net.pump();
+  net.run(1);
+  ASSERT_TRUE(a.mesh().count(old_peer.id));
+  a.sent.clear();
+  a.router->leave(kTopic);
+  size_t prunes = 0;
+  for (const auto &[to, rpc] : a.sent)
+    if (rpc.control)
+      for (const auto &p : rpc.control->prune) {
+        ++prunes;
+        EXPECT_FALSE(p.backoff_s.has_value());
+        EXPECT_TRUE(p.peers.empty());
+      }
+  EXPECT_EQ(prunes, 1u);
 }
 
 TEST(GossipRouter, StrictNoSignMode) {
@@ -438,6 +514,58 @@ TEST(GossipRouter, InvalidSignatureRejectedAndCounted) {
   net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc);
   EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kRejected, "missing_signature"), 1);
   EXPECT_EQ(net.nodes[1]->delivered_count(), 0u);
+}
+
+TEST(GossipRouter, SignaturesVerifiedByTheCallerAreNotVerifiedAgain) {
+  FakeNet net;
+  net.add_many(2);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.join_all();
+  net.run(1);
+  net.links.clear();
+  net.nodes[0]->forge_signatures = true;  // a bad signature tells whether the router verified it
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("forged"), nullptr));
+  Message m;
+  for (const auto &[to, rpc] : net.nodes[0]->sent)
+    if (!rpc.publish.empty()) m = rpc.publish[0];
+  ASSERT_EQ(m.topic, kTopic);
+  Rpc rpc;
+  rpc.publish.push_back(m);
+  net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc, true);
+  EXPECT_EQ(net.nodes[1]->delivered_count(), 1u);
+  // Structural checks still apply: a message without a signature is rejected even when "verified".
+  m.signature.reset();
+  (*m.seqno)[7] ^= 1;
+  rpc.publish = {m};
+  net.nodes[1]->router->handle_rpc(net.nodes[0]->id, rpc, true);
+  EXPECT_EQ(net.nodes[1]->count_of(RouterEvent::kRejected, "missing_signature"), 1);
+}
+
+TEST(GossipRouter, OwnMessagesEchoedBackAreDuplicatesButForgedOnesAreRejected) {
+  FakeNet net;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  ASSERT_TRUE(a.router->publish(kTopic, text("mine"), nullptr));
+  Message m;
+  for (const auto &[to, rpc] : a.sent)
+    if (!rpc.publish.empty()) m = rpc.publish[0];
+  net.pump();
+  Rpc echo;
+  echo.publish.push_back(m);
+  a.router->handle_rpc(b.id, echo);
+  EXPECT_EQ(a.count_of(RouterEvent::kDuplicate), 1);
+  EXPECT_EQ(a.count_of(RouterEvent::kRejected), 0);
+  // A message with a's id that a never published.
+  (*m.seqno)[0] ^= 0x40;
+  Rpc forged;
+  forged.publish.push_back(m);
+  a.router->handle_rpc(b.id, forged);
+  EXPECT_EQ(a.count_of(RouterEvent::kRejected, "self_origin"), 1);
+  EXPECT_EQ(a.delivered_count(), 1u);
 }
 
 TEST(GossipRouter, ValidatorRejectAndIgnore) {
@@ -582,7 +710,7 @@ TEST(GossipRouter, PeerExchangeFollowedOnlyAboveAcceptPx) {
   }
 }
 
-TEST(GossipRouter, OversubscribedMeshIsPrunedWithPeerExchange) {
+TEST(GossipRouter, FullMeshRefusesInboundGraftsWithPeerExchange) {
   FakeNet net;
   net.params.d = 3;
   net.params.d_lo = 2;
@@ -603,6 +731,30 @@ TEST(GossipRouter, OversubscribedMeshIsPrunedWithPeerExchange) {
     if (rpc.control)
       for (const auto &p : rpc.control->prune) with_px += p.peers.empty() ? 0 : 1;
   EXPECT_GT(with_px, 0u) << "PRUNEs of an oversubscribed mesh offer other peers";
+}
+
+TEST(GossipRouter, OversubscribedMeshIsPrunedToD) {
+  FakeNet net;
+  net.params.d = 3;
+  net.params.d_lo = 2;
+  net.params.d_hi = 4;
+  net.params.d_score = 1;
+  net.params.d_out = 1;
+  net.add_many(13);
+  Node &hub = *net.nodes[0];
+  // The hub dials everyone: all are outbound for it, so it accepts every GRAFT, beyond d_hi.
+  for (int i = 1; i < 13; ++i) net.connect(hub, *net.nodes[i]);
+  net.join_all();
+  net.run(1);
+  EXPECT_GT(hub.mesh().size(), 4u) << "setup: the grafts should overfill the hub's mesh";
+  net.run(1);  // the hub's heartbeat prunes down to d
+  EXPECT_EQ(hub.mesh().size(), 3u);
+  expect_symmetric_meshes(net);
+  size_t with_px = 0;
+  for (const auto &[peer, rpc] : hub.sent)
+    if (rpc.control)
+      for (const auto &p : rpc.control->prune) with_px += p.peers.empty() ? 0 : 1;
+  EXPECT_GE(with_px, 8u);
 }
 
 TEST(GossipRouter, OutboundQuotaIsKept) {
@@ -728,34 +880,134 @@ TEST(GossipRouter, IWantSpamIsBoundedByRetransmissionLimit) {
   for (const auto &[peer, rpc] : a.sent) EXPECT_TRUE(rpc.publish.empty());
 }
 
-TEST(GossipRouter, ThousandsOfTopicsFromOnePeerAreBounded) {
+TEST(GossipRouter, IWantAnswersAreSplitIntoFrameSizedRpcs) {
   FakeNet net;
-  net.params.max_topics_per_peer = 100;
-  net.score_params.behaviour_penalty_weight = -10;
+  net.params.max_message_bytes = 1000;
   net.add_many(2);
   Node &a = *net.nodes[0];
   Node &b = *net.nodes[1];
   net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  ControlIWant iw;
+  for (int i = 0; i < 5; ++i) {
+    auto id = a.router->publish(kTopic, Bytes(300, static_cast<uint8_t>('a' + i)), nullptr);
+    ASSERT_TRUE(id);
+    iw.message_ids.push_back(*id);
+  }
+  net.pump();
+  a.sent.clear();
+  Rpc rpc;
+  rpc.control.emplace().iwant.push_back(iw);
+  a.router->handle_rpc(b.id, rpc);
+  size_t messages = 0;
+  for (const auto &[to, r] : a.sent) {
+    EXPECT_LE(r.publish.size(), 2u);  // two 300-byte signed messages fit under 1000, three do not
+    EXPECT_LE(encode_rpc(r).size(), 1100u);
+    messages += r.publish.size();
+  }
+  EXPECT_EQ(messages, 5u);
+  EXPECT_EQ(a.sent.size(), 3u);
+}
+
+TEST(GossipRouter, GossipCoversOnlyTheLastGossipWindows) {
+  FakeNet net;
+  net.params.flood_publish = false;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  Rpc prune;  // b outside a's mesh: a gossip target
+  prune.control.emplace().prune.push_back({kTopic, {}, 600});
+  a.router->handle_rpc(b.id, prune);
+  net.links.clear();  // b never answers, so a keeps announcing
+  auto id = a.router->publish(kTopic, text("old news"), nullptr);
+  ASSERT_TRUE(id);
+  int announced = 0;
+  for (int beat = 0; beat < net.params.mcache_len + 2; ++beat) {
+    a.sent.clear();
+    net.run(1);
+    bool ihave = false;
+    for (const auto &[to, r] : a.sent)
+      if (r.control)
+        for (const auto &ih : r.control->ihave)
+          ihave = ihave || std::count(ih.message_ids.begin(), ih.message_ids.end(), *id) > 0;
+    announced += ihave ? 1 : 0;
+    if (beat >= net.params.mcache_gossip) {
+      EXPECT_FALSE(ihave) << "announced in heartbeat " << beat;
+    }
+  }
+  EXPECT_EQ(announced, net.params.mcache_gossip);
+}
+
+TEST(GossipRouter, SeenCacheExpiresAfterTtl) {
+  FakeNet net;
+  net.params.seen_ttl_ms = 10000;
+  net.add_many(2);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.join_all();
+  net.run(1);
+  net.links.clear();
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("again"), nullptr));
+  Message m;
+  for (const auto &[to, rpc] : net.nodes[0]->sent)
+    if (!rpc.publish.empty()) m = rpc.publish[0];
+  Rpc rpc;
+  rpc.publish.push_back(m);
+  Node &b = *net.nodes[1];
+  b.router->handle_rpc(net.nodes[0]->id, rpc);
+  net.run(9);
+  b.router->handle_rpc(net.nodes[0]->id, rpc);
+  EXPECT_EQ(b.delivered_count(), 1u);
+  EXPECT_EQ(b.count_of(RouterEvent::kDuplicate), 1);
+  net.run(2);  // past the TTL: the id is forgotten
+  b.router->handle_rpc(net.nodes[0]->id, rpc);
+  EXPECT_EQ(b.delivered_count(), 2u);
+}
+
+TEST(GossipRouter, ThousandsOfTopicsFromOnePeerAreBounded) {
+  FakeNet net;
+  net.params.max_topics_per_peer = 100;
+  net.score_params.behaviour_penalty_weight = -10;
+  net.add_many(3);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  Node &c = *net.nodes[2];
+  net.connect(a, b);
+  net.connect(a, c);
+  auto topics_of = [&](const Node &n) {
+    for (const auto &p : a.router->peers())
+      if (p.peer == n.id) return p.topics;
+    return std::vector<std::string>{};
+  };
+  // b: 5000 subscriptions in five RPCs.
   for (int r = 0; r < 5; ++r) {
     Rpc rpc;
     for (int i = 0; i < 1000; ++i) rpc.subscriptions.push_back({true, "room-" + std::to_string(r * 1000 + i)});
     a.router->handle_rpc(b.id, rpc);
   }
-  auto peers = a.router->peers();
-  ASSERT_EQ(peers.size(), 1u);
-  EXPECT_EQ(peers[0].topics.size(), 100u);
+  EXPECT_EQ(topics_of(b).size(), 100u);
   EXPECT_LE(a.router->topics().size(), 100u);
   if (real_scoring()) {
-    EXPECT_LT(a.router->score(b.id), 0);
+    EXPECT_LT(a.router->score(b.id), net.thresholds.graylist) << "each RPC over the bound is a penalty";
   }
-  // Unsubscribing frees room for another topic.
+  // c: one over the bound, once; then an unsubscription frees room for another topic.
   Rpc rpc;
-  rpc.subscriptions.push_back({false, "room-0"});
-  rpc.subscriptions.push_back({true, kTopic});
-  a.router->handle_rpc(b.id, rpc);
-  peers = a.router->peers();
-  EXPECT_EQ(peers[0].topics.size(), 100u);
-  EXPECT_TRUE(std::count(peers[0].topics.begin(), peers[0].topics.end(), kTopic));
+  for (int i = 0; i < 101; ++i) rpc.subscriptions.push_back({true, "hall-" + std::to_string(i)});
+  a.router->handle_rpc(c.id, rpc);
+  EXPECT_EQ(topics_of(c).size(), 100u);
+  if (real_scoring()) {
+    EXPECT_LT(a.router->score(c.id), 0);
+  }
+  Rpc swap;
+  swap.subscriptions.push_back({false, "hall-0"});
+  swap.subscriptions.push_back({true, kTopic});
+  a.router->handle_rpc(c.id, swap);
+  auto t = topics_of(c);
+  EXPECT_EQ(t.size(), 100u);
+  EXPECT_TRUE(std::count(t.begin(), t.end(), kTopic));
 }
 
 TEST(GossipRouter, MessagesOnTopicsNotJoinedAreIgnored) {
@@ -827,6 +1079,124 @@ TEST(GossipRouter, RemovedPeerLeavesEveryTable) {
   EXPECT_EQ(peers[0].peer, net.nodes[2]->id);
   EXPECT_EQ(net.nodes[0]->router->topics()[0].peers, 1u);
   EXPECT_EQ(net.nodes[0]->mesh().size(), 1u);
+}
+
+// With neutral scoring every peer scores 0, so a threshold above 0 puts every peer below it.
+TEST(GossipRouter, GraylistedPeersRpcsAreIgnored) {
+  FakeNet net;
+  net.thresholds.graylist = 1;  // a graylists everyone; b nobody
+  Node &a = net.add();
+  net.thresholds = PeerScoreThresholds{};
+  Node &b = net.add();
+  net.connect(a, b);
+  a.router->join(kTopic);
+  b.router->join(kTopic);
+  net.pump();
+  EXPECT_TRUE(a.router->peers()[0].topics.empty()) << "a graylisted peer's SUBSCRIBE was processed";
+  ASSERT_TRUE(b.router->publish(kTopic, text("ignored"), nullptr));
+  net.pump();
+  EXPECT_EQ(a.delivered_count(), 0u);
+  EXPECT_EQ(a.count_of(RouterEvent::kIgnored, "graylisted"), 1);
+}
+
+TEST(GossipRouter, GossipThresholdGatesIHaveAndIWant) {
+  FakeNet net;
+  net.thresholds.gossip = 1;
+  net.params.flood_publish = false;
+  net.add_many(2);
+  Node &a = *net.nodes[0];
+  Node &b = *net.nodes[1];
+  net.connect(a, b);
+  net.join_all();
+  net.run(1);
+  auto id = a.router->publish(kTopic, text("m"), nullptr);
+  ASSERT_TRUE(id);
+  net.pump();
+  a.sent.clear();
+  Rpc rpc;
+  rpc.control.emplace().ihave.push_back({kTopic, {text("unseen")}});
+  rpc.control->iwant.push_back({{*id}});
+  a.router->handle_rpc(b.id, rpc);
+  EXPECT_TRUE(a.sent.empty()) << "answered IHAVE/IWANT of a peer below the gossip threshold";
+  // Nor does a gossip to it: prune b from a's mesh so that b is a gossip target.
+  Rpc prune;
+  prune.control.emplace().prune.push_back({kTopic, {}, 600});
+  a.router->handle_rpc(b.id, prune);
+  ASSERT_TRUE(a.router->publish(kTopic, text("n"), nullptr));
+  a.sent.clear();
+  net.run(1);
+  for (const auto &[to, r] : a.sent) EXPECT_FALSE(r.control && !r.control->ihave.empty());
+}
+
+TEST(GossipRouter, PublishThresholdGatesFloodPublish) {
+  FakeNet net;
+  net.thresholds.publish = 1;
+  net.add_many(3);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.connect(*net.nodes[0], *net.nodes[2]);
+  net.join_all();
+  net.run(1);
+  net.nodes[0]->sent.clear();
+  ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("m"), nullptr));
+  for (const auto &[to, r] : net.nodes[0]->sent) EXPECT_TRUE(r.publish.empty());
+}
+
+TEST(GossipRouter, DefaultScoringKeepsAnHonestMeshHealthy) {
+  FakeNet net;
+  net.score_params = PeerScoreParams{};  // the defaults the node runs with
+  net.params.flood_publish = false;
+  net.add_many(20);
+  net.connect_ring_and_chords(8, 3);
+  net.join_all();
+  net.run(3);
+  for (int round = 0; round < 30; ++round) {
+    ASSERT_TRUE(net.nodes[round % 20]->router->publish(kTopic, text("r" + std::to_string(round)), nullptr));
+    net.pump();
+    net.run(1);
+  }
+  for (auto &n : net.nodes) {
+    EXPECT_EQ(n->delivered_count(), 30u);
+    EXPECT_GE(n->mesh().size(), static_cast<size_t>(net.params.d_lo));
+    EXPECT_LE(n->mesh().size(), static_cast<size_t>(net.params.d_hi));
+    for (const auto &p : n->router->peers()) EXPECT_GE(p.score, 0) << "an honest peer scored negative";
+    EXPECT_EQ(n->count_of(RouterEvent::kIwantBroken), 0);
+    EXPECT_EQ(n->count_of(RouterEvent::kGraftBackoff), 0);
+  }
+  expect_symmetric_meshes(net);
+}
+
+TEST(GossipRouter, OpportunisticGraftAddsAWellScoredPeer) {
+  if (!real_scoring()) GTEST_SKIP() << "PeerScore is the neutral stub on this branch";
+  FakeNet net;
+  net.score_params = PeerScoreParams{};
+  net.score_params.default_topic.first_message_deliveries_decay = 0.99;
+  net.params.d = 3;
+  net.params.d_lo = 2;
+  net.params.d_hi = 6;
+  net.params.opportunistic_graft_ticks = 10;
+  net.params.opportunistic_graft_peers = 1;
+  Node &a = net.add();
+  // The others never graft by themselves (d = 0) but accept a's GRAFT: they dialled a.
+  net.params = RouterParams{};
+  net.params.d = 0;
+  net.params.d_lo = 0;
+  net.params.d_out = 0;
+  for (int i = 0; i < 8; ++i) net.connect(net.add(), a);
+  net.join_all();
+  net.run(2);
+  ASSERT_EQ(a.mesh().size(), 3u);
+  Node *outside = nullptr;
+  for (int i = 1; i <= 8 && !outside; ++i)
+    if (!a.mesh().count(net.nodes[i]->id)) outside = net.nodes[i].get();
+  ASSERT_NE(outside, nullptr);
+  // It is the first to deliver five messages to a: the best-scored peer a knows, outside the mesh.
+  for (int k = 0; k < 5; ++k) ASSERT_TRUE(outside->router->publish(kTopic, text("p" + std::to_string(k)), nullptr));
+  net.pump();
+  EXPECT_GT(a.router->score(outside->id), 1);
+  EXPECT_FALSE(a.mesh().count(outside->id));
+  net.run(8);  // a's 10th heartbeat: the mesh median (about 0) is below opportunistic_graft (1)
+  EXPECT_TRUE(a.mesh().count(outside->id));
+  EXPECT_EQ(a.mesh().size(), 4u);
 }
 
 TEST(GossipRouter, InvalidMessagesGetAPeerPrunedThenGraylisted) {
