@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "envelope.hpp"
+#include "signature.hpp"
 #include "wire/varint.hpp"
 
 namespace chorus::gossip {
@@ -40,6 +41,9 @@ struct Node::Peer {
 struct Node::Inbound {
   PeerId peer;
   Bytes buf;
+  // Bytes the p2p thread posted and this thread has not taken yet: reading pauses while too many
+  // wait (the peer then stalls on its yamux window), so a fast sender cannot grow our memory.
+  std::shared_ptr<std::atomic<size_t>> pending;
   bool paused = false;
 };
 
@@ -49,6 +53,7 @@ struct Node::StreamCtx {
   PeerId peer;
   std::string peer_text;
   bool inbound = false;
+  std::shared_ptr<std::atomic<size_t>> pending = std::make_shared<std::atomic<size_t>>(0);
 };
 
 // A message accepted by the Router, waiting to be handed to handlers (gossip thread).
@@ -121,7 +126,7 @@ NodeMetrics define_metrics(chorus::Host &host) {
 
 Node::Node(chorus::Host &host, Settings settings, NodeMetrics metrics, P2P p2p)
     : host_(host), s_(std::move(settings)), m_(std::move(metrics)), p2p_(std::move(p2p)), work_(io_.get_executor()),
-      heartbeat_timer_(io_), probe_timer_(io_), probe_timeout_(io_) {}
+      heartbeat_timer_(io_), probe_timer_(io_), probe_timeout_(io_), verify_work_(verify_io_.get_executor()) {}
 
 Node::~Node() { stop(); }
 
@@ -184,6 +189,10 @@ void Node::start() {
   for (const auto &topic : s_.topics) hold(topic, true, nullptr);
   if (s_.probe.enabled) hold(probe_topic_, true, nullptr);
 
+  // The threads first (nothing is posted to them yet), then what can post: protocol handlers and events.
+  if (s_.signature_policy == SignaturePolicy::kStrictSign) verify_thread_ = std::thread([this] { verify_io_.run(); });
+  thread_ = std::thread([this] { io_.run(); });
+  thread_id_ = thread_.get_id();
   for (const char *proto : kPubsubProtocols) {
     accept_args_.push_back(std::make_unique<std::weak_ptr<Node>>(weak_from_this()));
     chorus::ErrorBuffer err;
@@ -192,8 +201,6 @@ void Node::start() {
       throw chorus::Error(st, std::string("gossip: cannot handle ") + proto + ": " + std::string(err.text()));
   }
 
-  thread_ = std::thread([this] { io_.run(); });
-  thread_id_ = thread_.get_id();
   // Events after the thread runs: the connected peers arrive at once as CONNECTED events.
   uint64_t sub = 0;
   if (t->subscribe(p2p_.self(), &Node::on_p2p_event, this, &sub) == CHORUS_OK) p2p_sub_ = sub;
@@ -215,7 +222,7 @@ void Node::start() {
   post([this] {
     report_health();
     schedule_heartbeat(100);
-    if (s_.probe.enabled) schedule_probe(std::min<uint64_t>(500, s_.probe.interval_ms));
+    if (s_.probe.enabled) schedule_probe(0);
   });
   host_.info("gossip: " + self_text_ + " as agent " + agent_id_ + ", " + std::to_string(s_.topics.size()) +
              " static topic(s), " + (s_.signature_policy == SignaturePolicy::kStrictSign ? "StrictSign" : "StrictNoSign"));
@@ -246,6 +253,11 @@ void Node::stop() {
     work_.reset();
     io_.stop();
     thread_.join();
+  }
+  if (verify_thread_.joinable()) {
+    verify_work_.reset();
+    verify_io_.stop();
+    verify_thread_.join();
   }
   stopped_ = true;
   // Subscriptions end with the node (an SSE stream's handler ends its HTTP response when destroyed).
@@ -300,8 +312,10 @@ chorus_status Node::is_joined(const std::string &topic, bool *out, chorus_error 
 chorus_status Node::subscribe(const std::string &topic, MessageHandler fn, uint64_t *out_sub, chorus_error *err) {
   if (auto st = check_topic(topic, err); st != CHORUS_OK) return st;
   if (!fn) return fail(err, CHORUS_E_INVALID_ARG, "gossip: subscribe needs a handler");
-  // Join first (without holding subs_mu_: the gossip thread takes it to dispatch).
-  if (auto st = run_sync(err, [&] { return hold(topic, false, err); }); st != CHORUS_OK) return st;
+  // Join first (without holding subs_mu_: the gossip thread takes it to dispatch). A validator runs
+  // inside the router, which must not be re-entered: its joins happen right after.
+  if (inside_router()) post([this, topic] { hold(topic, false, nullptr); });
+  else if (auto st = run_sync(err, [&] { return hold(topic, false, err); }); st != CHORUS_OK) return st;
   std::lock_guard lk(subs_mu_);
   const uint64_t id = ++last_sub_;
   subs_.push_back(Sub{id, topic, std::move(fn)});
@@ -321,18 +335,26 @@ chorus_status Node::unsubscribe(uint64_t sub) {
     topic = it->topic;
     if (subs_depth_ == 0) subs_.erase(it);
   }
-  if (on_gossip_thread()) release(topic, false);
+  if (on_gossip_thread() && !inside_router()) release(topic, false);
   else if (!stopping_.load()) post([this, topic] { release(topic, false); });
   return CHORUS_OK;
 }
 
 chorus_status Node::join(const std::string &topic, chorus_error *err) {
   if (auto st = check_topic(topic, err); st != CHORUS_OK) return st;
+  if (inside_router()) {
+    post([this, topic] { hold(topic, true, nullptr); });
+    return CHORUS_OK;
+  }
   return run_sync(err, [&] { return hold(topic, true, err); });
 }
 
 chorus_status Node::leave(const std::string &topic, chorus_error *err) {
   if (auto st = check_topic(topic, err); st != CHORUS_OK) return st;
+  if (inside_router()) {
+    post([this, topic] { release(topic, true); });
+    return CHORUS_OK;
+  }
   return run_sync(err, [&] {
     release(topic, true);
     return CHORUS_OK;
@@ -691,9 +713,9 @@ chorus_status Node::on_accept(void *arg, const chorus_p2p_stream_info *info, cho
   auto *ctx = new StreamCtx{n, *id, info->peer_text != nullptr ? info->peer_text : "", true};
   fill_handler(h, ctx);
   Node *raw = n.get();
-  raw->post([raw, stream = info->stream, id = *id, text = ctx->peer_text,
+  raw->post([raw, stream = info->stream, id = *id, text = ctx->peer_text, pending = ctx->pending,
              addr = std::string(info->remote_addr != nullptr ? info->remote_addr : "")] {
-    raw->inbound_opened(stream, id, text, addr);
+    raw->inbound_opened(stream, id, text, addr, pending);
   });
   return CHORUS_OK;
 }
@@ -724,6 +746,7 @@ void Node::on_data(void *arg, uint64_t stream, const uint8_t *data, size_t len) 
   auto n = ctx->node.lock();
   if (!n) return;
   Node *raw = n.get();
+  ctx->pending->fetch_add(len, std::memory_order_relaxed);
   raw->post([raw, stream, bytes = Bytes(data, data + len)]() mutable { raw->inbound_data(stream, std::move(bytes)); });
 }
 
@@ -823,12 +846,10 @@ void Node::outbound_opened(const PeerId &id, uint64_t stream, std::string protoc
   router_->add_peer(id, *proto, p.outbound, p.ip);
   // Frames that arrived before the router knew the peer.
   if (p.in_stream != 0) {
-    auto in = inbound_.find(p.in_stream);
-    if (in != inbound_.end() && in->second->paused) {
-      in->second->paused = false;
-      p2p_.table()->set_read_paused(p2p_.self(), p.in_stream, 0);
-    }
-    parse_frames(p.in_stream);
+    const uint64_t stream = p.in_stream;
+    parse_frames(stream);
+    auto in = inbound_.find(stream);
+    if (in != inbound_.end()) update_read_pause(stream, *in->second);
   }
 }
 
@@ -840,7 +861,8 @@ void Node::outbound_failed(const PeerId &id, const std::string &why) {
   host_.debug("gossip: no pubsub stream to " + it->second->text + ": " + why);
 }
 
-void Node::inbound_opened(uint64_t stream, const PeerId &id, std::string text, std::string addr) {
+void Node::inbound_opened(uint64_t stream, const PeerId &id, std::string text, std::string addr,
+                          std::shared_ptr<std::atomic<size_t>> pending) {
   if (stopping_.load()) return;
   auto &slot = peers_[id];
   if (!slot) {
@@ -858,6 +880,7 @@ void Node::inbound_opened(uint64_t stream, const PeerId &id, std::string text, s
   p.open_failed = false;  // it speaks pubsub after all
   auto in = std::make_unique<Inbound>();
   in->peer = id;
+  in->pending = std::move(pending);
   inbound_[stream] = std::move(in);
   maybe_open(id);
 }
@@ -865,10 +888,26 @@ void Node::inbound_opened(uint64_t stream, const PeerId &id, std::string text, s
 void Node::inbound_data(uint64_t stream, Bytes bytes) {
   auto it = inbound_.find(stream);
   if (it == inbound_.end()) return;
-  Bytes &buf = it->second->buf;
-  if (buf.empty()) buf = std::move(bytes);
-  else buf.insert(buf.end(), bytes.begin(), bytes.end());
+  Inbound &in = *it->second;
+  in.pending->fetch_sub(bytes.size(), std::memory_order_relaxed);
+  if (in.buf.empty()) in.buf = std::move(bytes);
+  else in.buf.insert(in.buf.end(), bytes.begin(), bytes.end());
   parse_frames(stream);
+  it = inbound_.find(stream);
+  if (it != inbound_.end()) update_read_pause(stream, *it->second);
+}
+
+void Node::update_read_pause(uint64_t stream, Inbound &in) {
+  auto peer = peers_.find(in.peer);
+  const bool waiting = peer == peers_.end() || !peer->second->in_router;
+  const size_t backlog = in.pending->load(std::memory_order_relaxed) + in.buf.size() + verifying_bytes_;
+  const size_t frame = s_.max_rpc_bytes();
+  bool pause = in.paused;
+  if (backlog > 2 * frame || (waiting && in.buf.size() > frame)) pause = true;
+  else if (backlog < frame / 2 && !(waiting && in.buf.size() > frame)) pause = false;
+  if (pause == in.paused) return;
+  in.paused = pause;
+  p2p_.table()->set_read_paused(p2p_.self(), stream, pause ? 1 : 0);
 }
 
 void Node::parse_frames(uint64_t stream) {
@@ -877,14 +916,7 @@ void Node::parse_frames(uint64_t stream) {
   Inbound &in = *it->second;
   auto peer = peers_.find(in.peer);
   if (peer == peers_.end()) return;
-  if (!peer->second->in_router) {
-    // Hold the bytes until our stream to the peer is open; stop reading past one frame's worth.
-    if (!in.paused && in.buf.size() > s_.max_rpc_bytes()) {
-      in.paused = true;
-      p2p_.table()->set_read_paused(p2p_.self(), stream, 1);
-    }
-    return;
-  }
+  if (!peer->second->in_router) return;  // held until our stream to the peer is open
   RpcLimits limits;
   limits.max_rpc_bytes = s_.max_rpc_bytes();
   limits.max_message_bytes = s_.max_message_bytes;
@@ -904,7 +936,7 @@ void Node::parse_frames(uint64_t stream) {
     auto rpc = decode_rpc(BytesView(in.buf).subspan(off + used, len), limits, &why);
     if (!rpc) return reject_stream(stream, "malformed", why);
     off += used + len;
-    router_->handle_rpc(from, std::move(*rpc));
+    route_rpc(from, std::move(*rpc));
     // handle_rpc may have removed the peer or this stream (it never does today; stay safe).
     it = inbound_.find(stream);
     if (it == inbound_.end()) return;
@@ -912,6 +944,54 @@ void Node::parse_frames(uint64_t stream) {
   Bytes &buf = it->second->buf;
   if (off == buf.size()) buf.clear();
   else if (off > 0) buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(off));
+}
+
+void Node::route_rpc(const PeerId &from, Rpc rpc) {
+  if (!verify_thread_.joinable() || rpc.publish.empty()) return router_->handle_rpc(from, std::move(rpc));
+  const uint64_t now = host_.now_ms();
+  while (!verified_order_.empty() && verified_order_.front().first <= now) {
+    verified_ids_.erase(verified_order_.front().second);
+    verified_order_.pop_front();
+  }
+  bool all_known = true;
+  for (const auto &m : rpc.publish) {
+    const Bytes id = router_->message_id(m);
+    if (verified_ids_.count(std::string(id.begin(), id.end())) == 0) {
+      all_known = false;
+      break;
+    }
+  }
+  if (all_known) return router_->handle_rpc(from, std::move(rpc));  // copies: no need to verify again
+  size_t bytes = 0;
+  for (const auto &m : rpc.publish) bytes += (m.data ? m.data->size() : 0) + 128;
+  verifying_bytes_ += bytes;
+  asio::post(verify_io_, [this, from, rpc = std::move(rpc), bytes]() mutable {
+    bool ok = true;
+    std::string why;
+    for (const auto &m : rpc.publish)
+      if (check_message(m, SignaturePolicy::kStrictSign, true, &why)) {
+        ok = false;  // the router verifies again and rejects it with the reason
+        break;
+      }
+    post([this, from, rpc = std::move(rpc), ok, bytes]() mutable { verified(from, std::move(rpc), ok, bytes); });
+  });
+}
+
+void Node::verified(const PeerId &from, Rpc rpc, bool all_ok, size_t bytes) {
+  verifying_bytes_ -= bytes;
+  if (all_ok) {
+    // Remembered for half the seen window, so the router still knows every id we skip for.
+    const uint64_t expiry = host_.now_ms() + s_.router.seen_ttl_ms / 2;
+    for (const auto &m : rpc.publish) {
+      const Bytes id = router_->message_id(m);
+      if (verified_ids_.insert(std::string(id.begin(), id.end())).second) verified_order_.emplace_back(expiry, std::string(id.begin(), id.end()));
+    }
+  }
+  auto p = peers_.find(from);
+  if (p != peers_.end() && p->second->in_router) router_->handle_rpc(from, std::move(rpc), all_ok);
+  // Streams paused for the verifier's backlog may read again.
+  for (auto &[stream, in] : inbound_)
+    if (in->paused) update_read_pause(stream, *in);
 }
 
 void Node::reject_stream(uint64_t stream, const char *reason, const std::string &why) {
@@ -959,6 +1039,10 @@ void Node::schedule_heartbeat(uint64_t ms) {
     if (ec || stopping_.load()) return;
     router_->heartbeat();
     update_gauges();
+    // A peer whose stream from us closed while it stays connected (it reset the stream, say) gets a
+    // new one, at most once a heartbeat.
+    for (const auto &[id, p] : peers_)
+      if (p->connected && p->out_stream == 0 && !p->opening && !p->open_failed) maybe_open(id);
     if (!deliveries_.empty() && !drain_posted_) {
       drain_posted_ = true;
       post([this] { drain_deliveries(); });

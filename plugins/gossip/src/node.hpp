@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -127,6 +128,8 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
 
   // ---- threading ----
   bool on_gossip_thread() const { return std::this_thread::get_id() == thread_id_; }
+  // True while a validator runs (called by the router): membership changes are posted, not run.
+  bool inside_router() const { return on_gossip_thread() && validator_depth_ > 0; }
   template <class F>
   chorus_status run_sync(chorus_error *err, F &&fn);
   template <class F>
@@ -149,10 +152,16 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   void peer_connected(const PeerId &id, std::string text, std::string addr, bool outbound);
   void peer_identified(const PeerId &id, const std::string &identify_json);
   void peer_disconnected(const PeerId &id);
-  void inbound_opened(uint64_t stream, const PeerId &id, std::string text, std::string addr);
+  void inbound_opened(uint64_t stream, const PeerId &id, std::string text, std::string addr,
+                      std::shared_ptr<std::atomic<size_t>> pending);
   void inbound_data(uint64_t stream, Bytes bytes);
+  void update_read_pause(uint64_t stream, Inbound &in);
   void parse_frames(uint64_t stream);
   void reject_stream(uint64_t stream, const char *reason, const std::string &why);
+  // Hands a decoded RPC to the router, through the verifier thread when it carries messages whose
+  // signatures need checking.
+  void route_rpc(const PeerId &from, Rpc rpc);
+  void verified(const PeerId &from, Rpc rpc, bool all_ok, size_t bytes);
   void stream_closed(uint64_t stream, bool inbound);
   void outbound_opened(const PeerId &id, uint64_t stream, std::string protocol);
   void outbound_failed(const PeerId &id, const std::string &why);
@@ -190,6 +199,16 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   std::string agent_id_;
   std::string probe_topic_;
   std::unique_ptr<Router> router_;
+  // Ed25519 verification (tens of microseconds a message) runs on a thread of its own, so the gossip
+  // thread only routes. RPCs come back in the order they went.
+  boost::asio::io_context verify_io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> verify_work_;
+  std::thread verify_thread_;
+  size_t verifying_bytes_ = 0;  // gossip thread: frames at the verifier (counts toward read pauses)
+  // Ids whose signature the verifier accepted lately: further copies skip the verifier (the router
+  // drops them as duplicates, or verifies them itself).
+  std::unordered_set<std::string> verified_ids_;
+  std::deque<std::pair<uint64_t, std::string>> verified_order_;
   uint64_t p2p_sub_ = 0;
   std::vector<std::unique_ptr<std::weak_ptr<Node>>> accept_args_;  // one per protocol handler
 
@@ -206,8 +225,8 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   uint64_t probe_nonce_ = 0;
   bool probe_outstanding_ = false;
   std::chrono::steady_clock::time_point probe_sent_;
-  bool probe_ok_ = false;
-  std::string probe_note_ = "loopback probe not run yet";
+  bool probe_ok_ = true;  // until a probe fails: the first runs right after start
+  std::string probe_note_ = "loopback probe pending";
 
   // Subscriptions and validators: any thread; called on the gossip thread under their mutex, so
   // unsubscribe from another thread waits for a running call to end (the exactly-once rule).

@@ -130,7 +130,6 @@ Settings parse_settings(std::string_view config_json) {
   try {
     s.signature_policy = get<std::string>(cfg, "signature_policy") == "strict_no_sign" ? SignaturePolicy::kStrictNoSign
                                                                                         : SignaturePolicy::kStrictSign;
-    s.message_id = get<std::string>(cfg, "message_id") == "key_seqno" ? MessageIdForm::kKeySeqno : MessageIdForm::kFromSeqno;
     s.max_message_bytes = get<size_t>(cfg, "max_message_bytes");
     s.peer_queue_bytes = get<size_t>(cfg, "peer_queue_bytes");
     s.topics = get<std::vector<std::string>>(cfg, "topics");
@@ -161,6 +160,7 @@ Settings parse_settings(std::string_view config_json) {
     p.iwant_followup_ms = get<uint64_t>(r, "iwant_followup_ms");
     p.validate_queue = get<size_t>(r, "validate_queue");
     p.validate_throttle = get<size_t>(r, "validate_throttle");
+    p.message_id_fn = get<std::string>(cfg, "message_id") == "key_seqno" ? MessageIdFn::kKeySeqno : MessageIdFn::kFromSeqno;
     p.max_topics_per_peer = s.max_topics;
     p.max_message_bytes = s.max_message_bytes;
 

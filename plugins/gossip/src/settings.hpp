@@ -10,13 +10,9 @@
 
 #include "router.hpp"
 #include "score.hpp"
+#include "signature.hpp"
 
 namespace chorus::gossip {
-
-enum class MessageIdForm {
-  kFromSeqno,  // from bytes || seqno (go-libp2p-pubsub's default)
-  kKeySeqno,   // PublicKey protobuf || seqno (js-libp2p's msgIdFn for signed messages)
-};
 
 struct ProbeSettings {
   bool enabled = true;
@@ -26,7 +22,6 @@ struct ProbeSettings {
 
 struct Settings {
   SignaturePolicy signature_policy = SignaturePolicy::kStrictSign;
-  MessageIdForm message_id = MessageIdForm::kFromSeqno;
   size_t max_message_bytes = 1 << 20;
   size_t peer_queue_bytes = 4 << 20;
   std::vector<std::string> topics;  // joined at start
