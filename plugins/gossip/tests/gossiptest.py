@@ -16,7 +16,12 @@ import base64
 import http.client
 import json
 import os
+import random
+import re
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -140,7 +145,7 @@ class SseStream:
                         self.events.append(ev)
                         self.cond.notify_all()
                 # Comments (":...", keep-alives), event:/id:/retry: lines carry nothing we check.
-        except (OSError, ValueError, http.client.HTTPException) as e:
+        except Exception as e:  # noqa: BLE001 - close() from another thread breaks http.client in odd ways
             if not self.closed:
                 self.error = e
         with self.cond:
@@ -312,6 +317,16 @@ class GossipAgent:
         """The sum of the samples of `name` whose label text contains every string of `labels`."""
         return sum(v for k, v in self.metric_samples(name).items() if all(l in k for l in labels))
 
+    def wait_metric(self, name, at_least, *labels, timeout=10):
+        """Polls /metrics until metric(name, *labels) >= at_least (metrics have no event to block on);
+        returns the value. The failure names every sample of the metric."""
+        try:
+            wait_for(lambda: self.metric(name, *labels) >= at_least, timeout,
+                     f"{self.agent_id}: {name}{{{','.join(labels)}}} >= {at_least}", interval=0.1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; samples: {self.metric_samples(name)}")
+        return self.metric(name, *labels)
+
     def close_streams(self):
         for s in self.streams:
             s.close()
@@ -425,8 +440,8 @@ class GossipTestCase(AgentTestCase):
         self.gossip_agents.append(ga)
         return ga
 
-    def js_peer(self, **kw):
-        p = GossipJsPeer(**kw)
+    def js_peer(self, *args, **kw):
+        p = GossipJsPeer(*args, **kw)
         self.js_peers.append(p)
         return p
 
@@ -458,8 +473,6 @@ def wait_topic_peers(node, topic, expected, timeout=30):
 # Names carry our pid, so a lab left behind by a killed run is recognised and removed by the next one.
 
 def netns_missing_reason():
-    import shutil
-    import subprocess
     if os.geteuid() != 0:
         return missing("netns", "needs root (network namespaces, veth, bridge)")
     if shutil.which("ip") is None:
@@ -470,7 +483,6 @@ def netns_missing_reason():
 
 
 def _sh(*args, check=True):
-    import subprocess
     p = subprocess.run(list(args), capture_output=True, text=True)
     if check and p.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {p.stderr.strip()}")
@@ -497,11 +509,8 @@ class NetnsLab:
     _count = 0
 
     def __init__(self):
-        import random
-        import re
-        import tempfile
         NetnsLab._count += 1
-        self._sweep_stale(re)
+        self._sweep_stale()
         self.tag = f"{os.getpid()}x{NetnsLab._count % 100}"
         self.bridge = f"brg{self.tag}"
         self.nss = []
@@ -525,7 +534,7 @@ class NetnsLab:
             raise
 
     @staticmethod
-    def _sweep_stale(re):
+    def _sweep_stale():
         for line in _sh("ip", "netns", "list", check=False).stdout.splitlines():
             m = re.match(r"^(gsp(\d+)x\d+-\d+)\b", line)
             if m and not _pid_alive(int(m.group(2))):
@@ -580,7 +589,6 @@ class NetnsLab:
             _sh("ip", "netns", "del", ns, check=False)
         self.nss = []
         _sh("ip", "link", "del", self.bridge, check=False)
-        import shutil
         shutil.rmtree(self.root, ignore_errors=True)
         if problems:
             raise AssertionError("agent check at the end of the test:\n" + "\n".join(problems))

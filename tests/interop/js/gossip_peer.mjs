@@ -51,7 +51,9 @@
 // (repeatable, subscribed at start), --msg-id js|go (js: PublicKey protobuf || seqno, the library's
 // default; go: from || seqno; StrictNoSign always uses sha256(data)), --score (topic scoring for every
 // subscribed topic with the gossip plugin's default parameters and thresholds; without it the library's
-// defaults apply, which score no topic), --d N (mesh degree; D_lo/D_hi follow as js derives them).
+// defaults apply, which score no topic), --d N (mesh degree; D_lo = round(2N/3), D_hi = 2N),
+// --protocols P1,P2,... (the pubsub protocol ids offered and accepted, in preference order, instead of
+// /meshsub/1.2.0, 1.1.0, 1.0.0 and /floodsub/1.0.0: e.g. /floodsub/1.0.0 alone makes a floodsub peer).
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { gossipsub } from '@chainsafe/libp2p-gossipsub'
@@ -117,7 +119,7 @@ function usage (msg) {
 }
 
 function parseArgs (argv) {
-  const opts = { seed: null, listen: [], signPolicy: 'StrictSign', topics: [], msgId: 'js', score: false, d: null }
+  const opts = { seed: null, listen: [], signPolicy: 'StrictSign', topics: [], msgId: 'js', score: false, d: null, protocols: null }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const value = () => {
@@ -131,12 +133,17 @@ function parseArgs (argv) {
     else if (a === '--msg-id') opts.msgId = value()
     else if (a === '--score') opts.score = true
     else if (a === '--d') opts.d = Number(value())
+    else if (a === '--protocols') opts.protocols = value().split(',').filter(p => p !== '')
     else usage(`unknown option ${a}`)
   }
   if (opts.seed !== null && !/^[0-9a-fA-F]{64}$/.test(opts.seed)) usage('--seed needs 64 hex digits (32 bytes)')
   if (opts.signPolicy !== 'StrictSign' && opts.signPolicy !== 'StrictNoSign') usage('--sign-policy is StrictSign or StrictNoSign')
   if (opts.msgId !== 'js' && opts.msgId !== 'go') usage('--msg-id is js or go')
   if (opts.d !== null && !(Number.isInteger(opts.d) && opts.d >= 1)) usage('--d needs a positive integer')
+  const known = ['/meshsub/1.2.0', '/meshsub/1.1.0', '/meshsub/1.0.0', '/floodsub/1.0.0']
+  if (opts.protocols !== null && (opts.protocols.length === 0 || opts.protocols.some(p => !known.includes(p)))) {
+    usage(`--protocols takes a comma-separated list of ${known.join(', ')}`)
+  }
   if (opts.listen.length === 0) opts.listen.push('/ip4/127.0.0.1/tcp/0')
   return opts
 }
@@ -217,6 +224,7 @@ async function main () {
   }
 
   const node = await createLibp2p({
+    start: false, // the pubsub protocol list may change before the service registers it
     privateKey,
     addresses: { listen: opts.listen },
     transports: [tcp()],
@@ -238,6 +246,9 @@ async function main () {
     }
   })
   const pubsub = node.services.pubsub
+  // gossipsub registers its handlers and topology for `multicodecs` when the node starts, and opens its
+  // outbound streams proposing them in this order.
+  if (opts.protocols !== null) pubsub.multicodecs = [...opts.protocols]
 
   node.addEventListener('connection:open', (evt) => {
     const c = evt.detail
