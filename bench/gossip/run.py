@@ -11,11 +11,14 @@ the js column needs `npm ci` in tests/interop/js. A missing side is skipped with
 
 Scenarios (each run once per implementation; both sides get the same workload and the same payload,
 bench/gossip/plugin/load_plugin.cpp and gossip_peer.mjs's publish_many / bench_receive):
-  * saturation: one publisher -> one receiver, --repeat times (median), --count signed messages of --size bytes published as fast
-    as the publisher's API takes them (chorus: publish_raw from one thread; js: publish with up to 64
-    in flight). Figure: messages per second arriving at the receiver, from the earliest publish time
-    among the received messages to the last arrival. Also: CPU time (user + system, every thread, from
-    /proc/PID/stat) of the publisher and the receiver per 1000 messages.
+  * saturation: one publisher -> one receiver, --repeat times (median), --count signed messages of
+    --size bytes published as fast as the publisher's API takes them (chorus: publish_raw from one
+    thread; js: publish with up to 64 in flight). Figure: messages per second arriving at the
+    receiver, from the earliest publish time among the received messages to the last arrival. A chorus
+    publisher that outruns its receiver drops RPCs at its bounded per-peer send queue
+    (peer_queue_bytes); they are counted (publisher_dropped_queue_full) and the receive then ends 3 s
+    after the last arrival. Also: CPU time (user + system, every thread, from /proc/PID/stat) of the
+    publisher and the receiver per 1000 messages received.
   * latency (run first, on the fresh pair): --repeat runs of --latency-count messages at --latency-rate
     per second; p50 / p99 of arrival (receiver's realtime clock) - publish time (publisher's realtime
     clock, in the payload); the run with the median p99 is reported.
@@ -172,10 +175,10 @@ class ChorusNode:
     def subscribers(self, topic):
         return self.ga.topic_peers(topic)
 
-    def receive(self, topic, count, timeout_ms):
+    def receive(self, topic, count, timeout_ms, idle_ms=0):
         """Starts a receive; returns a Background whose result is the answer. Returns once armed."""
-        call = Background(lambda: self.ga.post("/bench/gossip/receive",
-                                               {"topic": topic, "count": count, "timeout_ms": timeout_ms},
+        body = {"topic": topic, "count": count, "timeout_ms": timeout_ms, "idle_ms": idle_ms}
+        call = Background(lambda: self.ga.post("/bench/gossip/receive", body,
                                                timeout=timeout_ms / 1000 + 60))
         from urllib.parse import quote
 
@@ -194,6 +197,10 @@ class ChorusNode:
 
     def rss(self):
         return vmrss(self.pid)
+
+    def dropped(self):
+        """RPCs this node dropped because a peer's send queue was full (chorus_gossip_rpcs_dropped_total)."""
+        return int(self.ga.metric("chorus_gossip_rpcs_dropped_total", 'reason="queue_full"'))
 
     def close(self):
         return self.agent.finish()
@@ -235,7 +242,8 @@ class JsNode:
     def subscribers(self, topic):
         return self.peer.subscribers(topic)
 
-    def receive(self, topic, count, timeout_ms):
+    def receive(self, topic, count, timeout_ms, idle_ms=0):
+        # gossip_peer.mjs's bench_receive has no idle cut-off; js publishes never outran its queues here.
         start = self.peer.mark()
         cid = self.peer.send("bench_receive", topic=topic, count=count, timeout_ms=timeout_ms)
         self.peer.wait_event(lambda e: e.get("event") == "bench_receive:armed" and e.get("id") == cid, start=start,
@@ -247,6 +255,9 @@ class JsNode:
 
     def rss(self):
         return self.peer.ok("rss")["rss_bytes"]
+
+    def dropped(self):
+        return None
 
     def close(self):
         self.peer.stop()
@@ -301,6 +312,11 @@ def close_nodes(nodes):
     return problems
 
 
+# A chorus receive ends this long after the last message when fewer than `count` arrive: a publisher
+# faster than its receiver loses RPCs to its bounded per-peer send queue (counted as dropped).
+IDLE_MS = 3000
+
+
 def per_1000(cpu_s, messages):
     return round(cpu_s * 1000 / messages * 1000, 3) if messages else None  # ms per 1000 messages
 
@@ -340,11 +356,14 @@ def run_pair(kind, args, ws, results):
             if i:
                 time.sleep(6)  # the previous burst leaves the message cache (5 heartbeats)
             cpu0 = [cpu_seconds(pub.pid), cpu_seconds(rcv.pid)]
-            ans = rcv.receive(topic, args.count, args.timeout * 1000)
+            dropped0 = pub.dropped()
+            ans = rcv.receive(topic, args.count, args.timeout * 1000, idle_ms=IDLE_MS)
             sent = pub.publish_many(topic, args.count, args.size, 0, timeout=args.timeout + 60)
             got = ans.result(args.timeout + 60)
             cpu1 = [cpu_seconds(pub.pid), cpu_seconds(rcv.pid)]
+            dropped1 = pub.dropped()
             samples.append({
+                "publisher_dropped_queue_full": None if dropped0 is None else dropped1 - dropped0,
                 "published": sent.get("sent"), "publish_failed": sent.get("failed"),
                 "publish_elapsed_ms": round(sent["elapsed_ms"], 1),
                 "publish_msgs_per_s": round(sent["sent"] / (sent["elapsed_ms"] / 1000), 1) if sent["elapsed_ms"] else None,
@@ -378,15 +397,18 @@ def run_fanout(kind, args, ws, results):
         for w in warm:
             w.result(60)
         cpu0 = [cpu_seconds(n.pid) for n in nodes]
-        answers = [n.receive(topic, args.fanout_count, args.timeout * 1000) for n in nodes[1:]]
+        dropped0 = [n.dropped() for n in nodes]
+        answers = [n.receive(topic, args.fanout_count, args.timeout * 1000, idle_ms=IDLE_MS) for n in nodes[1:]]
         sent = nodes[0].publish_many(topic, args.fanout_count, args.size, 0, timeout=args.timeout + 60)
         got = [a.result(args.timeout + 60) for a in answers]
         cpu1 = [cpu_seconds(n.pid) for n in nodes]
+        dropped1 = [n.dropped() for n in nodes]
         received = [g["received"] for g in got]
         slowest = min(g["msgs_per_s"] for g in got)
         longest_ms = max(g["elapsed_ms"] for g in got)
         results["fanout"] = {
             "nodes": args.mesh, "published": sent.get("sent"), "receivers": len(got),
+            "dropped_queue_full": None if dropped0[0] is None else sum(b - a for a, b in zip(dropped0, dropped1)),
             "received_min": min(received), "received_total": sum(received),
             "duplicates": sum(g["duplicates"] for g in got),
             "slowest_receiver_msgs_per_s": round(slowest, 1),
@@ -462,7 +484,8 @@ def report(res, args, command):
 
     row(f"saturation, 1 → 1, signed {args.size} B: msg/s at the receiver", "saturation", "msgs_per_s",
         target="≥ 15 000; ≥ 5× js", ratio=True)
-    row("  received / published", "saturation", "received")
+    row("  received (of the published)", "saturation", "received")
+    row("  RPCs the publisher dropped (send queue full)", "saturation", "publisher_dropped_queue_full")
     row("  CPU ms per 1000 messages, publisher", "saturation", "cpu_ms_per_1000_publisher", 1)
     row("  CPU ms per 1000 messages, receiver", "saturation", "cpu_ms_per_1000_receiver", 1)
     row(f"latency at {args.latency_rate} msg/s: p50 ms", "latency", "p50_ms", 2)
@@ -470,6 +493,7 @@ def report(res, args, command):
     row(f"fan-out, {args.mesh} nodes: slowest receiver msg/s", "fanout", "slowest_receiver_msgs_per_s", ratio=True)
     row("  deliveries per second, all receivers", "fanout", "deliveries_per_s")
     row("  fewest messages received by a node", "fanout", "received_min")
+    row("  RPCs dropped by all nodes (send queue full)", "fanout", "dropped_queue_full")
     row("  CPU ms per 1000 published messages, all nodes", "fanout", "cpu_ms_per_1000_all_nodes", 1)
     row(f"memory per topic per peer, bytes ({args.topics} topics, {args.mem_nodes - 1} peers)", "memory",
         "bytes_per_topic_per_peer_median")

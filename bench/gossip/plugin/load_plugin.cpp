@@ -11,11 +11,13 @@
 //       publish_raw `count` messages of `size` bytes (>= 8) at `rate` messages per second (0: each as
 //       soon as the previous publish_raw returned), from a thread of its own; answered when the last
 //       one was published. elapsed_ms: first publish to the return of the last.
-//   /bench/gossip/receive {topic, count, timeout_ms}
+//   /bench/gossip/receive {topic, count, timeout_ms, idle_ms}
 //       -> {ok, received, duplicates, elapsed_ms, msgs_per_s, p50_ms, p99_ms}
-//       subscribes to the topic and answers when `count` distinct messages arrived or at timeout_ms
-//       (default 60000), whichever is first; the HTTP thread is never held meanwhile. The subscription
-//       is live when the answer to a GET /bench/gossip/armed?topic=T says {"armed":true}.
+//       subscribes to the topic and answers when `count` distinct messages arrived, at timeout_ms
+//       (default 60000), or, with idle_ms > 0, once no message arrived for idle_ms after the first one
+//       (a publisher faster than the receiver loses messages to its bounded send queue, and then
+//       `count` never arrives); the HTTP thread is never held meanwhile. The subscription is live when
+//       the answer to a GET /bench/gossip/armed?topic=T says {"armed":true}.
 //
 // Payload (the same as tests/interop/js/gossip_peer.mjs's publish_many, so chorus and js nodes can feed
 // each other): bytes 0-7 the big-endian microseconds since the Unix epoch (realtime clock) at publish,
@@ -99,11 +101,14 @@ struct ReceiveJob {
   uint64_t duplicates = 0;
   uint64_t earliest_sent_us = UINT64_MAX;
   uint64_t last_arrival_us = 0;
+  SteadyClock::time_point last_arrival_steady{};
   bool finished = false;      // no more counting; the answer is on its way
   bool subscribed = false;    // `sub` is valid
   bool unsubscribed = false;
   uint64_t sub = 0;
-  uint64_t timer = 0;
+  // Set once right after the timer starts, read by whoever finishes the job (possibly a timer).
+  std::atomic<uint64_t> timer{0};       // the deadline
+  std::atomic<uint64_t> idle_timer{0};  // checks for idle_ms without messages
 
   json answer_locked() const {
     std::vector<double> sorted = latencies_ms;
@@ -260,6 +265,7 @@ class GossipLoad final : public chorus::Plugin {
     if (!topic_of(b, topic)) return reply(ex, 400, failure(CHORUS_E_INVALID_ARG, "missing or bad topic"));
     const uint64_t count = b.value("count", uint64_t{1});
     const uint64_t timeout_ms = b.value("timeout_ms", uint64_t{60000});
+    const uint64_t idle_ms = b.value("idle_ms", uint64_t{0});
     if (count < 1 || count > kMaxCount) return reply(ex, 400, failure(CHORUS_E_INVALID_ARG, "count out of range"));
 
     auto job = std::make_shared<ReceiveJob>();
@@ -279,6 +285,20 @@ class GossipLoad final : public chorus::Plugin {
     job->timer = host_.timer(std::chrono::milliseconds(timeout_ms), std::chrono::milliseconds(0), [this, weak] {
       if (auto j = weak.lock()) finish(j, false, false);
     });
+    if (idle_ms > 0) {
+      const auto idle = std::chrono::milliseconds(idle_ms);
+      const auto period = std::chrono::milliseconds(std::max<uint64_t>(idle_ms / 4, 1));
+      job->idle_timer = host_.timer(period, period, [this, weak, idle] {
+        auto j = weak.lock();
+        if (!j) return;
+        bool idle_now = false;
+        {
+          std::lock_guard lk(j->mu);
+          idle_now = !j->latencies_ms.empty() && SteadyClock::now() - j->last_arrival_steady >= idle;
+        }
+        if (idle_now) finish(j, false, false);
+      });
+    }
     chorus::ErrorBuffer err;
     uint64_t sub = 0;
     const chorus_status st = t_->subscribe(s_, topic.c_str(), &GossipLoad::on_message, job.get(), &sub, err.get());
@@ -288,6 +308,7 @@ class GossipLoad final : public chorus::Plugin {
         receives_.erase(topic);
       }
       host_.cancel_timer(job->timer);
+      if (job->idle_timer != 0) host_.cancel_timer(job->idle_timer);
       std::lock_guard lk(job->mu);
       job->finished = true;
       return reply(ex, 502, failure(st, "subscribe: " + std::string(err.text())));
@@ -355,6 +376,7 @@ class GossipLoad final : public chorus::Plugin {
         const uint64_t sent_us = get_be64(msg->data);
         job->earliest_sent_us = std::min(job->earliest_sent_us, sent_us);
         job->last_arrival_us = arrival_us;
+        job->last_arrival_steady = SteadyClock::now();
         job->latencies_ms.push_back((static_cast<double>(arrival_us) - static_cast<double>(sent_us)) / 1000.0);
       } catch (...) {  // out of memory: the count stops here, the deadline answers
         return;
@@ -387,6 +409,7 @@ class GossipLoad final : public chorus::Plugin {
     }
     unsubscribe(job);
     if (job->timer != 0) host_.cancel_timer(job->timer);
+    if (job->idle_timer != 0) host_.cancel_timer(job->idle_timer);
     if (stopping) return reply(job->ex, 503, failure(CHORUS_E_UNAVAILABLE, "stopping"));
     auto answer = [job] {
       json a;
