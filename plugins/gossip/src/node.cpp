@@ -522,10 +522,14 @@ static chorus_pubsub_message c_message(const std::string &topic, const Bytes &da
   return msg;
 }
 
-static std::string from_text_of(const std::optional<Bytes> &from) {
-  if (!from) return "";
-  auto id = PeerId::from_bytes(*from, nullptr);
-  return id ? id->to_base58() : "";
+const std::string &Node::peer_text(const Bytes &peer) {
+  static const std::string kNone;
+  auto it = peer_texts_.find(peer);
+  if (it != peer_texts_.end()) return it->second;
+  auto id = PeerId::from_bytes(peer, nullptr);
+  if (!id) return kNone;
+  if (peer_texts_.size() >= 4096) peer_texts_.clear();
+  return peer_texts_.emplace(peer, id->to_base58()).first->second;
 }
 
 Validation Node::validate(const ReceivedMessage &m) {
@@ -548,8 +552,9 @@ Validation Node::validate(const ReceivedMessage &m) {
   for (const auto &v : vals_)
     if (v.live && v.topic == m.message.topic) any = true;
   if (!any) return Validation::kAccept;
-  const std::string from_text = from_text_of(m.message.from);
-  const std::string received = m.received_from.to_base58();
+  static const std::string kNone;
+  const std::string &from_text = m.message.from ? peer_text(*m.message.from) : kNone;
+  const std::string &received = peer_text(m.received_from.bytes());
   std::string type;
   if (auto e = parse_envelope(std::string_view(reinterpret_cast<const char *>(data.data()), data.size()), nullptr)) type = e->type;
   const chorus_pubsub_message msg = c_message(m.message.topic, data, m.message.from, from_text, m.message.seqno, m.id,
@@ -657,8 +662,9 @@ void Node::dispatch(const Delivery &d) {
   std::string type;
   if (auto e = parse_envelope(std::string_view(reinterpret_cast<const char *>(d.data.data()), d.data.size()), nullptr))
     type = e->type;
-  const std::string from_text = from_text_of(d.from);
-  const std::string received_from = d.local ? self_text_ : d.received_from.to_base58();
+  static const std::string kNone;
+  const std::string &from_text = d.from ? peer_text(*d.from) : kNone;
+  const std::string &received_from = d.local ? self_text_ : peer_text(d.received_from.bytes());
   const chorus_pubsub_message msg =
       c_message(d.topic, d.data, d.from, from_text, d.seqno, d.id, received_from, d.local, type.c_str());
   ++subs_depth_;

@@ -195,6 +195,11 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
 
   PeerId self_;
   std::string self_text_;
+  // base58 texts of peer ids (binary multihash -> text), gossip thread only: every delivered or
+  // validated message names its author and its sender, and encoding them each time costs a few
+  // percent of a busy receiver. Cleared when it grows past a bound.
+  std::map<Bytes, std::string> peer_texts_;
+  const std::string &peer_text(const Bytes &peer);
   Bytes self_key_;
   std::string agent_id_;
   std::string probe_topic_;

@@ -902,14 +902,8 @@ void Router::heartbeat() {
 
 void Router::emit_gossip(const std::string &topic, const std::set<PeerId> &exclude,
                          const std::unordered_map<PeerId, double> &scores) {
-  std::vector<Bytes> ids;
-  int windows = std::min<int>(params_.mcache_gossip, static_cast<int>(s_->mcache_windows.size()));
-  for (int w = 0; w < windows; ++w)
-    for (const auto &id : s_->mcache_windows[w]) {
-      auto it = s_->mcache.find(id);
-      if (it != s_->mcache.end() && it->second.message.topic == topic) ids.push_back(id);
-    }
-  if (ids.empty()) return;
+  // Peers first: with nobody to gossip to (a small mesh holds every topic peer) the message cache,
+  // which after a burst holds tens of thousands of ids, is not walked at all.
   auto tp = s_->topic_peers.find(topic);
   if (tp == s_->topic_peers.end()) return;
   std::vector<PeerId> eligible;
@@ -921,6 +915,15 @@ void Router::emit_gossip(const std::string &topic, const std::set<PeerId> &exclu
     if (sit != scores.end() && sit->second < s_->thresholds.gossip) continue;
     eligible.push_back(id);
   }
+  if (eligible.empty()) return;
+  std::vector<Bytes> ids;
+  int windows = std::min<int>(params_.mcache_gossip, static_cast<int>(s_->mcache_windows.size()));
+  for (int w = 0; w < windows; ++w)
+    for (const auto &id : s_->mcache_windows[w]) {
+      auto it = s_->mcache.find(id);
+      if (it != s_->mcache.end() && it->second.message.topic == topic) ids.push_back(id);
+    }
+  if (ids.empty()) return;
   size_t target = std::max<size_t>(static_cast<size_t>(std::max(params_.d_lazy, 0)),
                                    static_cast<size_t>(params_.gossip_factor * static_cast<double>(eligible.size())));
   shuffle(eligible, s_->rng);
