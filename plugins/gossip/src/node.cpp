@@ -37,13 +37,23 @@ struct Node::Peer {
   bool blocked = false;
 };
 
+// Bytes of an inbound stream on their way from the p2p thread to the gossip thread. The p2p thread
+// appends and posts one drain only when none is queued yet, so a busy stream costs one wake-up of
+// the gossip thread per batch of yamux frames rather than one per frame.
+struct Node::Incoming {
+  std::mutex mu;
+  Bytes bytes;             // guarded by mu
+  bool scheduled = false;  // guarded by mu: a drain is posted and has not run yet
+  // Bytes appended and not taken by the gossip thread yet: reading pauses while too many wait (the
+  // peer then stalls on its yamux window), so a fast sender cannot grow our memory.
+  std::atomic<size_t> size{0};
+};
+
 // An inbound stream's unparsed bytes (gossip thread).
 struct Node::Inbound {
   PeerId peer;
   Bytes buf;
-  // Bytes the p2p thread posted and this thread has not taken yet: reading pauses while too many
-  // wait (the peer then stalls on its yamux window), so a fast sender cannot grow our memory.
-  std::shared_ptr<std::atomic<size_t>> pending;
+  std::shared_ptr<Incoming> incoming;
   bool paused = false;
 };
 
@@ -53,7 +63,7 @@ struct Node::StreamCtx {
   PeerId peer;
   std::string peer_text;
   bool inbound = false;
-  std::shared_ptr<std::atomic<size_t>> pending = std::make_shared<std::atomic<size_t>>(0);
+  std::shared_ptr<Incoming> incoming = std::make_shared<Incoming>();
 };
 
 // A message accepted by the Router, waiting to be handed to handlers (gossip thread).
@@ -723,9 +733,9 @@ chorus_status Node::on_accept(void *arg, const chorus_p2p_stream_info *info, cho
   auto *ctx = new StreamCtx{n, *id, info->peer_text != nullptr ? info->peer_text : "", true};
   fill_handler(h, ctx);
   Node *raw = n.get();
-  raw->post([raw, stream = info->stream, id = *id, text = ctx->peer_text, pending = ctx->pending,
+  raw->post([raw, stream = info->stream, id = *id, text = ctx->peer_text, incoming = ctx->incoming,
              addr = std::string(info->remote_addr != nullptr ? info->remote_addr : "")] {
-    raw->inbound_opened(stream, id, text, addr, pending);
+    raw->inbound_opened(stream, id, text, addr, incoming);
   });
   return CHORUS_OK;
 }
@@ -756,8 +766,25 @@ void Node::on_data(void *arg, uint64_t stream, const uint8_t *data, size_t len) 
   auto n = ctx->node.lock();
   if (!n) return;
   Node *raw = n.get();
-  ctx->pending->fetch_add(len, std::memory_order_relaxed);
-  raw->post([raw, stream, bytes = Bytes(data, data + len)]() mutable { raw->inbound_data(stream, std::move(bytes)); });
+  Incoming &q = *ctx->incoming;
+  bool schedule = false;
+  {
+    std::lock_guard lk(q.mu);
+    q.bytes.insert(q.bytes.end(), data, data + len);
+    q.size.fetch_add(len, std::memory_order_relaxed);
+    schedule = !q.scheduled;
+    q.scheduled = true;
+  }
+  if (!schedule) return;
+  raw->post([raw, stream, incoming = ctx->incoming] {
+    Bytes bytes;
+    {
+      std::lock_guard lk(incoming->mu);
+      bytes.swap(incoming->bytes);
+      incoming->scheduled = false;
+    }
+    raw->inbound_data(stream, std::move(bytes));
+  });
 }
 
 void Node::on_writable(void *arg, uint64_t stream) {
@@ -872,7 +899,7 @@ void Node::outbound_failed(const PeerId &id, const std::string &why) {
 }
 
 void Node::inbound_opened(uint64_t stream, const PeerId &id, std::string text, std::string addr,
-                          std::shared_ptr<std::atomic<size_t>> pending) {
+                          std::shared_ptr<Incoming> incoming) {
   if (stopping_.load()) return;
   auto &slot = peers_[id];
   if (!slot) {
@@ -890,7 +917,7 @@ void Node::inbound_opened(uint64_t stream, const PeerId &id, std::string text, s
   p.open_failed = false;  // it speaks pubsub after all
   auto in = std::make_unique<Inbound>();
   in->peer = id;
-  in->pending = std::move(pending);
+  in->incoming = std::move(incoming);
   inbound_[stream] = std::move(in);
   maybe_open(id);
 }
@@ -899,7 +926,7 @@ void Node::inbound_data(uint64_t stream, Bytes bytes) {
   auto it = inbound_.find(stream);
   if (it == inbound_.end()) return;
   Inbound &in = *it->second;
-  in.pending->fetch_sub(bytes.size(), std::memory_order_relaxed);
+  in.incoming->size.fetch_sub(bytes.size(), std::memory_order_relaxed);
   if (in.buf.empty()) in.buf = std::move(bytes);
   else in.buf.insert(in.buf.end(), bytes.begin(), bytes.end());
   parse_frames(stream);
@@ -910,7 +937,7 @@ void Node::inbound_data(uint64_t stream, Bytes bytes) {
 void Node::update_read_pause(uint64_t stream, Inbound &in) {
   auto peer = peers_.find(in.peer);
   const bool waiting = peer == peers_.end() || !peer->second->in_router;
-  const size_t backlog = in.pending->load(std::memory_order_relaxed) + in.buf.size() + verifying_bytes_;
+  const size_t backlog = in.incoming->size.load(std::memory_order_relaxed) + in.buf.size() + verifying_bytes_;
   const size_t frame = s_.max_rpc_bytes();
   bool pause = in.paused;
   if (backlog > 2 * frame || (waiting && in.buf.size() > frame)) pause = true;

@@ -99,6 +99,7 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   struct Peer;
   struct Inbound;
   struct StreamCtx;
+  struct Incoming;
   struct Delivery;
   struct Sub {
     uint64_t id;
@@ -153,7 +154,7 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   void peer_identified(const PeerId &id, const std::string &identify_json);
   void peer_disconnected(const PeerId &id);
   void inbound_opened(uint64_t stream, const PeerId &id, std::string text, std::string addr,
-                      std::shared_ptr<std::atomic<size_t>> pending);
+                      std::shared_ptr<Incoming> incoming);
   void inbound_data(uint64_t stream, Bytes bytes);
   void update_read_pause(uint64_t stream, Inbound &in);
   void parse_frames(uint64_t stream);
