@@ -60,6 +60,13 @@ struct Node : RouterIo {
     auto it = delivered.find(topic);
     return it == delivered.end() ? 0 : it->second.size();
   }
+  // The first message of the last RPC this node sent that carried messages (an empty Message if none).
+  Message last_published() const {
+    Message m;
+    for (const auto &[to, rpc] : sent)
+      if (!rpc.publish.empty()) m = rpc.publish[0];
+    return m;
+  }
   std::set<PeerId> mesh(const std::string &topic = kTopic) const {
     std::set<PeerId> out;
     for (const auto &p : router->peers())
@@ -344,9 +351,7 @@ TEST(GossipRouter, TwoCopiesInOneRpcAreDeliveredOnce) {
   net.connected_pair();
   net.links.clear();  // capture a's message instead of delivering it
   ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("twice"), nullptr));
-  Message m;
-  for (const auto &[to, rpc] : net.nodes[0]->sent)
-    if (!rpc.publish.empty()) m = rpc.publish[0];
+  Message m = net.nodes[0]->last_published();
   ASSERT_EQ(m.topic, kTopic);
   Rpc rpc;
   rpc.publish = {m, m};
@@ -534,9 +539,7 @@ TEST(GossipRouter, SignaturesVerifiedByTheCallerAreNotVerifiedAgain) {
   net.links.clear();
   net.nodes[0]->forge_signatures = true;  // a bad signature tells whether the router verified it
   ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("forged"), nullptr));
-  Message m;
-  for (const auto &[to, rpc] : net.nodes[0]->sent)
-    if (!rpc.publish.empty()) m = rpc.publish[0];
+  Message m = net.nodes[0]->last_published();
   ASSERT_EQ(m.topic, kTopic);
   Rpc rpc;
   rpc.publish.push_back(m);
@@ -554,9 +557,7 @@ TEST(GossipRouter, OwnMessagesEchoedBackAreDuplicatesButForgedOnesAreRejected) {
   FakeNet net;
   auto [a, b] = net.connected_pair();
   ASSERT_TRUE(a.router->publish(kTopic, text("mine"), nullptr));
-  Message m;
-  for (const auto &[to, rpc] : a.sent)
-    if (!rpc.publish.empty()) m = rpc.publish[0];
+  Message m = a.last_published();
   net.pump();
   Rpc echo;
   echo.publish.push_back(m);
@@ -902,9 +903,7 @@ TEST(GossipRouter, SeenCacheExpiresAfterTtl) {
   net.connected_pair();
   net.links.clear();
   ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("again"), nullptr));
-  Message m;
-  for (const auto &[to, rpc] : net.nodes[0]->sent)
-    if (!rpc.publish.empty()) m = rpc.publish[0];
+  Message m = net.nodes[0]->last_published();
   Rpc rpc;
   rpc.publish.push_back(m);
   Node &b = *net.nodes[1];

@@ -63,9 +63,8 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
-import { emit, emitConnectionEvents, keyFromSeed, parseOptions, rss, run, serveCommands, target } from './lib/lines.mjs'
+import { emit, emitConnectionEvents, keyFromSeed, parseOptions, rss, run, serveCommands, target, testConnectionManager } from './lib/lines.mjs'
 
-const SLOW_MS = 120_000
 const PUBLISH_WINDOW = 64
 
 // The gossip plugin's default scoring (plugins/gossip/src/score.hpp), so a js node with --score judges
@@ -210,17 +209,7 @@ async function main () {
     services: { identify: identify(), ping: ping(), pubsub: gossipsub(pubsubInit) },
     // As in peer.mjs: a slow keep-alive ping on a loaded machine must not abort a healthy connection.
     connectionMonitor: { abortConnectionOnPingFailure: false },
-    connectionManager: {
-      maxConnections: 2000,
-      allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'],
-      maxIncomingPendingConnections: 1000,
-      dialTimeout: SLOW_MS,
-      inboundUpgradeTimeout: SLOW_MS,
-      outboundUpgradeTimeout: SLOW_MS,
-      protocolNegotiationTimeout: SLOW_MS,
-      inboundStreamProtocolNegotiationTimeout: SLOW_MS,
-      outboundStreamProtocolNegotiationTimeout: SLOW_MS
-    }
+    connectionManager: testConnectionManager()
   })
   const pubsub = node.services.pubsub
   // gossipsub registers its handlers and topology for `multicodecs` when the node starts, and opens its

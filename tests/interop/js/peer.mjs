@@ -52,7 +52,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import { emit, emitConnectionEvents, keyFromSeed, parseOptions, rss, run, serveCommands, target } from './lib/lines.mjs'
+import { emit, emitConnectionEvents, keyFromSeed, parseOptions, rss, run, serveCommands, target, testConnectionManager } from './lib/lines.mjs'
 
 const ECHO_PROTOCOL = '/chorus/echo/1.0.0'
 const SINK_PROTOCOL = '/chorus/sink/1.0.0'
@@ -62,7 +62,6 @@ const CHUNK = 64 * 1024
 const SEND_BUFFER = new Uint8Array(CHUNK)
 // Enough for the 1000-concurrent-stream tests in both directions on one connection.
 const MAX_STREAMS = 4096
-const SLOW_MS = 120_000
 
 function parseArgs (argv) {
   const opts = { listen: [], noListen: false, mdns: false, dialDiscovered: false, monitorAbort: false }
@@ -128,21 +127,7 @@ async function main () {
     // that kills healthy transfers ("The operation was aborted due to timeout"), so the pings still run
     // but a slow one only logs, unless --monitor-abort restores the default.
     connectionMonitor: { abortConnectionOnPingFailure: opts.monitorAbort },
-    connectionManager: {
-      maxConnections: 2000,
-      // Loopback tests open connections in bursts (handshake loops, 200 idle connections): exempt them
-      // from the per-host rate limit and the pending-connection cap.
-      allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'],
-      maxIncomingPendingConnections: 1000,
-      // The defaults (10 s) abort streams and handshakes on a loaded test machine: with 1000 streams
-      // opened at once, each waits its turn for the peer store lock before its handler runs.
-      dialTimeout: SLOW_MS,
-      inboundUpgradeTimeout: SLOW_MS,
-      outboundUpgradeTimeout: SLOW_MS,
-      protocolNegotiationTimeout: SLOW_MS,
-      inboundStreamProtocolNegotiationTimeout: SLOW_MS,
-      outboundStreamProtocolNegotiationTimeout: SLOW_MS
-    }
+    connectionManager: testConnectionManager()
   })
 
   const identified = new Map() // peer id text -> last identify event

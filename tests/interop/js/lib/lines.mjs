@@ -1,6 +1,7 @@
 // What the js-libp2p test peers (peer.mjs, gossip_peer.mjs, mdns_peer.mjs) share: JSON lines on stdout,
-// option parsing, the Ed25519 identity from --seed, connection events, the stdin command loop with its
-// result/error lines, and the process's fatal-error exit.
+// option parsing, the Ed25519 identity from --seed, connection events, the connection manager settings
+// for a loaded test machine, the stdin command loop with its result/error lines, and the process's
+// fatal-error exit.
 import { createInterface } from 'node:readline'
 import { generateKeyPair, generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -63,6 +64,27 @@ export function emitConnectionEvents (node, { withId = false } = {}) {
       if (withId) line.id = c.id
       emit(line)
     })
+  }
+}
+
+const SLOW_MS = 120_000
+
+// connectionManager settings for the test peers (peer.mjs, gossip_peer.mjs).
+export function testConnectionManager () {
+  return {
+    maxConnections: 2000,
+    // Loopback tests open connections in bursts (handshake loops, 200 idle connections): exempt them
+    // from the per-host rate limit and the pending-connection cap.
+    allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'],
+    maxIncomingPendingConnections: 1000,
+    // The defaults (10 s) abort streams and handshakes on a loaded test machine: with 1000 streams
+    // opened at once, each waits its turn for the peer store lock before its handler runs.
+    dialTimeout: SLOW_MS,
+    inboundUpgradeTimeout: SLOW_MS,
+    outboundUpgradeTimeout: SLOW_MS,
+    protocolNegotiationTimeout: SLOW_MS,
+    inboundStreamProtocolNegotiationTimeout: SLOW_MS,
+    outboundStreamProtocolNegotiationTimeout: SLOW_MS
   }
 }
 
