@@ -249,9 +249,14 @@ def strip_p2p(addr):
 
 def post_json(agent, path, body, timeout=60):
     """POSTs a JSON body; returns (status, parsed JSON answer or {"raw": text})."""
-    data = json.dumps(body).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{agent.port}{path}", data=data, method="POST",
-                                 headers={"Content-Type": "application/json"})
+    return http_request(f"http://127.0.0.1:{agent.port}{path}", "POST", body, timeout=timeout)
+
+
+def http_request(url, method="GET", body=None, raw=None, timeout=60):
+    """(status, parsed JSON answer or {"raw": text}) of one HTTP request; its body is the JSON of `body`,
+    or the bytes `raw`, or none."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout * SLOW) as r:
             status, text = r.status, r.read().decode()
@@ -335,6 +340,15 @@ class P2PAgent:
             self.post("/test/p2p/events", since=self.events_answer()["count"], wait_ms=500)
 
 
+def skip_if_missing(test, *reason_fns):
+    """Skips `test` (a TestCase in setUp) with the first reason one of reason_fns (functions answering a
+    missing-prerequisite reason or None; None entries are passed over) gives."""
+    for fn in reason_fns:
+        reason = fn() if fn is not None else None
+        if reason:
+            test.skipTest(reason)
+
+
 class P2PTestCase(AgentTestCase):
     """Starts agents with the p2p + probe plugins (each with its own state dir) and js peers, and kills
     them all at the end."""
@@ -342,13 +356,7 @@ class P2PTestCase(AgentTestCase):
     need_js = False
 
     def setUp(self):
-        reason = agent_missing_reason()
-        if reason:
-            self.skipTest(reason)
-        if self.need_js:
-            reason = js_missing_reason()
-            if reason:
-                self.skipTest(reason)
+        skip_if_missing(self, agent_missing_reason, js_missing_reason if self.need_js else None)
         super().setUp()
         self.js_peers = []
         self._n = 0
@@ -488,6 +496,11 @@ def metric_samples(agent, name):
     status, text, _ = agent.http("/metrics")
     if status != 200:
         raise AssertionError(f"GET /metrics answered {status}")
+    return parse_metric_samples(text, name)
+
+
+def parse_metric_samples(text, name):
+    """{label text: value} of every sample of metric `name` in a /metrics text."""
     out = {}
     for line in text.splitlines():
         if line.startswith(name + "{") or line.startswith(name + " "):

@@ -16,19 +16,14 @@ import base64
 import http.client
 import json
 import os
-import random
-import re
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from urllib.parse import quote
 
-import harness
+import netns_lab
 import nodecheck
 import p2ptest
 from harness import SLOW, Agent, AgentTestCase, free_port, missing, scale, wait_for
@@ -99,13 +94,15 @@ def gossip_config_yaml(state_dir, *, agent_id, p2p_listen, bootstrap=(), gossip=
 
 class SseStream:
     """GET /api/v1/pubsub/stream?topic=T held open by a thread; every `data:` line is parsed (JSON) into
-    `events`. Opening it implies joining the topic; close() drops the connection."""
+    `events`. Opening it implies joining the topic (the agent's ": subscribed" comment says when that is
+    done: wait_subscribed); close() drops the connection."""
 
     def __init__(self, host, port, topic):
         self.topic = topic
         self.events = []
         self.cond = threading.Condition()
         self.closed = False
+        self.subscribed = False
         self.error = None
         self.conn = http.client.HTTPConnection(host, port, timeout=scale(30))
         self.conn.request("GET", f"/api/v1/pubsub/stream?topic={quote(topic, safe='')}",
@@ -144,7 +141,11 @@ class SseStream:
                     with self.cond:
                         self.events.append(ev)
                         self.cond.notify_all()
-                # Comments (":...", keep-alives), event:/id:/retry: lines carry nothing we check.
+                elif line.startswith(": subscribed"):
+                    with self.cond:
+                        self.subscribed = True
+                        self.cond.notify_all()
+                # Other comments (":...", keep-alives), event:/id:/retry: lines carry nothing we check.
         except Exception as e:  # noqa: BLE001 - close() from another thread breaks http.client in odd ways
             if not self.closed:
                 self.error = e
@@ -169,6 +170,14 @@ class SseStream:
                                          f"(stream closed: {self.closed}, error: {self.error!r}); "
                                          f"{len(self.events)} events, last: {json.dumps(self.events[-3:])[:2000]}")
                 self.cond.wait(remaining)
+
+    def wait_event(self, pred, timeout=20, what="SSE event"):
+        """Blocks until an event e with pred(e) arrived; returns the first such event."""
+        evs = self.wait(lambda evs: any(pred(e) for e in evs), timeout, what)
+        return next(e for e in evs if pred(e))
+
+    def wait_subscribed(self, timeout=10):
+        self.wait(lambda _: self.subscribed, timeout, "the stream's \": subscribed\" comment")
 
     def wait_count(self, n, timeout=20, what=None):
         return self.wait(lambda evs: len(evs) >= n, timeout, what or f"{n} events")
@@ -210,16 +219,12 @@ class GossipAgent:
     def _url(self, path):
         return f"http://{self.host_ip}:{self.agent.port}{path}"
 
+    def request(self, method, path, body=None, raw=None, timeout=30):
+        """(status, parsed JSON answer or {"raw": text}); the body is the JSON of `body` or the bytes `raw`."""
+        return p2ptest.http_request(self._url(path), method, body, raw, timeout)
+
     def get(self, path, timeout=10):
-        try:
-            with urllib.request.urlopen(self._url(path), timeout=scale(timeout)) as r:
-                status, text = r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            status, text = e.code, e.read().decode()
-        try:
-            return status, json.loads(text)
-        except ValueError:
-            return status, {"raw": text}
+        return self.request("GET", path, timeout=timeout)
 
     def get_text(self, path, timeout=10):
         try:
@@ -229,17 +234,7 @@ class GossipAgent:
             return e.code, e.read().decode()
 
     def post(self, path, body, timeout=30):
-        req = urllib.request.Request(self._url(path), data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=scale(timeout)) as r:
-                status, text = r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            status, text = e.code, e.read().decode()
-        try:
-            return status, json.loads(text)
-        except ValueError:
-            return status, {"raw": text}
+        return self.request("POST", path, body, timeout=timeout)
 
     # -- pubsub routes
 
@@ -306,12 +301,7 @@ class GossipAgent:
         status, text = self.get_text("/metrics")
         if status != 200:
             raise AssertionError(f"GET /metrics answered {status}")
-        out = {}
-        for line in text.splitlines():
-            if line.startswith(name + "{") or line.startswith(name + " "):
-                key, _, value = line.rpartition(" ")
-                out[key[len(name):].strip("{}")] = float(value)
-        return out
+        return p2ptest.parse_metric_samples(text, name)
 
     def metric(self, name, *labels):
         """The sum of the samples of `name` whose label text contains every string of `labels`."""
@@ -403,13 +393,7 @@ class GossipTestCase(AgentTestCase):
     need_js = False
 
     def setUp(self):
-        reason = agent_missing_reason()
-        if reason:
-            self.skipTest(reason)
-        if self.need_js:
-            reason = js_missing_reason()
-            if reason:
-                self.skipTest(reason)
+        p2ptest.skip_if_missing(self, agent_missing_reason, js_missing_reason if self.need_js else None)
         super().setUp()
         self.gossip_agents = []
         self.js_peers = []
@@ -467,112 +451,34 @@ def wait_topic_peers(node, topic, expected, timeout=30):
 
 
 # ---- Network-namespace lab (test_gossip_mesh.py) ----------------------------------------------------
-# One Linux bridge in the root namespace (with an address, so this process reaches the agents' HTTP
-# listeners) and per agent a namespace joined to it by a veth pair:
-#   root ns: brg<tag> 10.<n>.0.254/24;  ns i: lo up, eth0 10.<n>.0.<i+1>/24
-# Names carry our pid, so a lab left behind by a killed run is recognised and removed by the next one.
+# tests/integration/netns_lab.py: one Linux bridge in the root namespace (with an address, so this
+# process reaches the agents' HTTP listeners) and per agent a namespace joined to it by a veth pair:
+#   root ns: brg<tag> 10.<n>.0.254/24;  ns i: lo up, eth0 10.<n>.0.<i+1>/24 (namespaces gsp<tag>-<i>)
 
-def netns_missing_reason():
-    if os.geteuid() != 0:
-        return missing("netns", "needs root (network namespaces, veth, bridge)")
-    if shutil.which("ip") is None:
-        return missing("netns", "iproute2 `ip` is not installed")
-    if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
-        return missing("netns", "`ip netns` is not available")
-    return None
+netns_missing_reason = netns_lab.netns_missing_reason
 
 
-def _sh(*args, check=True):
-    p = subprocess.run(list(args), capture_output=True, text=True)
-    if check and p.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed: {p.stderr.strip()}")
-    return p
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-class NetnsLab:
-    """Agents with p2p + gossip, each in its own network namespace on one bridge. close() ends the agents
-    (harness.Agent.finish: SIGTERM, exit status, sanitizer reports), removes everything, and raises
-    AssertionError with what finish found."""
+class NetnsLab(netns_lab.NetnsLab):
+    """Agents with p2p + gossip, each in its own network namespace on one bridge. close() closes their SSE
+    streams, ends the agents (harness.Agent.finish: SIGTERM, exit status, sanitizer reports), removes
+    everything, and raises AssertionError with what finish found."""
 
     P2P_PORT = 9000
     HTTP_PORT = 8081
-    _count = 0
 
     def __init__(self):
-        NetnsLab._count += 1
-        self._sweep_stale()
-        self.tag = f"{os.getpid()}x{NetnsLab._count % 100}"
-        self.bridge = f"brg{self.tag}"
-        self.nss = []
-        self.agents = []         # harness.Agent
         self.gossip_agents = []  # GossipAgent
-        self.root = tempfile.mkdtemp(prefix="chorus-gossip-lab-")
-        os.chmod(self.root, 0o755)
-        for _ in range(200):
-            n = random.randint(100, 250)
-            if not _sh("ip", "route", "show", f"10.{n}.0.0/24", check=False).stdout.strip():
-                self.subnet = n
-                break
-        else:
-            raise RuntimeError("no free 10.N.0.0/24 subnet for the lab")
-        try:
-            _sh("ip", "link", "add", self.bridge, "type", "bridge")
-            _sh("ip", "addr", "add", f"10.{self.subnet}.0.254/24", "dev", self.bridge)
-            _sh("ip", "link", "set", self.bridge, "up")
-        except Exception:
-            self.close()
-            raise
-
-    @staticmethod
-    def _sweep_stale():
-        for line in _sh("ip", "netns", "list", check=False).stdout.splitlines():
-            m = re.match(r"^(gsp(\d+)x\d+-\d+)\b", line)
-            if m and not _pid_alive(int(m.group(2))):
-                _sh("ip", "netns", "del", m.group(1), check=False)
-        for line in _sh("ip", "-o", "link", "show", "type", "bridge", check=False).stdout.splitlines():
-            m = re.match(r"^\d+: (brg(\d+)x\d+):", line)
-            if m and not _pid_alive(int(m.group(2))):
-                _sh("ip", "link", "del", m.group(1), check=False)
-
-    def add_ns(self):
-        i = len(self.nss)
-        ns = f"gsp{self.tag}-{i}"
-        ip = f"10.{self.subnet}.0.{i + 1}"
-        _sh("ip", "netns", "add", ns)
-        self.nss.append(ns)
-        _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        host_end = f"vg{self.tag}y{i}"
-        _sh("ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        _sh("ip", "link", "set", host_end, "master", self.bridge)
-        _sh("ip", "link", "set", host_end, "up")
-        _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
-        _sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
-        return ns, ip
+        super().__init__("gsp", "g", tmp_prefix="chorus-gossip-lab-")
 
     def start_agent(self, *, bootstrap=(), gossip=None, log_level="info"):
         """An agent in a new namespace, dialling the GossipAgents in `bootstrap` at start."""
         ns, ip = self.add_ns()
         name = ns
-        state = os.path.join(self.root, name)
-        os.makedirs(state, exist_ok=True)
-        text = gossip_config_yaml(state, agent_id=f"it-{name}", p2p_listen=[f"/ip4/{ip}/tcp/{self.P2P_PORT}"],
+        text = gossip_config_yaml(self.state_dir(name), agent_id=f"it-{name}",
+                                  p2p_listen=[f"/ip4/{ip}/tcp/{self.P2P_PORT}"],
                                   bootstrap=[b.addr for b in bootstrap], gossip=gossip,
                                   http_listen=f"{ip}:{self.HTTP_PORT}", log_level=log_level)
-        path = os.path.join(self.root, f"{name}.yaml")
-        with open(path, "w") as f:
-            f.write(text)
-        # `ip netns exec` execs the agent: the process (and the SIGTERM it gets) is the agent's.
-        agent = Agent(path, command=["ip", "netns", "exec", ns, harness.AGENT], label=name)
+        agent = Agent(self.write_config(name, text), command=netns_lab.agent_command(ns), label=name)
         self.agents.append(agent)
         agent.wait_ready()
         ga = GossipAgent(agent, f"/ip4/{ip}/tcp/{self.P2P_PORT}", f"it-{name}", host_ip=ip)
@@ -583,12 +489,4 @@ class NetnsLab:
     def close(self):
         for ga in self.gossip_agents:
             ga.close_streams()
-        problems = harness.finish_agents(self.agents)
-        self.agents = []
-        for ns in self.nss:
-            _sh("ip", "netns", "del", ns, check=False)
-        self.nss = []
-        _sh("ip", "link", "del", self.bridge, check=False)
-        shutil.rmtree(self.root, ignore_errors=True)
-        if problems:
-            raise AssertionError("agent check at the end of the test:\n" + "\n".join(problems))
+        super().close()

@@ -60,6 +60,13 @@ struct Node : RouterIo {
     auto it = delivered.find(topic);
     return it == delivered.end() ? 0 : it->second.size();
   }
+  // The first message of the last RPC this node sent that carried messages (an empty Message if none).
+  Message last_published() const {
+    Message m;
+    for (const auto &[to, rpc] : sent)
+      if (!rpc.publish.empty()) m = rpc.publish[0];
+    return m;
+  }
   std::set<PeerId> mesh(const std::string &topic = kTopic) const {
     std::set<PeerId> out;
     for (const auto &p : router->peers())
@@ -184,6 +191,16 @@ class FakeNet {
     for (auto &n : nodes) n->router->join(topic);
     pump();
   }
+
+  // Two routers, the first dialled the second, both joined to kTopic, after `beats` heartbeats: the start
+  // of the two-router tests. Use as `auto [a, b] = net.connected_pair();`.
+  std::pair<Node &, Node &> connected_pair(int beats = 1) {
+    add_many(2);
+    connect(*nodes[0], *nodes[1]);
+    join_all();
+    run(beats);
+    return {*nodes[0], *nodes[1]};
+  }
 };
 
 Identity identity_for(int index) {
@@ -209,6 +226,20 @@ void Node::send(const PeerId &peer, Rpc rpc) {
 uint64_t Node::now_ms() { return net.now; }
 
 Bytes text(std::string_view s) { return Bytes(s.begin(), s.end()); }
+
+// A control RPC pruning `topic` with this backoff (seconds) and no peer exchange.
+Rpc prune_rpc(uint64_t backoff_s, const std::string &topic = kTopic) {
+  Rpc rpc;
+  rpc.control.emplace().prune.push_back({topic, {}, backoff_s});
+  return rpc;
+}
+
+// A control RPC grafting `topic`.
+Rpc graft_rpc(const std::string &topic = kTopic) {
+  Rpc rpc;
+  rpc.control.emplace().graft.push_back({topic});
+  return rpc;
+}
 
 // The routers' views agree: mesh links are symmetric once the network is quiet.
 void expect_symmetric_meshes(FakeNet &net, const std::string &topic = kTopic) {
@@ -317,15 +348,10 @@ TEST(GossipRouter, NeverForwardsBackToTheForwarder) {
 
 TEST(GossipRouter, TwoCopiesInOneRpcAreDeliveredOnce) {
   FakeNet net;
-  net.add_many(2);
-  net.connect(*net.nodes[0], *net.nodes[1]);
-  net.join_all();
-  net.run(1);
+  net.connected_pair();
   net.links.clear();  // capture a's message instead of delivering it
   ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("twice"), nullptr));
-  Message m;
-  for (const auto &[to, rpc] : net.nodes[0]->sent)
-    if (!rpc.publish.empty()) m = rpc.publish[0];
+  Message m = net.nodes[0]->last_published();
   ASSERT_EQ(m.topic, kTopic);
   Rpc rpc;
   rpc.publish = {m, m};
@@ -340,17 +366,11 @@ TEST(GossipRouter, TwoCopiesInOneRpcAreDeliveredOnce) {
 TEST(GossipRouter, IHaveIWantRecoversMessageOutsideTheMesh) {
   FakeNet net;
   net.params.flood_publish = false;
-  net.add_many(2);
-  Node &a = *net.nodes[0];
-  Node &b = *net.nodes[1];
-  net.connect(a, b);
-  net.join_all();
-  net.run(1);
+  auto [a, b] = net.connected_pair();
   ASSERT_TRUE(a.mesh().count(b.id));
   // b prunes a's side of the link (with a long backoff): a now sees b as a topic peer outside its mesh,
   // and without flood publish its messages reach b only through gossip.
-  Rpc prune;
-  prune.control.emplace().prune.push_back({kTopic, {}, 600});
+  Rpc prune = prune_rpc(600);
   a.router->handle_rpc(b.id, prune);
   ASSERT_FALSE(a.mesh().count(b.id));
   ASSERT_TRUE(a.router->publish(kTopic, text("gossiped"), nullptr));
@@ -494,10 +514,7 @@ TEST(GossipRouter, StrictNoSignMode) {
 
 TEST(GossipRouter, InvalidSignatureRejectedAndCounted) {
   FakeNet net;
-  net.add_many(2);
-  net.connect(*net.nodes[0], *net.nodes[1]);
-  net.join_all();
-  net.run(2);
+  net.connected_pair(2);
   net.nodes[0]->forge_signatures = true;
   ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("forged"), nullptr));
   net.pump();
@@ -518,16 +535,11 @@ TEST(GossipRouter, InvalidSignatureRejectedAndCounted) {
 
 TEST(GossipRouter, SignaturesVerifiedByTheCallerAreNotVerifiedAgain) {
   FakeNet net;
-  net.add_many(2);
-  net.connect(*net.nodes[0], *net.nodes[1]);
-  net.join_all();
-  net.run(1);
+  net.connected_pair();
   net.links.clear();
   net.nodes[0]->forge_signatures = true;  // a bad signature tells whether the router verified it
   ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("forged"), nullptr));
-  Message m;
-  for (const auto &[to, rpc] : net.nodes[0]->sent)
-    if (!rpc.publish.empty()) m = rpc.publish[0];
+  Message m = net.nodes[0]->last_published();
   ASSERT_EQ(m.topic, kTopic);
   Rpc rpc;
   rpc.publish.push_back(m);
@@ -543,16 +555,9 @@ TEST(GossipRouter, SignaturesVerifiedByTheCallerAreNotVerifiedAgain) {
 
 TEST(GossipRouter, OwnMessagesEchoedBackAreDuplicatesButForgedOnesAreRejected) {
   FakeNet net;
-  net.add_many(2);
-  Node &a = *net.nodes[0];
-  Node &b = *net.nodes[1];
-  net.connect(a, b);
-  net.join_all();
-  net.run(1);
+  auto [a, b] = net.connected_pair();
   ASSERT_TRUE(a.router->publish(kTopic, text("mine"), nullptr));
-  Message m;
-  for (const auto &[to, rpc] : a.sent)
-    if (!rpc.publish.empty()) m = rpc.publish[0];
+  Message m = a.last_published();
   net.pump();
   Rpc echo;
   echo.publish.push_back(m);
@@ -570,10 +575,7 @@ TEST(GossipRouter, OwnMessagesEchoedBackAreDuplicatesButForgedOnesAreRejected) {
 
 TEST(GossipRouter, ValidatorRejectAndIgnore) {
   FakeNet net;
-  net.add_many(2);
-  net.connect(*net.nodes[0], *net.nodes[1]);
-  net.join_all();
-  net.run(2);
+  net.connected_pair(2);
   Node &b = *net.nodes[1];
   b.validator = [](const ReceivedMessage &m) {
     std::string d(m.message.data->begin(), m.message.data->end());
@@ -593,10 +595,7 @@ TEST(GossipRouter, ValidatorRejectAndIgnore) {
 TEST(GossipRouter, OversizeMessageRefused) {
   FakeNet net;
   net.params.max_message_bytes = 1000;
-  net.add_many(2);
-  net.connect(*net.nodes[0], *net.nodes[1]);
-  net.join_all();
-  net.run(1);
+  net.connected_pair();
   std::string why;
   EXPECT_FALSE(net.nodes[0]->router->publish(kTopic, Bytes(1001, 'x'), &why));
   EXPECT_NE(why.find("too large"), std::string::npos);
@@ -632,22 +631,15 @@ size_t prunes_sent(const Node &n, const PeerId &to, const std::string &topic = k
 TEST(GossipRouter, GraftDuringBackoffIsPenalisedAndAnsweredWithPrune) {
   FakeNet net;
   net.score_params.behaviour_penalty_weight = -10;
-  net.add_many(2);
-  Node &a = *net.nodes[0];
-  Node &b = *net.nodes[1];
-  net.connect(a, b);
-  net.join_all();
-  net.run(1);
+  auto [a, b] = net.connected_pair();
   ASSERT_TRUE(a.mesh().count(b.id));
   // b prunes a: a backs off from b for 60 s.
-  Rpc prune;
-  prune.control.emplace().prune.push_back({kTopic, {}, 60});
+  Rpc prune = prune_rpc(60);
   a.router->handle_rpc(b.id, prune);
   EXPECT_FALSE(a.mesh().count(b.id));
   // ... and then grafts it at once: refused with a PRUNE, counted, penalised.
   size_t before = prunes_sent(a, b.id);
-  Rpc graft;
-  graft.control.emplace().graft.push_back({kTopic});
+  Rpc graft = graft_rpc();
   a.router->handle_rpc(b.id, graft);
   EXPECT_FALSE(a.mesh().count(b.id));
   EXPECT_EQ(prunes_sent(a, b.id), before + 1);
@@ -662,16 +654,10 @@ TEST(GossipRouter, GraftDuringBackoffIsPenalisedAndAnsweredWithPrune) {
 
 TEST(GossipRouter, PruneIsHonouredWithBackoff) {
   FakeNet net;
-  net.add_many(2);
-  Node &a = *net.nodes[0];
-  Node &b = *net.nodes[1];
-  net.connect(a, b);
-  net.join_all();
-  net.run(1);
+  auto [a, b] = net.connected_pair();
   ASSERT_TRUE(b.mesh().count(a.id));
   // a prunes b with a 20 s backoff (a keeps b out of its mesh: a's side is a long backoff).
-  Rpc prune;
-  prune.control.emplace().prune.push_back({kTopic, {}, 20});
+  Rpc prune = prune_rpc(20);
   b.router->handle_rpc(a.id, prune);
   EXPECT_FALSE(b.mesh().count(a.id));
   net.run(19);
@@ -686,12 +672,7 @@ TEST(GossipRouter, PeerExchangeFollowedOnlyAboveAcceptPx) {
   for (double accept_px : {10.0, 0.0}) {
     FakeNet net;
     net.thresholds.accept_px = accept_px;  // neutral scoring: every peer scores 0
-    net.add_many(2);
-    Node &a = *net.nodes[0];
-    Node &b = *net.nodes[1];
-    net.connect(a, b);
-    net.join_all();
-    net.run(1);
+    auto [a, b] = net.connected_pair();
     Rpc prune;
     ControlPrune p{kTopic, {}, 60};
     p.peers.push_back({identity_for(100).peer_id().bytes(), std::nullopt});
@@ -782,12 +763,7 @@ TEST(GossipRouter, IHaveFloodIsBounded) {
   FakeNet net;
   net.params.max_ihave_messages = 10;
   net.params.max_ihave_length = 100;
-  net.add_many(2);
-  Node &a = *net.nodes[0];
-  Node &b = *net.nodes[1];
-  net.connect(a, b);
-  net.join_all();
-  net.run(1);
+  auto [a, b] = net.connected_pair();
   a.sent.clear();
   // 30 IHAVEs of 20 fresh ids each within one heartbeat.
   for (int i = 0; i < 30; ++i) {
@@ -830,12 +806,7 @@ TEST(GossipRouter, IHaveFloodIsBounded) {
 TEST(GossipRouter, BrokenIWantPromiseIsPenalised) {
   FakeNet net;
   net.score_params.behaviour_penalty_weight = -10;
-  net.add_many(2);
-  Node &a = *net.nodes[0];
-  Node &b = *net.nodes[1];
-  net.connect(a, b);
-  net.join_all();
-  net.run(1);
+  auto [a, b] = net.connected_pair();
   Rpc rpc;
   rpc.control.emplace().ihave.push_back({kTopic, {text("never-sent")}});
   a.router->handle_rpc(b.id, rpc);  // a asks with IWANT; b's router has no such message
@@ -852,12 +823,7 @@ TEST(GossipRouter, BrokenIWantPromiseIsPenalised) {
 TEST(GossipRouter, IWantSpamIsBoundedByRetransmissionLimit) {
   FakeNet net;
   net.params.gossip_retransmission = 3;
-  net.add_many(2);
-  Node &a = *net.nodes[0];
-  Node &b = *net.nodes[1];
-  net.connect(a, b);
-  net.join_all();
-  net.run(1);
+  auto [a, b] = net.connected_pair();
   auto id = a.router->publish(kTopic, text("cached"), nullptr);
   ASSERT_TRUE(id);
   net.pump();
@@ -883,12 +849,7 @@ TEST(GossipRouter, IWantSpamIsBoundedByRetransmissionLimit) {
 TEST(GossipRouter, IWantAnswersAreSplitIntoFrameSizedRpcs) {
   FakeNet net;
   net.params.max_message_bytes = 1000;
-  net.add_many(2);
-  Node &a = *net.nodes[0];
-  Node &b = *net.nodes[1];
-  net.connect(a, b);
-  net.join_all();
-  net.run(1);
+  auto [a, b] = net.connected_pair();
   ControlIWant iw;
   for (int i = 0; i < 5; ++i) {
     auto id = a.router->publish(kTopic, Bytes(300, static_cast<uint8_t>('a' + i)), nullptr);
@@ -913,14 +874,8 @@ TEST(GossipRouter, IWantAnswersAreSplitIntoFrameSizedRpcs) {
 TEST(GossipRouter, GossipCoversOnlyTheLastGossipWindows) {
   FakeNet net;
   net.params.flood_publish = false;
-  net.add_many(2);
-  Node &a = *net.nodes[0];
-  Node &b = *net.nodes[1];
-  net.connect(a, b);
-  net.join_all();
-  net.run(1);
-  Rpc prune;  // b outside a's mesh: a gossip target
-  prune.control.emplace().prune.push_back({kTopic, {}, 600});
+  auto [a, b] = net.connected_pair();
+  Rpc prune = prune_rpc(600);  // b outside a's mesh: a gossip target
   a.router->handle_rpc(b.id, prune);
   net.links.clear();  // b never answers, so a keeps announcing
   auto id = a.router->publish(kTopic, text("old news"), nullptr);
@@ -945,15 +900,10 @@ TEST(GossipRouter, GossipCoversOnlyTheLastGossipWindows) {
 TEST(GossipRouter, SeenCacheExpiresAfterTtl) {
   FakeNet net;
   net.params.seen_ttl_ms = 10000;
-  net.add_many(2);
-  net.connect(*net.nodes[0], *net.nodes[1]);
-  net.join_all();
-  net.run(1);
+  net.connected_pair();
   net.links.clear();
   ASSERT_TRUE(net.nodes[0]->router->publish(kTopic, text("again"), nullptr));
-  Message m;
-  for (const auto &[to, rpc] : net.nodes[0]->sent)
-    if (!rpc.publish.empty()) m = rpc.publish[0];
+  Message m = net.nodes[0]->last_published();
   Rpc rpc;
   rpc.publish.push_back(m);
   Node &b = *net.nodes[1];
@@ -1103,12 +1053,7 @@ TEST(GossipRouter, GossipThresholdGatesIHaveAndIWant) {
   FakeNet net;
   net.thresholds.gossip = 1;
   net.params.flood_publish = false;
-  net.add_many(2);
-  Node &a = *net.nodes[0];
-  Node &b = *net.nodes[1];
-  net.connect(a, b);
-  net.join_all();
-  net.run(1);
+  auto [a, b] = net.connected_pair();
   auto id = a.router->publish(kTopic, text("m"), nullptr);
   ASSERT_TRUE(id);
   net.pump();
@@ -1119,8 +1064,7 @@ TEST(GossipRouter, GossipThresholdGatesIHaveAndIWant) {
   a.router->handle_rpc(b.id, rpc);
   EXPECT_TRUE(a.sent.empty()) << "answered IHAVE/IWANT of a peer below the gossip threshold";
   // Nor does a gossip to it: prune b from a's mesh so that b is a gossip target.
-  Rpc prune;
-  prune.control.emplace().prune.push_back({kTopic, {}, 600});
+  Rpc prune = prune_rpc(600);
   a.router->handle_rpc(b.id, prune);
   ASSERT_TRUE(a.router->publish(kTopic, text("n"), nullptr));
   a.sent.clear();

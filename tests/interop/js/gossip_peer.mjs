@@ -55,20 +55,16 @@
 // --protocols P1,P2,... (the pubsub protocol ids offered and accepted, in preference order, instead of
 // /meshsub/1.2.0, 1.1.0, 1.0.0 and /floodsub/1.0.0: e.g. /floodsub/1.0.0 alone makes a floodsub peer).
 import { readFileSync } from 'node:fs'
-import { createInterface } from 'node:readline'
 import { gossipsub } from '@chainsafe/libp2p-gossipsub'
 import { createTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { generateKeyPair, generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import { emit, emitConnectionEvents, keyFromSeed, parseOptions, rss, run, serveCommands, target, testConnectionManager } from './lib/lines.mjs'
 
-const SLOW_MS = 120_000
 const PUBLISH_WINDOW = 64
 
 // The gossip plugin's default scoring (plugins/gossip/src/score.hpp), so a js node with --score judges
@@ -113,30 +109,20 @@ const OUR_THRESHOLDS = {
   opportunisticGraftThreshold: 1
 }
 
-function usage (msg) {
-  process.stderr.write(`gossip_peer.mjs: ${msg}\n`)
-  process.exit(2)
-}
-
 function parseArgs (argv) {
-  const opts = { seed: null, listen: [], signPolicy: 'StrictSign', topics: [], msgId: 'js', score: false, d: null, protocols: null }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const value = () => {
-      if (i + 1 >= argv.length) usage(`${a} needs a value`)
-      return argv[++i]
-    }
-    if (a === '--seed') opts.seed = value()
-    else if (a === '--listen') opts.listen.push(value())
+  const opts = { listen: [], signPolicy: 'StrictSign', topics: [], msgId: 'js', score: false, d: null, protocols: null }
+  const { seed, fail: usage } = parseOptions('gossip_peer.mjs', argv, (a, value) => {
+    if (a === '--listen') opts.listen.push(value())
     else if (a === '--sign-policy') opts.signPolicy = value()
     else if (a === '--topic') opts.topics.push(value())
     else if (a === '--msg-id') opts.msgId = value()
     else if (a === '--score') opts.score = true
     else if (a === '--d') opts.d = Number(value())
     else if (a === '--protocols') opts.protocols = value().split(',').filter(p => p !== '')
-    else usage(`unknown option ${a}`)
-  }
-  if (opts.seed !== null && !/^[0-9a-fA-F]{64}$/.test(opts.seed)) usage('--seed needs 64 hex digits (32 bytes)')
+    else return false
+    return true
+  })
+  opts.seed = seed
   if (opts.signPolicy !== 'StrictSign' && opts.signPolicy !== 'StrictNoSign') usage('--sign-policy is StrictSign or StrictNoSign')
   if (opts.msgId !== 'js' && opts.msgId !== 'go') usage('--msg-id is js or go')
   if (opts.d !== null && !(Number.isInteger(opts.d) && opts.d >= 1)) usage('--d needs a positive integer')
@@ -146,14 +132,6 @@ function parseArgs (argv) {
   }
   if (opts.listen.length === 0) opts.listen.push('/ip4/127.0.0.1/tcp/0')
   return opts
-}
-
-function emit (obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n')
-}
-
-function describeError (err) {
-  return { ok: false, error: err?.message ?? String(err), code: err?.name ?? 'Error' }
 }
 
 const hex = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString('hex')
@@ -196,9 +174,7 @@ function percentile (sorted, p) {
 
 async function main () {
   const opts = parseArgs(process.argv.slice(2))
-  const privateKey = opts.seed !== null
-    ? await generateKeyPairFromSeed('Ed25519', Uint8Array.from(Buffer.from(opts.seed, 'hex')))
-    : await generateKeyPair('Ed25519')
+  const privateKey = await keyFromSeed(opts.seed)
   const version = (pkg) => JSON.parse(readFileSync(new URL(`./node_modules/${pkg}/package.json`, import.meta.url))).version
 
   const pubsubInit = {
@@ -233,31 +209,14 @@ async function main () {
     services: { identify: identify(), ping: ping(), pubsub: gossipsub(pubsubInit) },
     // As in peer.mjs: a slow keep-alive ping on a loaded machine must not abort a healthy connection.
     connectionMonitor: { abortConnectionOnPingFailure: false },
-    connectionManager: {
-      maxConnections: 2000,
-      allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'],
-      maxIncomingPendingConnections: 1000,
-      dialTimeout: SLOW_MS,
-      inboundUpgradeTimeout: SLOW_MS,
-      outboundUpgradeTimeout: SLOW_MS,
-      protocolNegotiationTimeout: SLOW_MS,
-      inboundStreamProtocolNegotiationTimeout: SLOW_MS,
-      outboundStreamProtocolNegotiationTimeout: SLOW_MS
-    }
+    connectionManager: testConnectionManager()
   })
   const pubsub = node.services.pubsub
   // gossipsub registers its handlers and topology for `multicodecs` when the node starts, and opens its
   // outbound streams proposing them in this order.
   if (opts.protocols !== null) pubsub.multicodecs = [...opts.protocols]
 
-  node.addEventListener('connection:open', (evt) => {
-    const c = evt.detail
-    emit({ event: 'connection:open', peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction })
-  })
-  node.addEventListener('connection:close', (evt) => {
-    const c = evt.detail
-    emit({ event: 'connection:close', peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction })
-  })
+  emitConnectionEvents(node)
   pubsub.addEventListener('subscription-change', (evt) => {
     const d = evt.detail
     emit({
@@ -309,10 +268,6 @@ async function main () {
     sign_policy: opts.signPolicy
   })
 
-  const target = (t) => {
-    if (typeof t !== 'string' || t === '') throw new Error('missing target (a multiaddr or a peer id)')
-    return t.startsWith('/') ? multiaddr(t) : peerIdFromString(t)
-  }
   const needTopic = (c) => {
     if (typeof c.topic !== 'string' || c.topic === '') throw new Error('missing topic')
     return c.topic
@@ -385,48 +340,11 @@ async function main () {
         benches.delete(topic)
       }
     },
-    async rss () {
-      if (typeof globalThis.gc === 'function') globalThis.gc()
-      return { rss_bytes: process.memoryUsage().rss }
-    }
+    rss
   }
 
-  let stopping = false
-  const stop = async (id) => {
-    if (stopping) return
-    stopping = true
-    await node.stop()
-    emit({ event: 'result', id, cmd: 'stop', ok: true })
-    process.exit(0)
-  }
-
-  const rl = createInterface({ input: process.stdin })
-  rl.on('line', (line) => {
-    if (line.trim() === '') return
-    let c
-    try {
-      c = JSON.parse(line)
-    } catch (err) {
-      emit({ event: 'result', id: null, cmd: null, ...describeError(new Error(`bad JSON: ${err.message}`)) })
-      return
-    }
-    if (c.cmd === 'stop') {
-      stop(c.id)
-      return
-    }
-    const fn = commands[c.cmd]
-    if (fn === undefined) {
-      emit({ event: 'result', id: c.id ?? null, cmd: c.cmd ?? null, ok: false, error: `unknown command ${c.cmd}`, code: 'UnknownCommand' })
-      return
-    }
-    // Commands run concurrently; answers are matched by id.
-    fn(c).then(
-      (r) => emit({ event: 'result', id: c.id ?? null, cmd: c.cmd, ok: true, ...r }),
-      (err) => emit({ event: 'result', id: c.id ?? null, cmd: c.cmd, ...describeError(err) })
-    )
-  })
-  rl.on('close', () => stop(null))
-  process.on('SIGTERM', () => stop(null))
+  // Commands run concurrently; answers are matched by id.
+  serveCommands(node, commands)
 }
 
 // publish_many: `count` bench payloads; with a rate, message i leaves at t0 + i / rate (never earlier);
@@ -505,7 +423,4 @@ class BenchCollector {
   }
 }
 
-main().catch((err) => {
-  process.stderr.write(`gossip_peer.mjs: ${err.stack ?? err}\n`)
-  process.exit(1)
-})
+run('gossip_peer.mjs', main)

@@ -17,46 +17,32 @@
 // default 1000), --dial.
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { generateKeyPair, generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
-
-function usage (msg) {
-  process.stderr.write(`mdns_peer.mjs: ${msg}\n`)
-  process.exit(2)
-}
+import { emit, emitConnectionEvents, keyFromSeed, parseOptions, run } from './lib/lines.mjs'
 
 function parseArgs (argv) {
-  const opts = { seed: null, listen: [], tag: 'p2p', interval: 1000, dial: false }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const value = () => {
-      if (i + 1 >= argv.length) usage(`${a} needs a value`)
-      return argv[++i]
-    }
-    if (a === '--seed') opts.seed = value()
-    else if (a === '--listen') opts.listen.push(value())
+  const opts = { listen: [], tag: 'p2p', interval: 1000, dial: false }
+  const { seed, fail: usage } = parseOptions('mdns_peer.mjs', argv, (a, value) => {
+    if (a === '--listen') opts.listen.push(value())
     else if (a === '--service-tag') opts.tag = value()
     else if (a === '--interval') opts.interval = Number(value())
     else if (a === '--dial') opts.dial = true
-    else usage(`unknown option ${a}`)
-  }
-  if (opts.seed !== null && !/^[0-9a-fA-F]{64}$/.test(opts.seed)) usage('--seed needs 64 hex digits')
+    else return false
+    return true
+  })
+  opts.seed = seed
   if (!(opts.interval > 0)) usage('--interval needs a positive number of milliseconds')
   if (opts.listen.length === 0) opts.listen.push('/ip4/0.0.0.0/tcp/0')
   return opts
 }
 
-const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
-
 async function main () {
   const opts = parseArgs(process.argv.slice(2))
-  const privateKey = opts.seed !== null
-    ? await generateKeyPairFromSeed('Ed25519', Uint8Array.from(Buffer.from(opts.seed, 'hex')))
-    : await generateKeyPair('Ed25519')
+  const privateKey = await keyFromSeed(opts.seed)
   const node = await createLibp2p({
     privateKey,
     addresses: { listen: opts.listen },
@@ -68,14 +54,7 @@ async function main () {
     connectionMonitor: { abortConnectionOnPingFailure: false }
   })
 
-  node.addEventListener('connection:open', (evt) => {
-    const c = evt.detail
-    emit({ event: 'connection:open', peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction })
-  })
-  node.addEventListener('connection:close', (evt) => {
-    const c = evt.detail
-    emit({ event: 'connection:close', peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction })
-  })
+  emitConnectionEvents(node)
   node.addEventListener('peer:discovery', (evt) => {
     const { id, multiaddrs } = evt.detail
     const peer = id.toString()
@@ -103,7 +82,4 @@ async function main () {
   process.stdin.resume()
 }
 
-main().catch((err) => {
-  process.stderr.write(`mdns_peer.mjs: ${err?.stack ?? err}\n`)
-  process.exit(1)
-})
+run('mdns_peer.mjs', main)

@@ -45,16 +45,14 @@
 // --monitor-abort (js default: abort a connection whose 10-second keep-alive ping times out).
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createInterface } from 'node:readline'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { generateKeyPair, generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import { emit, emitConnectionEvents, keyFromSeed, parseOptions, rss, run, serveCommands, target, testConnectionManager } from './lib/lines.mjs'
 
 const ECHO_PROTOCOL = '/chorus/echo/1.0.0'
 const SINK_PROTOCOL = '/chorus/sink/1.0.0'
@@ -64,36 +62,21 @@ const CHUNK = 64 * 1024
 const SEND_BUFFER = new Uint8Array(CHUNK)
 // Enough for the 1000-concurrent-stream tests in both directions on one connection.
 const MAX_STREAMS = 4096
-const SLOW_MS = 120_000
-
-function usage (msg) {
-  process.stderr.write(`peer.mjs: ${msg}\n`)
-  process.exit(2)
-}
 
 function parseArgs (argv) {
-  const opts = { seed: null, listen: [], noListen: false, mdns: false, dialDiscovered: false, monitorAbort: false }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const value = () => {
-      if (i + 1 >= argv.length) usage(`${a} needs a value`)
-      return argv[++i]
-    }
-    if (a === '--seed') opts.seed = value()
-    else if (a === '--listen') opts.listen.push(value())
+  const opts = { listen: [], noListen: false, mdns: false, dialDiscovered: false, monitorAbort: false }
+  const { seed } = parseOptions('peer.mjs', argv, (a, value) => {
+    if (a === '--listen') opts.listen.push(value())
     else if (a === '--no-listen') opts.noListen = true
     else if (a === '--mdns') opts.mdns = true
     else if (a === '--dial-discovered') opts.dialDiscovered = true
     else if (a === '--monitor-abort') opts.monitorAbort = true
-    else usage(`unknown option ${a}`)
-  }
-  if (opts.seed !== null && !/^[0-9a-fA-F]{64}$/.test(opts.seed)) usage('--seed needs 64 hex digits (32 bytes)')
+    else return false
+    return true
+  })
+  opts.seed = seed
   if (opts.listen.length === 0 && !opts.noListen) opts.listen.push('/ip4/127.0.0.1/tcp/0')
   return opts
-}
-
-function emit (obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n')
 }
 
 // Deterministic pseudo-random bytes: xorshift32 words, little-endian, seeded by the stream index, so a
@@ -120,15 +103,9 @@ function addrsOf (node) {
   return node.getMultiaddrs().map(ma => ma.toString())
 }
 
-function describeError (err) {
-  return { ok: false, error: err?.message ?? String(err), code: err?.name ?? 'Error' }
-}
-
 async function main () {
   const opts = parseArgs(process.argv.slice(2))
-  const privateKey = opts.seed !== null
-    ? await generateKeyPairFromSeed('Ed25519', Uint8Array.from(Buffer.from(opts.seed, 'hex')))
-    : await generateKeyPair('Ed25519')
+  const privateKey = await keyFromSeed(opts.seed)
   const pkg = JSON.parse(readFileSync(new URL('./node_modules/libp2p/package.json', import.meta.url)))
 
   const services = { identify: identify(), ping: ping() }
@@ -150,32 +127,11 @@ async function main () {
     // that kills healthy transfers ("The operation was aborted due to timeout"), so the pings still run
     // but a slow one only logs, unless --monitor-abort restores the default.
     connectionMonitor: { abortConnectionOnPingFailure: opts.monitorAbort },
-    connectionManager: {
-      maxConnections: 2000,
-      // Loopback tests open connections in bursts (handshake loops, 200 idle connections): exempt them
-      // from the per-host rate limit and the pending-connection cap.
-      allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'],
-      maxIncomingPendingConnections: 1000,
-      // The defaults (10 s) abort streams and handshakes on a loaded test machine: with 1000 streams
-      // opened at once, each waits its turn for the peer store lock before its handler runs.
-      dialTimeout: SLOW_MS,
-      inboundUpgradeTimeout: SLOW_MS,
-      outboundUpgradeTimeout: SLOW_MS,
-      protocolNegotiationTimeout: SLOW_MS,
-      inboundStreamProtocolNegotiationTimeout: SLOW_MS,
-      outboundStreamProtocolNegotiationTimeout: SLOW_MS
-    }
+    connectionManager: testConnectionManager()
   })
 
   const identified = new Map() // peer id text -> last identify event
-  node.addEventListener('connection:open', (evt) => {
-    const c = evt.detail
-    emit({ event: 'connection:open', peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction, id: c.id })
-  })
-  node.addEventListener('connection:close', (evt) => {
-    const c = evt.detail
-    emit({ event: 'connection:close', peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction, id: c.id })
-  })
+  emitConnectionEvents(node, { withId: true })
   node.addEventListener('peer:identify', (evt) => {
     const r = identifyToJson(evt.detail)
     identified.set(r.peer, r)
@@ -209,10 +165,6 @@ async function main () {
   await node.start()
   emit({ event: 'ready', peer_id: node.peerId.toString(), addrs: addrsOf(node), libp2p_version: pkg.version })
 
-  const target = (t) => {
-    if (typeof t !== 'string' || t === '') throw new Error('missing target (a multiaddr or a peer id)')
-    return t.startsWith('/') ? multiaddr(t) : peerIdFromString(t)
-  }
   const connectionTo = async (t) => node.dial(target(t))
 
   const commands = {
@@ -296,48 +248,11 @@ async function main () {
       await Promise.all(conns.map(conn => conn.close().catch(err => conn.abort(err))))
       return { closed: conns.length }
     },
-    async rss () {
-      if (typeof globalThis.gc === 'function') globalThis.gc()
-      return { rss_bytes: process.memoryUsage().rss }
-    }
+    rss
   }
 
-  let stopping = false
-  const stop = async (id) => {
-    if (stopping) return
-    stopping = true
-    await node.stop()
-    emit({ event: 'result', id, cmd: 'stop', ok: true })
-    process.exit(0)
-  }
-
-  const rl = createInterface({ input: process.stdin })
-  rl.on('line', (line) => {
-    if (line.trim() === '') return
-    let c
-    try {
-      c = JSON.parse(line)
-    } catch (err) {
-      emit({ event: 'result', id: null, cmd: null, ...describeError(new Error(`bad JSON: ${err.message}`)) })
-      return
-    }
-    if (c.cmd === 'stop') {
-      stop(c.id)
-      return
-    }
-    const fn = commands[c.cmd]
-    if (fn === undefined) {
-      emit({ event: 'result', id: c.id ?? null, cmd: c.cmd ?? null, ok: false, error: `unknown command ${c.cmd}`, code: 'UnknownCommand' })
-      return
-    }
-    // Commands run concurrently; answers are matched by id.
-    fn(c).then(
-      (r) => emit({ event: 'result', id: c.id ?? null, cmd: c.cmd, ok: true, ...r }),
-      (err) => emit({ event: 'result', id: c.id ?? null, cmd: c.cmd, ...describeError(err) })
-    )
-  })
-  rl.on('close', () => stop(null))
-  process.on('SIGTERM', () => stop(null))
+  // Commands run concurrently; answers are matched by id.
+  serveCommands(node, commands)
 }
 
 function identifyToJson (r) {
@@ -426,7 +341,4 @@ async function transfer (what, one, conn, streams, bytes) {
 const echoClient = (conn, streams, bytes) => transfer('echo', echoOne, conn, streams, bytes)
 const sendClient = (conn, streams, bytes) => transfer('send', sendOne, conn, streams, bytes)
 
-main().catch((err) => {
-  process.stderr.write(`peer.mjs: ${err.stack ?? err}\n`)
-  process.exit(1)
-})
+run('peer.mjs', main)
