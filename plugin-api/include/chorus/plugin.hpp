@@ -140,6 +140,16 @@ inline void set_error(chorus_error *err, chorus_status code, std::string_view me
   chorus_error_set(err, code, message.data(), message.size());
 }
 
+// Hands text to the caller of a service slot that answers with a chorus_buf (JSON listings): the
+// buffer owns the string until the caller calls out->release(out).
+inline chorus_status give_buf(std::string text, chorus_buf *out) noexcept {
+  if (out == nullptr) return CHORUS_E_INVALID_ARG;
+  auto *owned = new (std::nothrow) std::string(std::move(text));
+  if (owned == nullptr) return CHORUS_E_NO_MEMORY;
+  *out = chorus_buf{owned->data(), owned->size(), owned, [](chorus_buf *b) { delete static_cast<std::string *>(b->owner); }};
+  return CHORUS_OK;
+}
+
 // Maps the exception being handled to a status and fills err. Call only inside a catch block.
 inline chorus_status current_exception_status(chorus_error *err) noexcept {
   try {

@@ -22,13 +22,6 @@ chorus_status invalid(chorus_error *err, const char *what) {
   return CHORUS_E_INVALID_ARG;
 }
 
-chorus_status give_buf(std::string text, chorus_buf *out) {
-  auto *owned = new (std::nothrow) std::string(std::move(text));
-  if (owned == nullptr) return CHORUS_E_NO_MEMORY;
-  *out = chorus_buf{owned->data(), owned->size(), owned, [](chorus_buf *b) { delete static_cast<std::string *>(b->owner); }};
-  return CHORUS_OK;
-}
-
 // Checks the id buffer before anything is published, and copies the id out afterwards.
 chorus_status check_id_out(uint8_t *id_out, size_t id_cap, chorus_error *err) {
   if (id_out != nullptr && id_cap < kIdCap) return invalid(err, "id_cap must be at least 64");
@@ -136,7 +129,7 @@ chorus_status c_topics_json(void *self, chorus_buf *out, chorus_error *err) noex
     if (!n) return unavailable(err);
     std::string text;
     if (auto st = n->topics_json(&text, err); st != CHORUS_OK) return st;
-    return give_buf(std::move(text), out);
+    return chorus::give_buf(std::move(text), out);
   });
 }
 
@@ -147,7 +140,7 @@ chorus_status c_peers_json(void *self, chorus_buf *out, chorus_error *err) noexc
     if (!n) return unavailable(err);
     std::string text;
     if (auto st = n->peers_json(&text, err); st != CHORUS_OK) return st;
-    return give_buf(std::move(text), out);
+    return chorus::give_buf(std::move(text), out);
   });
 }
 

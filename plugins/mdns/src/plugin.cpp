@@ -36,14 +36,6 @@ using json = nlohmann::json;
 using P2P = chorus::ServiceRef<chorus_p2p_host_v1>;
 using Backbeat = chorus::ServiceRef<chorus_backbeat_v1>;
 
-chorus_status give_buf(std::string text, chorus_buf *out) {
-  if (out == nullptr) return CHORUS_E_INVALID_ARG;
-  auto *owned = new (std::nothrow) std::string(std::move(text));
-  if (owned == nullptr) return CHORUS_E_NO_MEMORY;
-  *out = chorus_buf{owned->data(), owned->size(), owned, [](chorus_buf *b) { delete static_cast<std::string *>(b->owner); }};
-  return CHORUS_OK;
-}
-
 std::string join(const std::vector<std::string> &v) {
   std::string s;
   for (const auto &x : v) s += (s.empty() ? "" : " ") + x;
@@ -638,7 +630,7 @@ class MdnsPlugin final : public chorus::Plugin {
     return chorus::guard(err, [&]() -> chorus_status {
       auto c = self(p)->core();
       if (!c) return CHORUS_E_UNAVAILABLE;
-      return give_buf(c->list_json(), out);
+      return chorus::give_buf(c->list_json(), out);
     });
   }
 

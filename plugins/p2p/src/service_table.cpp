@@ -63,14 +63,6 @@ chorus_status on_stream(NodeImpl *impl, uint64_t stream, F fn) {
   return CHORUS_OK;
 }
 
-chorus_status give_buf(std::string text, chorus_buf *out) {
-  if (out == nullptr) return CHORUS_E_INVALID_ARG;
-  auto *owned = new (std::nothrow) std::string(std::move(text));
-  if (owned == nullptr) return CHORUS_E_NO_MEMORY;
-  *out = chorus_buf{owned->data(), owned->size(), owned, [](chorus_buf *b) { delete static_cast<std::string *>(b->owner); }};
-  return CHORUS_OK;
-}
-
 }  // namespace
 
 // ================================================================================================
@@ -525,7 +517,7 @@ chorus_status c_info(void *p, chorus_buf *out, chorus_error *err) noexcept {
     if (n == nullptr) return CHORUS_E_UNAVAILABLE;
     std::string text;
     const auto st = n->get_info_json(text, err);
-    return st != CHORUS_OK ? st : give_buf(std::move(text), out);
+    return st != CHORUS_OK ? st : chorus::give_buf(std::move(text), out);
   });
 }
 chorus_status c_peers(void *p, chorus_buf *out, chorus_error *err) noexcept {
@@ -534,7 +526,7 @@ chorus_status c_peers(void *p, chorus_buf *out, chorus_error *err) noexcept {
     if (n == nullptr) return CHORUS_E_UNAVAILABLE;
     std::string text;
     const auto st = n->list_peers_json(text, err);
-    return st != CHORUS_OK ? st : give_buf(std::move(text), out);
+    return st != CHORUS_OK ? st : chorus::give_buf(std::move(text), out);
   });
 }
 chorus_status c_connect(void *p, const char *target, size_t target_len, uint32_t timeout_ms,
@@ -566,7 +558,7 @@ chorus_status c_peer_addrs(void *p, const uint8_t *peer, size_t len, chorus_buf 
     if (n == nullptr) return CHORUS_E_UNAVAILABLE;
     std::string text;
     const auto st = n->peer_addrs_json(peer, len, text);
-    return st != CHORUS_OK ? st : give_buf(std::move(text), out);
+    return st != CHORUS_OK ? st : chorus::give_buf(std::move(text), out);
   });
 }
 chorus_status c_set_handler(void *p, const char *protocol, chorus_p2p_accept_fn accept, void *arg,
