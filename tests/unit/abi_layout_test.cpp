@@ -6,6 +6,7 @@
 #include <chorus/plugin.h>
 #include <chorus/services/ai_provider_v1.h>
 #include <chorus/services/backbeat_v1.h>
+#include <chorus/services/dht_v1.h>
 #include <chorus/services/discovery_v1.h>
 #include <chorus/services/election_v1.h>
 #include <chorus/services/p2p_host_v1.h>
@@ -648,6 +649,44 @@ PIN_TYPE(chorus_pubsub_v1, remove_validator, chorus_status (*)(void *, uint64_t)
 PIN_TYPE(chorus_pubsub_v1, topics_json, chorus_status (*)(void *, chorus_buf *, chorus_error *));
 PIN_TYPE(chorus_pubsub_v1, peers_json, chorus_status (*)(void *, chorus_buf *, chorus_error *));
 
+// -- dht_v1.h --
+static_assert(std::is_same_v<chorus_dht_done_fn,
+                             void (*)(void *, chorus_status, const chorus_error *, const uint8_t *, size_t)>);
+
+PIN_STRUCT(chorus_dht_v1, 88, 8);
+PIN(chorus_dht_v1, struct_size, 0, 4);
+PIN(chorus_dht_v1, reserved, 4, 4);
+PIN(chorus_dht_v1, put_value, 8, 8);
+PIN(chorus_dht_v1, get_value, 16, 8);
+PIN(chorus_dht_v1, provide, 24, 8);
+PIN(chorus_dht_v1, stop_providing, 32, 8);
+PIN(chorus_dht_v1, find_providers, 40, 8);
+PIN(chorus_dht_v1, find_peer, 48, 8);
+PIN(chorus_dht_v1, store, 56, 8);
+PIN(chorus_dht_v1, retrieve, 64, 8);
+PIN(chorus_dht_v1, routing_json, 72, 8);
+PIN_TYPE(chorus_dht_v1, struct_size, uint32_t);
+PIN_TYPE(chorus_dht_v1, reserved, uint32_t);
+PIN_TYPE(chorus_dht_v1, put_value,
+         chorus_status (*)(void *, const uint8_t *, size_t, const uint8_t *, size_t, uint32_t, chorus_dht_done_fn,
+                           void *, chorus_error *));
+PIN_TYPE(chorus_dht_v1, get_value,
+         chorus_status (*)(void *, const uint8_t *, size_t, uint32_t, chorus_dht_done_fn, void *, chorus_error *));
+PIN_TYPE(chorus_dht_v1, provide,
+         chorus_status (*)(void *, const uint8_t *, size_t, uint32_t, chorus_dht_done_fn, void *, chorus_error *));
+PIN_TYPE(chorus_dht_v1, stop_providing, chorus_status (*)(void *, const uint8_t *, size_t));
+PIN_TYPE(chorus_dht_v1, find_providers,
+         chorus_status (*)(void *, const uint8_t *, size_t, uint32_t, uint32_t, chorus_dht_done_fn, void *,
+                           chorus_error *));
+PIN_TYPE(chorus_dht_v1, find_peer,
+         chorus_status (*)(void *, const uint8_t *, size_t, uint32_t, chorus_dht_done_fn, void *, chorus_error *));
+PIN_TYPE(chorus_dht_v1, store,
+         chorus_status (*)(void *, const char *, const char *, const uint8_t *, size_t, uint32_t, chorus_dht_done_fn,
+                           void *, chorus_error *));
+PIN_TYPE(chorus_dht_v1, retrieve,
+         chorus_status (*)(void *, const char *, uint32_t, chorus_dht_done_fn, void *, chorus_error *));
+PIN_TYPE(chorus_dht_v1, routing_json, chorus_status (*)(void *, chorus_buf *, chorus_error *));
+
 #endif  // LP64 x86_64 / aarch64
 
 // ---- constants (all platforms) ----
@@ -703,6 +742,10 @@ static_assert(CHORUS_ROUTE_PREFIX == 0x1u);
 
 // Service constants: names, versions and the values callers pass or receive.
 static_assert(std::string_view(CHORUS_PUBSUB_SERVICE) == "chorus.pubsub");
+static_assert(std::string_view(CHORUS_DHT_SERVICE) == "chorus.dht");
+static_assert(CHORUS_DHT_V1_MAJOR == 1 && CHORUS_DHT_V1_MINOR == 0);
+static_assert(CHORUS_DHT_KEY_MAX == 1024);
+static_assert(CHORUS_E_DHT_NOT_AUTHORISED == 1001 && CHORUS_E_DHT_INTEGRITY == 1002);
 static_assert(CHORUS_PUBSUB_V1_MAJOR == 1 && CHORUS_PUBSUB_V1_MINOR == 0);
 static_assert(CHORUS_PUBSUB_TOPIC_MAX == 1024);
 static_assert(CHORUS_PUBSUB_ACCEPT == 0 && CHORUS_PUBSUB_REJECT == 1 && CHORUS_PUBSUB_IGNORE == 2);
