@@ -172,10 +172,13 @@ std::string Engine::op_notes(const Operation &op) const {
 
 void Engine::queue_event(const Operation &op, bool with_data) {
   auto it = pending_index_.find(op.id);
-  const bool coalesce = it != pending_index_.end() && !pending_[it->second].terminal;
-  // The start claim's data survives coalescing with later updates of the same operation.
+  // The latest state of an operation replaces an earlier queued update, but never its start claim
+  // (observers must see that it started, and with what data) nor a terminal one.
+  const bool coalesce =
+      it != pending_index_.end() && !pending_[it->second].terminal && !pending_[it->second].start;
   if (coalesce && pending_[it->second].has_data) with_data = true;
   Pending p;
+  p.start = with_data;  // only start_op queues with its data
   p.op_id = op.id;
   const int64_t passed = std::max<int64_t>(0, current_beat_ - op.start_beat);
   switch (op.phase) {
@@ -205,7 +208,6 @@ void Engine::queue_event(const Operation &op, bool with_data) {
   if (p.has_data) md += ",\"data\":" + op.data;
   p.metadata = std::move(md);
   if (coalesce) {
-    // Coalesce: the latest state of an operation replaces an earlier, non-terminal one.
     pending_[it->second] = std::move(p);
     return;
   }

@@ -103,7 +103,8 @@ class Engine {
   std::string complete_op(std::string_view id, uint32_t peer_count);
   std::string fail_op(std::string_view id, std::string_view reason);
   bool has_pending_events() const noexcept { return !pending_.empty(); }
-  // Moves the queued event claims (coalesced: the latest state per operation) to *out.
+  // Moves the queued event claims to *out: each operation's start claim, then its latest state
+  // (later updates replace earlier ones, never the start claim or a terminal one).
   void flush_events(uint64_t unix_ms, std::vector<Outgoing> *out);
 
   // ---- beats ----
@@ -151,6 +152,7 @@ class Engine {
     std::string metadata;
     bool terminal;
     bool has_data;
+    bool start;  // the operation's start claim: kept as it is, later states queue after it
   };
   Operation *find_active(std::string_view id);
   void queue_event(const Operation &op, bool with_data);

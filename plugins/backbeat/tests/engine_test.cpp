@@ -95,18 +95,26 @@ TEST(EngineOps, EventClaimsAreBatchedAndCoalesced) {
   std::vector<Outgoing> out;
   e.flush_events(kUnix, &out);
   auto claims = parse_all(out);
-  ASSERT_EQ(claims.size(), 2u);  // one per operation: the latest state
+  // Per operation: its start claim, never merged away, then its latest state (the two updates of
+  // "a" coalesce into the newer one).
+  ASSERT_EQ(claims.size(), 4u);
   EXPECT_EQ(claims[0]["task_id"], "a");
   EXPECT_EQ(claims[0]["state"], "executing");
-  EXPECT_EQ(claims[0]["beats_left"], 5);
-  EXPECT_EQ(claims[0]["metadata"]["phase"], "negotiating");
-  EXPECT_EQ(claims[0]["metadata"]["peers"], 3);
+  EXPECT_EQ(claims[0]["metadata"]["phase"], "started");
   EXPECT_EQ(claims[0]["metadata"]["data"]["candidates"], 3);
-  EXPECT_EQ(claims[0]["notes"], "P2P election: negotiating (peers: 3, node: node-1)");
-  EXPECT_EQ(claims[1]["task_id"], "b");
-  EXPECT_EQ(claims[1]["state"], "completed");
-  EXPECT_EQ(claims[1]["progress"], 1.0);
-  EXPECT_EQ(claims[1]["beats_left"], 0);
+  EXPECT_EQ(claims[1]["task_id"], "a");
+  EXPECT_EQ(claims[1]["state"], "executing");
+  EXPECT_EQ(claims[1]["beats_left"], 5);
+  EXPECT_EQ(claims[1]["metadata"]["phase"], "negotiating");
+  EXPECT_EQ(claims[1]["metadata"]["peers"], 3);
+  EXPECT_FALSE(claims[1]["metadata"].contains("data"));
+  EXPECT_EQ(claims[1]["notes"], "P2P election: negotiating (peers: 3, node: node-1)");
+  EXPECT_EQ(claims[2]["task_id"], "b");
+  EXPECT_EQ(claims[2]["metadata"]["phase"], "started");
+  EXPECT_EQ(claims[3]["task_id"], "b");
+  EXPECT_EQ(claims[3]["state"], "completed");
+  EXPECT_EQ(claims[3]["progress"], 1.0);
+  EXPECT_EQ(claims[3]["beats_left"], 0);
   EXPECT_FALSE(e.has_pending_events());
 }
 
@@ -118,11 +126,13 @@ TEST(EngineOps, RestartAfterFinishKeepsTheTerminalClaim) {
   std::vector<Outgoing> out;
   e.flush_events(kUnix, &out);
   auto claims = parse_all(out);
-  ASSERT_EQ(claims.size(), 2u);
-  EXPECT_EQ(claims[0]["state"], "failed");
-  EXPECT_EQ(claims[0]["progress"], 0.0);
-  EXPECT_EQ(claims[0]["notes"], "P2P operation failed: quorum not reached (type: election)");
-  EXPECT_EQ(claims[1]["state"], "executing");
+  ASSERT_EQ(claims.size(), 3u);  // start, failed, the second start
+  EXPECT_EQ(claims[0]["state"], "executing");
+  EXPECT_EQ(claims[0]["metadata"]["phase"], "started");
+  EXPECT_EQ(claims[1]["state"], "failed");
+  EXPECT_EQ(claims[1]["progress"], 0.0);
+  EXPECT_EQ(claims[1]["notes"], "P2P operation failed: quorum not reached (type: election)");
+  EXPECT_EQ(claims[2]["state"], "executing");
 }
 
 TEST(EngineBeats, ClaimPerActiveOperationEveryBeatWithBudgetMath) {
