@@ -349,6 +349,12 @@ void Engine::on_beat(const BeatFrame &f, BeatSource src, uint64_t mono_ms, uint6
     case BeatSource::local: ++stats_.beats_local; break;
     case BeatSource::pulse: ++stats_.beats_pulse; break;
   }
+  {
+    char tempo[32];
+    std::snprintf(tempo, sizeof tempo, "%g", f.tempo_bpm);
+    beat_log_.push_back("BACKBEAT beat received - beat=" + std::to_string(f.beat_index) + " phase=" +
+                        phase_name(f.phase) + " tempo=" + tempo + " window=" + f.window_id);
+  }
   // Events queued since the last flush go first, so a receiver sees every operation's claims in order.
   flush_events(unix_ms, out);
   out->reserve(out->size() + active_ + 1);
@@ -395,6 +401,8 @@ void Engine::on_beat(const BeatFrame &f, BeatSource src, uint64_t mono_ms, uint6
     errors_since_health_ = false;
   }
   if (f.downbeat) {
+    beat_log_.push_back("BACKBEAT downbeat - new bar started - beat=" + std::to_string(f.beat_index) +
+                        " window=" + f.window_id);
     for (auto it = ops_.begin(); it != ops_.end();) {
       if (it->second.finished) {
         it = ops_.erase(it);
@@ -403,7 +411,18 @@ void Engine::on_beat(const BeatFrame &f, BeatSource src, uint64_t mono_ms, uint6
         ++it;
       }
     }
+    beat_log_.push_back("BACKBEAT operations cleanup check - active: " + std::to_string(active_));
   }
+  // Bounded: a caller that never takes the lines keeps only the newest.
+  constexpr size_t kBeatLogMax = 64;
+  if (beat_log_.size() > kBeatLogMax)
+    beat_log_.erase(beat_log_.begin(), beat_log_.begin() + static_cast<std::ptrdiff_t>(beat_log_.size() - kBeatLogMax));
+}
+
+std::vector<std::string> Engine::take_beat_log() {
+  std::vector<std::string> lines;
+  lines.swap(beat_log_);
+  return lines;
 }
 
 BeatFrame Engine::make_frame(int64_t index, uint64_t unix_ms) {

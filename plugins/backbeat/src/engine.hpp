@@ -131,6 +131,10 @@ class Engine {
   double tempo() const noexcept { return tempo_; }
   const TempoJump &last_tempo_jump() const noexcept { return last_jump_; }
 
+  // The seed's beat, downbeat and cleanup lines for the beats processed since the last call (the
+  // plugin logs them at debug level, outside the engine's lock).
+  std::vector<std::string> take_beat_log();
+
   // ---- introspection ----
   EngineSnapshot snapshot() const;
   const EngineStats &stats() const noexcept { return stats_; }
@@ -154,6 +158,7 @@ class Engine {
     bool has_data;
     bool start;  // the operation's start claim: kept as it is, later states queue after it
   };
+  std::vector<std::string> beat_log_;
   Operation *find_active(std::string_view id);
   void queue_event(const Operation &op, bool with_data);
   std::string op_notes(const Operation &op) const;

@@ -475,10 +475,15 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     std::unique_lock lk(mu_);
     if (stopping_ || !engine_) return;
     f(*engine_, out);
-    if (out.empty()) return;
-    std::unique_lock plk(pub_mu_);
-    lk.unlock();
-    transport_->publish(std::move(out));
+    std::vector<std::string> beat_lines = engine_->take_beat_log();
+    if (!out.empty()) {
+      std::unique_lock plk(pub_mu_);
+      lk.unlock();
+      transport_->publish(std::move(out));
+    } else {
+      lk.unlock();
+    }
+    for (const std::string &line : beat_lines) host_.debug(line);
   }
 
   void on_tick() {
@@ -551,10 +556,12 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     ++pulse_index_;
     pulse_due_ += engine_->period_ms();  // the beat just made lasts a period of its own tempo
     arm_pulse_locked();
+    std::vector<std::string> beat_lines = engine_->take_beat_log();
     std::unique_lock plk(pub_mu_);
     lk.unlock();
     transport_->publish(std::move(out));
     plk.unlock();
+    for (const std::string &line : beat_lines) host_.debug(line);
     if (admin) beat_cost_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
 

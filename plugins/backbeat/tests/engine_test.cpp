@@ -135,6 +135,23 @@ TEST(EngineOps, RestartAfterFinishKeepsTheTerminalClaim) {
   EXPECT_EQ(claims[2]["state"], "executing");
 }
 
+TEST(EngineBeats, LogsTheSeedsBeatDownbeatAndCleanupLines) {
+  Engine e(cfg(), 0, kUnix);
+  std::vector<Outgoing> out;
+  e.start_op("done", "dht_store", 2, "", kUnix);
+  e.complete_op("done", 1);
+  ASSERT_EQ(e.on_frame(frame(100), 0, kUnix, &out), FrameVerdict::processed);  // 100 % 4 == 0: a downbeat
+  const auto lines = e.take_beat_log();
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].rfind("BACKBEAT beat received - beat=100 phase=", 0), 0u) << lines[0];
+  EXPECT_NE(lines[0].find(" window="), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[1].rfind("BACKBEAT downbeat - new bar started - beat=100 window=", 0), 0u) << lines[1];
+  EXPECT_EQ(lines[2], "BACKBEAT operations cleanup check - active: 0");
+  EXPECT_TRUE(e.take_beat_log().empty());  // taken once
+  ASSERT_EQ(e.on_frame(frame(101), 0, kUnix, &out), FrameVerdict::processed);
+  EXPECT_EQ(e.take_beat_log().size(), 1u);  // not a downbeat: the beat line only
+}
+
 TEST(EngineBeats, ClaimPerActiveOperationEveryBeatWithBudgetMath) {
   Engine e(cfg(), 0, kUnix);
   std::vector<Outgoing> out;
