@@ -5,6 +5,7 @@
 // This file is the descriptor and the glue to the host; event_log.cpp does the work.
 #include <sys/stat.h>
 
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <mutex>
