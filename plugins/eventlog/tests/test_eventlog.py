@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import unittest
+from contextlib import closing
 from urllib.parse import urlencode
 
 import harness
@@ -88,10 +89,12 @@ class Node:
         assert status == 200, (status, body)
         return body
 
-    def wait_entry(self, type, peer_id, timeout=30):
-        """Waits until the log holds an entry of `type` whose data names peer_id; returns it."""
+    def wait_entry(self, type, peer_id, since=0, timeout=30):
+        """Waits until the log holds an entry of `type` from index `since` on whose data names peer_id;
+        returns it."""
         def found():
-            return next((e for e in self.entries(type=type, limit=1000) if e["data"].get("peer_id") == peer_id), None)
+            return next((e for e in self.entries(type=type, limit=1000, **{"from": since})
+                         if e["data"].get("peer_id") == peer_id), None)
         return harness.wait_for(found, timeout, f"{self.name}: {type} for {peer_id}", interval=0.05)
 
 
@@ -177,7 +180,7 @@ class EventlogIntegrationTest(unittest.TestCase):
         self.assertEqual(first_new["prev_hash"], head["hash"])
         self.assertEqual(rejoined["data"]["peer_id"], b.peer_id)
         self.assertEqual(b.agent.stop(), 0)
-        a.wait_entry("peer_left", b.peer_id)
+        a.wait_entry("peer_left", b.peer_id, since=rejoined["index"] + 1)
         self.assertEqual(a.agent.stop(), 0)
         rc, out, err = verify_log("--file", a.db)
         self.assertEqual(rc, 0, out + err)
@@ -185,8 +188,9 @@ class EventlogIntegrationTest(unittest.TestCase):
         self.assertEqual(rc, 0, out + err)
 
         # Tamper with one row's data: verify-log names that index and exits 1.
-        with sqlite3.connect(a.db) as db:
+        with closing(sqlite3.connect(a.db)) as db:
             db.execute("UPDATE entries SET data = ? WHERE idx = ?", ('{"peer_id":"forged"}', 1))
+            db.commit()
         rc, out, err = verify_log("--state-dir", a.state)
         self.assertEqual(rc, 1, out + err)
         self.assertIn("BAD entry 1:", out)
@@ -195,9 +199,10 @@ class EventlogIntegrationTest(unittest.TestCase):
     def test_foreign_file_is_refused_and_kept(self):
         node = Node(self.ws, "f")
         os.makedirs(os.path.dirname(node.db))
-        with sqlite3.connect(node.db) as db:
+        with closing(sqlite3.connect(node.db)) as db:
             db.execute("CREATE TABLE notes(x)")
             db.execute("INSERT INTO notes VALUES ('keep me')")
+            db.commit()
         before = open(node.db, "rb").read()
 
         rc, out, err = verify_log("--file", node.db)
