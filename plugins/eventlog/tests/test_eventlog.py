@@ -168,6 +168,10 @@ class EventlogIntegrationTest(unittest.TestCase):
         self.assertIn(head["hash"], out)
         self.assertIn(a.peer_id, out)
         self.assertEqual(os.stat(a.db).st_mode & 0o777, 0o600)
+        # Without --state-dir, the state dir comes from the config, as `run` resolves it.
+        rc, out2, err = run_cli("verify-log", "-c", a.config)
+        self.assertEqual(rc, 0, out2 + err)
+        self.assertEqual(out2, out)
 
         # Restart both: A continues its chain from the stored head.
         self.start(a)
