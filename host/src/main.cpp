@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config.hpp"
+#include "eventlog/verify.hpp"
 #include "logging.hpp"
 #include "paths.hpp"
 #include "runtime.hpp"
@@ -24,6 +25,8 @@ constexpr const char *kUsage =
     "usage: chorus-agent [run] [-c FILE]          run the agent until SIGTERM/SIGINT\n"
     "       chorus-agent check [-c FILE] [--json]   validate config and plugins, print the start order\n"
     "       chorus-agent plugins [-c FILE] [--json] list the plugins found\n"
+    "       chorus-agent verify-log [-c FILE] [--state-dir DIR | --file PATH]\n"
+    "                                               check the event log's hash chain and signatures\n"
     "       chorus-agent --version | --help\n"
     "\n"
     "The config file is -c FILE, else $CHORUS_CONFIG, else /etc/chorus/chorus.yaml if it exists,\n"
@@ -33,6 +36,8 @@ struct Args {
   std::string command = "run";
   std::string config;
   bool json = false;
+  std::string state_dir;  // verify-log: the state dir whose eventlog/log.db to check
+  std::string log_file;   // verify-log: the database file itself
 };
 
 int usage_error(const std::string &message) {
@@ -130,6 +135,28 @@ int cmd_plugins(const Config &config, bool as_json) {
   return errors.empty() ? chorus::host::kExitOk : chorus::host::kExitUsage;
 }
 
+// verify-log: walks the event log's whole chain (libs/eventlog-format, verify.hpp). Exit 0 when it is
+// whole, 1 at the first bad entry (its index and what is wrong on stdout), 2 when the file cannot be
+// read as an event log. The database is opened read-only: a running agent may keep appending.
+int cmd_verify_log(const std::string &path) {
+  using chorus::eventlog::VerifyReport;
+  const VerifyReport r = chorus::eventlog::verify_file(path);
+  if (r.outcome == VerifyReport::Outcome::kUnreadable) {
+    std::cerr << "chorus-agent: verify-log: " << r.problem << "\n";
+    return chorus::host::kExitUsage;
+  }
+  std::cout << "event log: " << path << "\n";
+  if (r.outcome == VerifyReport::Outcome::kBroken) {
+    std::cout << "BAD entry " << r.bad_index << ": " << r.problem << "\n";
+    std::cout << "entries before it verified: " << r.entries << "\n";
+    return 1;
+  }
+  std::cout << "entries: " << r.entries << " (hash chain and signatures verified)\n";
+  if (r.entries > 0) std::cout << "head: index " << (r.entries - 1) << ", hash " << chorus::eventlog::to_hex(r.head) << "\n";
+  for (const auto &[author, count] : r.authors) std::cout << "author: " << author << " (" << count << " entries)\n";
+  return chorus::host::kExitOk;
+}
+
 // A crash (SIGSEGV, SIGBUS, SIGILL, SIGFPE) writes the stack to stderr before the default action
 // (exit by the signal, core dump where enabled), so a crash in CI or under systemd leaves a trace in
 // the log. Only async-signal-safe calls; backtrace() is called once at start-up so that it does not
@@ -176,16 +203,27 @@ int main(int argc, char **argv) {
       args.config = a.substr(9);
     } else if (a == "--json") {
       args.json = true;
+    } else if (a == "--state-dir" || a == "--file") {
+      if (i + 1 >= argc) return usage_error(a + " needs a path");
+      (a == "--file" ? args.log_file : args.state_dir) = argv[++i];
     } else if (!a.empty() && a[0] == '-') {
       return usage_error("unknown option '" + a + "'");
-    } else if (!command_seen && (a == "run" || a == "check" || a == "plugins")) {
+    } else if (!command_seen && (a == "run" || a == "check" || a == "plugins" || a == "verify-log")) {
       args.command = a;
       command_seen = true;
     } else {
       return usage_error("unknown command '" + a + "'");
     }
   }
-  if (args.json && args.command == "run") return usage_error("--json goes with check or plugins");
+  if (args.json && args.command != "check" && args.command != "plugins")
+    return usage_error("--json goes with check or plugins");
+  if ((!args.state_dir.empty() || !args.log_file.empty()) && args.command != "verify-log")
+    return usage_error("--state-dir and --file go with verify-log");
+  if (!args.state_dir.empty() && !args.log_file.empty()) return usage_error("give --state-dir or --file, not both");
+  // An explicit database needs no config (and must not fail on one).
+  if (args.command == "verify-log" && !args.log_file.empty()) return cmd_verify_log(args.log_file);
+  if (args.command == "verify-log" && !args.state_dir.empty())
+    return cmd_verify_log(args.state_dir + "/eventlog/log.db");
 
   std::string path = chorus::host::locate_config(args.config);
   Config config;
@@ -203,6 +241,8 @@ int main(int argc, char **argv) {
 
   if (args.command == "check") return cmd_check(config, args.json);
   if (args.command == "plugins") return cmd_plugins(config, args.json);
+  if (args.command == "verify-log")
+    return cmd_verify_log(chorus::host::resolve_state_dir(config.host) + "/eventlog/log.db");
 
   std::signal(SIGPIPE, SIG_IGN);  // a client closing early must not kill the agent
   chorus::host::log(chorus::host::LogLevel::kInfo, "host",

@@ -9,6 +9,7 @@
 #include <chorus/services/dht_v1.h>
 #include <chorus/services/discovery_v1.h>
 #include <chorus/services/election_v1.h>
+#include <chorus/services/eventlog_v1.h>
 #include <chorus/services/p2p_host_v1.h>
 #include <chorus/services/pubsub_v1.h>
 #include <chorus/services/reasoning_v1.h>
@@ -537,6 +538,28 @@ PIN_TYPE(chorus_election_v1, get_admin_json, chorus_status (*)(void *, chorus_bu
 PIN_TYPE(chorus_election_v1, watch_admin,
          chorus_status (*)(void *, chorus_election_watch_fn, void *, void (*)(void *), uint64_t *, chorus_error *));
 PIN_TYPE(chorus_election_v1, unwatch_admin, chorus_status (*)(void *, uint64_t, chorus_error *));
+
+// -- eventlog_v1.h --
+static_assert(std::is_same_v<chorus_eventlog_append_fn, void (*)(void *, chorus_status, uint64_t, const chorus_error *)>);
+static_assert(CHORUS_EVENTLOG_TYPE_MAX == 64 && CHORUS_EVENTLOG_DATA_MAX == 65536);
+static_assert(CHORUS_EVENTLOG_QUERY_DEFAULT == 100 && CHORUS_EVENTLOG_QUERY_MAX == 1000);
+
+PIN_STRUCT(chorus_eventlog_v1, 40, 8);
+PIN(chorus_eventlog_v1, struct_size, 0, 4);
+PIN(chorus_eventlog_v1, reserved, 4, 4);
+PIN(chorus_eventlog_v1, append, 8, 8);
+PIN(chorus_eventlog_v1, append_async, 16, 8);
+PIN(chorus_eventlog_v1, query_json, 24, 8);
+PIN(chorus_eventlog_v1, head_json, 32, 8);
+PIN_TYPE(chorus_eventlog_v1, struct_size, uint32_t);
+PIN_TYPE(chorus_eventlog_v1, reserved, uint32_t);
+PIN_TYPE(chorus_eventlog_v1, append,
+         chorus_status (*)(void *, const char *, size_t, const char *, size_t, uint64_t *, chorus_error *));
+PIN_TYPE(chorus_eventlog_v1, append_async, chorus_status (*)(void *, const char *, size_t, const char *, size_t,
+                                                             chorus_eventlog_append_fn, void *, chorus_error *));
+PIN_TYPE(chorus_eventlog_v1, query_json,
+         chorus_status (*)(void *, uint64_t, uint64_t, const char *, size_t, uint32_t, chorus_buf *, chorus_error *));
+PIN_TYPE(chorus_eventlog_v1, head_json, chorus_status (*)(void *, chorus_buf *, chorus_error *));
 
 // -- ai_provider_v1.h --
 PIN_STRUCT(chorus_ai_sink, 40, 8);
