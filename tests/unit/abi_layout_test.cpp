@@ -653,7 +653,7 @@ PIN_TYPE(chorus_pubsub_v1, peers_json, chorus_status (*)(void *, chorus_buf *, c
 static_assert(std::is_same_v<chorus_dht_done_fn,
                              void (*)(void *, chorus_status, const chorus_error *, const uint8_t *, size_t)>);
 
-PIN_STRUCT(chorus_dht_v1, 88, 8);
+PIN_STRUCT(chorus_dht_v1, 80, 8);
 PIN(chorus_dht_v1, struct_size, 0, 4);
 PIN(chorus_dht_v1, reserved, 4, 4);
 PIN(chorus_dht_v1, put_value, 8, 8);

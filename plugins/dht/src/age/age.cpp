@@ -1,0 +1,1 @@
+#include "age/age.hpp"

@@ -1,0 +1,1 @@
+#include "age/bech32.hpp"

@@ -1,0 +1,1 @@
+#include "kad/handler.hpp"

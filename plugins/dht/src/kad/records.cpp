@@ -1,0 +1,1 @@
+#include "kad/records.hpp"

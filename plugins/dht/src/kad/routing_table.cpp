@@ -1,0 +1,1 @@
+#include "kad/routing_table.hpp"
