@@ -47,7 +47,9 @@ enum class Namespace { kUnknown, kPublicKey, kChorus };
 Namespace key_namespace(BytesView key);
 
 // Validates value for key. false with *why ("unknown namespace", "bad signature", ...) when invalid.
+// Values larger than max_value_bytes are refused; the first form uses Limits' default (1 MiB).
 bool validate_record(BytesView key, BytesView value, std::string *why);
+bool validate_record(BytesView key, BytesView value, size_t max_value_bytes, std::string *why);
 
 // Index of the best of several values for key, every one of which passed validate_record. values
 // must not be empty.

@@ -61,6 +61,8 @@ class RoutingTable {
   KadId random_id_in_bucket(int bucket, std::mt19937_64 &rng) const;
 
  private:
+  int deepest_bucket() const;  // -1 when the table is empty
+
   struct Bucket {
     std::vector<RoutingPeer> peers;  // least recently seen first
     int64_t last_refreshed_ms = 0;
