@@ -142,6 +142,20 @@ TEST(RecordTest, SigningBytesAreContextKeyAndFieldsOneToThree) {
   EXPECT_EQ(chorus_record_signing_bytes(key, r), want);
 }
 
+TEST(RecordTest, ChorusRecordMatchesAnIndependentSigner) {
+  // Built and signed outside this code base (Python's cryptography package, Ed25519 from the seed
+  // 0x02 * 32) from the format description: key "/chorus/x", seq 0, empty payload. Ed25519 is
+  // deterministic, so our own record must be byte for byte the same.
+  auto golden = chorus::p2p::from_hex(
+      "0a260024080112208139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b39410001a002240c389d576e5"
+      "6d30eb799e7b4affed90f546887910f27af702336df98ef9ca0a884629591bc14d3f0231021dcae791959d79a87c73d3f9799d"
+      "1f2b97d2591d440e");
+  ASSERT_TRUE(golden);
+  std::string why;
+  EXPECT_TRUE(validate_record(S("/chorus/x"), *golden, &why)) << why;
+  EXPECT_EQ(chorus::p2p::to_hex(make(identity(2), "/chorus/x", 0, "")), chorus::p2p::to_hex(*golden));
+}
+
 TEST(RecordTest, ChorusDecodeIsStrict) {
   Identity a = identity(1);
   Bytes v = make(a, "/chorus/k", 5, "hello");
