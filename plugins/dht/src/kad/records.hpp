@@ -4,8 +4,8 @@
 //   /pk/<binary peer id>   value = the PublicKey protobuf whose peer id is <binary peer id>.
 //                          Any valid value is as good as another (they are all the same key).
 //   /chorus/<rest>         value = a ChorusRecord (below), signed by its author's Ed25519 identity.
-//                          Best = highest seq; equal seq: the larger signed payload bytes, so every
-//                          node picks the same one.
+//                          Best = highest seq; equal seq: the larger signed payload bytes (then the
+//                          larger value bytes), so every node picks the same one.
 #pragma once
 
 #include <cstdint>
