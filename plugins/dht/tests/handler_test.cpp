@@ -425,6 +425,43 @@ TEST_F(HandlerTest, AStoreFailureAcknowledgesNothing) {
   EXPECT_EQ(handler->counters().records_stored, 0u);
 }
 
+TEST_F(HandlerTest, WritesWaitForCommitAndTheEchoForDurability) {
+  // begin() on the dht thread leaves the store alone; the echo comes from finish() after commit().
+  Message req = put("/test/a", "v5");
+  Handled h = handler->begin(alice, req, now);
+  EXPECT_FALSE(h.reply);
+  ASSERT_TRUE(h.write);
+  EXPECT_TRUE(store.records.empty());
+  WriteOutcome outcome = RequestHandler::commit(store, handler->validator(), *h.write);
+  EXPECT_TRUE(outcome.record_stored);
+  EXPECT_EQ(store.records[b("/test/a")].value, b("v5"));
+  auto echo = handler->finish(*h.write, outcome);
+  ASSERT_TRUE(echo);
+  EXPECT_EQ(*echo, req);
+  EXPECT_EQ(handler->counters().replies_for(MessageType::kPutValue), 1u);
+
+  Handled provide = handler->begin(alice, add_provider(b("\x12\x20 p"), alice, {Bytes{0x04, 1, 1, 1, 1}}), now);
+  EXPECT_FALSE(provide.reply);
+  ASSERT_TRUE(provide.write);
+  EXPECT_EQ(provide.write->providers.size(), 1u);
+  EXPECT_TRUE(store.provider_lists.empty());
+  EXPECT_FALSE(handler->finish(*provide.write, RequestHandler::commit(store, handler->validator(), *provide.write)));
+  EXPECT_EQ(store.provider_lists[b("\x12\x20 p")].size(), 1u);
+  EXPECT_EQ(handler->counters().providers_stored, 1u);
+}
+
+TEST_F(HandlerTest, TwoPutsInFlightCannotLetTheWorseLandLast) {
+  Handled better = handler->begin(alice, put("/test/race", "v5"), now);
+  Handled worse = handler->begin(bob, put("/test/race", "v4"), now);
+  ASSERT_TRUE(better.write && worse.write);
+  EXPECT_TRUE(handler->finish(*better.write, RequestHandler::commit(store, handler->validator(), *better.write)));
+  WriteOutcome late = RequestHandler::commit(store, handler->validator(), *worse.write);
+  EXPECT_TRUE(late.record_stale);
+  EXPECT_FALSE(handler->finish(*worse.write, late)) << "no echo for a record that was not stored";
+  EXPECT_EQ(store.records[b("/test/race")].value, b("v5"));
+  EXPECT_EQ(handler->counters().rejected_for(RejectReason::kStaleRecord), 1u);
+}
+
 TEST_F(HandlerTest, UnknownTypeIsCountedNotAnswered) {
   Message m;
   m.type = static_cast<MessageType>(9);

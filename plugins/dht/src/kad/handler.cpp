@@ -71,30 +71,79 @@ RequestHandler::RequestHandler(const PeerId &self, RecordStore &store, ClosestPe
       validator_(std::move(validator)),
       options_(options) {}
 
-std::optional<Message> RequestHandler::handle(const PeerId &sender, const Message &request, int64_t now_ms) {
+Handled RequestHandler::begin(const PeerId &sender, const Message &request, int64_t now_ms) {
   const auto type = static_cast<size_t>(request.type);
   if (type >= kMessageTypeCount) {
     reject(RejectReason::kUnknownType);
-    return std::nullopt;
+    return {};
   }
   ++counters_.requests[type];
-  std::optional<Message> reply;
+  Handled out;
   try {
     switch (request.type) {
-      case MessageType::kFindNode: reply = find_node(sender, request); break;
-      case MessageType::kGetValue: reply = get_value(sender, request, now_ms); break;
-      case MessageType::kPutValue: reply = put_value(request, now_ms); break;
-      case MessageType::kAddProvider: add_provider(sender, request, now_ms); break;
-      case MessageType::kGetProviders: reply = get_providers(sender, request, now_ms); break;
-      case MessageType::kPing: reply = Message{}; reply->type = MessageType::kPing; break;
+      case MessageType::kFindNode: out.reply = find_node(sender, request); break;
+      case MessageType::kGetValue: out = get_value(sender, request, now_ms); break;
+      case MessageType::kPutValue: out = put_value(request, now_ms); break;
+      case MessageType::kAddProvider: out = add_provider(sender, request, now_ms); break;
+      case MessageType::kGetProviders: out.reply = get_providers(sender, request, now_ms); break;
+      case MessageType::kPing: out.reply.emplace().type = MessageType::kPing; break;
     }
   } catch (const StoreError &) {
-    // Nothing was acknowledged; the requester retries elsewhere. The store logs the cause.
+    // A read failed: answer nothing rather than a reply that pretends we hold nothing.
     reject(RejectReason::kStoreError);
-    return std::nullopt;
+    return {};
   }
-  if (reply) ++counters_.replies[type];
-  return reply;
+  if (out.reply) ++counters_.replies[type];
+  return out;
+}
+
+WriteOutcome RequestHandler::commit(RecordStore &store, const RecordValidator &validator, const StoreWrite &write) {
+  WriteOutcome out;
+  try {
+    if (write.remove_key) store.remove_record(*write.remove_key);
+    if (write.record) {
+      StoredRecord record = *write.record;
+      // Selection happens here, against what is stored now: two PUTs of one key begun before either
+      // was committed must not let the worse one land last.
+      if (std::optional<StoredRecord> stored = store.get_record(record.key, record.received_ms)) {
+        record.local = stored->local;  // our own key stays ours to republish, with the better value
+        if (stored->value != record.value && validator.validate(record.key, stored->value, nullptr) &&
+            validator.select(record.key, {record.value, stored->value}) != 0) {
+          out.record_stale = true;
+          return out;
+        }
+      }
+      store.put_record(record);
+      out.record_stored = true;
+    }
+    for (const ProviderRecord &p : write.providers) {
+      if (store.add_provider(p))
+        ++out.providers_stored;
+      else
+        ++out.providers_refused;
+    }
+  } catch (const StoreError &) {
+    out.store_error = true;
+  }
+  return out;
+}
+
+std::optional<Message> RequestHandler::finish(const StoreWrite &write, const WriteOutcome &outcome) {
+  counters_.records_stored += outcome.record_stored ? 1 : 0;
+  counters_.providers_stored += outcome.providers_stored;
+  if (outcome.record_stale) reject(RejectReason::kStaleRecord);
+  if (outcome.providers_refused != 0) reject(RejectReason::kProviderLimit, outcome.providers_refused);
+  if (outcome.store_error) reject(RejectReason::kStoreError);
+  if (!outcome.record_stored || !write.reply) return std::nullopt;
+  ++counters_.replies[static_cast<size_t>(write.type)];
+  return write.reply;
+}
+
+std::optional<Message> RequestHandler::handle(const PeerId &sender, const Message &request, int64_t now_ms) {
+  Handled h = begin(sender, request, now_ms);
+  if (!h.write) return std::move(h.reply);
+  std::optional<Message> later = finish(*h.write, commit(store_, validator_, *h.write));
+  return h.reply ? std::move(h.reply) : std::move(later);
 }
 
 std::vector<PeerEntry> RequestHandler::closer_peers(const PeerId &requester, BytesView key) {
@@ -148,61 +197,58 @@ std::optional<Message> RequestHandler::find_node(const PeerId &sender, const Mes
   return reply;
 }
 
-std::optional<Message> RequestHandler::get_value(const PeerId &sender, const Message &req, int64_t now_ms) {
+Handled RequestHandler::get_value(const PeerId &sender, const Message &req, int64_t now_ms) {
   if (req.key.empty()) {
     reject(RejectReason::kEmptyKey);
-    return std::nullopt;
+    return {};
   }
-  Message reply;
+  Handled out;
+  Message &reply = out.reply.emplace();
   reply.type = MessageType::kGetValue;
   reply.key = req.key;
   if (std::optional<StoredRecord> stored = store_.get_record(req.key, now_ms)) {
-    // Validity can change after storing (a validator grew stricter, a key namespace was dropped).
+    // Validity can change after storing (a validator grew stricter, a namespace was dropped).
     if (validator_.validate(req.key, stored->value, nullptr)) {
       reply.record = Record{req.key, std::move(stored->value), rfc3339_utc(stored->received_ms)};
     } else {
       reject(RejectReason::kInvalidStoredRecord);
-      store_.remove_record(req.key);
+      out.write.emplace().type = MessageType::kGetValue;
+      out.write->remove_key = req.key;
     }
   }
   reply.closer_peers = closer_peers(sender, req.key);
-  return reply;
+  return out;
 }
 
-std::optional<Message> RequestHandler::put_value(const Message &req, int64_t now_ms) {
+Handled RequestHandler::put_value(const Message &req, int64_t now_ms) {
   if (req.key.empty()) {
     reject(RejectReason::kEmptyKey);
-    return std::nullopt;
+    return {};
   }
   if (!req.record) {
     reject(RejectReason::kMissingRecord);
-    return std::nullopt;
+    return {};
   }
   const Record &rec = *req.record;
   if (rec.key != req.key) {
     reject(RejectReason::kKeyMismatch);
-    return std::nullopt;
+    return {};
   }
   if (rec.value.size() > options_.max_value_bytes) {
     reject(RejectReason::kValueTooLarge);
-    return std::nullopt;
+    return {};
   }
   if (!validator_.validate(req.key, rec.value, nullptr)) {
     reject(RejectReason::kInvalidRecord);
-    return std::nullopt;
+    return {};
   }
-  bool local = false;
-  if (std::optional<StoredRecord> stored = store_.get_record(req.key, now_ms)) {
-    local = stored->local;  // our own key keeps being republished, now with the better value
-    if (stored->value != rec.value && validator_.validate(req.key, stored->value, nullptr) &&
-        validator_.select(req.key, {rec.value, stored->value}) != 0) {
-      reject(RejectReason::kStaleRecord);
-      return std::nullopt;
-    }
-  }
-  store_.put_record(StoredRecord{req.key, rec.value, now_ms, 0, local});
-  ++counters_.records_stored;
-  return req;  // the echo is the acknowledgement js waits for
+  // Whether it beats the stored record is decided in commit(), against the store as it is then.
+  Handled out;
+  StoreWrite &w = out.write.emplace();
+  w.type = MessageType::kPutValue;
+  w.record = StoredRecord{req.key, rec.value, now_ms, 0, false};
+  w.reply = req;  // the echo is the acknowledgement js waits for
+  return out;
 }
 
 bool RequestHandler::take_provider_token(const PeerId &sender, int64_t now_ms) {
@@ -236,15 +282,17 @@ bool RequestHandler::take_provider_token(const PeerId &sender, int64_t now_ms) {
   return true;
 }
 
-void RequestHandler::add_provider(const PeerId &sender, const Message &req, int64_t now_ms) {
+Handled RequestHandler::add_provider(const PeerId &sender, const Message &req, int64_t now_ms) {
   if (req.key.empty()) {
     reject(RejectReason::kEmptyKey);
-    return;
+    return {};
   }
   if (req.key.size() > options_.max_provider_key_bytes) {
     reject(RejectReason::kKeyTooLong);
-    return;
+    return {};
   }
+  StoreWrite w;
+  w.type = MessageType::kAddProvider;
   for (const PeerEntry &entry : req.provider_peers) {
     // Only the sender speaks for itself: anyone else's id would let a peer announce on others' behalf.
     if (entry.id != sender.bytes()) {
@@ -261,11 +309,11 @@ void RequestHandler::add_provider(const PeerId &sender, const Message &req, int6
     }
     ProviderRecord record{req.key, entry.id, entry.addrs, now_ms, 0};
     if (record.addrs.size() > options_.max_addrs_per_peer) record.addrs.resize(options_.max_addrs_per_peer);
-    if (store_.add_provider(record))
-      ++counters_.providers_stored;
-    else
-      reject(RejectReason::kProviderLimit);
+    w.providers.push_back(std::move(record));
   }
+  Handled out;  // ADD_PROVIDER has no reply
+  if (!w.providers.empty()) out.write = std::move(w);
+  return out;
 }
 
 std::optional<Message> RequestHandler::get_providers(const PeerId &sender, const Message &req, int64_t now_ms) {

@@ -1,12 +1,14 @@
 // The server side of kad-dht (docs/protocols.md, DHT requests): one decoded request from a peer in,
 // at most one reply out. Sans I/O and single-threaded; the node owns the streams, decodes the frame
-// with kad/message.hpp and writes back what handle() returns.
+// with kad/message.hpp and writes back what handle() returns - or, to keep syncs off the dht thread,
+// calls begin() there, commit() on the store thread and finish() back on the dht thread.
 //
 //   FIND_NODE      closerPeers: the k peers closest to key (a peer id) we know, never the requester,
 //                  only peers with addresses.
 //   GET_VALUE      record (if stored and still valid) + closerPeers.
 //   PUT_VALUE      record.key == key, valid, and at least as good as the stored one (select_record):
-//                  stored, and the request echoed back. Otherwise no reply, and the reason counted.
+//                  stored, and the request echoed back once durable. Otherwise no reply, and the
+//                  reason counted.
 //   ADD_PROVIDER   providerPeers whose id is the sender's and that carry addresses are stored; entries
 //                  naming anyone else are ignored. No reply. Bounded per sender by a token bucket here
 //                  and by the store's per-provider key limit.
@@ -98,28 +100,63 @@ struct HandlerOptions {
   size_t max_tracked_senders = 4096;
 };
 
+// The durable part of a request. The node runs it on its store thread, so the dht thread never waits
+// for a sync: begin() returns it, commit() performs it (any thread: it touches only the store),
+// finish() counts the outcome and returns the reply then due (dht thread).
+struct StoreWrite {
+  MessageType type = MessageType::kPutValue;
+  std::optional<StoredRecord> record;     // PUT_VALUE: stored unless the stored one is better by then
+  std::vector<ProviderRecord> providers;  // ADD_PROVIDER: the sender's own entries that passed
+  std::optional<Bytes> remove_key;        // GET_VALUE: a stored record that no longer validates
+  std::optional<Message> reply;           // PUT_VALUE: the echo, due once the record is durable
+};
+
+struct WriteOutcome {
+  bool record_stored = false;
+  bool record_stale = false;     // the stored record is better (a concurrent PUT won)
+  size_t providers_stored = 0;
+  size_t providers_refused = 0;  // the store's per-provider key limit
+  bool store_error = false;      // the store threw: nothing after that point was written
+};
+
+struct Handled {
+  std::optional<Message> reply;     // to write back now
+  std::optional<StoreWrite> write;  // to commit, then finish (whose reply, if any, is written then)
+};
+
 class RequestHandler {
  public:
   // The count peers closest to target the node knows (its routing table), closest first.
   using ClosestPeersFn = std::function<std::vector<PeerId>(const KadId &target, size_t count)>;
-  // Addresses and connection state of a peer (the node's peer store and connection manager).
+  // Addresses and connection state of a peer (the node's peer store and connection manager). Asked
+  // for ourselves too (a FIND_NODE for our own id names us with our listen addresses).
   using ContactFn = std::function<PeerContact(const PeerId &peer)>;
 
+  // store is read by begin() (GET_VALUE, GET_PROVIDERS) and written only through commit().
   RequestHandler(const PeerId &self, RecordStore &store, ClosestPeersFn closest, ContactFn contact,
                  RecordValidator validator, HandlerOptions options = {});
 
-  // One request from sender (the authenticated remote peer of the stream). Returns the reply to write,
-  // or nullopt when none is due (ADD_PROVIDER, refused PUT_VALUE, store failure).
+  // One request from sender (the authenticated remote peer of the stream), up to its durable part.
+  Handled begin(const PeerId &sender, const Message &request, int64_t now_ms);
+  // Performs a write; thread-safe as far as the store is (no handler state is touched).
+  static WriteOutcome commit(RecordStore &store, const RecordValidator &validator, const StoreWrite &write);
+  // Counts a committed write; returns the reply due (the PUT_VALUE echo when the record was stored).
+  std::optional<Message> finish(const StoreWrite &write, const WriteOutcome &outcome);
+
+  // begin, commit and finish in a row: the reply to write, or nullopt when none is due (ADD_PROVIDER,
+  // refused PUT_VALUE, store failure).
   std::optional<Message> handle(const PeerId &sender, const Message &request, int64_t now_ms);
 
   const HandlerCounters &counters() const { return counters_; }
   const HandlerOptions &options() const { return options_; }
+  const RecordValidator &validator() const { return validator_; }
+  RecordStore &store() { return store_; }
 
  private:
   std::optional<Message> find_node(const PeerId &sender, const Message &req);
-  std::optional<Message> get_value(const PeerId &sender, const Message &req, int64_t now_ms);
-  std::optional<Message> put_value(const Message &req, int64_t now_ms);
-  void add_provider(const PeerId &sender, const Message &req, int64_t now_ms);
+  Handled get_value(const PeerId &sender, const Message &req, int64_t now_ms);
+  Handled put_value(const Message &req, int64_t now_ms);
+  Handled add_provider(const PeerId &sender, const Message &req, int64_t now_ms);
   std::optional<Message> get_providers(const PeerId &sender, const Message &req, int64_t now_ms);
 
   // closerPeers for key: the k closest known with addresses, not the requester, not ourselves.
