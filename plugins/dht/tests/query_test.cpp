@@ -179,11 +179,10 @@ TEST_F(LookupTest, DeadlineEndsTheLookup) {
   EXPECT_TRUE(q.next_requests(600).empty());
 }
 
-TEST_F(LookupTest, CandidateSetIsBoundedAndKeepsTheClosest) {
+TEST_F(LookupTest, AReplyCountsForItsKClosestNewcomersOnly) {
   LookupOptions o;
   o.k = 5;
   o.alpha = 1;
-  o.max_candidates = 50;
   Lookup q(self, target, o, 0);
   auto seed = peers(1);
   q.seed(seed);
@@ -193,13 +192,54 @@ TEST_F(LookupTest, CandidateSetIsBoundedAndKeepsTheClosest) {
   junk.push_back(self);
   junk.push_back(seed[0]);
   q.on_reply(seed[0], junk, 1);
-  EXPECT_LE(q.candidate_count(), 50u);
-  // The closest offered peers survived the bound: they are what is asked next.
+  EXPECT_EQ(q.candidate_count(), 1u + o.k) << "the replier and its 5 closest offered peers";
+  // Those are the closest offered: they are what is asked, in order.
   auto order = sorted_by_distance(peers_without(junk, self), target);
   order.erase(std::unique(order.begin(), order.end()), order.end());
   order.erase(std::remove(order.begin(), order.end(), seed[0]), order.end());
-  EXPECT_EQ(q.next_requests(1), std::vector<PeerId>{order[0]});
+  for (int i = 0; i < 5; ++i) {
+    auto asked = q.next_requests(2 + i);
+    ASSERT_EQ(asked, std::vector<PeerId>{order[i]});
+    q.on_failure(asked[0], 2 + i);
+  }
+  EXPECT_TRUE(q.done());
   EXPECT_EQ(q.result().stats.offered, junk.size());
+  EXPECT_EQ(q.result().stats.dropped, junk.size() - 5);
+  EXPECT_EQ(q.result().stats.failures, 5u);
+}
+
+TEST_F(LookupTest, TheCandidateSetIsBoundedKeepingTheClosest) {
+  LookupOptions o;
+  o.k = 5;
+  o.alpha = 3;
+  o.max_candidates = 8;
+  Lookup q(self, target, o, 0);
+  q.seed(peers(3));
+  auto asked = q.next_requests(0);
+  ASSERT_EQ(asked.size(), 3u);
+  std::vector<PeerId> offered;
+  for (const PeerId &p : asked) {
+    auto fresh = peers(5);
+    offered.insert(offered.end(), fresh.begin(), fresh.end());
+    q.on_reply(p, fresh, 1);
+    EXPECT_LE(q.candidate_count(), 8u);
+  }
+  // The answered three stay; of the 15 offered, the closest five are kept.
+  EXPECT_EQ(q.candidate_count(), 8u);
+  auto order = sorted_by_distance(offered, target);
+  std::vector<PeerId> kept;
+  while (!q.done()) {
+    auto next = q.next_requests(2);
+    if (next.empty()) break;
+    for (const PeerId &p : next) {
+      kept.push_back(p);
+      q.on_reply(p, {}, 2);
+    }
+  }
+  std::sort(kept.begin(), kept.end());
+  std::vector<PeerId> closest5(order.begin(), order.begin() + 5);
+  std::sort(closest5.begin(), closest5.end());
+  for (const PeerId &p : kept) EXPECT_TRUE(std::binary_search(closest5.begin(), closest5.end(), p));
 }
 
 TEST_F(LookupTest, GetValueQuorumAndOneValuePerPeer) {
@@ -511,13 +551,16 @@ TEST_F(LookupSim, JunkRepliesAreHandledAndBounded) {
     KadId target = random_kad(rng);
     SimRun run = run_lookup(net, from, target, o);
     junk_seen += run.junk_replies;
+    std::printf("junk replies %zu: queried %zu, failures %zu, offered %zu, dropped %zu, max candidates %zu\n",
+                run.junk_replies, run.result.stats.queried, run.result.stats.failures, run.result.stats.offered,
+                run.result.stats.dropped, run.max_candidates);
     EXPECT_EQ(run.result.closest, net.brute_force(target, o.k, [&](int i) { return i != from; }))
         << "lookup " << t;
     EXPECT_LE(run.max_candidates, 10 * o.k);
     EXPECT_LE(run.max_pending, o.alpha);
-    // Every unreachable id asked cost one failure; the bound keeps that to the candidate set's size
-    // per junk reply rather than thousands.
-    EXPECT_LE(run.result.stats.failures, run.junk_replies * 10 * o.k);
+    // Every unreachable id asked costs one failure; only the k closest of a reply count, so a junk
+    // reply costs at most k failures rather than thousands.
+    EXPECT_LE(run.result.stats.failures, run.junk_replies * o.k);
     EXPECT_FALSE(run.result.timed_out);
   }
   EXPECT_GT(junk_seen, 0u) << "the junk nodes were never asked: the test tests nothing";

@@ -32,20 +32,20 @@ Lookup::Lookup(const PeerId &self, const KadId &target, const LookupOptions &opt
   if (options_.alpha == 0) options_.alpha = 1;
   max_candidates_ = options_.max_candidates != 0 ? std::max(options_.max_candidates, options_.k)
                                                  : 10 * options_.k;
+  max_peers_per_reply_ = options_.max_peers_per_reply != 0 ? options_.max_peers_per_reply : options_.k;
 }
 
 void Lookup::seed(const std::vector<PeerId> &peers) {
   if (done()) return;
-  for (const PeerId &p : peers) add_candidate(p, 1);
+  for (const PeerId &p : peers) {
+    if (p.empty() || p == self_ || asked_.count(p) != 0) continue;
+    add_candidate(p, distance(KadId::of_peer(p), target_), 1);
+  }
   trim_candidates();
 }
 
-void Lookup::add_candidate(const PeerId &peer, int hop) {
-  if (peer.empty() || peer == self_ || asked_.count(peer) != 0) {
-    ++stats_.dropped;
-    return;
-  }
-  KadId d = distance(KadId::of_peer(peer), target_);
+// d: the peer's distance to the target. The caller has dropped self, empty ids and peers asked before.
+void Lookup::add_candidate(const PeerId &peer, const KadId &d, int hop) {
   // Full and no closer than the farthest kept: it would be trimmed at once.
   if (candidates_.size() >= max_candidates_ && !(d < candidates_.rbegin()->first)) {
     ++stats_.dropped;
@@ -118,15 +118,21 @@ void Lookup::on_reply(const PeerId &peer, const std::vector<PeerId> &closer, int
   c->state = State::kAnswered;
   ++stats_.replies;
   stats_.hops = std::max(stats_.hops, c->hop);
-  int next_hop = c->hop + 1;
+  const int next_hop = c->hop + 1;
   stats_.offered += closer.size();
+  // The closest max_peers_per_reply distinct newcomers of the reply, closest first.
+  std::vector<std::pair<KadId, const PeerId *>> fresh;
+  fresh.reserve(std::min(closer.size(), 4 * max_peers_per_reply_));
   for (const PeerId &p : closer) {
-    if (p == peer) {
-      ++stats_.dropped;
-      continue;
-    }
-    add_candidate(p, next_hop);
+    if (p == peer || p == self_ || p.empty() || asked_.count(p) != 0) continue;
+    fresh.emplace_back(distance(KadId::of_peer(p), target_), &p);
   }
+  std::sort(fresh.begin(), fresh.end(), [](const auto &a, const auto &b) { return a.first < b.first; });
+  fresh.erase(std::unique(fresh.begin(), fresh.end(), [](const auto &a, const auto &b) { return a.first == b.first; }),
+              fresh.end());
+  if (fresh.size() > max_peers_per_reply_) fresh.resize(max_peers_per_reply_);
+  stats_.dropped += closer.size() - fresh.size();
+  for (const auto &[d, p] : fresh) add_candidate(*p, d, next_hop);
   trim_candidates();
   update_end(now_ms);
 }

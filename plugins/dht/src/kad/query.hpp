@@ -18,7 +18,8 @@
 // (GET_VALUE quorum, GET_PROVIDERS max_providers, finish()), or at the overall deadline (timed_out).
 //
 // Replies are untrusted: offered peers are deduplicated, self and the replying peer are dropped, a
-// peer is never asked twice, and the candidate set is bounded (max_candidates), keeping the closest.
+// peer is never asked twice, only the k closest peers of one reply are considered, and the candidate
+// set is bounded (max_candidates), keeping the closest.
 #pragma once
 
 #include <cstddef>
@@ -43,6 +44,9 @@ struct LookupOptions {
   int64_t per_peer_timeout_ms = 10'000;   // a request older than this fails at tick()
   int64_t deadline_ms = 60'000;           // the whole lookup, from construction
   size_t max_candidates = 0;              // 0: 10 * k
+  // Peers taken from one reply, the closest to the target first (0: k). An honest reply names k at
+  // most; the rest of a longer one is junk that would only cost failed requests.
+  size_t max_peers_per_reply = 0;
   // GET_VALUE: stop once this many peers returned a value (0: run until the k closest answered).
   size_t quorum = 0;
   // GET_PROVIDERS: stop once this many distinct providers are known (0: collect all of them).
@@ -80,7 +84,7 @@ struct LookupStats {
   size_t timeouts = 0;     // requests failed by tick() for age
   size_t late_replies = 0; // replies and failures for peers not in flight (timed out, never asked)
   size_t offered = 0;      // peers named in replies, before filtering
-  size_t dropped = 0;      // offered peers refused: self, the replier, already known, beyond the bound
+  size_t dropped = 0;      // offered peers not added: self, the replier, known, beyond the bounds
   int hops = 0;            // longest discovery path among peers that answered (seeds are hop 1)
   int64_t elapsed_ms = 0;  // construction to end (or to the last call while running)
 };
@@ -142,7 +146,7 @@ class Lookup {
   };
   using CandidateMap = std::map<KadId, Candidate>;  // keyed by distance to target
 
-  void add_candidate(const PeerId &peer, int hop);
+  void add_candidate(const PeerId &peer, const KadId &d, int hop);
   void trim_candidates();
   Candidate *find_in_flight(const PeerId &peer, CandidateMap::iterator *where);
   void update_end(int64_t now_ms);
@@ -152,6 +156,7 @@ class Lookup {
   KadId target_;
   LookupOptions options_;
   size_t max_candidates_;
+  size_t max_peers_per_reply_;
   int64_t started_ms_;
   int64_t last_ms_;
   LookupEnd end_ = LookupEnd::kRunning;
