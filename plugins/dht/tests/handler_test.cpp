@@ -351,6 +351,17 @@ TEST_F(HandlerTest, GetProvidersReturnsEveryStoredProvider) {
   EXPECT_EQ(handler->counters().providers_truncated, 0u);
 }
 
+TEST_F(HandlerTest, OurOwnProvideIsNamedWithOurCurrentAddresses) {
+  Bytes key = b("\x12\x20 our own content");
+  store.provider_lists[key].push_back(ProviderRecord{key, self.bytes(), {}, now, 0});
+  contacts[self] = PeerContact{{Bytes{0x04, 192, 168, 1, 2}}, ConnectionType::kConnected};
+  auto reply = handler->handle(bob, request(MessageType::kGetProviders, key), now);
+  ASSERT_TRUE(reply);
+  ASSERT_EQ(reply->provider_peers.size(), 1u);
+  EXPECT_EQ(reply->provider_peers[0].id, self.bytes());
+  EXPECT_EQ(reply->provider_peers[0].addrs, contacts[self].addrs);
+}
+
 TEST_F(HandlerTest, GetProvidersStaysWithinThePeerAndFrameLimits) {
   Bytes key = b("\x12\x20 many announcers.............");
   for (int i = 0; i < 100; ++i) {

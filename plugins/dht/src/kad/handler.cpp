@@ -337,6 +337,13 @@ std::optional<Message> RequestHandler::get_providers(const PeerId &sender, const
   for (ProviderRecord &p : stored) {
     if (reply.provider_peers.size() == options_.max_peers_per_reply) break;
     PeerEntry e{std::move(p.provider), std::move(p.addrs), ConnectionType::kNotConnected};
+    // A record stored without addresses (this node's own provide) gets the current ones.
+    if (e.addrs.empty())
+      if (std::optional<PeerId> id = PeerId::from_bytes(e.id, nullptr)) {
+        PeerContact c = contact_(*id);
+        e.addrs = std::move(c.addrs);
+        e.connection = c.connection;
+      }
     if (e.addrs.size() > options_.max_addrs_per_peer) e.addrs.resize(options_.max_addrs_per_peer);
     size_t entry = peer_entry_size(e);
     if (size + entry > options_.max_reply_bytes) break;

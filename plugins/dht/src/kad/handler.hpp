@@ -13,7 +13,8 @@
 //                  naming anyone else are ignored. No reply. Bounded per sender by a token bucket here
 //                  and by the store's per-provider key limit.
 //   GET_PROVIDERS  every stored provider of key (bounded so the reply fits one frame and the receiver's
-//                  peer-count limit) + closerPeers.
+//                  peer-count limit) + closerPeers. A provider stored without addresses (the node
+//                  stores its own provides that way) is named with its current ones (ContactFn).
 //   PING           an empty PING.
 //
 // Every refusal is counted by reason in HandlerCounters, which the node exports as metrics.
