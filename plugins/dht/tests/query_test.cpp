@@ -242,6 +242,22 @@ TEST_F(LookupTest, TheCandidateSetIsBoundedKeepingTheClosest) {
   for (const PeerId &p : kept) EXPECT_TRUE(std::binary_search(closest5.begin(), closest5.end(), p));
 }
 
+TEST_F(LookupTest, FinishEndsWithWhatItHas) {
+  Lookup q(self, target, {}, 0);
+  q.seed(peers(10));
+  auto asked = q.next_requests(0);
+  q.on_reply(asked[1], {}, 3);
+  q.finish(4);  // e.g. FIND_NODE reached the peer it looked for
+  ASSERT_TRUE(q.done());
+  EXPECT_EQ(q.result().end, LookupEnd::kFinished);
+  EXPECT_FALSE(q.result().timed_out);
+  EXPECT_EQ(q.result().closest, std::vector<PeerId>{asked[1]});
+  EXPECT_TRUE(q.next_requests(5).empty());
+  q.on_reply(asked[0], peers(2), 6);
+  EXPECT_EQ(q.result().stats.late_replies, 1u);
+  EXPECT_EQ(q.result().stats.elapsed_ms, 4);
+}
+
 TEST_F(LookupTest, GetValueQuorumAndOneValuePerPeer) {
   LookupOptions o;
   o.kind = LookupKind::kGetValue;

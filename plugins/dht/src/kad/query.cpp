@@ -73,7 +73,7 @@ void Lookup::trim_candidates() {
 std::vector<PeerId> Lookup::next_requests(int64_t now_ms) {
   std::vector<PeerId> out;
   if (done()) return out;
-  if (!done()) last_ms_ = std::max(last_ms_, now_ms);
+  last_ms_ = std::max(last_ms_, now_ms);
   if (now_ms - started_ms_ >= options_.deadline_ms) {
     end(LookupEnd::kDeadline, now_ms);
     return out;
@@ -96,25 +96,30 @@ std::vector<PeerId> Lookup::next_requests(int64_t now_ms) {
   return out;
 }
 
-Lookup::Candidate *Lookup::find_in_flight(const PeerId &peer, CandidateMap::iterator *where) {
+// The candidate of a request in flight to peer, no longer in flight; candidates_.end() when peer has
+// no request in flight (never asked, timed out, answered already).
+Lookup::CandidateMap::iterator Lookup::take_in_flight(const PeerId &peer) {
   auto f = in_flight_distance_.find(peer);
-  if (f == in_flight_distance_.end()) return nullptr;
+  if (f == in_flight_distance_.end()) return candidates_.end();
   auto it = candidates_.find(f->second);
   in_flight_distance_.erase(f);
-  if (it == candidates_.end() || it->second.state != State::kInFlight) return nullptr;
+  if (it == candidates_.end() || it->second.state != State::kInFlight) return candidates_.end();
   --in_flight_;
-  *where = it;
-  return &it->second;
+  return it;
 }
 
 void Lookup::on_reply(const PeerId &peer, const std::vector<PeerId> &closer, int64_t now_ms) {
-  if (!done()) last_ms_ = std::max(last_ms_, now_ms);
-  CandidateMap::iterator it;
-  Candidate *c = done() ? nullptr : find_in_flight(peer, &it);
-  if (c == nullptr) {
+  if (done()) {
     ++stats_.late_replies;
     return;
   }
+  last_ms_ = std::max(last_ms_, now_ms);
+  auto it = take_in_flight(peer);
+  if (it == candidates_.end()) {
+    ++stats_.late_replies;
+    return;
+  }
+  Candidate *c = &it->second;
   c->state = State::kAnswered;
   ++stats_.replies;
   stats_.hops = std::max(stats_.hops, c->hop);
@@ -138,10 +143,13 @@ void Lookup::on_reply(const PeerId &peer, const std::vector<PeerId> &closer, int
 }
 
 void Lookup::on_failure(const PeerId &peer, int64_t now_ms) {
-  if (!done()) last_ms_ = std::max(last_ms_, now_ms);
-  CandidateMap::iterator it;
-  Candidate *c = done() ? nullptr : find_in_flight(peer, &it);
-  if (c == nullptr) {
+  if (done()) {
+    ++stats_.late_replies;
+    return;
+  }
+  last_ms_ = std::max(last_ms_, now_ms);
+  auto it = take_in_flight(peer);
+  if (it == candidates_.end()) {
     ++stats_.late_replies;
     return;
   }
@@ -152,7 +160,7 @@ void Lookup::on_failure(const PeerId &peer, int64_t now_ms) {
 
 void Lookup::tick(int64_t now_ms) {
   if (done()) return;
-  if (!done()) last_ms_ = std::max(last_ms_, now_ms);
+  last_ms_ = std::max(last_ms_, now_ms);
   if (now_ms - started_ms_ >= options_.deadline_ms) {
     end(LookupEnd::kDeadline, now_ms);
     return;

@@ -148,7 +148,7 @@ class Lookup {
 
   void add_candidate(const PeerId &peer, const KadId &d, int hop);
   void trim_candidates();
-  Candidate *find_in_flight(const PeerId &peer, CandidateMap::iterator *where);
+  CandidateMap::iterator take_in_flight(const PeerId &peer);
   void update_end(int64_t now_ms);
   void end(LookupEnd why, int64_t now_ms);
 
