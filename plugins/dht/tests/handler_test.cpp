@@ -439,7 +439,7 @@ TEST_F(HandlerTest, AStoreFailureAcknowledgesNothing) {
 TEST_F(HandlerTest, WritesWaitForCommitAndTheEchoForDurability) {
   // begin() on the dht thread leaves the store alone; the echo comes from finish() after commit().
   Message req = put("/test/a", "v5");
-  Handled h = handler->begin(alice, req, now);
+  HandledRequest h = handler->begin(alice, req, now);
   EXPECT_FALSE(h.reply);
   ASSERT_TRUE(h.write);
   EXPECT_TRUE(store.records.empty());
@@ -451,7 +451,7 @@ TEST_F(HandlerTest, WritesWaitForCommitAndTheEchoForDurability) {
   EXPECT_EQ(*echo, req);
   EXPECT_EQ(handler->counters().replies_for(MessageType::kPutValue), 1u);
 
-  Handled provide = handler->begin(alice, add_provider(b("\x12\x20 p"), alice, {Bytes{0x04, 1, 1, 1, 1}}), now);
+  HandledRequest provide = handler->begin(alice, add_provider(b("\x12\x20 p"), alice, {Bytes{0x04, 1, 1, 1, 1}}), now);
   EXPECT_FALSE(provide.reply);
   ASSERT_TRUE(provide.write);
   EXPECT_EQ(provide.write->providers.size(), 1u);
@@ -462,8 +462,8 @@ TEST_F(HandlerTest, WritesWaitForCommitAndTheEchoForDurability) {
 }
 
 TEST_F(HandlerTest, TwoPutsInFlightCannotLetTheWorseLandLast) {
-  Handled better = handler->begin(alice, put("/test/race", "v5"), now);
-  Handled worse = handler->begin(bob, put("/test/race", "v4"), now);
+  HandledRequest better = handler->begin(alice, put("/test/race", "v5"), now);
+  HandledRequest worse = handler->begin(bob, put("/test/race", "v4"), now);
   ASSERT_TRUE(better.write && worse.write);
   EXPECT_TRUE(handler->finish(*better.write, RequestHandler::commit(store, handler->validator(), *better.write)));
   WriteOutcome late = RequestHandler::commit(store, handler->validator(), *worse.write);

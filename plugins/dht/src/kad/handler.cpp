@@ -71,14 +71,14 @@ RequestHandler::RequestHandler(const PeerId &self, RecordStore &store, ClosestPe
       validator_(std::move(validator)),
       options_(options) {}
 
-Handled RequestHandler::begin(const PeerId &sender, const Message &request, int64_t now_ms) {
+HandledRequest RequestHandler::begin(const PeerId &sender, const Message &request, int64_t now_ms) {
   const auto type = static_cast<size_t>(request.type);
   if (type >= kMessageTypeCount) {
     reject(RejectReason::kUnknownType);
     return {};
   }
   ++counters_.requests[type];
-  Handled out;
+  HandledRequest out;
   try {
     switch (request.type) {
       case MessageType::kFindNode: out.reply = find_node(sender, request); break;
@@ -140,7 +140,7 @@ std::optional<Message> RequestHandler::finish(const StoreWrite &write, const Wri
 }
 
 std::optional<Message> RequestHandler::handle(const PeerId &sender, const Message &request, int64_t now_ms) {
-  Handled h = begin(sender, request, now_ms);
+  HandledRequest h = begin(sender, request, now_ms);
   if (!h.write) return std::move(h.reply);
   std::optional<Message> later = finish(*h.write, commit(store_, validator_, *h.write));
   return h.reply ? std::move(h.reply) : std::move(later);
@@ -197,12 +197,12 @@ std::optional<Message> RequestHandler::find_node(const PeerId &sender, const Mes
   return reply;
 }
 
-Handled RequestHandler::get_value(const PeerId &sender, const Message &req, int64_t now_ms) {
+HandledRequest RequestHandler::get_value(const PeerId &sender, const Message &req, int64_t now_ms) {
   if (req.key.empty()) {
     reject(RejectReason::kEmptyKey);
     return {};
   }
-  Handled out;
+  HandledRequest out;
   Message &reply = out.reply.emplace();
   reply.type = MessageType::kGetValue;
   reply.key = req.key;
@@ -220,7 +220,7 @@ Handled RequestHandler::get_value(const PeerId &sender, const Message &req, int6
   return out;
 }
 
-Handled RequestHandler::put_value(const Message &req, int64_t now_ms) {
+HandledRequest RequestHandler::put_value(const Message &req, int64_t now_ms) {
   if (req.key.empty()) {
     reject(RejectReason::kEmptyKey);
     return {};
@@ -243,7 +243,7 @@ Handled RequestHandler::put_value(const Message &req, int64_t now_ms) {
     return {};
   }
   // Whether it beats the stored record is decided in commit(), against the store as it is then.
-  Handled out;
+  HandledRequest out;
   StoreWrite &w = out.write.emplace();
   w.type = MessageType::kPutValue;
   w.record = StoredRecord{req.key, rec.value, now_ms, 0, false};
@@ -282,7 +282,7 @@ bool RequestHandler::take_provider_token(const PeerId &sender, int64_t now_ms) {
   return true;
 }
 
-Handled RequestHandler::add_provider(const PeerId &sender, const Message &req, int64_t now_ms) {
+HandledRequest RequestHandler::add_provider(const PeerId &sender, const Message &req, int64_t now_ms) {
   if (req.key.empty()) {
     reject(RejectReason::kEmptyKey);
     return {};
@@ -311,7 +311,7 @@ Handled RequestHandler::add_provider(const PeerId &sender, const Message &req, i
     if (record.addrs.size() > options_.max_addrs_per_peer) record.addrs.resize(options_.max_addrs_per_peer);
     w.providers.push_back(std::move(record));
   }
-  Handled out;  // ADD_PROVIDER has no reply
+  HandledRequest out;  // ADD_PROVIDER has no reply
   if (!w.providers.empty()) out.write = std::move(w);
   return out;
 }

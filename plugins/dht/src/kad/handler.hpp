@@ -120,7 +120,7 @@ struct WriteOutcome {
   bool store_error = false;      // the store threw: nothing after that point was written
 };
 
-struct Handled {
+struct HandledRequest {
   std::optional<Message> reply;     // to write back now
   std::optional<StoreWrite> write;  // to commit, then finish (whose reply, if any, is written then)
 };
@@ -138,7 +138,7 @@ class RequestHandler {
                  RecordValidator validator, HandlerOptions options = {});
 
   // One request from sender (the authenticated remote peer of the stream), up to its durable part.
-  Handled begin(const PeerId &sender, const Message &request, int64_t now_ms);
+  HandledRequest begin(const PeerId &sender, const Message &request, int64_t now_ms);
   // Performs a write; thread-safe as far as the store is (no handler state is touched).
   static WriteOutcome commit(RecordStore &store, const RecordValidator &validator, const StoreWrite &write);
   // Counts a committed write; returns the reply due (the PUT_VALUE echo when the record was stored).
@@ -155,9 +155,9 @@ class RequestHandler {
 
  private:
   std::optional<Message> find_node(const PeerId &sender, const Message &req);
-  Handled get_value(const PeerId &sender, const Message &req, int64_t now_ms);
-  Handled put_value(const Message &req, int64_t now_ms);
-  Handled add_provider(const PeerId &sender, const Message &req, int64_t now_ms);
+  HandledRequest get_value(const PeerId &sender, const Message &req, int64_t now_ms);
+  HandledRequest put_value(const Message &req, int64_t now_ms);
+  HandledRequest add_provider(const PeerId &sender, const Message &req, int64_t now_ms);
   std::optional<Message> get_providers(const PeerId &sender, const Message &req, int64_t now_ms);
 
   // closerPeers for key: the k closest known with addresses, not the requester, not ourselves.
