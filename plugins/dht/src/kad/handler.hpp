@@ -76,8 +76,14 @@ struct RecordValidator {
   std::function<bool(BytesView key, BytesView value, std::string *why)> validate;
   std::function<size_t(BytesView key, const std::vector<Bytes> &values)> select;
 
-  // The namespaces of kad/records.hpp (/pk/, /chorus/; everything else refused).
-  static RecordValidator by_namespace() { return {&validate_record, &select_record}; }
+  // The namespaces of kad/records.hpp (/pk/, /chorus/; everything else refused), values of at most
+  // max_value_bytes.
+  static RecordValidator by_namespace(size_t max_value_bytes = Limits{}.max_value_bytes) {
+    return {[max_value_bytes](BytesView key, BytesView value, std::string *why) {
+              return validate_record(key, value, max_value_bytes, why);
+            },
+            [](BytesView key, const std::vector<Bytes> &values) { return select_record(key, values); }};
+  }
 };
 
 // What the node knows about a peer it names in closerPeers.
