@@ -28,6 +28,8 @@ constexpr size_t kBodyColumns = 64;
 constexpr size_t kMacSize = 32;
 
 using Key32 = std::array<uint8_t, 32>;
+using detail::hkdf_sha256;
+using detail::header_mac;
 
 // Wipes a key when it goes out of scope.
 struct SecretKey {
@@ -65,43 +67,6 @@ std::optional<Bytes> base64_decode(std::string_view text) {
   out.resize(len);
   if (base64_encode(out) != text) return std::nullopt;
   return out;
-}
-
-// ---- HKDF-SHA-256 and HMAC-SHA-256 (OpenSSL 3) ----
-
-Key32 hkdf_sha256(BytesView ikm, BytesView salt, std::string_view info) {
-  static EVP_KDF *const kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
-  if (kdf == nullptr) fail(Errc::kCryptoFailure, "OpenSSL has no HKDF");
-  std::unique_ptr<EVP_KDF_CTX, decltype(&EVP_KDF_CTX_free)> ctx(EVP_KDF_CTX_new(kdf), EVP_KDF_CTX_free);
-  if (!ctx) fail(Errc::kCryptoFailure, "HKDF context allocation failed");
-  OSSL_PARAM params[5];
-  size_t n = 0;
-  params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char *>("SHA256"), 0);
-  params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t *>(ikm.data()), ikm.size());
-  // An empty salt is left unset: HKDF-Extract then uses the hash length of zeros, as RFC 5869 says.
-  if (!salt.empty()) {
-    params[n++] =
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t *>(salt.data()), salt.size());
-  }
-  params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char *>(info.data()), info.size());
-  params[n] = OSSL_PARAM_construct_end();
-  Key32 out{};
-  if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1) fail(Errc::kCryptoFailure, "HKDF failed");
-  return out;
-}
-
-std::array<uint8_t, kMacSize> header_mac(BytesView file_key, BytesView header_through_dashes) {
-  SecretKey mac_key;
-  mac_key.bytes = hkdf_sha256(file_key, {}, "header");
-  std::array<uint8_t, kMacSize> mac{};
-  size_t mac_len = 0;
-  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, mac_key.bytes.data(), mac_key.bytes.size(),
-                header_through_dashes.data(), header_through_dashes.size(), mac.data(), mac.size(),
-                &mac_len) == nullptr ||
-      mac_len != mac.size()) {
-    fail(Errc::kCryptoFailure, "HMAC failed");
-  }
-  return mac;
 }
 
 // ---- X25519 stanzas ----
@@ -439,40 +404,11 @@ std::string X25519Identity::to_string() const {
 
 Bytes encrypt(BytesView plaintext, std::span<const X25519Recipient> recipients) {
   ensure_sodium();
-  if (recipients.empty()) fail(Errc::kBadArgument, "encrypt needs at least one recipient");
-  if (recipients.size() > kMaxStanzas) fail(Errc::kBadArgument, "more than 256 recipients");
-
   SecretKey file_key;
   randombytes_buf(file_key.bytes.data(), kFileKeySize);
   BytesView file_key_view(file_key.bytes.data(), kFileKeySize);
 
-  std::string header(kVersionLine);
-  header.push_back('\n');
-  for (const X25519Recipient &recipient : recipients) {
-    SecretKey ephemeral, shared, wrap;
-    randombytes_buf(ephemeral.bytes.data(), ephemeral.bytes.size());
-    Key32 share{};
-    crypto_scalarmult_base(share.data(), ephemeral.bytes.data());
-    if (crypto_scalarmult(shared.bytes.data(), ephemeral.bytes.data(), recipient.bytes().data()) != 0) {
-      fail(Errc::kBadKey, "recipient " + recipient.to_string() + " is a low-order point");
-    }
-    wrap.bytes = wrap_key(shared.bytes, share, recipient.bytes());
-    uint8_t body[kFileKeySize + kTagSize];
-    crypto_aead_chacha20poly1305_ietf_encrypt(body, nullptr, file_key.bytes.data(), kFileKeySize, nullptr, 0, nullptr,
-                                              kZeroNonce, wrap.bytes.data());
-    header += "-> X25519 " + base64_encode(share) + "\n";
-    // The body in 64-column lines; it ends with a shorter (possibly empty) line.
-    std::string text = base64_encode(body);
-    for (size_t i = 0;; i += kBodyColumns) {
-      std::string_view line = std::string_view(text).substr(std::min(i, text.size()), kBodyColumns);
-      header.append(line);
-      header.push_back('\n');
-      if (line.size() < kBodyColumns) break;
-    }
-  }
-  header += "---";
-  std::array<uint8_t, kMacSize> mac = header_mac(file_key_view, as_bytes(header));
-  header += " " + base64_encode(mac) + "\n";
+  std::string header = detail::write_header(file_key_view, recipients);
 
   size_t chunk_count = plaintext.empty() ? 1 : (plaintext.size() + kChunkSize - 1) / kChunkSize;
   Bytes out;
@@ -505,5 +441,78 @@ Bytes decrypt(BytesView file, std::span<const X25519Identity> identities) {
   if (CRYPTO_memcmp(mac.data(), header.mac.data(), kMacSize) != 0) fail(Errc::kHeaderMacMismatch, "header MAC mismatch");
   return decrypt_payload(file.subspan(header.size), file_key_view);
 }
+
+namespace detail {
+std::array<uint8_t, 32> hkdf_sha256(BytesView ikm, BytesView salt, std::string_view info) {
+  static EVP_KDF *const kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  if (kdf == nullptr) fail(Errc::kCryptoFailure, "OpenSSL has no HKDF");
+  std::unique_ptr<EVP_KDF_CTX, decltype(&EVP_KDF_CTX_free)> ctx(EVP_KDF_CTX_new(kdf), EVP_KDF_CTX_free);
+  if (!ctx) fail(Errc::kCryptoFailure, "HKDF context allocation failed");
+  OSSL_PARAM params[5];
+  size_t n = 0;
+  params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char *>("SHA256"), 0);
+  params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t *>(ikm.data()), ikm.size());
+  // An empty salt is left unset: HKDF-Extract then uses the hash length of zeros, as RFC 5869 says.
+  if (!salt.empty()) {
+    params[n++] =
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t *>(salt.data()), salt.size());
+  }
+  params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char *>(info.data()), info.size());
+  params[n] = OSSL_PARAM_construct_end();
+  std::array<uint8_t, 32> out{};
+  if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1) fail(Errc::kCryptoFailure, "HKDF failed");
+  return out;
+}
+
+std::array<uint8_t, 32> header_mac(BytesView file_key, BytesView header_through_dashes) {
+  SecretKey mac_key;
+  mac_key.bytes = hkdf_sha256(file_key, {}, "header");
+  std::array<uint8_t, 32> mac{};
+  size_t mac_len = 0;
+  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, mac_key.bytes.data(), mac_key.bytes.size(),
+                header_through_dashes.data(), header_through_dashes.size(), mac.data(), mac.size(),
+                &mac_len) == nullptr ||
+      mac_len != mac.size()) {
+    fail(Errc::kCryptoFailure, "HMAC failed");
+  }
+  return mac;
+}
+
+std::string write_header(BytesView file_key, std::span<const X25519Recipient> recipients) {
+  ensure_sodium();
+  if (file_key.size() != kFileKeySize) fail(Errc::kBadArgument, "file key must be 16 bytes");
+  if (recipients.empty()) fail(Errc::kBadArgument, "encrypt needs at least one recipient");
+  if (recipients.size() > kMaxStanzas) fail(Errc::kBadArgument, "more than 256 recipients");
+  std::string header(kVersionLine);
+  header.push_back('\n');
+  for (const X25519Recipient &recipient : recipients) {
+    SecretKey ephemeral, shared, wrap;
+    randombytes_buf(ephemeral.bytes.data(), ephemeral.bytes.size());
+    Key32 share{};
+    crypto_scalarmult_base(share.data(), ephemeral.bytes.data());
+    if (crypto_scalarmult(shared.bytes.data(), ephemeral.bytes.data(), recipient.bytes().data()) != 0) {
+      fail(Errc::kBadKey, "recipient " + recipient.to_string() + " is a low-order point");
+    }
+    wrap.bytes = wrap_key(shared.bytes, share, recipient.bytes());
+    uint8_t body[kFileKeySize + kTagSize];
+    crypto_aead_chacha20poly1305_ietf_encrypt(body, nullptr, file_key.data(), kFileKeySize, nullptr, 0, nullptr,
+                                              kZeroNonce, wrap.bytes.data());
+    header += "-> X25519 " + base64_encode(share) + "\n";
+    // The body in 64-column lines; it ends with a shorter (possibly empty) line.
+    std::string text = base64_encode(body);
+    for (size_t i = 0;; i += kBodyColumns) {
+      std::string_view line = std::string_view(text).substr(std::min(i, text.size()), kBodyColumns);
+      header.append(line);
+      header.push_back('\n');
+      if (line.size() < kBodyColumns) break;
+    }
+  }
+  header += "---";
+  std::array<uint8_t, kMacSize> mac = header_mac(file_key, as_bytes(header));
+  header += " " + base64_encode(mac) + "\n";
+  return header;
+}
+
+}  // namespace detail
 
 }  // namespace chorus::dht::age

@@ -96,4 +96,14 @@ Bytes encrypt(BytesView plaintext, std::span<const X25519Recipient> recipients);
 // Decrypts with the first identity that unwraps a stanza; throws AgeError (see Errc).
 Bytes decrypt(BytesView file, std::span<const X25519Identity> identities);
 
+// The building blocks of encrypt(), exposed so tests can build the edge cases of the format (files
+// with a known file key, unusual stanzas, odd chunk layouts) that encrypt() never writes.
+namespace detail {
+std::array<uint8_t, 32> hkdf_sha256(BytesView ikm, BytesView salt, std::string_view info);
+// HMAC-SHA-256 keyed with HKDF(file key, "header") over the header through "---".
+std::array<uint8_t, 32> header_mac(BytesView file_key, BytesView header_through_dashes);
+// The whole header (through the MAC line's LF) wrapping file_key for each recipient.
+std::string write_header(BytesView file_key, std::span<const X25519Recipient> recipients);
+}  // namespace detail
+
 }  // namespace chorus::dht::age
