@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -547,9 +548,64 @@ TEST(AgeFormat, NotAnAgeFile) {
   EXPECT_EQ(decrypt_error(to_bytes("age-encryption.org/v2\n-> X25519 a\n\n--- a\n"), keys.ids),
             Errc::kUnsupportedVersion);
   EXPECT_EQ(decrypt_error(to_bytes("age-encryption.org/v1"), keys.ids), Errc::kMalformedHeader);
+  // Armor around something that is not an age file.
   EXPECT_EQ(decrypt_error(to_bytes("-----BEGIN AGE ENCRYPTED FILE-----\nYWdl\n-----END AGE ENCRYPTED FILE-----\n"),
                           keys.ids),
-            Errc::kArmored);
+            Errc::kNotAgeFile);
+}
+
+TEST(AgeArmor, RoundTrip) {
+  Keys keys(2);
+  for (size_t size : {size_t{0}, size_t{1}, size_t{47}, size_t{48}, size_t{200 * 1024 + 1}}) {
+    Bytes plaintext = random_bytes(size);
+    Bytes file = age::encrypt(plaintext, keys.recipients);
+    std::string armored = age::armor(file);
+    EXPECT_EQ(armored.rfind("-----BEGIN AGE ENCRYPTED FILE-----\n", 0), 0u);
+    EXPECT_TRUE(age::is_armored(to_bytes(armored)));
+    EXPECT_FALSE(age::is_armored(file));
+    EXPECT_EQ(age::dearmor(to_bytes(armored)), file);
+    EXPECT_EQ(age::decrypt(to_bytes(armored), keys.ids), plaintext);
+    // Whitespace around the block and CRLF line ends are accepted.
+    std::string crlf;
+    for (char c : armored) {
+      if (c == '\n') crlf += "\r\n";
+      else crlf += c;
+    }
+    EXPECT_EQ(age::decrypt(to_bytes("\n  " + crlf + "\r\n\t\n"), keys.ids), plaintext);
+  }
+}
+
+TEST(AgeArmor, StrictRulesRefuseTheRest) {
+  Keys keys(1);
+  // 101 bytes: the file's length is not a multiple of 3, so the base64 ends with padding.
+  std::string armored = age::armor(age::encrypt(random_bytes(101), keys.recipients));
+  const std::string begin = "-----BEGIN AGE ENCRYPTED FILE-----\n";
+  const std::string end = "-----END AGE ENCRYPTED FILE-----\n";
+  std::string body = armored.substr(begin.size(), armored.size() - begin.size() - end.size());
+  ASSERT_EQ(age::decrypt(to_bytes(begin + body + end), keys.ids).size(), 101u);
+  ASSERT_NE(body.find('='), std::string::npos);
+
+  std::string joined = body;  // the body on one line: over 64 columns
+  joined.erase(std::remove(joined.begin(), joined.end(), '\n'), joined.end());
+  std::string short_first = body.substr(0, 10) + "\n" + body.substr(10);  // a short line before the last
+  std::string unpadded = body;
+  unpadded.erase(std::remove(unpadded.begin(), unpadded.end(), '='), unpadded.end());
+  const std::string cases[] = {
+      begin + body,                               // no END line
+      begin + body + end + "x",                   // data after END
+      begin + end,                                // no data
+      begin + joined + end,                       // long line
+      begin + short_first + end,                  // short line in the middle
+      begin + unpadded + end,                     // padding missing
+      begin + "YWdm\n" + end.substr(0, 10),       // cut END line
+      begin + "YR==\n" + end,                     // non-canonical (unused bits set)
+      begin + "YWd@\n" + end,                     // not base64
+      begin + "\n" + body + end,                  // empty line
+      "-----BEGIN AGE ENCRYPTED FILE-----  \n" + body + end,  // junk on the BEGIN line
+  };
+  for (const std::string &c : cases) {
+    EXPECT_EQ(decrypt_error(to_bytes(c), keys.ids), Errc::kMalformedArmor) << c;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -714,16 +770,26 @@ TEST(AgeCli, CliDerivesOurRecipients) {
   EXPECT_EQ(to_string(read_file(dir / "recipient")), id.recipient().to_string() + "\n");
 }
 
-TEST(AgeCli, ArmoredCliOutputIsRefusedClearly) {
+TEST(AgeCli, ArmoredBothWays) {
   REQUIRE_AGE_CLI();
   TempDir dir;
-  Keys keys(1);
-  write_file(dir / "in", to_bytes("armored"));
-  RunResult r = run({"age", "-a", "-r", keys.recipients[0].to_string(), "-o", (dir / "file.age").string(),
-                     (dir / "in").string()},
+  Keys keys(2);
+  Bytes plaintext = random_bytes(100 * 1024);
+  write_file(dir / "in", plaintext);
+  RunResult r = run({"age", "-a", "-r", keys.recipients[0].to_string(), "-r", keys.recipients[1].to_string(), "-o",
+                     (dir / "cli.age").string(), (dir / "in").string()},
                     dir.path());
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(decrypt_error(read_file(dir / "file.age"), keys.ids), Errc::kArmored);
+  Bytes from_cli = read_file(dir / "cli.age");
+  ASSERT_TRUE(age::is_armored(from_cli));
+  EXPECT_EQ(age::decrypt(from_cli, std::vector<X25519Identity>{keys.ids[1]}), plaintext);
+
+  write_file(dir / "id", to_bytes(keys.ids[0].to_string() + "\n"));
+  write_file(dir / "ours.age", to_bytes(age::armor(age::encrypt(plaintext, keys.recipients))));
+  r = run({"age", "-d", "-i", (dir / "id").string(), "-o", (dir / "out").string(), (dir / "ours.age").string()},
+          dir.path());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(dir / "out"), plaintext);
 }
 
 TEST(AgeCli, CliReadsKeyringFiles) {

@@ -18,6 +18,8 @@ namespace {
 constexpr std::string_view kVersionPrefix = "age-encryption.org/";
 constexpr std::string_view kVersionLine = "age-encryption.org/v1";
 constexpr std::string_view kArmorBegin = "-----BEGIN AGE ENCRYPTED FILE-----";
+constexpr std::string_view kArmorEnd = "-----END AGE ENCRYPTED FILE-----";
+constexpr std::string_view kWhitespace = " \t\r\n";
 constexpr std::string_view kRecipientHrp = "age";
 constexpr std::string_view kIdentityHrp = "age-secret-key-";
 constexpr std::string_view kX25519Info = "age-encryption.org/v1/X25519";
@@ -176,9 +178,7 @@ struct Header {
 };
 
 Header read_header(BytesView file) {
-  std::string_view text(reinterpret_cast<const char *>(file.data()), std::min(file.size(), kMaxLineLength));
-  size_t first = text.find_first_not_of(" \t\r\n");
-  if (first != std::string_view::npos && text.substr(first, kArmorBegin.size()) == kArmorBegin) fail(Errc::kArmored, "ASCII-armored file: only the binary format is read (use `age -d` to dearmor)");
+  std::string_view text(reinterpret_cast<const char *>(file.data()), file.size());
   if (text.substr(0, kVersionPrefix.size()) != kVersionPrefix) fail(Errc::kNotAgeFile, "not an age file");
   HeaderReader reader(file);
   std::string_view version = reader.line();
@@ -295,7 +295,7 @@ Bytes decrypt_payload(BytesView payload, BytesView file_key) {
 const char *errc_name(Errc code) {
   switch (code) {
     case Errc::kNotAgeFile: return "not_age_file";
-    case Errc::kArmored: return "armored";
+    case Errc::kMalformedArmor: return "malformed_armor";
     case Errc::kUnsupportedVersion: return "unsupported_version";
     case Errc::kMalformedHeader: return "malformed_header";
     case Errc::kNoIdentityMatches: return "no_identity_matches";
@@ -433,6 +433,11 @@ Bytes encrypt(BytesView plaintext, std::span<const X25519Recipient> recipients) 
 
 Bytes decrypt(BytesView file, std::span<const X25519Identity> identities) {
   ensure_sodium();
+  Bytes dearmored;
+  if (is_armored(file)) {
+    dearmored = dearmor(file);
+    file = dearmored;
+  }
   Header header = read_header(file);
   std::optional<SecretKey> file_key = unwrap_file_key(header, identities);
   if (!file_key) fail(Errc::kNoIdentityMatches, "no identity matches any recipient stanza");
@@ -440,6 +445,75 @@ Bytes decrypt(BytesView file, std::span<const X25519Identity> identities) {
   std::array<uint8_t, kMacSize> mac = header_mac(file_key_view, file.first(header.mac_covered));
   if (CRYPTO_memcmp(mac.data(), header.mac.data(), kMacSize) != 0) fail(Errc::kHeaderMacMismatch, "header MAC mismatch");
   return decrypt_payload(file.subspan(header.size), file_key_view);
+}
+
+// ---- ASCII armor ----
+
+bool is_armored(BytesView file) {
+  std::string_view text(reinterpret_cast<const char *>(file.data()), std::min(file.size(), kMaxLineLength));
+  size_t first = text.find_first_not_of(kWhitespace);
+  return first != std::string_view::npos && text.substr(first, kArmorBegin.size()) == kArmorBegin;
+}
+
+std::string armor(BytesView file) {
+  ensure_sodium();
+  std::string data(sodium_base64_encoded_len(file.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(data.data(), data.size(), file.data(), file.size(), sodium_base64_VARIANT_ORIGINAL);
+  data.pop_back();
+  std::string out(kArmorBegin);
+  out.push_back('\n');
+  for (size_t i = 0; i < data.size(); i += kBodyColumns) {
+    out.append(data, i, kBodyColumns);
+    out.push_back('\n');
+  }
+  out.append(kArmorEnd);
+  out.push_back('\n');
+  return out;
+}
+
+Bytes dearmor(BytesView armored) {
+  ensure_sodium();
+  std::string_view text(reinterpret_cast<const char *>(armored.data()), armored.size());
+  size_t first = text.find_first_not_of(kWhitespace);
+  size_t last = text.find_last_not_of(kWhitespace);
+  if (first == std::string_view::npos) fail(Errc::kMalformedArmor, "malformed armor: empty");
+  text = text.substr(first, last - first + 1);
+  if (text.substr(0, kArmorBegin.size()) != kArmorBegin) fail(Errc::kMalformedArmor, "malformed armor: no BEGIN line");
+  text.remove_prefix(kArmorBegin.size());
+  // The line end after BEGIN sets the one every line uses.
+  std::string_view eol = text.substr(0, 2) == "\r\n" ? "\r\n" : "\n";
+  if (text.substr(0, eol.size()) != eol) fail(Errc::kMalformedArmor, "malformed armor: BEGIN line");
+  text.remove_prefix(eol.size());
+
+  std::string data;
+  bool short_line_seen = false;
+  while (true) {
+    size_t end = text.find(eol);
+    std::string_view line = text.substr(0, end);
+    if (line == kArmorEnd) {
+      if (end != std::string_view::npos) fail(Errc::kMalformedArmor, "malformed armor: data after the END line");
+      break;
+    }
+    if (end == std::string_view::npos) fail(Errc::kMalformedArmor, "malformed armor: no END line");
+    if (short_line_seen) fail(Errc::kMalformedArmor, "malformed armor: a short line before the last");
+    if (line.empty() || line.size() > kBodyColumns) fail(Errc::kMalformedArmor, "malformed armor: line length");
+    short_line_seen = line.size() < kBodyColumns;
+    data.append(line);
+    text.remove_prefix(end + eol.size());
+  }
+  if (data.empty()) fail(Errc::kMalformedArmor, "malformed armor: no data");
+  Bytes out(data.size() / 4 * 3 + 3);
+  size_t len = 0;
+  if (sodium_base642bin(out.data(), out.size(), data.data(), data.size(), nullptr, &len, nullptr,
+                        sodium_base64_VARIANT_ORIGINAL) != 0) {
+    fail(Errc::kMalformedArmor, "malformed armor: not canonical padded base64");
+  }
+  out.resize(len);
+  std::string again(sodium_base64_encoded_len(out.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(again.data(), again.size(), out.data(), out.size(), sodium_base64_VARIANT_ORIGINAL);
+  again.pop_back();
+  if (again != data) fail(Errc::kMalformedArmor, "malformed armor: not canonical padded base64");
+  return out;
 }
 
 namespace detail {

@@ -1,4 +1,4 @@
-// The age v1 file format (age-encryption.org/v1), X25519 recipients only, binary form. The format
+// The age v1 file format (age-encryption.org/v1), X25519 recipients only. The format
 // facts this code follows are summarised in plugins/dht/README.md ("Role-encrypted content").
 //
 // A file is a text header (the version line, one "-> X25519 <share>" stanza per recipient wrapping
@@ -31,7 +31,7 @@ inline constexpr size_t kMaxStanzas = 256;             // recipients in one file
 // Why a file was refused. The names say what to tell the user; errc_name() gives a stable token.
 enum class Errc {
   kNotAgeFile,          // does not start with the age version line
-  kArmored,             // ASCII-armored ("-----BEGIN AGE ENCRYPTED FILE-----"): only binary is read
+  kMalformedArmor,      // ASCII armor ("-----BEGIN AGE ENCRYPTED FILE-----") that breaks the strict PEM rules
   kUnsupportedVersion,  // an age header of another version than v1
   kMalformedHeader,     // the header breaks the format (grammar, base64, stanza rules, limits)
   kNoIdentityMatches,   // no stanza could be unwrapped with the identities given
@@ -93,8 +93,15 @@ class X25519Identity {
 // Encrypts to every recipient (1..kMaxStanzas): a fresh file key, nonce and ephemeral keys each call.
 Bytes encrypt(BytesView plaintext, std::span<const X25519Recipient> recipients);
 
-// Decrypts with the first identity that unwraps a stanza; throws AgeError (see Errc).
+// Decrypts with the first identity that unwraps a stanza; throws AgeError (see Errc). Reads the
+// binary form and the ASCII-armored one.
 Bytes decrypt(BytesView file, std::span<const X25519Identity> identities);
+
+// The ASCII armor: strict PEM, label "AGE ENCRYPTED FILE", padded base64 in 64-column lines, LF
+// line ends. dearmor() also accepts CRLF line ends and whitespace around the block, nothing else.
+std::string armor(BytesView file);
+Bytes dearmor(BytesView armored);  // throws AgeError(kMalformedArmor)
+bool is_armored(BytesView file);   // starts (after whitespace) with the armor's BEGIN line
 
 // The building blocks of encrypt(), exposed so tests can build the edge cases of the format (files
 // with a known file key, unusual stanzas, odd chunk layouts) that encrypt() never writes.
