@@ -276,12 +276,12 @@ Bytes decrypt_payload(BytesView payload, BytesView file_key) {
       // Try the other flag only to name the error: a full chunk that is in fact the final one means
       // data follows the end; a last chunk that opens as a middle one means the file was cut there.
       Bytes scratch(sealed.size() - kTagSize);
-      if (!last && open_chunk(key.bytes, counter, true, sealed, scratch.data())) {
-        fail(Errc::kTrailingData, "trailing data after the final payload chunk");
-      }
-      if (last && sealed.size() == kSealedChunkSize && open_chunk(key.bytes, counter, false, sealed, scratch.data())) {
-        fail(Errc::kPayloadTruncated, "payload truncated (ends without a final chunk)");
-      }
+      bool opens_as_final = !last && open_chunk(key.bytes, counter, true, sealed, scratch.data());
+      bool opens_as_middle =
+          last && sealed.size() == kSealedChunkSize && open_chunk(key.bytes, counter, false, sealed, scratch.data());
+      sodium_memzero(scratch.data(), scratch.size());
+      if (opens_as_final) fail(Errc::kTrailingData, "trailing data after the final payload chunk");
+      if (opens_as_middle) fail(Errc::kPayloadTruncated, "payload truncated (ends without a final chunk)");
       fail(Errc::kPayloadAuthFailed, "payload authentication failed (tampered or truncated)");
     }
     if (last) return plaintext;

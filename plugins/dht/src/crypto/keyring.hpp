@@ -9,6 +9,8 @@
 //   AGE-SECRET-KEY-1...
 // Key files and the roles directory must not be accessible to group or others (mode 0600 / 0700)
 // and must belong to the running user; anything else is refused with an error naming the path.
+//
+// A loaded Keyring is not changed by its const members, so threads may share it once loaded.
 #pragma once
 
 #include <filesystem>
