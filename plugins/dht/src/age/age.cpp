@@ -6,6 +6,8 @@
 #include <openssl/kdf.h>
 #include <sodium.h>
 
+#include <algorithm>
+#include <array>
 #include <memory>
 #include <optional>
 #include <vector>
