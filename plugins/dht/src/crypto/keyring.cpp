@@ -177,16 +177,22 @@ Keyring Keyring::load(const fs::path &dir, std::map<std::string, RoleRecipient> 
     ring.configured_.emplace(role, info);
   }
   fs::path roles = roles_dir(dir);
-  std::error_code ec;
-  if (!fs::exists(fs::symlink_status(roles, ec))) return ring;
+  struct stat st{};
+  if (::lstat(roles.c_str(), &st) != 0) {
+    if (errno == ENOENT) return ring;  // no role keys on this node
+    fail("cannot stat " + roles.string() + ": " + errno_text());
+  }
   check_roles_dir(roles);
 
   std::vector<fs::path> files;
-  for (const fs::directory_entry &entry : fs::directory_iterator(roles, ec)) {
-    std::string name = entry.path().filename().string();
-    if (name.ends_with(kKeySuffix) && name[0] != '.') files.push_back(entry.path());
+  try {
+    for (const fs::directory_entry &entry : fs::directory_iterator(roles)) {
+      std::string name = entry.path().filename().string();
+      if (name.ends_with(kKeySuffix) && name[0] != '.') files.push_back(entry.path());
+    }
+  } catch (const fs::filesystem_error &e) {
+    fail("cannot list " + roles.string() + ": " + e.code().message());
   }
-  if (ec) fail("cannot list " + roles.string() + ": " + ec.message());
   std::sort(files.begin(), files.end());
   for (const fs::path &file : files) {
     std::string name = file.filename().string();
