@@ -68,13 +68,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;  // refused: the only acceptable failure
   }
   // Accepted: the payload must be exactly the plaintext plus one tag per 64 KiB chunk (at least one)
-  // after the header and the 16-byte nonce, so no byte of the input went unauthenticated.
-  std::string_view text(reinterpret_cast<const char *>(data), size);
+  // after the header and the 16-byte nonce, so no byte of the input went unauthenticated. An
+  // armored input is checked in its binary form.
+  Bytes binary = age::is_armored(file) ? age::dearmor(file) : Bytes(file.begin(), file.end());
+  std::string_view text(reinterpret_cast<const char *>(binary.data()), binary.size());
   size_t mac_line = text.find("\n--- ");
   check(mac_line != std::string_view::npos);
   size_t header_end = text.find('\n', mac_line + 1) + 1;
   size_t chunks = plaintext.empty() ? 1 : (plaintext.size() + age::kChunkSize - 1) / age::kChunkSize;
-  check(size == header_end + 16 + plaintext.size() + 16 * chunks);
+  check(binary.size() == header_end + 16 + plaintext.size() + 16 * chunks);
 
   std::vector<age::X25519Recipient> recipients = {identities()[0].recipient()};
   check(age::decrypt(age::encrypt(plaintext, recipients), identities()) == plaintext);

@@ -110,6 +110,14 @@ TEST(KeyringFiles, GenerateWritesAPrivateFileThatLoads) {
   EXPECT_EQ(ring.own_roles().at("architect").identity.secret(), made.identity.secret());
 }
 
+TEST(KeyringFiles, GenerateCreatesMissingDirectories) {
+  TempDir dir;
+  fs::path nested = dir.path() / "state" / "dht" / "keys";
+  Keyring::generate_role(nested, "ops", Authority::kCoordination);
+  EXPECT_EQ(mode_of(nested / "roles"), 0700u);
+  EXPECT_EQ(Keyring::load(nested).authority_of("ops"), Authority::kCoordination);
+}
+
 TEST(KeyringFiles, GenerateRefusesToReplaceAKey) {
   TempDir dir;
   RoleKey first = Keyring::generate_role(dir.path(), "dev", Authority::kSuggestion);

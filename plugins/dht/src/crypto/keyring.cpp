@@ -211,7 +211,9 @@ Keyring Keyring::load(const fs::path &dir, std::map<std::string, RoleRecipient> 
 
 RoleKey Keyring::generate_role(const fs::path &dir, std::string_view role, Authority authority) {
   if (!valid_role_name(role)) fail("invalid role name '" + std::string(role) + "'");
-  ensure_private_dir(dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail("cannot create " + dir.string() + ": " + ec.message());
   fs::path roles = roles_dir(dir);
   ensure_private_dir(roles);
   check_roles_dir(roles);

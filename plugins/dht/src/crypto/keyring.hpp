@@ -73,7 +73,8 @@ class Keyring {
   static Keyring load(const std::filesystem::path &dir, std::map<std::string, RoleRecipient> configured = {});
 
   // Writes a new keypair for role as <dir>/roles/<role>.key, mode 0600, atomically (a temporary file
-  // linked into place), creating the directories 0700. Refuses to replace an existing key file.
+  // linked into place), creating dir if needed and roles/ with mode 0700. Refuses to replace an
+  // existing key file.
   static RoleKey generate_role(const std::filesystem::path &dir, std::string_view role, Authority authority);
 
   // Reads one key file (the permission checks included); role comes from the file name.
