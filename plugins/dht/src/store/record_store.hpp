@@ -62,6 +62,7 @@ struct StoreStats {
   size_t local_provides = 0;
   size_t cache_entries = 0;
   uint64_t commits = 0;  // transactions synced since open
+  uint64_t writes = 0;   // write operations those transactions carried (writes / commits = batch size)
 };
 
 class RecordStore {
@@ -84,7 +85,9 @@ class RecordStore {
   // Every unexpired provider of key, newest first, up to max (0 = all).
   virtual std::vector<ProviderRecord> providers(BytesView key, int64_t now_ms, size_t max = 0) = 0;
 
-  // Keys this node provides itself (re-provided periodically until removed).
+  // Keys this node provides itself (re-provided periodically until removed). A key just added has
+  // never been provided, so it is due at once (local_provides_older_than lists it) until mark_provided;
+  // adding a key again keeps its last provided time.
   virtual void add_local_provide(BytesView key, int64_t now_ms) = 0;
   virtual bool remove_local_provide(BytesView key) = 0;
   virtual std::vector<Bytes> local_provides_older_than(int64_t older_than_ms) = 0;
@@ -94,7 +97,9 @@ class RecordStore {
   virtual void cache_put(BytesView key, BytesView value, int64_t now_ms, int64_t ttl_ms) = 0;
   virtual std::optional<Bytes> cache_get(BytesView key, int64_t now_ms) = 0;
 
-  // Deletes expired records, providers and cache entries; returns how many rows went.
+  // Deletes expired records, providers and cache entries; returns how many rows went. Local records
+  // are kept (this node republishes them until it removes them); get_record still treats a local
+  // record past its expiry as absent until it is put again.
   virtual size_t sweep_expired(int64_t now_ms) = 0;
   virtual StoreStats stats() = 0;
 };
