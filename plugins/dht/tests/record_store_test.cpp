@@ -11,11 +11,14 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <semaphore>
 #include <set>
 #include <string>
 #include <thread>
@@ -296,8 +299,8 @@ TEST_F(RecordStoreTest, ConcurrentWritersAllCommitted) {
   EXPECT_LE(st.commits, st.writes);
 }
 
-// A child process puts records from several threads and reports each index on a pipe after
-// put_record returned; the parent SIGKILLs it in the middle of the burst, reopens the store and
+// A child process puts records from several threads (and asynchronously from one more) and reports
+// each index on a pipe after put_record returned (or its callback ran); the parent SIGKILLs it in the middle of the burst, reopens the store and
 // finds every acknowledged record, intact.
 TEST_F(RecordStoreTest, SigkillLosesNoAcknowledgedPut) {
   constexpr size_t kAcksBeforeKill = 3000;
@@ -311,6 +314,22 @@ TEST_F(RecordStoreTest, SigkillLosesNoAcknowledgedPut) {
       auto store = RecordStore::open(options_);
       std::atomic<uint32_t> next{0};
       std::vector<std::thread> threads;
+      // One thread puts asynchronously, up to 256 in flight; the store thread acks in the callback.
+      std::counting_semaphore<256> in_flight(256);
+      threads.emplace_back([&] {
+        for (;;) {
+          in_flight.acquire();
+          uint32_t i = next.fetch_add(1);
+          StoredRecord r;
+          r.key = crash_key(i);
+          r.value = crash_value(i);
+          r.received_ms = 1000 + i;
+          store->put_record_async(r, [&, i](std::exception_ptr error) {
+            if (error || ::write(fds[1], &i, sizeof i) != sizeof i) ::_exit(3);
+            in_flight.release();
+          });
+        }
+      });
       for (int t = 0; t < 8; ++t) {
         threads.emplace_back([&] {
           for (;;) {
@@ -363,6 +382,56 @@ TEST_F(RecordStoreTest, SigkillLosesNoAcknowledgedPut) {
   }
   // Puts in flight at the kill may or may not be there; nothing else may be.
   EXPECT_GE(store->stats().records, acked.size());
+}
+
+TEST_F(RecordStoreTest, AsyncWritesShareCommitsAndAreDurableInTheirCallback) {
+  auto store = open();
+  constexpr int kPuts = 2000;
+  std::mutex mu;
+  std::condition_variable cv;
+  int acked = 0, failed = 0;
+  for (int i = 0; i < kPuts; ++i) {
+    store->put_record_async(record("/chorus/async/" + std::to_string(i), "v" + std::to_string(i), 1000),
+                            [&](std::exception_ptr error) {
+                              std::lock_guard lock(mu);
+                              (error ? failed : acked)++;
+                              cv.notify_all();
+                            });
+  }
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return acked + failed == kPuts; });
+  }
+  EXPECT_EQ(failed, 0);
+  for (int i = 0; i < kPuts; i += 97) {
+    auto r = store->get_record(bytes_of("/chorus/async/" + std::to_string(i)), 1000);
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->value, bytes_of("v" + std::to_string(i)));
+  }
+  StoreStats st = store->stats();
+  EXPECT_EQ(st.writes, uint64_t{kPuts});
+  EXPECT_LT(st.commits, st.writes / 2) << "queued writes should share commits";
+}
+
+TEST_F(RecordStoreTest, AsyncProviderRefusalAndDrainOnClose) {
+  options_.max_provider_keys_per_peer = 1;
+  std::atomic<int> stored{0}, refused{0};
+  {
+    auto store = open();
+    for (int i = 0; i < 3; ++i) {
+      store->add_provider_async(provider("cid-" + std::to_string(i), "peer", 1000),
+                                [&](bool ok, std::exception_ptr error) {
+                                  EXPECT_FALSE(error);
+                                  (ok ? stored : refused)++;
+                                });
+    }
+    for (int i = 0; i < 100; ++i) store->put_record_async(record("/chorus/drain/" + std::to_string(i), "v", 1000), {});
+  }  // the destructor commits what is queued and runs the callbacks
+  EXPECT_EQ(stored.load(), 1);
+  EXPECT_EQ(refused.load(), 2);
+  auto store = open();
+  EXPECT_EQ(store->stats().records, 100u);
+  EXPECT_EQ(store->stats().providers, 1u);
 }
 
 // --- records ----------------------------------------------------------------------------------

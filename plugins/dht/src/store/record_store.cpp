@@ -9,7 +9,12 @@
 // transaction, commits (synchronous=FULL: the WAL is fsync'd before COMMIT returns), marks those
 // operations done and wakes the others. Writers whose operation was taken wait on a condition
 // variable; a writer whose operation is still queued when the leader finishes becomes the next leader.
-// So N concurrent writers share one fsync, and throughput grows with concurrency.
+// So N concurrent writers share one fsync, and throughput grows with concurrency. (In steady state the
+// writers split into two groups that alternate, so a batch holds about N/2 writes.)
+//
+// Asynchronous writes (put_record_async, add_provider_async) join the same queue; the store's own
+// thread leads a batch when some are queued and no one else is committing, and runs their callbacks
+// after the commit. One thread can so keep thousands of writes in flight without waiting on fsync.
 #include "store/record_store.hpp"
 
 #include <fcntl.h>
@@ -26,6 +31,7 @@
 #include <functional>
 #include <mutex>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -388,20 +394,32 @@ class SqliteRecordStore final : public RecordStore {
     writer_->exec("PRAGMA synchronous = FULL");
     // The WAL file is reused after each checkpoint; cap what it keeps on disk after a big burst.
     writer_->exec("PRAGMA journal_size_limit = 67108864");
+    store_thread_ = std::thread([this] { store_thread(); });
   }
 
+  ~SqliteRecordStore() override {
+    {
+      std::lock_guard lock(queue_mu_);
+      stopping_ = true;
+    }
+    committed_cv_.notify_all();
+    store_thread_.join();
+  }
+
+  SqliteRecordStore(const SqliteRecordStore &) = delete;
+  SqliteRecordStore &operator=(const SqliteRecordStore &) = delete;
+
   void put_record(const StoredRecord &r) override {
-    int64_t expires = r.expires_ms != 0 ? r.expires_ms : r.received_ms + options_.record_ttl_ms;
-    write([&](Connection &db) {
-      db.prepare(kPutRecord)
-          .bind(1, r.key)
-          .bind(2, r.value)
-          .bind(3, r.received_ms)
-          .bind(4, expires)
-          .bind(5, int64_t{r.local ? 1 : 0})
-          .run();
-      return true;
-    });
+    int64_t expires = record_expiry(r);
+    write([&](Connection &db) { return apply_put_record(db, r, expires); });
+  }
+
+  void put_record_async(const StoredRecord &r, WriteDone done) override {
+    int64_t expires = record_expiry(r);
+    write_async([r, expires](Connection &db) { return apply_put_record(db, r, expires); },
+                [done = std::move(done)](bool, std::exception_ptr error) {
+                  if (done) done(std::move(error));
+                });
   }
 
   std::optional<StoredRecord> get_record(BytesView key, int64_t now_ms) override {
@@ -445,42 +463,17 @@ class SqliteRecordStore final : public RecordStore {
   }
 
   bool add_provider(const ProviderRecord &r) override {
-    int64_t expires = r.expires_ms != 0 ? r.expires_ms : r.received_ms + options_.provider_ttl_ms;
+    int64_t expires = provider_expiry(r);
     Bytes addrs = encode_addrs(r.addrs);
-    return write([&](Connection &db) {
-      bool known = false;
-      {
-        Stmt s = db.prepare(kProviderExists);
-        s.bind(1, r.key).bind(2, r.provider);
-        known = s.step();
-      }
-      if (!known) {
-        // A new key for this peer: bounded, so one peer cannot fill the store with provider records.
-        Stmt s = db.prepare(kProviderKeyCount);
-        s.bind(1, r.provider).bind(2, r.received_ms);
-        if (s.step() && static_cast<size_t>(s.i64(0)) >= options_.max_provider_keys_per_peer) {
-          return false;
-        }
-      }
-      db.prepare(kPutProvider)
-          .bind(1, r.key)
-          .bind(2, r.provider)
-          .bind(3, addrs)
-          .bind(4, r.received_ms)
-          .bind(5, expires)
-          .run();
-      if (!known) {
-        int64_t count = 0;
-        {
-          Stmt s = db.prepare(kProvidersOfKeyCount);
-          s.bind(1, r.key);
-          if (s.step()) count = s.i64(0);
-        }
-        auto max = static_cast<int64_t>(options_.max_providers_per_key);
-        if (count > max) db.prepare(kTrimProviders).bind(1, r.key).bind(2, count - max).run();
-      }
-      return true;
-    });
+    return write([&](Connection &db) { return apply_add_provider(db, r, addrs, expires); });
+  }
+
+  void add_provider_async(const ProviderRecord &r, ProviderDone done) override {
+    int64_t expires = provider_expiry(r);
+    write_async([this, r, addrs = encode_addrs(r.addrs), expires](Connection &db) {
+                  return apply_add_provider(db, r, addrs, expires);
+                },
+                std::move(done));
   }
 
   std::vector<ProviderRecord> providers(BytesView key, int64_t now_ms, size_t max) override {
@@ -580,12 +573,68 @@ class SqliteRecordStore final : public RecordStore {
   }
 
  private:
-  // One queued write. apply runs inside the batch's transaction on the writer connection.
+  int64_t record_expiry(const StoredRecord &r) const {
+    return r.expires_ms != 0 ? r.expires_ms : r.received_ms + options_.record_ttl_ms;
+  }
+  int64_t provider_expiry(const ProviderRecord &r) const {
+    return r.expires_ms != 0 ? r.expires_ms : r.received_ms + options_.provider_ttl_ms;
+  }
+
+  static bool apply_put_record(Connection &db, const StoredRecord &r, int64_t expires) {
+    db.prepare(kPutRecord)
+        .bind(1, r.key)
+        .bind(2, r.value)
+        .bind(3, r.received_ms)
+        .bind(4, expires)
+        .bind(5, int64_t{r.local ? 1 : 0})
+        .run();
+    return true;
+  }
+
+  bool apply_add_provider(Connection &db, const ProviderRecord &r, const Bytes &addrs, int64_t expires) {
+    bool known = false;
+    {
+      Stmt s = db.prepare(kProviderExists);
+      s.bind(1, r.key).bind(2, r.provider);
+      known = s.step();
+    }
+    if (!known) {
+      // A new key for this peer: bounded, so one peer cannot fill the store with provider records.
+      Stmt s = db.prepare(kProviderKeyCount);
+      s.bind(1, r.provider).bind(2, r.received_ms);
+      if (s.step() && static_cast<size_t>(s.i64(0)) >= options_.max_provider_keys_per_peer) {
+        return false;
+      }
+    }
+    db.prepare(kPutProvider)
+        .bind(1, r.key)
+        .bind(2, r.provider)
+        .bind(3, addrs)
+        .bind(4, r.received_ms)
+        .bind(5, expires)
+        .run();
+    if (!known) {
+      int64_t count = 0;
+      {
+        Stmt s = db.prepare(kProvidersOfKeyCount);
+        s.bind(1, r.key);
+        if (s.step()) count = s.i64(0);
+      }
+      auto max = static_cast<int64_t>(options_.max_providers_per_key);
+      if (count > max) db.prepare(kTrimProviders).bind(1, r.key).bind(2, count - max).run();
+    }
+    return true;
+  }
+
+  // One queued write. apply runs inside the batch's transaction on the writer connection. A
+  // synchronous write lives on its caller's stack and is marked done; an asynchronous one is owned by
+  // the queue, handed to the store thread after its commit, and deleted once on_done has run.
   struct WriteOp {
     std::function<bool(Connection &)> apply;
     bool result = false;
     bool done = false;
     std::exception_ptr error;
+    std::function<void(bool, std::exception_ptr)> on_done;  // set for asynchronous writes only
   };
 
   template <class F>
@@ -597,25 +646,76 @@ class SqliteRecordStore final : public RecordStore {
     while (!op.done) {
       if (committing_) {
         committed_cv_.wait(lock);
-        continue;
+      } else {
+        lead_batch(lock);  // no commit in progress and ours is still queued: lead the next batch
       }
-      // No commit in progress and ours is still queued: lead the next batch.
-      committing_ = true;
-      std::vector<WriteOp *> batch;
-      size_t n = std::min(queue_.size(), kMaxBatch);
-      batch.assign(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
-      queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
-      lock.unlock();
-      commit_batch(batch);
-      lock.lock();
-      committing_ = false;
-      ++commits_;
-      writes_ += batch.size();
-      for (WriteOp *w : batch) w->done = true;
-      committed_cv_.notify_all();
     }
     if (op.error) std::rethrow_exception(op.error);
     return op.result;
+  }
+
+  void write_async(std::function<bool(Connection &)> apply,
+                   std::function<void(bool, std::exception_ptr)> on_done) {
+    auto op = std::make_unique<WriteOp>();
+    op->apply = std::move(apply);
+    op->on_done = std::move(on_done);
+    {
+      std::lock_guard lock(queue_mu_);
+      queue_.push_back(op.release());
+      ++async_queued_;
+    }
+    committed_cv_.notify_all();
+  }
+
+  // Takes what is queued (up to kMaxBatch), commits it with queue_mu_ released, and marks it done.
+  // Called with lock held and committing_ false.
+  void lead_batch(std::unique_lock<std::mutex> &lock) {
+    committing_ = true;
+    size_t n = std::min(queue_.size(), kMaxBatch);
+    std::vector<WriteOp *> batch(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+    for (WriteOp *w : batch) {
+      if (w->on_done) --async_queued_;
+    }
+    lock.unlock();
+    commit_batch(batch);
+    lock.lock();
+    committing_ = false;
+    ++commits_;
+    writes_ += batch.size();
+    for (WriteOp *w : batch) {
+      if (w->on_done) {
+        completed_.push_back(w);
+      } else {
+        w->done = true;
+      }
+    }
+    committed_cv_.notify_all();
+  }
+
+  // The store thread: commits queued asynchronous writes when no one else is committing, and runs
+  // their callbacks. Exits, once stopping, when none is left.
+  void store_thread() {
+    std::unique_lock lock(queue_mu_);
+    for (;;) {
+      if (!completed_.empty()) {
+        std::vector<WriteOp *> finished;
+        finished.swap(completed_);
+        lock.unlock();
+        for (WriteOp *w : finished) {
+          std::unique_ptr<WriteOp> owned(w);
+          owned->on_done(owned->result, owned->error);
+        }
+        lock.lock();
+        continue;
+      }
+      if (async_queued_ > 0 && !committing_) {
+        lead_batch(lock);
+        continue;
+      }
+      if (stopping_ && async_queued_ == 0 && !committing_) return;
+      committed_cv_.wait(lock);
+    }
   }
 
   // Runs on the leader only, without queue_mu_ held. An operation that fails is rolled back alone
@@ -683,12 +783,17 @@ class SqliteRecordStore final : public RecordStore {
   std::mutex queue_mu_;
   std::condition_variable committed_cv_;
   std::deque<WriteOp *> queue_;
+  size_t async_queued_ = 0;          // asynchronous writes in queue_
+  std::vector<WriteOp *> completed_;  // committed asynchronous writes whose callbacks are due
   bool committing_ = false;
+  bool stopping_ = false;
   uint64_t commits_ = 0;
   uint64_t writes_ = 0;
 
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Connection>> readers_;
+
+  std::thread store_thread_;  // last: started once everything above exists
 };
 
 }  // namespace

@@ -8,7 +8,9 @@
 // and go in the next transaction together, which is what makes thousands of durable puts per second
 // possible.
 //
-// Thread-safe: every function may be called from any thread.
+// Thread-safe: every function may be called from any thread. A thread that must not wait on fsync
+// (the dht thread) uses the _async forms: the write is queued and a callback runs on the store's own
+// thread once it is durable, so one thread can keep many writes in flight and they share commits.
 //
 // Refusals (StoreError, never a silent wipe): a file that is not a SQLite database, a SQLite database
 // of another application (no `chorus_dht` application_id), a schema newer than this code, a database
@@ -17,6 +19,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -74,6 +78,11 @@ class RecordStore {
   // Value records. put replaces the record under the same key. expires_ms = 0 means received_ms +
   // record_ttl_ms.
   virtual void put_record(const StoredRecord &record) = 0;
+  // put_record without waiting: done(nullptr) runs on the store thread once the record is committed
+  // and synced, done(error) if it failed. done must not block; it may call the store. Writes queued
+  // before the store is destroyed are committed and their callbacks run before the destructor returns.
+  using WriteDone = std::function<void(std::exception_ptr error)>;
+  virtual void put_record_async(const StoredRecord &record, WriteDone done) = 0;
   virtual std::optional<StoredRecord> get_record(BytesView key, int64_t now_ms) = 0;
   virtual bool remove_record(BytesView key) = 0;
   // Records put by this node (local) whose last put is older than older_than_ms: to be republished.
@@ -82,6 +91,10 @@ class RecordStore {
   // Provider records. add replaces an existing (key, provider) entry. Returns false (and stores
   // nothing) when the provider already holds max_provider_keys_per_peer keys.
   virtual bool add_provider(const ProviderRecord &record) = 0;
+  // add_provider without waiting: done(stored, nullptr) on the store thread once durable (stored is
+  // add_provider's result), done(false, error) if it failed.
+  using ProviderDone = std::function<void(bool stored, std::exception_ptr error)>;
+  virtual void add_provider_async(const ProviderRecord &record, ProviderDone done) = 0;
   // Every unexpired provider of key, newest first, up to max (0 = all).
   virtual std::vector<ProviderRecord> providers(BytesView key, int64_t now_ms, size_t max = 0) = 0;
 
