@@ -3,6 +3,8 @@
 // figures are bounded by the disk's sync latency and by how many writers share one commit.
 //   BM_DurablePut      put_record of a 256-byte value under a fresh key, from N threads at once;
 //                      `batch` = writes per commit (group commit), `fsyncs/s` = commits per second
+//   BM_DurablePutAsync put_record_async from ONE thread keeping up to `in_flight` puts outstanding (the
+//                      dht thread's way); an item counts when its durable callback ran
 //   BM_Get             get_record of a present key (10 000 records stored), from N threads
 //   BM_AddProvider     add_provider of a fresh (key, provider) pair with two addresses, from N threads
 // The store lives in a fresh directory under $TMPDIR (default /tmp): point TMPDIR at the disk the
@@ -14,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <semaphore>
 #include <string>
 #include <thread>
 #include <vector>
@@ -112,6 +115,34 @@ BENCHMARK(BM_DurablePut)
     ->Threads(16)
     ->Threads(64)
     ->Threads(128)
+    ->UseRealTime();
+
+void BM_DurablePutAsync(benchmark::State &state) {
+  const auto window = static_cast<ptrdiff_t>(state.range(0));
+  std::counting_semaphore<65536> slots(window);
+  StoredRecord r;
+  r.received_ms = 1000;
+  for (auto _ : state) {
+    slots.acquire();  // waits for a callback when `window` puts are outstanding
+    uint64_t i = g_next.fetch_add(1, std::memory_order_relaxed);
+    r.key = key_for("/chorus/async/", i);
+    r.value = value_for(i);
+    g_store->put_record_async(r, [&slots](std::exception_ptr error) {
+      if (error) std::abort();
+      slots.release();
+    });
+  }
+  for (ptrdiff_t k = 0; k < window; ++k) slots.acquire();  // the last ones are durable too
+  state.SetItemsProcessed(state.iterations());
+  report_commits(state);
+}
+BENCHMARK(BM_DurablePutAsync)
+    ->Setup(open_store)
+    ->Teardown(close_store)
+    ->ArgName("in_flight")
+    ->Arg(64)
+    ->Arg(256)
+    ->Arg(1024)
     ->UseRealTime();
 
 void BM_Get(benchmark::State &state) {
