@@ -28,8 +28,21 @@ std::string_view audit_op_name(AuditOp op) {
 
 std::unique_ptr<AuditLog> AuditLog::open(const std::string &dir) {
   std::string path = dir + "/audit.jsonl";
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  bool created = true;
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == EEXIST) {
+    created = false;
+    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  }
   if (fd < 0) throw AuditLogError("audit log " + path + ": cannot open: " + std::strerror(errno));
+  if (created) {
+    // The new file's directory entry must reach the disk too, or a synced line could vanish with it.
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     int saved = errno;

@@ -90,12 +90,31 @@ std::string mode_string(mode_t mode) {
   return buf;
 }
 
-// Creates path with mode 0600 when absent and refuses a file that group or others may access. The
-// check runs on the descriptor, so it is about the file SQLite is about to open.
+// fsyncs the directory holding path, so a file just created there survives a power cut.
+void sync_parent_dir(const std::string &path) {
+  auto slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw StoreError("record store " + path + ": cannot open its directory: " + std::strerror(errno));
+  int rc = ::fsync(fd);
+  int saved = errno;
+  ::close(fd);
+  if (rc != 0) throw StoreError("record store " + path + ": fsync of its directory: " + std::strerror(saved));
+}
+
+// Creates path with mode 0600 when absent (if create) and refuses a file that group or others may
+// access. The check runs on the descriptor, so it is about the file SQLite is about to open.
 void prepare_private_file(const std::string &path, bool create) {
-  int flags = O_RDONLY | O_CLOEXEC;
-  if (create) flags = O_RDWR | O_CREAT | O_CLOEXEC;
-  int fd = ::open(path.c_str(), flags, 0600);
+  bool created = false;
+  int fd = -1;
+  if (create) {
+    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    created = fd >= 0;
+    if (fd < 0 && errno != EEXIST) {
+      throw StoreError("record store " + path + ": cannot create: " + std::strerror(errno));
+    }
+  }
+  if (fd < 0) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (!create && errno == ENOENT) return;
     throw StoreError("record store " + path + ": cannot open: " + std::strerror(errno));
@@ -110,6 +129,7 @@ void prepare_private_file(const std::string &path, bool create) {
     throw StoreError("record store " + path + ": mode " + mode_string(st.st_mode) +
                      " lets group or others access it; refusing (chmod 600 it)");
   }
+  if (created) sync_parent_dir(path);
 }
 
 Bytes encode_addrs(const std::vector<Bytes> &addrs) {
@@ -199,7 +219,11 @@ class Connection {
     }
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, kBusyTimeoutMs);
-    if (read_only) exec("PRAGMA query_only = 1");
+    if (read_only && sqlite3_exec(db_, "PRAGMA query_only = 1", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      std::string msg = sqlite3_errmsg(db_);
+      sqlite3_close_v2(db_);
+      throw StoreError("record store " + path + ": " + msg);
+    }
   }
   ~Connection() {
     for (auto &[sql, s] : stmts_) sqlite3_finalize(s);
@@ -600,6 +624,7 @@ class SqliteRecordStore final : public RecordStore {
     }
     if (!known) {
       // A new key for this peer: bounded, so one peer cannot fill the store with provider records.
+      // Its records that have expired (received_ms stands for now) do not count.
       Stmt s = db.prepare(kProviderKeyCount);
       s.bind(1, r.provider).bind(2, r.received_ms);
       if (s.step() && static_cast<size_t>(s.i64(0)) >= options_.max_provider_keys_per_peer) {
