@@ -351,8 +351,11 @@ void check_or_create_schema(Connection &db, const std::string &path) {
       db.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
       db.exec("COMMIT");
     } catch (...) {
-      db.exec("ROLLBACK");
-      throw;
+      try {
+        db.exec("ROLLBACK");
+      } catch (...) {
+      }
+      throw;  // the reason the schema could not be created, not the rollback's
     }
     return;
   }
