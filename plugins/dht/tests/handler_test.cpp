@@ -38,6 +38,26 @@ class MemoryStore : public RecordStore {
   bool remove_record(BytesView key) override { return records.erase(Bytes(key.begin(), key.end())) != 0; }
   std::vector<StoredRecord> local_records_older_than(int64_t, size_t) override { return {}; }
 
+  // Synchronous underneath: the callback runs before the call returns.
+  void put_record_async(const StoredRecord &r, WriteDone done) override {
+    try {
+      put_record(r);
+    } catch (...) {
+      done(std::current_exception());
+      return;
+    }
+    done(nullptr);
+  }
+  void add_provider_async(const ProviderRecord &r, ProviderDone done) override {
+    bool stored = false;
+    try {
+      stored = add_provider(r);
+    } catch (...) {
+      done(false, std::current_exception());
+      return;
+    }
+    done(stored, nullptr);
+  }
   bool add_provider(const ProviderRecord &r) override {
     check();
     size_t keys = 0;
