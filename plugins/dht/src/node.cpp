@@ -67,11 +67,6 @@ Node::Node(chorus::Host &host, Settings settings, NodeMetrics metrics, P2P p2p, 
 
 Node::~Node() { stop(); }
 
-template <class F>
-void Node::post(F &&fn) {
-  asio::post(io_, std::forward<F>(fn));
-}
-
 int64_t Node::wall_ms() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }

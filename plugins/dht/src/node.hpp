@@ -26,6 +26,7 @@
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chorus/plugin.hpp>
@@ -217,5 +218,10 @@ class Node : public std::enable_shared_from_this<Node> {
   std::string probe_note_ = "put/get probe pending";
   int64_t probe_last_success_ms_ = 0;
 };
+
+template <class F>
+void Node::post(F &&fn) {
+  boost::asio::post(io_, std::forward<F>(fn));
+}
 
 }  // namespace chorus::dht

@@ -49,4 +49,14 @@ struct Node::Call {
   std::unique_ptr<boost::asio::steady_timer> timer;
 };
 
+// One running lookup (node_ops.cpp drives it).
+struct Node::LookupOp {
+  LookupKind kind;
+  Bytes key;
+  std::unique_ptr<Lookup> q;
+  LookupDone done;
+  std::unique_ptr<boost::asio::steady_timer> wake;
+  std::optional<PeerId> want;  // FIND_NODE for a peer: ends as soon as a reply names it
+};
+
 }  // namespace chorus::dht

@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include <boost/asio/post.hpp>
+#include <chorus/services/dht_v1.h>
 #include <nlohmann/json.hpp>
 
 #include "node.hpp"
@@ -18,15 +19,6 @@ namespace chorus::dht {
 
 namespace asio = boost::asio;
 using json = nlohmann::json;
-
-struct Node::LookupOp {
-  LookupKind kind;
-  Bytes key;
-  std::unique_ptr<Lookup> q;
-  LookupDone done;
-  std::unique_ptr<asio::steady_timer> wake;
-  std::optional<PeerId> want;  // FIND_NODE for a peer: ends as soon as a reply names it
-};
 
 namespace {
 
