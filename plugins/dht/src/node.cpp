@@ -389,6 +389,27 @@ void Node::peer_identified(const PeerId &id, const std::string &identify_json) {
   }
 }
 
+void Node::check_server(const PeerId &id) {
+  const int64_t now = now_ms();
+  auto [it, fresh] = checked_.emplace(id, now);
+  if (!fresh && now - it->second < static_cast<int64_t>(s_.refresh_interval_ms)) return;
+  it->second = now;
+  if (checked_.size() > 10000) checked_.clear();  // bounded; a forgotten peer is just checked again
+  Message req;
+  req.type = MessageType::kFindNode;
+  req.key = self_.bytes();
+  rpc(id, std::move(req), true, [this, id](std::optional<Message> reply, const std::string &) {
+    if (!reply || stopping_.load()) return;
+    peers_of(reply->closer_peers);  // remembers their addresses
+    const auto r = table_->add(id, now_ms());
+    update_gauges();
+    if (r == RoutingTable::AddResult::kAdded && !bootstrapped_) {
+      bootstrapped_ = true;
+      bootstrap();
+    }
+  });
+}
+
 void Node::peer_disconnected(const PeerId &id) {
   // A disconnected server stays in the table (Kademlia keeps peers until they fail a request); the
   // failed requests of lookups remove it.

@@ -126,6 +126,9 @@ class Node : public std::enable_shared_from_this<Node> {
   void peer_identified(const PeerId &id, const std::string &identify_json);
   void peer_disconnected(const PeerId &id);
   void remember_addrs(const PeerId &id, const std::vector<std::string> &addrs);
+  // Sends a FIND_NODE to a peer not in the table; it enters the table if it answers (at most one
+  // check per peer every refresh_interval_ms).
+  void check_server(const PeerId &id);
   std::vector<Bytes> known_addrs(const PeerId &id);
   std::vector<std::string> addr_texts(const PeerId &id);
   void decide_mode();
@@ -200,7 +203,8 @@ class Node : public std::enable_shared_from_this<Node> {
   bool handler_registered_ = false;
 
   // dht-thread state
-  std::unordered_map<PeerId, std::vector<std::string>> addrs_;  // listen addrs from identify and replies
+  std::unordered_map<PeerId, std::vector<std::string>> addrs_;
+  std::unordered_map<PeerId, int64_t> checked_;  // check_server: peer -> when  // listen addrs from identify and replies
   std::unordered_map<uint64_t, std::unique_ptr<Inbound>> inbound_;
   std::map<uint64_t, std::unique_ptr<Call>> calls_;
   std::unordered_map<uint64_t, uint64_t> call_of_stream_;

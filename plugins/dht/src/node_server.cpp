@@ -118,8 +118,10 @@ std::vector<PeerEntry> Node::closer_entries(const KadId &target, const PeerId &e
 bool Node::handle_request(const PeerId &from, Message req, std::function<void(std::optional<Message>)> reply) {
   const char *type = message_type_name(req.type);
   const int64_t now = now_ms();
-  // A request is evidence the peer is alive; servers among them are already in the table.
+  // A request is evidence the peer is alive. One not in the table may be a server whose identify
+  // predates its kad handler (identify runs when the connection opens, plugins start after): ask it.
   if (table_->contains(from)) table_->mark_seen(from, now);
+  else check_server(from);
   auto answer = [&](std::optional<Message> msg, const char *result) {
     m_.requests.inc(type, result);
     reply(std::move(msg));
