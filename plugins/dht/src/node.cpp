@@ -58,6 +58,20 @@ chorus_status fail(chorus_error *err, chorus_status code, const std::string &mes
 
 std::string text_of(BytesView b) { return std::string(reinterpret_cast<const char *>(b.data()), b.size()); }
 
+// The p2p host's listen addresses (binary, without /p2p/).
+std::vector<Bytes> listen_addrs(const chorus_p2p_host_v1 &t, void *self) {
+  std::vector<Bytes> out;
+  chorus_buf buf{};
+  if (t.get_info_json == nullptr || t.get_info_json(self, &buf, nullptr) != CHORUS_OK) return out;
+  auto info = json::parse(std::string_view(buf.data, buf.len), nullptr, false);
+  if (buf.release != nullptr) buf.release(&buf);
+  if (info.is_object() && info.contains("addrs") && info["addrs"].is_array())
+    for (const auto &a : info["addrs"])
+      if (a.is_string())
+        if (auto ma = p2p::Multiaddr::parse(a.get<std::string>(), nullptr)) out.push_back(ma->without_peer_id().bytes());
+  return out;
+}
+
 // ---- construction and lifecycle ----
 
 Node::Node(chorus::Host &host, Settings settings, NodeMetrics metrics, P2P p2p, std::string state_dir)
@@ -154,6 +168,25 @@ void Node::start() {
     throw chorus::Error(CHORUS_E_IO, std::string("dht: ") + e.what());
   }
   table_ = std::make_unique<RoutingTable>(self_, s_.k);
+  own_addrs_ = listen_addrs(*t, p2p_.self());
+  HandlerOptions ho;
+  ho.k = s_.k;
+  ho.max_value_bytes = s_.max_value_bytes;
+  ho.max_provider_key_bytes = CHORUS_DHT_KEY_MAX;  // our own provider keys may be text, not multihashes
+  RecordValidator validator{[max = s_.max_value_bytes](BytesView key, BytesView value, std::string *why) {
+                              return validate_record(key, value, max, why);
+                            },
+                            &select_record};
+  handler_ = std::make_unique<RequestHandler>(
+      self_, *store_, [this](const KadId &target, size_t count) { return table_->closest(target, count); },
+      [this](const PeerId &peer) {
+        PeerContact c;
+        c.addrs = known_addrs(peer);
+        const bool up = peer == self_ || p2p_.table()->is_connected(p2p_.self(), peer.bytes().data(), peer.bytes().size()) != 0;
+        c.connection = up ? ConnectionType::kConnected : ConnectionType::kNotConnected;
+        return c;
+      },
+      std::move(validator), ho);
 
   store_thread_ = std::thread([this] { store_io_.run(); });
   thread_ = std::thread([this] { io_.run(); });
@@ -204,16 +237,7 @@ void Node::decide_mode() {
     return;
   }
   // auto: server when the p2p host listens on any address (settings.hpp says why).
-  bool listening = false;
-  chorus_buf buf{};
-  chorus::ErrorBuffer err;
-  auto *t = p2p_.table();
-  if (t->get_info_json != nullptr && t->get_info_json(p2p_.self(), &buf, err.get()) == CHORUS_OK) {
-    auto info = json::parse(std::string_view(buf.data, buf.len), nullptr, false);
-    if (buf.release != nullptr) buf.release(&buf);
-    if (info.is_object() && info.contains("addrs") && info["addrs"].is_array()) listening = !info["addrs"].empty();
-  }
-  server_ = listening;
+  server_ = !own_addrs_.empty();
 }
 
 void Node::stop() {
@@ -445,6 +469,7 @@ std::vector<std::string> Node::addr_texts(const PeerId &id) {
 }
 
 std::vector<Bytes> Node::known_addrs(const PeerId &id) {
+  if (id == self_) return own_addrs_;
   std::vector<Bytes> out;
   for (const auto &text : addr_texts(id)) {
     auto ma = p2p::Multiaddr::parse(text, nullptr);

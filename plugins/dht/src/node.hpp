@@ -32,6 +32,7 @@
 #include <chorus/plugin.hpp>
 #include <chorus/services/p2p_host_v1.h>
 
+#include "kad/handler.hpp"
 #include "kad/message.hpp"
 #include "kad/query.hpp"
 #include "kad/records.hpp"
@@ -129,7 +130,7 @@ class Node : public std::enable_shared_from_this<Node> {
   // Sends a FIND_NODE to a peer not in the table; it enters the table if it answers (at most one
   // check per peer every refresh_interval_ms).
   void check_server(const PeerId &id);
-  std::vector<Bytes> known_addrs(const PeerId &id);
+  std::vector<Bytes> known_addrs(const PeerId &id);  // for ourselves: own_addrs_
   std::vector<std::string> addr_texts(const PeerId &id);
   void decide_mode();
 
@@ -142,7 +143,6 @@ class Node : public std::enable_shared_from_this<Node> {
   // Handles one request; reply(msg) answers it (at once or after a store write), reply(nullopt) sends
   // nothing. Returns false when the request waits for the store thread.
   bool handle_request(const PeerId &from, Message req, std::function<void(std::optional<Message>)> reply);
-  std::vector<PeerEntry> closer_entries(const KadId &target, const PeerId &exclude);
 
   // ---- RPC client (node.cpp) ----
   void rpc(const PeerId &peer, Message request, bool expect_reply, RpcDone done);
@@ -197,6 +197,8 @@ class Node : public std::enable_shared_from_this<Node> {
   std::string self_text_;
   std::unique_ptr<RecordStore> store_;
   std::unique_ptr<RoutingTable> table_;
+  std::unique_ptr<RequestHandler> handler_;
+  std::vector<Bytes> own_addrs_;  // our listen addresses (binary), read at start
   std::mt19937_64 rng_{std::random_device{}()};
   uint64_t p2p_sub_ = 0;
   std::unique_ptr<std::weak_ptr<Node>> accept_arg_;

@@ -18,6 +18,8 @@ namespace chorus::dht {
 chorus_status fail(chorus_error *err, chorus_status code, const std::string &message);
 // Bytes as a std::string (keys in messages and logs).
 std::string text_of(BytesView b);
+// The p2p host's listen addresses (binary multiaddrs without /p2p/), from get_info_json.
+std::vector<Bytes> listen_addrs(const chorus_p2p_host_v1 &t, void *self);
 
 // ---- per-stream state ----
 

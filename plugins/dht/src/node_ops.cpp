@@ -305,18 +305,7 @@ chorus_status Node::stop_providing(Bytes key) {
 
 void Node::do_provide(uint64_t op_id, Bytes key, uint64_t timeout_ms, bool store_locally) {
   arm_timeout(op_id, timeout_ms, "provide");
-  std::vector<Bytes> mine = known_addrs(self_);
-  if (mine.empty()) {
-    chorus_buf buf{};
-    if (p2p_.table()->get_info_json(p2p_.self(), &buf, nullptr) == CHORUS_OK) {
-      auto info = json::parse(std::string_view(buf.data, buf.len), nullptr, false);
-      if (buf.release != nullptr) buf.release(&buf);
-      if (info.is_object() && info.contains("addrs") && info["addrs"].is_array())
-        for (const auto &a : info["addrs"])
-          if (a.is_string())
-            if (auto ma = p2p::Multiaddr::parse(a.get<std::string>(), nullptr)) mine.push_back(ma->without_peer_id().bytes());
-    }
-  }
+  const std::vector<Bytes> mine = own_addrs_;
   auto announce = [this, op_id, key, mine, timeout_ms] {
     if (table_->size() == 0) return complete(op_id, CHORUS_OK, "");
     run_lookup(LookupKind::kFindNode, key, KadId::of_key(key), timeout_ms, {}, [this, op_id, key, mine](const LookupResult &r) {

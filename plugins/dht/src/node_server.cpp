@@ -1,7 +1,8 @@
 // The server side of `<prefix>/kad/1.0.0`: length-prefixed requests in, replies out, several per
 // stream and in order. A frame that is too large or does not decode resets the stream (counted in
-// chorus_dht_frames_rejected_total). Writes to the store (PUT_VALUE, ADD_PROVIDER) run on the store
-// thread; the stream's later requests wait for them, so replies keep their order.
+// chorus_dht_frames_rejected_total). kad/handler answers each request; its durable part (PUT_VALUE,
+// ADD_PROVIDER) is committed on the store thread and the stream's later requests wait for it, so
+// replies keep their order.
 #include <algorithm>
 
 #include "node.hpp"
@@ -10,20 +11,6 @@
 
 namespace chorus::dht {
 
-namespace {
-
-// RFC 3339 UTC with milliseconds, for Record.timeReceived.
-std::string rfc3339(int64_t ms) {
-  const time_t secs = static_cast<time_t>(ms / 1000);
-  struct tm tm {};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
-}
-
-}  // namespace
 
 void Node::inbound_opened(uint64_t stream, const PeerId &peer) {
   if (stopping_.load()) return;
@@ -101,141 +88,40 @@ void Node::resume_streams() {
   for (uint64_t stream : ready) parse_requests(stream);
 }
 
-std::vector<PeerEntry> Node::closer_entries(const KadId &target, const PeerId &exclude) {
-  std::vector<PeerEntry> out;
-  for (const auto &p : table_->closest(target, s_.k + 1)) {
-    if (p == exclude || out.size() >= s_.k) continue;
-    PeerEntry e;
-    e.id = p.bytes();
-    e.addrs = known_addrs(p);
-    const bool connected = p2p_.table()->is_connected(p2p_.self(), p.bytes().data(), p.bytes().size()) != 0;
-    e.connection = connected ? ConnectionType::kConnected : ConnectionType::kNotConnected;
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
 bool Node::handle_request(const PeerId &from, Message req, std::function<void(std::optional<Message>)> reply) {
-  const char *type = message_type_name(req.type);
-  const int64_t now = now_ms();
+  const std::string type = message_type_name(req.type);
   // A request is evidence the peer is alive. One not in the table may be a server whose identify
   // predates its kad handler (identify runs when the connection opens, plugins start after): ask it.
-  if (table_->contains(from)) table_->mark_seen(from, now);
+  if (table_->contains(from)) table_->mark_seen(from, now_ms());
   else check_server(from);
-  auto answer = [&](std::optional<Message> msg, const char *result) {
-    m_.requests.inc(type, result);
-    reply(std::move(msg));
-    return true;
+  // The result label: the first refusal the handler counted for this request, else "ok".
+  auto result_of = [this](const HandlerCounters &before) -> std::string {
+    const HandlerCounters &after = handler_->counters();
+    for (size_t i = 0; i < kRejectReasonCount; ++i)
+      if (after.rejected[i] != before.rejected[i]) return reject_reason_name(static_cast<RejectReason>(i));
+    return "ok";
   };
-  switch (req.type) {
-    case MessageType::kPing: {
-      Message r;
-      r.type = MessageType::kPing;
-      return answer(std::move(r), "ok");
-    }
-    case MessageType::kFindNode: {
-      Message r;
-      r.type = MessageType::kFindNode;
-      r.key = req.key;
-      r.closer_peers = closer_entries(KadId::of_key(req.key), from);
-      return answer(std::move(r), "ok");
-    }
-    case MessageType::kGetValue: {
-      if (req.key.empty()) return answer(std::nullopt, "invalid");
-      Message r;
-      r.type = MessageType::kGetValue;
-      r.key = req.key;
-      if (auto rec = store_->get_record(req.key, wall_ms())) {
-        std::string why;
-        if (validate_record(rec->key, rec->value, &why)) {
-          Record out;
-          out.key = rec->key;
-          out.value = rec->value;
-          out.time_received = rfc3339(rec->received_ms);
-          r.record = std::move(out);
-        }
-      }
-      r.closer_peers = closer_entries(KadId::of_key(req.key), from);
-      return answer(std::move(r), r.record ? "found" : "not_found");
-    }
-    case MessageType::kGetProviders: {
-      if (req.key.empty()) return answer(std::nullopt, "invalid");
-      Message r;
-      r.type = MessageType::kGetProviders;
-      r.key = req.key;
-      // Every provider, bounded by the frame: Limits.max_peers is what a peer's decoder accepts.
-      const Limits limits;
-      for (const auto &p : store_->providers(req.key, wall_ms(), limits.max_peers)) {
-        PeerEntry e;
-        e.id = p.provider;
-        e.addrs = p.addrs;
-        if (e.addrs.size() > limits.max_addrs_per_peer) e.addrs.resize(limits.max_addrs_per_peer);
-        r.provider_peers.push_back(std::move(e));
-      }
-      r.closer_peers = closer_entries(KadId::of_key(req.key), from);
-      return answer(std::move(r), r.provider_peers.empty() ? "not_found" : "found");
-    }
-    case MessageType::kPutValue: {
-      std::string why;
-      if (!req.record || req.record->key != req.key || req.key.empty()) return answer(std::nullopt, "invalid");
-      if (req.record->value.size() > s_.max_value_bytes) return answer(std::nullopt, "too_large");
-      if (!validate_record(req.key, req.record->value, &why)) {
-        host_.debug("dht: refused a PUT_VALUE from " + from.to_base58() + ": " + why);
-        return answer(std::nullopt, "invalid");
-      }
-      // Stored only when better than what we hold; the echo is sent either way (the value is valid).
-      if (auto cur = store_->get_record(req.key, wall_ms()); cur && cur->value != req.record->value &&
-                                                      validate_record(cur->key, cur->value, nullptr)) {
-        if (select_record(req.key, {cur->value, req.record->value}) == 0) return answer(req, "stale");
-      }
-      StoredRecord rec;
-      rec.key = req.key;
-      rec.value = req.record->value;
-      rec.received_ms = wall_ms();
-      rec.local = false;
-      m_.requests.inc(type, "stored");
-      store_then([this, rec] { store_->put_record(rec); },
-                 [this, req = std::move(req), reply = std::move(reply), stream_type = type](bool ok, const std::string &why) mutable {
-                   if (!ok) host_.warn("dht: cannot store a record: " + why);
-                   reply(ok ? std::optional<Message>(std::move(req)) : std::nullopt);
-                   update_gauges();
-                   resume_streams();  // the stream may have more requests queued behind this one
-                 });
-      return false;
-    }
-    case MessageType::kAddProvider: {
-      if (req.key.empty()) return answer(std::nullopt, "invalid");
-      std::vector<ProviderRecord> recs;
-      for (const auto &p : req.provider_peers) {
-        if (p.id != from.bytes()) continue;  // a peer announces only itself
-        ProviderRecord rec;
-        rec.key = req.key;
-        rec.provider = p.id;
-        rec.addrs = p.addrs;
-        if (rec.addrs.empty()) rec.addrs = known_addrs(from);
-        rec.received_ms = wall_ms();
-        recs.push_back(std::move(rec));
-        break;
-      }
-      if (recs.empty()) return answer(std::nullopt, "invalid");
-      m_.requests.inc(type, "stored");
-      auto refused = std::make_shared<bool>(false);
-      store_then(
-          [this, recs, refused] {
-            for (const auto &r : recs)
-              if (!store_->add_provider(r)) *refused = true;
-          },
-          [this, reply = std::move(reply), from, refused](bool ok, const std::string &why) mutable {
-            if (!ok) host_.warn("dht: cannot store a provider record: " + why);
-            if (*refused) host_.debug("dht: " + from.to_base58() + " provides too many keys; refused");
-            reply(std::nullopt);
-            update_gauges();
-            resume_streams();
-          });
-      return false;
-    }
+  const HandlerCounters before = handler_->counters();
+  HandledRequest h = handler_->begin(from, req, wall_ms());
+  if (!h.write) {
+    m_.requests.inc(type, result_of(before));
+    reply(std::move(h.reply));
+    return true;
   }
-  return answer(std::nullopt, "unknown_type");
+  // The durable part on the store thread; the stream's later requests wait for it (reply order).
+  auto write = std::make_shared<StoreWrite>(std::move(*h.write));
+  auto outcome = std::make_shared<WriteOutcome>();
+  store_then([this, write, outcome] { *outcome = RequestHandler::commit(*store_, handler_->validator(), *write); },
+             [this, write, outcome, result_of, now_reply = std::move(h.reply), reply = std::move(reply), type,
+              before](bool ok, const std::string &why) mutable {
+               if (!ok) host_.warn("dht: a store write failed: " + why);
+               std::optional<Message> due = handler_->finish(*write, *outcome);
+               m_.requests.inc(type, result_of(before));
+               reply(now_reply ? std::move(now_reply) : std::move(due));
+               update_gauges();
+               resume_streams();  // the stream may have more requests queued behind this one
+             });
+  return false;
 }
 
 }  // namespace chorus::dht

@@ -476,8 +476,10 @@ TEST_F(DhtPluginTest, ServerAnswersRequestsInOrderAndResetsBadFrames) {
 
   // A PUT_VALUE of a valid /pk/ record is stored and echoed.
   // (A /pk/ record: the PublicKey protobuf of the peer the key names.)
-  Bytes pk = {0x08, 0x01, 0x12, 0x20};
-  pk.insert(pk.end(), remote_key.pk, remote_key.pk + 32);
+  Bytes pk(36);  // PublicKey{Type: Ed25519, Data: pk}
+  const uint8_t header[4] = {0x08, 0x01, 0x12, 0x20};
+  std::memcpy(pk.data(), header, 4);
+  std::memcpy(pk.data() + 4, remote_key.pk, 32);
   Bytes pk_key = bytes_of("/pk/");
   pk_key.insert(pk_key.end(), remote.bytes().begin(), remote.bytes().end());
   Message put;
