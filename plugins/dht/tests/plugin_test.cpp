@@ -507,8 +507,7 @@ TEST_F(DhtPluginTest, ServerAnswersRequestsInOrderAndResetsBadFrames) {
   EXPECT_TRUE(p2p_.wait([&] { return std::find(p2p_.resets.begin(), p2p_.resets.end(), 102u) != p2p_.resets.end(); }));
   // A length prefix beyond the frame limit resets at once, before the bytes arrive.
   auto h3 = p2p_.open_inbound(103, remote, proto);
-  Bytes huge;
-  p2p::append_uvarint(huge, 64u << 20);
+  const Bytes huge = {0x80, 0x80, 0x80, 0x20};  // uvarint(64 MiB)
   h3.on_data(h3.arg, 103, huge.data(), huge.size());
   EXPECT_TRUE(p2p_.wait([&] { return std::find(p2p_.resets.begin(), p2p_.resets.end(), 103u) != p2p_.resets.end(); }));
   EXPECT_FALSE(p2p_.was_reset(101));
