@@ -173,10 +173,6 @@ void Node::start() {
   ho.k = s_.k;
   ho.max_value_bytes = s_.max_value_bytes;
   ho.max_provider_key_bytes = CHORUS_DHT_KEY_MAX;  // our own provider keys may be text, not multihashes
-  RecordValidator validator{[max = s_.max_value_bytes](BytesView key, BytesView value, std::string *why) {
-                              return validate_record(key, value, max, why);
-                            },
-                            &select_record};
   handler_ = std::make_unique<RequestHandler>(
       self_, *store_, [this](const KadId &target, size_t count) { return table_->closest(target, count); },
       [this](const PeerId &peer) {
@@ -186,7 +182,7 @@ void Node::start() {
         c.connection = up ? ConnectionType::kConnected : ConnectionType::kNotConnected;
         return c;
       },
-      std::move(validator), ho);
+      RecordValidator::by_namespace(s_.max_value_bytes), ho);
 
   store_thread_ = std::thread([this] { store_io_.run(); });
   thread_ = std::thread([this] { io_.run(); });
