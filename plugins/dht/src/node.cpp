@@ -131,6 +131,12 @@ void Node::complete(uint64_t op_id, chorus_status status, const std::string &mes
   }
 }
 
+uint64_t Node::internal_op(Done done) {
+  const uint64_t id = ++last_pending_;
+  pending_.emplace(id, std::move(done));
+  return id;
+}
+
 void Node::arm_timeout(uint64_t op_id, uint64_t timeout_ms, const std::string &what) {
   auto timer = std::make_unique<asio::steady_timer>(io_);
   timer->expires_after(std::chrono::milliseconds(timeout_ms));
@@ -168,6 +174,23 @@ void Node::start() {
     throw chorus::Error(CHORUS_E_IO, std::string("dht: ") + e.what());
   }
   table_ = std::make_unique<RoutingTable>(self_, s_.k);
+  // Role keys (<dir>/roles/*.key) and the recipients of roles held elsewhere (config `roles`).
+  try {
+    std::map<std::string, RoleRecipient> configured;
+    for (const auto &[name, r] : s_.roles) {
+      auto authority = parse_authority(r.authority);
+      configured.emplace(name, RoleRecipient{age::X25519Recipient::parse(r.recipient),
+                                             authority ? *authority : Authority::kReadOnly});
+    }
+    keyring_ = std::make_unique<Keyring>(Keyring::load(dir, std::move(configured)));
+  } catch (const std::exception &e) {
+    throw chorus::Error(CHORUS_E_CONFIG, std::string("dht: keyring: ") + e.what());
+  }
+  try {
+    audit_ = AuditLog::open(dir);
+  } catch (const AuditLogError &e) {
+    throw chorus::Error(CHORUS_E_IO, std::string("dht: ") + e.what());
+  }
   own_addrs_ = listen_addrs(*t, p2p_.self());
   HandlerOptions ho;
   ho.k = s_.k;

@@ -32,12 +32,14 @@
 #include <chorus/plugin.hpp>
 #include <chorus/services/p2p_host_v1.h>
 
+#include "crypto/keyring.hpp"
 #include "kad/handler.hpp"
 #include "kad/message.hpp"
 #include "kad/query.hpp"
 #include "kad/records.hpp"
 #include "kad/routing_table.hpp"
 #include "settings.hpp"
+#include "store/audit_log.hpp"
 #include "store/record_store.hpp"
 
 namespace chorus::dht {
@@ -88,6 +90,10 @@ class Node : public std::enable_shared_from_this<Node> {
   chorus_status find_providers(Bytes key, size_t max, uint32_t timeout_ms, Done done, chorus_error *err);
   // data: JSON {"peer_id","addrs":[...]}.
   chorus_status find_peer(PeerId peer, uint32_t timeout_ms, Done done, chorus_error *err);
+  // Role-encrypted content (node_content.cpp): data = the content's SHA-256 in hex / the plaintext.
+  chorus_status store_content(std::string key, std::string role, Bytes content, uint32_t timeout_ms, Done done,
+                              chorus_error *err);
+  chorus_status retrieve_content(std::string key, uint32_t timeout_ms, Done done, chorus_error *err);
   // {"mode","peers","buckets":[{"index","peers"}...]} (waits for the dht thread, never the network).
   chorus_status routing_json(std::string *out, chorus_error *err);
 
@@ -167,6 +173,9 @@ class Node : public std::enable_shared_from_this<Node> {
   void do_find_providers(uint64_t op_id, Bytes key, size_t max, uint64_t timeout_ms);
   void do_find_peer(uint64_t op_id, PeerId peer, uint64_t timeout_ms);
   void arm_timeout(uint64_t op_id, uint64_t timeout_ms, const std::string &what);
+  // A pending operation of the node's own (a step of a bigger one): its id for do_put, do_get, ...
+  uint64_t internal_op(Done done);
+  void audit(AuditOp op, const std::string &key, const std::string &role, const std::string &result);
   void bootstrap();
   void schedule(boost::asio::steady_timer &t, uint64_t ms, void (Node::*fn)());
   void refresh_tick();
@@ -198,6 +207,8 @@ class Node : public std::enable_shared_from_this<Node> {
   std::unique_ptr<RecordStore> store_;
   std::unique_ptr<RoutingTable> table_;
   std::unique_ptr<RequestHandler> handler_;
+  std::unique_ptr<Keyring> keyring_;
+  std::unique_ptr<AuditLog> audit_;
   std::vector<Bytes> own_addrs_;  // our listen addresses (binary), read at start
   std::mt19937_64 rng_{std::random_device{}()};
   uint64_t p2p_sub_ = 0;

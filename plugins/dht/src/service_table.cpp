@@ -94,17 +94,28 @@ chorus_status c_find_peer(void *self, const uint8_t *peer, size_t peer_len, uint
   });
 }
 
-// Role-encrypted content needs the age and keyring parts, which this node does not wire up yet.
-chorus_status c_store(void *, const char *key, const char *role, const uint8_t *content, size_t len, uint32_t,
-                      chorus_dht_done_fn done, void *, chorus_error *err) noexcept {
-  if (key == nullptr || role == nullptr || (content == nullptr && len != 0) || done == nullptr)
-    return invalid(err, "store: NULL argument");
-  return fail(err, CHORUS_E_UNSUPPORTED, "dht: role-encrypted store is not available in this build yet");
+chorus_status c_store(void *self, const char *key, const char *role, const uint8_t *content, size_t len,
+                      uint32_t timeout_ms, chorus_dht_done_fn done, void *arg, chorus_error *err) noexcept {
+  return chorus::guard(err, [&]() -> chorus_status {
+    if (key == nullptr) return invalid(err, "store: key is NULL");
+    if (role == nullptr) return invalid(err, "store: role is NULL");
+    if (content == nullptr && len != 0) return invalid(err, "store: content is NULL but len is not 0");
+    if (done == nullptr) return invalid(err, "store: done is NULL");
+    auto n = node_of(self);
+    if (!n) return unavailable(err);
+    return n->store_content(key, role, len == 0 ? Bytes() : Bytes(content, content + len), timeout_ms, c_done(done, arg), err);
+  });
 }
 
-chorus_status c_retrieve(void *, const char *key, uint32_t, chorus_dht_done_fn done, void *, chorus_error *err) noexcept {
-  if (key == nullptr || done == nullptr) return invalid(err, "retrieve: NULL argument");
-  return fail(err, CHORUS_E_UNSUPPORTED, "dht: role-encrypted retrieve is not available in this build yet");
+chorus_status c_retrieve(void *self, const char *key, uint32_t timeout_ms, chorus_dht_done_fn done, void *arg,
+                         chorus_error *err) noexcept {
+  return chorus::guard(err, [&]() -> chorus_status {
+    if (key == nullptr) return invalid(err, "retrieve: key is NULL");
+    if (done == nullptr) return invalid(err, "retrieve: done is NULL");
+    auto n = node_of(self);
+    if (!n) return unavailable(err);
+    return n->retrieve_content(key, timeout_ms, c_done(done, arg), err);
+  });
 }
 
 chorus_status c_routing_json(void *self, chorus_buf *out, chorus_error *err) noexcept {
