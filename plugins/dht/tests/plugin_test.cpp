@@ -14,10 +14,13 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
 
+#include "age/age.hpp"
+#include "crypto/keyring.hpp"
 #include "http_routes.hpp"
 #include "kad/message.hpp"
 #include "settings.hpp"
@@ -513,6 +516,96 @@ TEST_F(DhtPluginTest, ServerAnswersRequestsInOrderAndResetsBadFrames) {
   EXPECT_FALSE(p2p_.was_reset(101));
   for (auto *hh : {&h, &h2, &h3}) hh->on_closed(hh->arg, hh == &h ? 101 : hh == &h2 ? 102 : 103, CHORUS_OK, "done");
   ASSERT_EQ(p.stop(), CHORUS_OK);
+}
+
+TEST_F(DhtPluginTest, RoleEncryptedStoreAndRetrieve) {
+  // This node holds the "dev" key; "ops" is a role held elsewhere (only its recipient is configured).
+  Keyring::generate_role(dir_ / "dht", "dev", Authority::kCoordination);
+  const auto ops = age::X25519Identity::generate();
+  auto p = start(R"({"probe":{"enabled":false},"roles":{"ops":{"recipient":")" + ops.recipient().to_string() +
+                 R"(","authority":"decision"}}})");
+  const std::string secret = "the plan, not for everyone";
+  auto run = [&](auto &&call) {
+    auto c = std::make_unique<Completion>();
+    chorus::ErrorBuffer err;
+    const chorus_status st = call(c.get(), err.get());
+    EXPECT_EQ(st, CHORUS_OK) << err.text();
+    if (st == CHORUS_OK) {
+      EXPECT_TRUE(c->wait());
+    }
+    return c;
+  };
+  auto stored = run([&](Completion *c, chorus_error *err) {
+    return dht_->store(self_, "plan", "dev", reinterpret_cast<const uint8_t *>(secret.data()), secret.size(), 0,
+                       &Completion::fn, c, err);
+  });
+  ASSERT_EQ(stored->status, CHORUS_OK) << stored->message;
+  uint8_t h[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(h, reinterpret_cast<const uint8_t *>(secret.data()), secret.size());
+  std::string hex;
+  for (uint8_t b : h) hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
+  EXPECT_EQ(std::string(stored->data.begin(), stored->data.end()), hex);
+  auto back = run([&](Completion *c, chorus_error *err) { return dht_->retrieve(self_, "plan", 0, &Completion::fn, c, err); });
+  ASSERT_EQ(back->status, CHORUS_OK) << back->message;
+  EXPECT_EQ(std::string(back->data.begin(), back->data.end()), secret);
+  // What is stored under the content key is an age file, not the plaintext.
+  auto raw = run([&](Completion *c, chorus_error *err) {
+    const Bytes k = bytes_of("/chorus/content/plan");
+    return dht_->get_value(self_, k.data(), k.size(), 0, &Completion::fn, c, err);
+  });
+  ASSERT_EQ(raw->status, CHORUS_OK);
+  EXPECT_EQ(std::string(raw->data.begin(), raw->data.begin() + 21), "age-encryption.org/v1");
+
+  // Content for a role whose key is not here: stored, but not readable here.
+  auto for_ops = run([&](Completion *c, chorus_error *err) {
+    return dht_->store(self_, "ops-only", "ops", reinterpret_cast<const uint8_t *>("x"), 1, 0, &Completion::fn, c, err);
+  });
+  ASSERT_EQ(for_ops->status, CHORUS_OK) << for_ops->message;
+  auto denied = run([&](Completion *c, chorus_error *err) { return dht_->retrieve(self_, "ops-only", 0, &Completion::fn, c, err); });
+  EXPECT_EQ(denied->status, CHORUS_E_DHT_NOT_AUTHORISED);
+  EXPECT_NE(denied->message.find("ops"), std::string::npos) << denied->message;
+  EXPECT_TRUE(denied->data.empty());
+
+  // Metadata that does not match the content: an integrity error, never the bytes.
+  const std::string bad_meta = R"({"role":"dev","size":3,"sha256":")" + std::string(64, '0') + R"(","created":1,"author":"x"})";
+  auto put = run([&](Completion *c, chorus_error *err) {
+    const Bytes k = bytes_of("/chorus/content-meta/plan");
+    return dht_->put_value(self_, k.data(), k.size(), reinterpret_cast<const uint8_t *>(bad_meta.data()), bad_meta.size(), 0,
+                           &Completion::fn, c, err);
+  });
+  ASSERT_EQ(put->status, CHORUS_OK);
+  auto tampered = run([&](Completion *c, chorus_error *err) { return dht_->retrieve(self_, "plan", 0, &Completion::fn, c, err); });
+  EXPECT_EQ(tampered->status, CHORUS_E_DHT_INTEGRITY) << tampered->message;
+  EXPECT_TRUE(tampered->data.empty());
+
+  chorus::ErrorBuffer err;
+  Completion never;
+  EXPECT_EQ(dht_->store(self_, "k", "nobody", reinterpret_cast<const uint8_t *>("x"), 1, 0, &Completion::fn, &never, err.get()),
+            CHORUS_E_INVALID_ARG);
+  EXPECT_NE(std::string(err.text()).find("nobody"), std::string::npos) << err.text();
+  EXPECT_EQ(dht_->retrieve(self_, "", 0, &Completion::fn, &never, err.get()), CHORUS_E_INVALID_ARG);
+  ASSERT_EQ(p.stop(), CHORUS_OK);
+  EXPECT_EQ(never.calls, 0);
+
+  // The audit log: one line per store and retrieve, 0600, never the content.
+  const auto log_path = dir_ / "dht" / "audit.jsonl";
+  ASSERT_TRUE(std::filesystem::exists(log_path));
+  EXPECT_EQ(std::filesystem::status(log_path).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  std::ifstream in(log_path);
+  std::string line, all;
+  size_t stores = 0, retrieves = 0;
+  while (std::getline(in, line)) {
+    all += line + "\n";
+    auto j = nlohmann::json::parse(line);
+    stores += j["op"] == "store";
+    retrieves += j["op"] == "retrieve";
+  }
+  EXPECT_EQ(stores, 2u) << all;
+  EXPECT_EQ(retrieves, 3u) << all;
+  EXPECT_EQ(all.find(secret), std::string::npos) << all;
+  EXPECT_NE(all.find("not_authorised"), std::string::npos) << all;
+  EXPECT_NE(all.find("integrity"), std::string::npos) << all;
 }
 
 TEST_F(DhtPluginTest, ClientModeDoesNotServe) {
