@@ -68,6 +68,25 @@ class DhtLoopbackTest(unittest.TestCase):
             self.assertNotIn(n.peer_id, r["peer_ids"])
             self.assertGreaterEqual(n.metric("chorus_dht_requests_total", 'type="FIND_NODE"'), 1)
 
+    def test_1b_health_probe(self):
+        for i, n in enumerate(self.nodes):
+            def probed(n=n):
+                status, health = n.json("GET", "/health")
+                d = health.get("plugins", {}).get("dht", {}) if status == 200 else {}
+                m = d.get("message", "")
+                return d if d.get("healthy") and "probe ok" in m and f"{N - 1} peer(s)" in m else None
+            try:
+                d = wait_for(f"agent {i}: a successful put/get probe in /health", probed, timeout=15)
+            except AssertionError as e:
+                raise AssertionError(f"{e}: {n.json('GET', '/health')}; probes: "
+                                     f"{n.metric('chorus_dht_probe_latency_seconds_count')}, "
+                                     f"ops: {n.metric('chorus_dht_operations_total')}")
+            self.assertIn("last success (unix ms):", d["message"])
+            self.assertNotIn("never", d["message"])
+            self.assertIn(f"{N - 1} peer(s) in the routing table", d["message"])
+            self.assertEqual(n.metric("chorus_dht_probe_failures_total"), 0)
+            self.assertGreaterEqual(n.metric("chorus_dht_probe_latency_seconds_count"), 1)
+
     def test_2_value_put_on_one_is_got_on_every_other(self):
         for i, putter in enumerate(self.nodes):
             key = f"/chorus/loopback/value-from-{i}"
