@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <thread>
 
@@ -54,6 +55,13 @@ struct FakeP2P {
   std::vector<std::pair<uint64_t, Bytes>> writes;
   std::vector<uint64_t> resets, half_closed;
   chorus_p2p_event_fn event_fn = nullptr;
+  void *event_arg = nullptr;
+  // Outbound streams the plugin opens: the fake accepts them at once and, when the plugin writes its
+  // request, answers with `reply` (nothing when empty), playing a remote peer.
+  std::map<uint64_t, chorus_p2p_stream_handler> outbound;
+  uint64_t next_stream = 1000;
+  Bytes reply;
+  int opens = 0;
   chorus_p2p_host_v1 table{};
 
   static FakeP2P *self(void *s) { return static_cast<FakeP2P *>(s); }
@@ -94,16 +102,44 @@ struct FakeP2P {
       self(s)->accept.erase(proto);
       return CHORUS_OK;
     };
-    table.open_stream = [](void *, const uint8_t *, size_t, const char *const *, size_t, const chorus_p2p_stream_handler *,
-                           uint32_t, chorus_p2p_open_fn, void *, chorus_error *err) {
-      chorus::set_error(err, CHORUS_E_UNAVAILABLE, "the fake dials nobody");
-      return CHORUS_E_UNAVAILABLE;
+    table.open_stream = [](void *s, const uint8_t *peer, size_t peer_len, const char *const *protocols, size_t,
+                           const chorus_p2p_stream_handler *h, uint32_t, chorus_p2p_open_fn fn, void *arg, chorus_error *) {
+      auto *f = self(s);
+      uint64_t id;
+      {
+        std::lock_guard lk(f->mu);
+        id = ++f->next_stream;
+        f->outbound[id] = *h;
+        ++f->opens;
+        f->cv.notify_all();
+      }
+      const std::string text = PeerId::from_bytes(BytesView(peer, peer_len), nullptr)->to_base58();
+      chorus_p2p_stream_info info{};
+      info.struct_size = sizeof info;
+      info.direction = CHORUS_P2P_DIR_OUTBOUND;
+      info.stream = id;
+      info.peer = peer;
+      info.peer_len = peer_len;
+      info.peer_text = text.c_str();
+      info.protocol = protocols[0];
+      info.remote_addr = "/ip4/127.0.0.1/tcp/5555";
+      fn(arg, CHORUS_OK, &info, nullptr);
+      return CHORUS_OK;
     };
     table.write = [](void *s, uint64_t stream, const uint8_t *data, size_t len) {
       auto *f = self(s);
-      std::lock_guard lk(f->mu);
-      f->writes.emplace_back(stream, Bytes(data, data + len));
-      f->cv.notify_all();
+      std::optional<chorus_p2p_stream_handler> remote;
+      Bytes answer;
+      {
+        std::lock_guard lk(f->mu);
+        f->writes.emplace_back(stream, Bytes(data, data + len));
+        f->cv.notify_all();
+        if (auto it = f->outbound.find(stream); it != f->outbound.end() && !f->reply.empty()) {
+          remote = it->second;
+          answer = f->reply;
+        }
+      }
+      if (remote) remote->on_data(remote->arg, stream, answer.data(), answer.size());
       return CHORUS_OK;
     };
     table.close_write = [](void *s, uint64_t stream) {
@@ -115,15 +151,24 @@ struct FakeP2P {
     };
     table.reset = [](void *s, uint64_t stream) {
       auto *f = self(s);
-      std::lock_guard lk(f->mu);
-      f->resets.push_back(stream);
-      f->cv.notify_all();
+      std::optional<chorus_p2p_stream_handler> h;
+      {
+        std::lock_guard lk(f->mu);
+        f->resets.push_back(stream);
+        f->cv.notify_all();
+        if (auto it = f->outbound.find(stream); it != f->outbound.end()) {
+          h = it->second;
+          f->outbound.erase(it);
+        }
+      }
+      if (h) h->on_closed(h->arg, stream, CHORUS_E_CANCELLED, "reset");
       return CHORUS_OK;
     };
     table.set_read_paused = [](void *, uint64_t, int) { return CHORUS_OK; };
-    table.subscribe = [](void *s, chorus_p2p_event_fn fn, void *, uint64_t *out) {
+    table.subscribe = [](void *s, chorus_p2p_event_fn fn, void *arg, uint64_t *out) {
       std::lock_guard lk(self(s)->mu);
       self(s)->event_fn = fn;
+      self(s)->event_arg = arg;
       *out = 1;
       return CHORUS_OK;
     };
@@ -606,6 +651,49 @@ TEST_F(DhtPluginTest, RoleEncryptedStoreAndRetrieve) {
   EXPECT_EQ(all.find(secret), std::string::npos) << all;
   EXPECT_NE(all.find("not_authorised"), std::string::npos) << all;
   EXPECT_NE(all.find("integrity"), std::string::npos) << all;
+}
+
+TEST_F(DhtPluginTest, PeersThatAnswerGarbageOrNothingDoNotStallOperations) {
+  auto p = start(R"({"probe":{"enabled":false},"query_timeout_ms":200,"lookup_deadline_ms":2000})");
+  // A remote server identifies; it answers every request with bytes that are no frame at all.
+  {
+    std::lock_guard lk(p2p_.mu);
+    p2p_.reply = {0x03, 0xff, 0xff, 0xff};
+  }
+  const Key remote_key(9);
+  const PeerId remote = remote_key.id();
+  const std::string text = remote.to_base58();
+  const std::string ident = R"({"protocols":["/ipfs/kad/1.0.0"],"listen_addrs":["/ip4/127.0.0.1/tcp/5555"]})";
+  chorus_p2p_event ev{};
+  ev.struct_size = sizeof ev;
+  ev.type = CHORUS_P2P_EVENT_IDENTIFIED;
+  ev.peer = remote.bytes().data();
+  ev.peer_len = remote.bytes().size();
+  ev.peer_text = text.c_str();
+  ev.addr = "";
+  ev.identify_json = ident.c_str();
+  ASSERT_NE(p2p_.event_fn, nullptr);
+  p2p_.event_fn(p2p_.event_arg, &ev);
+  // The bootstrap lookup asks it, gets garbage, and drops it from the routing table.
+  ASSERT_TRUE(p2p_.wait([&] { return p2p_.opens >= 1 && !p2p_.resets.empty(); }));
+  auto routing = [&] { return nlohmann::json::parse(http_wait("GET", "/api/v1/dht/routing").body); };
+  for (int i = 0; i < 500 && routing()["peers"] != 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(routing()["peers"], 0);
+
+  // Identified again, now silent: a get runs into the per-peer timeout and ends within its deadline.
+  {
+    std::lock_guard lk(p2p_.mu);
+    p2p_.reply.clear();
+  }
+  p2p_.event_fn(p2p_.event_arg, &ev);
+  for (int i = 0; i < 500 && routing()["peers"] != 1; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(routing()["peers"], 1);
+  const auto started = std::chrono::steady_clock::now();
+  auto r = http_wait("GET", "/api/v1/dht/values?key=%2Fchorus%2Fnowhere");
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_LT(took, 1500ms) << "a silent peer costs one query_timeout_ms, not the whole deadline";
+  ASSERT_EQ(p.stop(), CHORUS_OK);
 }
 
 TEST_F(DhtPluginTest, ClientModeDoesNotServe) {
