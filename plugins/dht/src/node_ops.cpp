@@ -262,6 +262,10 @@ void Node::do_get(uint64_t op_id, Bytes key, uint64_t timeout_ms) {
   if (auto cur = store_->get_record(key, wall_ms()); cur && validate_record(key, cur->value, nullptr)) {
     if (auto p = payload_of(key, cur->value)) return complete(op_id, CHORUS_OK, "", *p);
   }
+  // Values found on the network earlier stay in the local cache for cache_ttl_ms.
+  if (auto cached = store_->cache_get(key, wall_ms()); cached && validate_record(key, *cached, s_.max_value_bytes, nullptr)) {
+    if (auto p = payload_of(key, *cached)) return complete(op_id, CHORUS_OK, "", *p);
+  }
   if (table_->size() == 0) return complete(op_id, CHORUS_E_NOT_FOUND, "dht: no value for the key (and no peers to ask)");
   arm_timeout(op_id, timeout_ms, "get_value");
   LookupOptions o;
@@ -276,6 +280,13 @@ void Node::do_get(uint64_t op_id, Bytes key, uint64_t timeout_ms) {
     const Bytes &best = values[select_record(key, values)];
     auto p = payload_of(key, best);
     if (!p) return complete(op_id, CHORUS_E_INTERNAL, "dht: the selected record does not decode");
+    asio::post(store_io_, [this, key, best, ttl = static_cast<int64_t>(s_.cache_ttl_ms)] {
+      try {
+        store_->cache_put(key, best, wall_ms(), ttl);
+      } catch (const std::exception &e) {
+        host_.debug(std::string("dht: cache: ") + e.what());
+      }
+    });
     complete(op_id, CHORUS_OK, "", *p);
   });
 }
