@@ -38,6 +38,7 @@ struct HostContext {
   Config config;
   const std::string config_path;  // the file SIGHUP re-reads ("" = built-in default)
   std::string state_dir;
+  std::string kept_agent_id;  // generated once when agent.id is empty (agent_id.hpp)
   std::string copy_dir;  // private copies of plugin files (hot swap, pinned hashes)
   std::string http_address;
   const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
@@ -47,6 +48,9 @@ struct HostContext {
   std::unique_ptr<HttpServer> http_server;
   MetricsRegistry metrics;
   HostMetricIds metric_ids;
+
+  // agent.id, or the kept id when the configuration leaves it empty. Callers hold config_mu.
+  const std::string &agent_id() const { return config.agent.id.empty() ? kept_agent_id : config.agent.id; }
 
   std::atomic<bool> ready{false};
   std::atomic<bool> stopping{false};

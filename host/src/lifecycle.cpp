@@ -278,14 +278,29 @@ CallResult InstanceLifecycle::reconfigure(const std::shared_ptr<Instance> &inst,
         return vt->reconfigure(handle, config_json.data(), config_json.size(), &res.err);
       },
       host_.config.host.start_timeout_ms);
-  if (r.timed_out) {
-    // The call may still be running inside the plugin; no further lifecycle call may overlap it.
-    inst->phase = Phase::kLeaked;
-    registry_.unpublish(inst);
-    inst->close_callbacks(std::chrono::milliseconds(0));
-    release_resources(*inst);
-    leaked_.push_back(inst);
-  }
+  if (r.timed_out) abandon(inst);
+  return r;
+}
+
+// A lifecycle call did not return in time and may still be running inside the plugin: no further
+// lifecycle call may overlap it, so the instance is withdrawn and kept (never destroyed).
+void InstanceLifecycle::abandon(const std::shared_ptr<Instance> &inst) {
+  inst->phase = Phase::kLeaked;
+  registry_.unpublish(inst);
+  inst->close_callbacks(std::chrono::milliseconds(0));
+  release_resources(*inst);
+  leaked_.push_back(inst);
+}
+
+CallResult InstanceLifecycle::reload(const std::shared_ptr<Instance> &inst) {
+  const chorus_plugin_vtable *vt = inst->image->vtable;
+  CallResult r = caller_.call(
+      [vt, handle = inst->handle](CallResult &) {
+        vt->reload(handle);
+        return CHORUS_OK;
+      },
+      host_.config.host.start_timeout_ms);
+  if (r.timed_out) abandon(inst);
   return r;
 }
 

@@ -78,6 +78,9 @@ class InstanceLifecycle {
   // Calls reconfigure (the plugin must have it). On a timeout the instance is abandoned: withdrawn,
   // its intake closed, marked leaked.
   CallResult reconfigure(const std::shared_ptr<Instance> &inst, const std::string &config_json);
+  // Calls reload (the plugin must have it: CHORUS_HAS), with reconfigure's time limit and the same
+  // handling of a timeout.
+  CallResult reload(const std::shared_ptr<Instance> &inst);
 
   // Hot swap: takes `old` out of service and stops and destroys it once its in-flight requests are
   // done, or when host.swap_drain_timeout_ms passes.
@@ -93,9 +96,9 @@ class InstanceLifecycle {
 
  private:
   void release_resources(Instance &inst);
+  void abandon(const std::shared_ptr<Instance> &inst);
   void release_timers(Instance &inst);
   bool routes_of(Instance &inst);
-  void leak(const std::shared_ptr<Instance> &inst);
   void finish_retire(const std::shared_ptr<Instance> &inst, bool deadline_passed);
 
   HostContext &host_;

@@ -181,10 +181,29 @@ void Reloader::apply_changes() {
     if (file_changed || path_changed || config_changed) {
       apply_change(id, next_entry, file_changed || path_changed);
     } else {
-      std::lock_guard lk(plugins_.mutex());
-      rec.entry = next_entry;  // e.g. `critical` changed
+      {
+        std::lock_guard lk(plugins_.mutex());
+        rec.entry = next_entry;  // e.g. `critical` changed
+      }
+      notify_reload(id);
     }
   }
+}
+
+// A SIGHUP reaches every running plugin, also those whose config did not change: they may read
+// files the config names (an assignment) or the agent facts of host_info, which may have changed.
+void Reloader::notify_reload(const std::string &id) {
+  PluginRecord &rec = plugins_.at(id);
+  if (!rec.instance || !CHORUS_HAS(chorus_plugin_vtable, rec.image->vtable, reload)) return;
+  CallResult r = lifecycle_.reload(rec.instance);
+  if (!r.timed_out) return;
+  error("plugin '" + id + "' reload did not return within " + std::to_string(host_.config.host.start_timeout_ms) +
+        " ms; abandoning the plugin (its code stays loaded)");
+  std::erase(plugins_.started_order(), id);
+  std::lock_guard lk(plugins_.mutex());
+  rec.instance.reset();
+  rec.state = RecordState::kLeaked;
+  rec.message = "reload did not return in time";
 }
 
 // Applies a changed config (or plugin file) to one running plugin: reconfigure when it can, else a

@@ -40,6 +40,7 @@ class Reloader {
 
   // Applying one changed plugin (apply_change picks reconfigure, hot swap or restart).
   bool apply_change(const std::string &id, const PluginEntry &next, bool file_changed);
+  void notify_reload(const std::string &id);
   std::optional<bool> reconfigure(const std::string &id, const PluginEntry &next, const std::string &config_json);
   bool hot_swap(const std::string &id, const PluginEntry &next, const std::shared_ptr<PluginImage> &image,
                 const std::string &config_json);

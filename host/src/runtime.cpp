@@ -11,6 +11,7 @@
 
 #include <boost/asio/signal_set.hpp>
 
+#include "agent_id.hpp"
 #include "executor.hpp"
 #include "host_context.hpp"
 #include "host_routes.hpp"
@@ -83,7 +84,7 @@ struct Runtime::Impl final : HostServices {
   }
   std::string host_info_json(const Instance &inst) override {
     std::lock_guard lk(host.config_mu);  // reload replaces the config on the control thread
-    return json{{"agent_id", host.config.agent.id},         {"role", host.config.agent.role},
+    return json{{"agent_id", host.agent_id()},         {"role", host.config.agent.role},
                 {"cluster_id", host.config.agent.cluster_id}, {"state_dir", host.state_dir},
                 {"host_version", CHORUS_VERSION},            {"plugin_id", inst.plugin_id},
                 {"http_listen", host.http_address}}
@@ -121,6 +122,19 @@ int Runtime::Impl::run() {
     return kExitPluginFailed;
   }
   ::chmod(host.state_dir.c_str(), 0750);
+  if (config.agent.id.empty()) {
+    try {
+      bool generated = false;
+      host.kept_agent_id = load_or_create_agent_id(host.state_dir, &generated);
+      info("agent id '" + host.kept_agent_id + "' (" + (generated ? "generated and kept" : "kept") + " in " +
+           agent_id_path(host.state_dir) + ")");
+    } catch (const std::exception &e) {
+      error(e.what());
+      return kExitPluginFailed;
+    }
+  } else {
+    info("agent id '" + config.agent.id + "' (from the configuration)");
+  }
   host.copy_dir = host.state_dir + "/plugin-copies";
   fs::remove_all(host.copy_dir, ec);  // copies from an earlier run are never loaded again
 

@@ -272,7 +272,7 @@ class Plugins(AgentTestCase):
         by_id = {p["id"]: p for p in json.loads(out)}
         mid = by_id["test.mid"]
         self.assertEqual(mid["version"], "1.0.0")
-        self.assertEqual(mid["abi"], "1.0")
+        self.assertEqual(mid["abi"], "1.1")
         self.assertEqual(mid["provides"], [{"service": "test.mid", "version": "1.2", "swappable": False}])
         self.assertEqual(mid["requires"], [{"service": "test.base", "range": "^1", "optional": False, "late": False}])
         self.assertTrue(mid["path"].endswith("/chorus-test.mid.so"))

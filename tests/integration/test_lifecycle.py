@@ -1,11 +1,12 @@
 """Start/stop order, failures, HTTP routes and health of a running agent."""
 import json
+import os
 import re
 import signal
 import time
 import unittest
 
-from harness import SLOW, AgentTestCase
+from harness import SLOW, Agent, AgentTestCase, config_yaml
 
 
 class Order(AgentTestCase):
@@ -163,7 +164,7 @@ class Http(AgentTestCase):
         self.assertEqual(status, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
         self.assertRegex(text, r'chorus_plugin_up\{plugin="test.base",state="running"\} 1\n')
-        self.assertRegex(text, r'chorus_build_info\{version="\d+\.\d+\.\d+",abi="1\.0"\} 1\n')
+        self.assertRegex(text, r'chorus_build_info\{version="\d+\.\d+\.\d+",abi="1\.1"\} 1\n')
         self.assertRegex(text, r'chorus_http_requests_total\{route="/health/live",code="200"\} 1\n')
         self.assertIn("# TYPE chorus_http_request_duration_seconds histogram", text)
         for line in text.splitlines():
@@ -210,6 +211,59 @@ class Http(AgentTestCase):
         self.assertEqual(record["level"], "info")
         self.assertEqual(record["msg"], "test plugin started")
         self.assertRegex(record["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+class AgentIdentity(AgentTestCase):
+    """An empty agent.id is generated once, kept in the state dir and handed to plugins (host_info)."""
+
+    def host_info_ids(self):
+        return [r[3].split("=", 1)[1] for r in self.ws.records() if r[0] == "host-info"]
+
+    def test_generated_id_is_kept_across_restarts_and_given_to_plugins(self):
+        plugins = {"test.base": {"config": {"record_host_info": True}}}
+        agent = self.start_agent(plugins)
+        first = agent.wait_log(r"agent id '([^']+)' \(generated and kept in (.+)\)")
+        generated, path = first.group(1), first.group(2)
+        self.assertRegex(generated, r"^agent-[0-9a-f]{16}$")
+        self.assertEqual(self.host_info_ids(), [generated])
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        with open(path) as f:
+            self.assertEqual(f.read(), generated + "\n")
+        self.assertEqual(agent.stop(), 0)
+
+        again = self.start_agent(plugins)
+        again.wait_log(r"agent id '%s' \(kept in " % re.escape(generated))
+        self.assertEqual(self.host_info_ids(), [generated, generated])
+
+    def test_two_fresh_state_dirs_give_two_ids(self):
+        plugins = {"test.base": {"config": {"record_host_info": True}}}
+        a = self.start_agent(plugins)
+        id_a = a.wait_log(r"agent id '([^']+)' \(generated").group(1)
+        # A second agent of the same config file but its own state dir.
+        other_state = self.ws.path("state-b")
+        path = self.ws.write("b.yaml", config_yaml(self.ws, plugins, host_extra={"state_dir": other_state}))
+        b = Agent(path)
+        self.agents.append(b)
+        b.wait_ready()
+        id_b = b.wait_log(r"agent id '([^']+)' \(generated").group(1)
+        self.assertNotEqual(id_a, id_b)
+
+    def test_configured_id_wins_and_nothing_is_kept(self):
+        agent = self.start_agent({"test.base": {"config": {"record_host_info": True}}},
+                                 env={"CHORUS_AGENT_ID": "walnut-7"})
+        agent.wait_log(r"agent id 'walnut-7' \(from the configuration\)")
+        self.assertEqual(self.host_info_ids(), ["walnut-7"])
+        self.assertFalse(os.path.exists(os.path.join(self.ws.state, "agent-id")))
+
+    def test_unreadable_kept_id_stops_the_start_with_a_clear_error(self):
+        os.makedirs(self.ws.state, exist_ok=True)
+        self.ws.write("state/agent-id", "not an id!\n")
+        agent = self.start_agent({"test.base": {}}, wait=False)
+        agent.wait_log(r"agent id file '.*agent-id': does not hold a valid agent id")
+        agent.expected_exit = 1
+        self.assertEqual(agent.wait_exit(), 1)
+        with open(self.ws.path("state/agent-id")) as f:
+            self.assertEqual(f.read(), "not an id!\n")  # never replaced silently
 
 
 if __name__ == "__main__":

@@ -90,12 +90,7 @@ class Bootstrap(BehaviourCase):
         self.assertFalse(any(e["type"] == "disconnected" and e["peer"] == a1.peer_id for e in b.events()),
                          b.events())
 
-    # KNOWN BUG (README: assignment_file is "re-read on SIGHUP"): on SIGHUP the host calls a plugin's
-    # reconfigure only when its config section changed (host/src/runtime.cpp, reload), and rewriting the
-    # assignment file does not change the section, so the p2p plugin never re-reads the file. The fix needs a
-    # decision (the host telling plugins of every reload, or the plugin watching the file); until then this
-    # test is an expected failure, and it turns the run red ("unexpected success") once the bug is fixed.
-    @unittest.expectedFailure
+    # The config stays as it is, so the host calls the plugin's reload (not reconfigure) on SIGHUP.
     def test_assignment_file_is_reread_on_sighup(self):
         a1 = self.p2p_agent("a1")
         a2 = self.p2p_agent("a2")

@@ -11,6 +11,7 @@
 //   ignore_route_errors: start succeeds even when a route could not be mounted
 //   post_on_start: post a task and start a one-shot timer, both recording "task" then "task-dtor"
 //   health: "ok" | "degraded" | "unhealthy", health_message
+//   record_host_info: on start, record "host-info <id> <version> agent_id=<the agent id host_info gives>"
 // A variant that provides test.echo serves it; one that requires test.echo mounts GET /<id>/call
 // which calls the bound provider per request (delay from the query, "delay=<ms>").
 #include <fcntl.h>
@@ -215,6 +216,14 @@ chorus_status tp_create(const chorus_host_api *host, chorus_host_ctx *ctx, const
 chorus_status tp_start(void *inst, chorus_error *err) {
   auto *p = static_cast<TestPlugin *>(inst);
   p->record("start");
+  if (p->flag("record_host_info")) {  // what the host tells a plugin about the agent
+    chorus_buf buf{};
+    if (p->host->host_info(p->ctx, &buf) == CHORUS_OK) {
+      const json info = json::parse(buf.data, buf.data + buf.len, nullptr, false);
+      if (buf.release) buf.release(&buf);
+      if (info.is_object()) p->record("host-info", "agent_id=" + info.value("agent_id", std::string()));
+    }
+  }
   if (p->flag("throw_start")) throw std::runtime_error("test plugin threw in start");
   if (p->flag("fail_start")) {
     set_err(err, CHORUS_E_UNAVAILABLE, "fail_start is set");
@@ -328,7 +337,7 @@ constexpr const char *kSchema = R"({
     "health": {"type": "string", "enum": ["ok", "degraded", "unhealthy"]},
     "health_message": {"type": "string"},
     "needs_restart": {"type": "boolean"}, "ignore_route_errors": {"type": "boolean"},
-    "post_on_start": {"type": "boolean"},
+    "post_on_start": {"type": "boolean"}, "record_host_info": {"type": "boolean"},
     "token": {"type": "string", "x-secret": true}
   }
 })";

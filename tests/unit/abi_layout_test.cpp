@@ -212,7 +212,7 @@ PIN_TYPE(chorus_host_api, status_str, const char *(*)(chorus_status));
 PIN_TYPE(chorus_host_api, reserved, const void *[8]);
 
 // ---- chorus_plugin_vtable ----
-PIN_STRUCT(chorus_plugin_vtable, 64, 8);
+PIN_STRUCT(chorus_plugin_vtable, 72, 8);
 PIN(chorus_plugin_vtable, struct_size, 0, 4);
 PIN(chorus_plugin_vtable, reserved, 4, 4);
 PIN(chorus_plugin_vtable, create, 8, 8);
@@ -222,6 +222,7 @@ PIN(chorus_plugin_vtable, stop, 32, 8);
 PIN(chorus_plugin_vtable, destroy, 40, 8);
 PIN(chorus_plugin_vtable, reconfigure, 48, 8);
 PIN(chorus_plugin_vtable, drain, 56, 8);
+PIN(chorus_plugin_vtable, reload, 64, 8);  // ABI 1.1
 PIN_TYPE(chorus_plugin_vtable, struct_size, uint32_t);
 PIN_TYPE(chorus_plugin_vtable, reserved, uint32_t);
 PIN_TYPE(chorus_plugin_vtable, create,
@@ -233,6 +234,7 @@ PIN_TYPE(chorus_plugin_vtable, stop, chorus_status (*)(void *, uint64_t, chorus_
 PIN_TYPE(chorus_plugin_vtable, destroy, void (*)(void *));
 PIN_TYPE(chorus_plugin_vtable, reconfigure, chorus_status (*)(void *, const char *, size_t, chorus_error *));
 PIN_TYPE(chorus_plugin_vtable, drain, void (*)(void *));
+PIN_TYPE(chorus_plugin_vtable, reload, void (*)(void *));
 
 // ---- chorus_plugin_descriptor ----
 PIN_STRUCT(chorus_plugin_descriptor, 144, 8);
@@ -691,7 +693,7 @@ PIN_TYPE(chorus_dht_v1, routing_json, chorus_status (*)(void *, chorus_buf *, ch
 
 // ---- constants (all platforms) ----
 static_assert(CHORUS_ABI_MAJOR == 1);
-static_assert(CHORUS_ABI_MINOR == 0);
+static_assert(CHORUS_ABI_MINOR == 1);
 static_assert(CHORUS_OK == 0);
 static_assert(CHORUS_E_INVALID_ARG == -1);
 static_assert(CHORUS_E_NOT_FOUND == -2);

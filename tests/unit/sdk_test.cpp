@@ -116,6 +116,7 @@ class EchoPlugin final : public chorus::Plugin {
   }
   void reconfigure(std::string_view config_json) override { apply(config_json); }
   void drain() override { host_.report_health(chorus::Health::degraded, "draining"); }
+  void reload() override { host_.report_health(chorus::Health::ok, "reloaded"); }
   chorus::ServiceTable service(std::string_view name, uint16_t major) override {
     if (name == "sdk.echo" && major == 1) return {&table_, this};
     return Plugin::service(name, major);
@@ -518,6 +519,14 @@ TEST(SdkLifecycle, Drain) {
   p.drain();
   EXPECT_EQ(host.health().state, CHORUS_HEALTH_DEGRADED);
   EXPECT_EQ(host.health_history().size(), 2u);
+}
+
+TEST(SdkLifecycle, ReloadReachesThePlugin) {
+  FakeHost host;
+  auto p = load(kEchoDescriptor, host, "{}");
+  ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
+  p.reload();
+  EXPECT_EQ(host.health().message, "reloaded");
 }
 
 TEST(SdkLifecycle, EntryPointThatRefusesTheHost) {

@@ -42,7 +42,7 @@
 #include <stdint.h>
 
 #define CHORUS_ABI_MAJOR 1
-#define CHORUS_ABI_MINOR 0
+#define CHORUS_ABI_MINOR 1 /* 1.1: chorus_plugin_vtable.reload */
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CHORUS_EXPORT __attribute__((visibility("default")))
@@ -323,6 +323,11 @@ typedef struct chorus_plugin_vtable {
                                chorus_error *err);
   /* Optional. Hint before a hot swap retires this instance: no new work will arrive. */
   void (*drain)(void *instance);
+  /* Optional (ABI 1.1; check with CHORUS_HAS). The agent reloaded (SIGHUP) and this instance's
+   * config did not change, so reconfigure is not called: re-read what lives outside the config -
+   * files the config names, the agent facts of host_info (role, assignment). Called on the control
+   * thread once the new configuration is in place, within the reconfigure time limit. */
+  void (*reload)(void *instance);
 } chorus_plugin_vtable;
 
 typedef struct chorus_plugin_descriptor {

@@ -36,8 +36,8 @@
 //   CHORUS_PLUGIN(Hello, .id = "acme.hello", .version = "1.0.0", .description = "Says hello");
 //
 // Lifecycle (all on the host's control thread): constructor (= create) -> start() ->
-// service() for each provided service -> ... -> stop(budget) -> destructor (= destroy). reconfigure()
-// and drain() are optional. If the constructor throws, nothing else is called; if start() throws,
+// service() for each provided service -> ... -> stop(budget) -> destructor (= destroy). reconfigure(),
+// reload() and drain() are optional. If the constructor throws, nothing else is called; if start() throws,
 // stop() is not called but the destructor is.
 //
 // Rules this header follows so that it is safe in a plugin that may be unloaded: no function-local
@@ -956,6 +956,9 @@ class Plugin {
   virtual void reconfigure(std::string_view /*config_json*/) { throw NeedsRestart(); }
   // Hint before a hot swap retires this instance: no new work will arrive.
   virtual void drain() {}
+  // The agent reloaded (SIGHUP) and this plugin's config did not change (else reconfigure runs):
+  // re-read what lives outside the config, e.g. files it names or host_info's agent facts.
+  virtual void reload() {}
   // The table for a service listed in `provides` (called after start).
   virtual ServiceTable service(std::string_view name, uint16_t major) {
     // (no std::to_string: libstdc++'s carries a GNU_UNIQUE static into default-visibility builds)
@@ -1200,6 +1203,15 @@ inline void drain(void *inst) noexcept {
   }
 }
 
+inline void reload(void *inst) noexcept {
+  Instance *i = instance(inst);
+  try {
+    i->plugin->reload();
+  } catch (...) {
+    log_current_exception(i->host.api(), i->host.ctx(), "reload");
+  }
+}
+
 template <class C>
 constexpr chorus_plugin_vtable make_vtable() noexcept {
   static_assert(std::is_base_of_v<Plugin, C>, "CHORUS_PLUGIN: the class must derive from chorus::Plugin");
@@ -1214,6 +1226,7 @@ constexpr chorus_plugin_vtable make_vtable() noexcept {
   v.destroy = &destroy;
   v.reconfigure = &reconfigure;
   v.drain = &drain;
+  v.reload = &reload;
   return v;
 }
 

@@ -172,10 +172,13 @@ std::string Engine::op_notes(const Operation &op) const {
 
 void Engine::queue_event(const Operation &op, bool with_data) {
   auto it = pending_index_.find(op.id);
-  const bool coalesce = it != pending_index_.end() && !pending_[it->second].terminal;
-  // The start claim's data survives coalescing with later updates of the same operation.
+  // The latest state of an operation replaces an earlier queued update, but never its start claim
+  // (observers must see that it started, and with what data) nor a terminal one.
+  const bool coalesce =
+      it != pending_index_.end() && !pending_[it->second].terminal && !pending_[it->second].start;
   if (coalesce && pending_[it->second].has_data) with_data = true;
   Pending p;
+  p.start = with_data;  // only start_op queues with its data
   p.op_id = op.id;
   const int64_t passed = std::max<int64_t>(0, current_beat_ - op.start_beat);
   switch (op.phase) {
@@ -205,7 +208,6 @@ void Engine::queue_event(const Operation &op, bool with_data) {
   if (p.has_data) md += ",\"data\":" + op.data;
   p.metadata = std::move(md);
   if (coalesce) {
-    // Coalesce: the latest state of an operation replaces an earlier, non-terminal one.
     pending_[it->second] = std::move(p);
     return;
   }
@@ -347,6 +349,12 @@ void Engine::on_beat(const BeatFrame &f, BeatSource src, uint64_t mono_ms, uint6
     case BeatSource::local: ++stats_.beats_local; break;
     case BeatSource::pulse: ++stats_.beats_pulse; break;
   }
+  {
+    char tempo[32];
+    std::snprintf(tempo, sizeof tempo, "%g", f.tempo_bpm);
+    beat_log_.push_back("BACKBEAT beat received - beat=" + std::to_string(f.beat_index) + " phase=" +
+                        phase_name(f.phase) + " tempo=" + tempo + " window=" + f.window_id);
+  }
   // Events queued since the last flush go first, so a receiver sees every operation's claims in order.
   flush_events(unix_ms, out);
   out->reserve(out->size() + active_ + 1);
@@ -393,6 +401,8 @@ void Engine::on_beat(const BeatFrame &f, BeatSource src, uint64_t mono_ms, uint6
     errors_since_health_ = false;
   }
   if (f.downbeat) {
+    beat_log_.push_back("BACKBEAT downbeat - new bar started - beat=" + std::to_string(f.beat_index) +
+                        " window=" + f.window_id);
     for (auto it = ops_.begin(); it != ops_.end();) {
       if (it->second.finished) {
         it = ops_.erase(it);
@@ -401,7 +411,18 @@ void Engine::on_beat(const BeatFrame &f, BeatSource src, uint64_t mono_ms, uint6
         ++it;
       }
     }
+    beat_log_.push_back("BACKBEAT operations cleanup check - active: " + std::to_string(active_));
   }
+  // Bounded: a caller that never takes the lines keeps only the newest.
+  constexpr size_t kBeatLogMax = 64;
+  if (beat_log_.size() > kBeatLogMax)
+    beat_log_.erase(beat_log_.begin(), beat_log_.begin() + static_cast<std::ptrdiff_t>(beat_log_.size() - kBeatLogMax));
+}
+
+std::vector<std::string> Engine::take_beat_log() {
+  std::vector<std::string> lines;
+  lines.swap(beat_log_);
+  return lines;
 }
 
 BeatFrame Engine::make_frame(int64_t index, uint64_t unix_ms) {

@@ -103,7 +103,8 @@ class Engine {
   std::string complete_op(std::string_view id, uint32_t peer_count);
   std::string fail_op(std::string_view id, std::string_view reason);
   bool has_pending_events() const noexcept { return !pending_.empty(); }
-  // Moves the queued event claims (coalesced: the latest state per operation) to *out.
+  // Moves the queued event claims to *out: each operation's start claim, then its latest state
+  // (later updates replace earlier ones, never the start claim or a terminal one).
   void flush_events(uint64_t unix_ms, std::vector<Outgoing> *out);
 
   // ---- beats ----
@@ -130,6 +131,10 @@ class Engine {
   double tempo() const noexcept { return tempo_; }
   const TempoJump &last_tempo_jump() const noexcept { return last_jump_; }
 
+  // The seed's beat, downbeat and cleanup lines for the beats processed since the last call (the
+  // plugin logs them at debug level, outside the engine's lock).
+  std::vector<std::string> take_beat_log();
+
   // ---- introspection ----
   EngineSnapshot snapshot() const;
   const EngineStats &stats() const noexcept { return stats_; }
@@ -151,7 +156,9 @@ class Engine {
     std::string metadata;
     bool terminal;
     bool has_data;
+    bool start;  // the operation's start claim: kept as it is, later states queue after it
   };
+  std::vector<std::string> beat_log_;
   Operation *find_active(std::string_view id);
   void queue_event(const Operation &op, bool with_data);
   std::string op_notes(const Operation &op) const;

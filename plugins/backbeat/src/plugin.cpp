@@ -4,8 +4,10 @@
 #include <chorus/plugin.hpp>
 #include <chorus/services/backbeat_v1.h>
 #include <chorus/services/election_v1.h>
+#include <chorus/services/p2p_host_v1.h>
 #include <sodium.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +15,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -27,14 +30,15 @@ using json = nlohmann::json;
 // The JSON Schema of plugins.backbeat.config: the one declaration of the plugin's keys, their types,
 // ranges and defaults (CHORUS's: docs/protocols.md, BACKBEAT over NATS). The host applies it, so
 // parse_settings reads a complete config.
-// agent_id has no default here: it is "chorus-<the host's agent id>". Environment variables override
-// cluster_id, agent_id, nats_url and enabled (defaults < file < environment).
+// agent_id has no default here: it is "chorus-<the host's agent id>". cluster_id "" is the agent's own
+// cluster (agent.cluster_id), or CHORUS's "chorus-production" when the agent has none. Environment
+// variables override cluster_id, agent_id, nats_url and enabled (defaults < file < environment).
 constexpr const char *kConfigSchema = R"({
   "type": "object",
   "additionalProperties": false,
   "properties": {
     "enabled": {"type": "boolean", "default": true},
-    "cluster_id": {"type": "string", "minLength": 1, "maxLength": 64, "default": "chorus-production"},
+    "cluster_id": {"type": "string", "maxLength": 64, "default": ""},
     "agent_id": {"type": "string", "minLength": 1, "maxLength": 128},
     "nats_url": {"type": "string", "minLength": 1, "default": "nats://backbeat-nats:4222"},
     "subject_prefix": {"type": "string", "minLength": 1, "maxLength": 64, "default": "backbeat"},
@@ -91,6 +95,16 @@ bool valid_subject_token(std::string_view s) {
   return s.front() != '.' && s.back() != '.' && s.find("..") == std::string_view::npos;
 }
 
+// The spellings of a boolean environment variable that deployments use: true/false, 1/0, yes/no and
+// on/off, in any case. Anything else is an error rather than a guess.
+std::optional<bool> parse_env_bool(std::string_view v) {
+  std::string lower(v);
+  for (char &c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "true" || lower == "1" || lower == "yes" || lower == "on") return true;
+  if (lower == "false" || lower == "0" || lower == "no" || lower == "off") return false;
+  return std::nullopt;
+}
+
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
   size_t i = 0;
@@ -140,15 +154,18 @@ Settings parse_settings(std::string_view config_json, const json &host_info) {
 
   // Environment (CHORUS names; docs/contract.md, Environment names).
   if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_ENABLED")) {
-    const std::string e(v);
-    if (e == "true" || e == "1") s.enabled = true;
-    else if (e == "false" || e == "0") s.enabled = false;
-    else config_error("CHORUS_BACKBEAT_ENABLED: expected true or false, got '" + e + "'");
+    if (auto b = parse_env_bool(v)) s.enabled = *b;
+    else config_error(std::string("CHORUS_BACKBEAT_ENABLED: expected true/false (also 1/0, yes/no, on/off, any case), got '") +
+                      v + "'");
   }
   if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_CLUSTER_ID")) s.cluster_id = v;
   if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_AGENT_ID")) s.agent_id = v;
   if (const char *v = getenv_nonempty("CHORUS_BACKBEAT_NATS_URL")) s.nats_url = v;
 
+  if (s.cluster_id.empty()) {
+    s.cluster_id = host_info.is_object() ? host_info.value("cluster_id", std::string()) : std::string();
+    if (s.cluster_id.empty()) s.cluster_id = "chorus-production";
+  }
   if (s.agent_id.empty()) {
     std::string host_agent = host_info.is_object() ? host_info.value("agent_id", std::string()) : std::string();
     s.agent_id = sanitize_agent_id("chorus-" + (host_agent.empty() ? std::string("agent") : host_agent));
@@ -249,6 +266,10 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
       host_.report_health(chorus::Health::ok, "disabled");
       started_ = true;
       return;
+    }
+    if (std::string peer = local_peer_id(); !peer.empty()) {
+      std::lock_guard lk(mu_);
+      node_id_ = std::move(peer);
     }
     const uint64_t mono = host_.now_ms();
     EngineConfig ec;
@@ -454,10 +475,15 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     std::unique_lock lk(mu_);
     if (stopping_ || !engine_) return;
     f(*engine_, out);
-    if (out.empty()) return;
-    std::unique_lock plk(pub_mu_);
-    lk.unlock();
-    transport_->publish(std::move(out));
+    std::vector<std::string> beat_lines = engine_->take_beat_log();
+    if (!out.empty()) {
+      std::unique_lock plk(pub_mu_);
+      lk.unlock();
+      transport_->publish(std::move(out));
+    } else {
+      lk.unlock();
+    }
+    for (const std::string &line : beat_lines) host_.debug(line);
   }
 
   void on_tick() {
@@ -475,6 +501,18 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     } catch (const chorus::Error &e) {
       host_.warn(std::string("pulse timer: ") + e.what());
     }
+  }
+
+  // The libp2p peer id when a p2p host runs beside us (CHORUS's node id), else "".
+  std::string local_peer_id() const {
+    chorus::ErrorBuffer err;
+    auto ref = host_.try_acquire<chorus_p2p_host_v1>(CHORUS_P2P_HOST_SERVICE, "^1", &err);
+    if (!ref) return {};
+    char text[128];
+    size_t len = 0;
+    if (ref.call<&chorus_p2p_host_v1::local_peer_id>(nullptr, 0, nullptr, text, sizeof text, &len) != CHORUS_OK)
+      return {};
+    return std::string(text, len);
   }
 
   bool may_pulse() const {
@@ -518,10 +556,12 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     ++pulse_index_;
     pulse_due_ += engine_->period_ms();  // the beat just made lasts a period of its own tempo
     arm_pulse_locked();
+    std::vector<std::string> beat_lines = engine_->take_beat_log();
     std::unique_lock plk(pub_mu_);
     lk.unlock();
     transport_->publish(std::move(out));
     plk.unlock();
+    for (const std::string &line : beat_lines) host_.debug(line);
     if (admin) beat_cost_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
 
@@ -603,7 +643,7 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
     json h;
     std::lock_guard lk(mu_);
     h["enabled"] = s_.enabled;
-    h["started"] = started_ && !stopping_;
+    h["started"] = s_.enabled && started_ && !stopping_;  // a disabled integration never started
     h["node_id"] = node_id_;
     h["cluster_id"] = s_.cluster_id;
     h["agent_id"] = s_.agent_id;
@@ -798,7 +838,7 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
       {
         std::lock_guard lk(me->mu_);
         s.enabled = me->s_.enabled;
-        s.started = me->started_ && !me->stopping_;
+        s.started = me->s_.enabled && me->started_ && !me->stopping_;
         s.current_tempo_bpm = me->s_.tempo_bpm;
         if (me->engine_) {
           const EngineSnapshot es = me->engine_->snapshot();
@@ -856,7 +896,8 @@ class BackbeatPlugin final : public chorus::Plugin, public TransportListener {
 };
 
 constexpr chorus_provide kProvides[] = {chorus::provide(CHORUS_BACKBEAT_SERVICE, 1, 0)};
-constexpr chorus_require kRequires[] = {chorus::require(CHORUS_ELECTION_SERVICE, "^1", CHORUS_REQUIRE_OPTIONAL)};
+constexpr chorus_require kRequires[] = {chorus::require(CHORUS_ELECTION_SERVICE, "^1", CHORUS_REQUIRE_OPTIONAL),
+                                        chorus::require(CHORUS_P2P_HOST_SERVICE, "^1", CHORUS_REQUIRE_OPTIONAL)};
 
 }  // namespace chorus::backbeat
 

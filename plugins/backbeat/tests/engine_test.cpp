@@ -95,18 +95,26 @@ TEST(EngineOps, EventClaimsAreBatchedAndCoalesced) {
   std::vector<Outgoing> out;
   e.flush_events(kUnix, &out);
   auto claims = parse_all(out);
-  ASSERT_EQ(claims.size(), 2u);  // one per operation: the latest state
+  // Per operation: its start claim, never merged away, then its latest state (the two updates of
+  // "a" coalesce into the newer one).
+  ASSERT_EQ(claims.size(), 4u);
   EXPECT_EQ(claims[0]["task_id"], "a");
   EXPECT_EQ(claims[0]["state"], "executing");
-  EXPECT_EQ(claims[0]["beats_left"], 5);
-  EXPECT_EQ(claims[0]["metadata"]["phase"], "negotiating");
-  EXPECT_EQ(claims[0]["metadata"]["peers"], 3);
+  EXPECT_EQ(claims[0]["metadata"]["phase"], "started");
   EXPECT_EQ(claims[0]["metadata"]["data"]["candidates"], 3);
-  EXPECT_EQ(claims[0]["notes"], "P2P election: negotiating (peers: 3, node: node-1)");
-  EXPECT_EQ(claims[1]["task_id"], "b");
-  EXPECT_EQ(claims[1]["state"], "completed");
-  EXPECT_EQ(claims[1]["progress"], 1.0);
-  EXPECT_EQ(claims[1]["beats_left"], 0);
+  EXPECT_EQ(claims[1]["task_id"], "a");
+  EXPECT_EQ(claims[1]["state"], "executing");
+  EXPECT_EQ(claims[1]["beats_left"], 5);
+  EXPECT_EQ(claims[1]["metadata"]["phase"], "negotiating");
+  EXPECT_EQ(claims[1]["metadata"]["peers"], 3);
+  EXPECT_FALSE(claims[1]["metadata"].contains("data"));
+  EXPECT_EQ(claims[1]["notes"], "P2P election: negotiating (peers: 3, node: node-1)");
+  EXPECT_EQ(claims[2]["task_id"], "b");
+  EXPECT_EQ(claims[2]["metadata"]["phase"], "started");
+  EXPECT_EQ(claims[3]["task_id"], "b");
+  EXPECT_EQ(claims[3]["state"], "completed");
+  EXPECT_EQ(claims[3]["progress"], 1.0);
+  EXPECT_EQ(claims[3]["beats_left"], 0);
   EXPECT_FALSE(e.has_pending_events());
 }
 
@@ -118,11 +126,30 @@ TEST(EngineOps, RestartAfterFinishKeepsTheTerminalClaim) {
   std::vector<Outgoing> out;
   e.flush_events(kUnix, &out);
   auto claims = parse_all(out);
-  ASSERT_EQ(claims.size(), 2u);
-  EXPECT_EQ(claims[0]["state"], "failed");
-  EXPECT_EQ(claims[0]["progress"], 0.0);
-  EXPECT_EQ(claims[0]["notes"], "P2P operation failed: quorum not reached (type: election)");
-  EXPECT_EQ(claims[1]["state"], "executing");
+  ASSERT_EQ(claims.size(), 3u);  // start, failed, the second start
+  EXPECT_EQ(claims[0]["state"], "executing");
+  EXPECT_EQ(claims[0]["metadata"]["phase"], "started");
+  EXPECT_EQ(claims[1]["state"], "failed");
+  EXPECT_EQ(claims[1]["progress"], 0.0);
+  EXPECT_EQ(claims[1]["notes"], "P2P operation failed: quorum not reached (type: election)");
+  EXPECT_EQ(claims[2]["state"], "executing");
+}
+
+TEST(EngineBeats, LogsTheSeedsBeatDownbeatAndCleanupLines) {
+  Engine e(cfg(), 0, kUnix);
+  std::vector<Outgoing> out;
+  e.start_op("done", "dht_store", 2, "", kUnix);
+  e.complete_op("done", 1);
+  ASSERT_EQ(e.on_frame(frame(100), 0, kUnix, &out), FrameVerdict::processed);  // 100 % 4 == 0: a downbeat
+  const auto lines = e.take_beat_log();
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].rfind("BACKBEAT beat received - beat=100 phase=", 0), 0u) << lines[0];
+  EXPECT_NE(lines[0].find(" window="), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[1].rfind("BACKBEAT downbeat - new bar started - beat=100 window=", 0), 0u) << lines[1];
+  EXPECT_EQ(lines[2], "BACKBEAT operations cleanup check - active: 0");
+  EXPECT_TRUE(e.take_beat_log().empty());  // taken once
+  ASSERT_EQ(e.on_frame(frame(101), 0, kUnix, &out), FrameVerdict::processed);
+  EXPECT_EQ(e.take_beat_log().size(), 1u);  // not a downbeat: the beat line only
 }
 
 TEST(EngineBeats, ClaimPerActiveOperationEveryBeatWithBudgetMath) {

@@ -4,6 +4,9 @@
 
 #include <chorus/services/backbeat_v1.h>
 #include <chorus/services/election_v1.h>
+#include <chorus/services/p2p_host_v1.h>
+
+#include <cstring>
 #include <chorus/testing/fake_host.hpp>
 #include <cstddef>
 #include <cstdlib>
@@ -101,8 +104,9 @@ TEST_F(Fixture, StartsProvidesServiceAndUsesSeedDefaults) {
   ASSERT_NE(transport, nullptr);
   EXPECT_TRUE(transport->started);
   EXPECT_EQ(transport->cfg.url, "nats://backbeat-nats:4222");
-  EXPECT_EQ(transport->cfg.beat_subject, "backbeat.beat.chorus-production");
-  EXPECT_EQ(transport->cfg.status_subject, "backbeat.status.chorus-production.chorus-agent-7");
+  // No cluster_id of its own: the agent's (host_info), as the docs say.
+  EXPECT_EQ(transport->cfg.beat_subject, "backbeat.beat.chorus-dev");
+  EXPECT_EQ(transport->cfg.status_subject, "backbeat.status.chorus-dev.chorus-agent-7");
   json h = health();
   for (const char *k : {"enabled", "started", "connected", "current_beat", "current_tempo", "measured_bpm",
                         "tempo_drift", "reconnect_count", "active_operations", "local_degradation", "errors", "node_id"})
@@ -123,6 +127,54 @@ TEST_F(Fixture, EnvironmentOverridesConfig) {
   ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
   EXPECT_EQ(transport->cfg.url, "nats://127.0.0.1:4999");
   EXPECT_EQ(transport->cfg.status_subject, "backbeat.status.env-cluster.env-agent");
+}
+
+TEST_F(Fixture, ClusterIsThePluginsOwnThenTheAgentsThenCHORUSDefault) {
+  {
+    auto p = load(R"({"cluster_id":"own"})");
+    ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
+    EXPECT_EQ(transport->cfg.beat_subject, "backbeat.beat.own");
+  }
+  host.set_host_info(R"({"agent_id":"agent-7","role":"","cluster_id":"","state_dir":"/tmp",)"
+                     R"("host_version":"0.1.0","plugin_id":"backbeat","http_listen":""})");
+  auto p = load("{}");
+  ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
+  EXPECT_EQ(transport->cfg.beat_subject, "backbeat.beat.chorus-production");
+}
+
+// The libp2p peer id is the node id when a p2p host runs beside backbeat (CHORUS's node id).
+TEST_F(Fixture, NodeIdIsThePeerIdWhenAP2pHostRuns) {
+  chorus_p2p_host_v1 p2p{};
+  p2p.struct_size = sizeof p2p;
+  p2p.local_peer_id = [](void *, uint8_t *, size_t, size_t *, char *text, size_t cap, size_t *len) -> chorus_status {
+    const char id[] = "12D3KooWFakePeer";
+    if (text == nullptr || cap < sizeof id) return CHORUS_E_INVALID_ARG;
+    std::memcpy(text, id, sizeof id);
+    if (len != nullptr) *len = sizeof id - 1;
+    return CHORUS_OK;
+  };
+  host.provide(CHORUS_P2P_HOST_SERVICE, 1, 0, &p2p, nullptr, "p2p");
+  auto p = load();
+  ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
+  EXPECT_EQ(health()["node_id"], "12D3KooWFakePeer");
+  EXPECT_EQ(p.stop(), CHORUS_OK);
+}
+
+TEST_F(Fixture, EnabledAcceptsTheUsualSpellings) {
+  for (const char *on : {"true", "TRUE", "True", "1", "yes", "YES", "on"}) {
+    setenv("CHORUS_BACKBEAT_ENABLED", on, 1);
+    FakeHost h;
+    auto p = chorus::testing::load(&chorus_plugin_entry_v1, h, R"({"enabled":false})");
+    ASSERT_EQ(p.status(), CHORUS_OK) << on << ": " << p.message();
+    EXPECT_FALSE(h.has_log("BACKBEAT integration is disabled", CHORUS_LOG_WARN)) << on;
+  }
+  for (const char *off : {"false", "FALSE", "0", "no", "Off"}) {
+    setenv("CHORUS_BACKBEAT_ENABLED", off, 1);
+    FakeHost h;
+    auto p = chorus::testing::load(&chorus_plugin_entry_v1, h, "{}");
+    ASSERT_EQ(p.status(), CHORUS_OK) << off << ": " << p.message();
+    EXPECT_TRUE(h.has_log("BACKBEAT integration is disabled", CHORUS_LOG_WARN)) << off;
+  }
 }
 
 TEST_F(Fixture, ConfigErrorsNameTheKey) {
@@ -170,10 +222,12 @@ TEST_F(Fixture, DisabledDegradesGracefully) {
   EXPECT_EQ(ran, 1);
   json h = health();
   EXPECT_EQ(h["enabled"], false);
+  EXPECT_EQ(h["started"], false);  // a disabled integration is not reported as started
   chorus_backbeat_status st{};
   st.struct_size = sizeof st;
   EXPECT_EQ(table->get_status(self, &st), CHORUS_OK);
   EXPECT_EQ(st.enabled, 0);
+  EXPECT_EQ(st.started, 0);
   EXPECT_EQ(host.health().state, CHORUS_HEALTH_OK);
 }
 

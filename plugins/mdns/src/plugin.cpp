@@ -461,12 +461,16 @@ class Core : public std::enable_shared_from_this<Core> {
     }
   }
 
+  // The BACKBEAT guideline gives peer discovery 2-5 beats (docs/protocols.md, BACKBEAT operations);
+  // a dial that has not finished within the upper bound is reported as over budget.
+  static constexpr uint32_t kDialBudgetBeats = 5;
+
   void start_operation(const std::string &op) {
     if (!bb_) return;
     chorus::ErrorBuffer err;
     const std::string type = CHORUS_BACKBEAT_OP_PEER_DISCOVERY;
-    if (bb_.table()->start_operation(bb_.self(), op.data(), op.size(), type.data(), type.size(), 10, nullptr, 0,
-                                     err.get()) == CHORUS_OK)
+    if (bb_.table()->start_operation(bb_.self(), op.data(), op.size(), type.data(), type.size(), kDialBudgetBeats,
+                                     nullptr, 0, err.get()) == CHORUS_OK)
       bb_.table()->update_phase(bb_.self(), op.data(), op.size(), CHORUS_BACKBEAT_PHASE_CONNECTING,
                                 static_cast<uint32_t>(table_size()), nullptr);
   }

@@ -71,6 +71,12 @@ class BackbeatTracking(unittest.TestCase):
         c = claim.json()
         self.assertIn("peer_discovery", c.get("notes", ""), c)
         self.assertEqual((c["progress"], c["beats_left"]), (1.0, 0))
+        # Its start claim carries the budget of the BACKBEAT guideline for peer discovery (2-5 beats).
+        start = nats.wait_msg(lambda m: m.subject == "backbeat.status.mdnstest.mdns-a" and
+                              m.json().get("task_id") == c["task_id"] and
+                              m.json().get("metadata", {}).get("phase") == "started",
+                              timeout=30, what="the peer_discovery start claim")
+        self.assertEqual(start.json()["beats_left"], 5, start.json())
 
 
 if __name__ == "__main__":

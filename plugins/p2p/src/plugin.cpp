@@ -50,6 +50,7 @@ class P2PPlugin final : public chorus::Plugin {
   P2PPlugin(chorus::Host &host, std::string_view config_json) : host_(host), log_(host) {
     if (sodium_init() < 0) throw chorus::Error(CHORUS_E_INTERNAL, "libsodium failed to initialise");
     settings_ = read_settings(config_json);
+    config_json_ = config_json;
 
     connections_ = host_.gauge("chorus_p2p_connections", "Open libp2p connections, by direction", {"direction"});
     streams_ = host_.gauge("chorus_p2p_streams", "Open streams (all connections)");
@@ -112,11 +113,22 @@ class P2PPlugin final : public chorus::Plugin {
         !(next.limits == settings_.limits))
       throw chorus::NeedsRestart();
     // Only the bootstrap list changed (config, or a re-read assignment file): dial the new peers.
-    settings_.bootstrap_peers = next.bootstrap_peers;
-    settings_.bootstrap_source = next.bootstrap_source;
-    if (!node_) return;
-    for (const auto &addr : next.bootstrap_peers)
-      node_->connect(addr, 0, [](void *, chorus_status, const char *, const chorus_error *) {}, nullptr, nullptr);
+    config_json_ = config_json;
+    dial_bootstrap(next);
+  }
+
+  // SIGHUP with this plugin's config unchanged: the assignment file it names may have changed.
+  void reload() override {
+    if (settings_.assignment_file.empty()) return;
+    Settings next;
+    try {
+      next = read_settings(config_json_);
+    } catch (const std::exception &e) {
+      host_.warn(std::string("reload: keeping the bootstrap peers in use: ") + e.what());
+      return;
+    }
+    if (next.bootstrap_peers == settings_.bootstrap_peers) return;
+    dial_bootstrap(next);
   }
 
   chorus::ServiceTable service(std::string_view name, uint16_t major) override {
@@ -126,6 +138,16 @@ class P2PPlugin final : public chorus::Plugin {
 
  private:
   // The config section plus the environment, with the host's state dir for the default key file.
+  void dial_bootstrap(const Settings &next) {
+    settings_.bootstrap_peers = next.bootstrap_peers;
+    settings_.bootstrap_source = next.bootstrap_source;
+    if (!node_) return;
+    host_.info("dialing " + std::to_string(next.bootstrap_peers.size()) + " bootstrap peer(s) (from " +
+               next.bootstrap_source + ")");
+    for (const auto &addr : next.bootstrap_peers)
+      node_->connect(addr, 0, [](void *, chorus_status, const char *, const chorus_error *) {}, nullptr, nullptr);
+  }
+
   Settings read_settings(std::string_view config_json) const {
     json info = json::parse(host_.host_info(), nullptr, false);
     const std::string state_dir = info.is_object() ? info.value("state_dir", std::string()) : std::string();
@@ -183,6 +205,7 @@ class P2PPlugin final : public chorus::Plugin {
   chorus::Host &host_;
   HostLog log_;
   Settings settings_;
+  std::string config_json_;  // the config in use, for reload()
   std::unique_ptr<Node> node_;
   chorus_p2p_host_v1 table_{};
   uint64_t metrics_timer_ = 0;

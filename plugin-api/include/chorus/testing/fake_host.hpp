@@ -1146,6 +1146,10 @@ class PluginHandle {
   void drain() {
     if (state_ == State::running && CHORUS_HAS(chorus_plugin_vtable, d_->vtable, drain)) d_->vtable->drain(inst_);
   }
+  // What the host does on SIGHUP for a plugin whose config did not change.
+  void reload() {
+    if (state_ == State::running && CHORUS_HAS(chorus_plugin_vtable, d_->vtable, reload)) d_->vtable->reload(inst_);
+  }
   chorus_status get_service(std::string_view name, uint16_t major, chorus::ServiceTable *out) {
     if (state_ != State::running || out == nullptr) return CHORUS_E_INVALID_ARG;
     reset_error();
