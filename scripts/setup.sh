@@ -27,6 +27,7 @@ packages=(build-essential cmake ninja-build pkg-config python3
 if [ "$mode" = test ]; then
   packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev nats-server
     iproute2 debhelper lintian debootstrap systemd curl
+    age  # the age CLI: the dht tests check it reads our files and we read its files
     golang-go golang-github-flynn-noise-dev golang-github-hashicorp-yamux-dev)  # the Go interop peer
   # The js-libp2p interop peer runs on Node. Debian 12's own nodejs is 18, older than the pinned
   # packages need (checked below); a newer Node installed another way (NodeSource, nvm) is kept.
