@@ -74,8 +74,9 @@ std::vector<Bytes> listen_addrs(const chorus_p2p_host_v1 &t, void *self) {
 
 // ---- construction and lifecycle ----
 
-Node::Node(chorus::Host &host, Settings settings, NodeMetrics metrics, P2P p2p, std::string state_dir)
-    : host_(host), s_(std::move(settings)), m_(std::move(metrics)), p2p_(std::move(p2p)), state_dir_(std::move(state_dir)),
+Node::Node(chorus::Host &host, Settings settings, NodeMetrics metrics, P2P p2p, std::string state_dir, Backbeat bb)
+    : host_(host), s_(std::move(settings)), m_(std::move(metrics)), p2p_(std::move(p2p)), bb_(std::move(bb)),
+      state_dir_(std::move(state_dir)),
       protocol_(s_.protocol_id()), work_(io_.get_executor()), store_work_(store_io_.get_executor()), refresh_timer_(io_),
       republish_timer_(io_), reprovide_timer_(io_), sweep_timer_(io_), probe_timer_(io_) {}
 
@@ -105,14 +106,42 @@ chorus_status Node::start_op(const char *op, Done done, chorus_error *err, std::
   std::string name = op;
   post([this, name, done = std::move(done), body = std::move(body)]() mutable {
     const uint64_t id = ++last_pending_;
-    pending_.emplace(id, [this, name, done = std::move(done)](chorus_status st, const std::string &msg, const Bytes &data) {
+    std::string tracked = track_start(name, id);
+    pending_.emplace(id, [this, name, tracked, done = std::move(done)](chorus_status st, const std::string &msg,
+                                                                       const Bytes &data) {
       m_.operations.inc(name, chorus_status_name(st));
+      track_end(tracked, st, msg);
       done(st, msg, data);
     });
     if (stopping_.load()) return complete(id, CHORUS_E_CANCELLED, "dht: the plugin stopped");
     body(id);
   });
   return CHORUS_OK;
+}
+
+// Writes (put_value, provide, store) are BACKBEAT dht_store operations when BACKBEAT runs, with the
+// guideline's budget for a DHT store (docs/protocols.md, BACKBEAT operations). Returns the operation id
+// ("" = not tracked). Tracking is best effort: a refusal by BACKBEAT never fails the write.
+std::string Node::track_start(const std::string &op, uint64_t id) {
+  if (!bb_ || (op != "put_value" && op != "provide" && op != "store")) return {};
+  constexpr uint32_t kDhtStoreBudgetBeats = 4;
+  std::string op_id = "dht-" + op + "-" + std::to_string(id) + "-" + self_text_.substr(self_text_.size() > 8 ? self_text_.size() - 8 : 0);
+  const char *type = CHORUS_BACKBEAT_OP_DHT_STORE;
+  if (bb_.table()->start_operation(bb_.self(), op_id.data(), op_id.size(), type, std::strlen(type), kDhtStoreBudgetBeats,
+                                   nullptr, 0, nullptr) != CHORUS_OK)
+    return {};
+  bb_.table()->update_phase(bb_.self(), op_id.data(), op_id.size(), CHORUS_BACKBEAT_PHASE_EXECUTING,
+                            static_cast<uint32_t>(table_ ? table_->size() : 0), nullptr);
+  return op_id;
+}
+
+void Node::track_end(const std::string &op_id, chorus_status st, const std::string &msg) {
+  if (op_id.empty() || !bb_) return;
+  if (st == CHORUS_OK)
+    bb_.table()->complete_operation(bb_.self(), op_id.data(), op_id.size(),
+                                    static_cast<uint32_t>(table_ ? table_->size() : 0), nullptr);
+  else
+    bb_.table()->fail_operation(bb_.self(), op_id.data(), op_id.size(), msg.data(), msg.size(), nullptr);
 }
 
 void Node::complete(uint64_t op_id, chorus_status status, const std::string &message, const Bytes &data) {

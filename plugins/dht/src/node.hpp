@@ -30,6 +30,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chorus/plugin.hpp>
+#include <chorus/services/backbeat_v1.h>
 #include <chorus/services/p2p_host_v1.h>
 
 #include "crypto/keyring.hpp"
@@ -45,6 +46,7 @@
 namespace chorus::dht {
 
 using P2P = chorus::ServiceRef<chorus_p2p_host_v1>;
+using Backbeat = chorus::ServiceRef<chorus_backbeat_v1>;
 
 struct NodeMetrics {
   chorus::Counter requests;         // inbound, by type and result
@@ -69,7 +71,8 @@ chorus_status check_record_key(BytesView key, chorus_error *err);
 class Node : public std::enable_shared_from_this<Node> {
  public:
   // state_dir: the host's state dir; the store lives in <state_dir>/<state_subdir>/records.db.
-  Node(chorus::Host &host, Settings settings, NodeMetrics metrics, P2P p2p, std::string state_dir);
+  // bb may be empty: BACKBEAT is optional (puts and provides become dht_store operations when present).
+  Node(chorus::Host &host, Settings settings, NodeMetrics metrics, P2P p2p, std::string state_dir, Backbeat bb = {});
   ~Node();
   Node(const Node &) = delete;
   Node &operator=(const Node &) = delete;
@@ -117,6 +120,8 @@ class Node : public std::enable_shared_from_this<Node> {
   void store_then(std::function<void()> write, std::function<void(bool ok, const std::string &why)> done);
   // Starts an operation: posts body to the dht thread, or fails (UNAVAILABLE) when stopping.
   chorus_status start_op(const char *op, Done done, chorus_error *err, std::function<void(uint64_t op_id)> body);
+  std::string track_start(const std::string &op, uint64_t id);
+  void track_end(const std::string &op_id, chorus_status st, const std::string &msg);
   // Completes the pending operation op_id (once; later calls are ignored).
   void complete(uint64_t op_id, chorus_status status, const std::string &message, const Bytes &data = {});
   bool pending(uint64_t op_id) const { return pending_.count(op_id) != 0; }
@@ -190,6 +195,7 @@ class Node : public std::enable_shared_from_this<Node> {
   const Settings s_;
   NodeMetrics m_;
   P2P p2p_;
+  Backbeat bb_;
   const std::string state_dir_;
   std::string protocol_;
 

@@ -46,7 +46,9 @@ class DhtPlugin final : public chorus::Plugin, public NodeSource {
     auto info = nlohmann::json::parse(host_.host_info(), nullptr, false);
     if (info.is_object() && info.contains("state_dir") && info["state_dir"].is_string())
       state_dir = info["state_dir"].get<std::string>();
-    auto n = std::make_shared<Node>(host_, settings_, metrics_, std::move(p2p), state_dir);
+    auto bb = host_.try_acquire<chorus_backbeat_v1>(CHORUS_BACKBEAT_SERVICE, "^1");
+    if (bb) host_.debug("dht: BACKBEAT present; puts and provides are tracked as dht_store operations");
+    auto n = std::make_shared<Node>(host_, settings_, metrics_, std::move(p2p), state_dir, std::move(bb));
     n->start();
     std::lock_guard lk(mu_);
     node_ = std::move(n);
@@ -83,7 +85,8 @@ class DhtPlugin final : public chorus::Plugin, public NodeSource {
 };
 
 constexpr chorus_provide kProvides[] = {chorus::provide(CHORUS_DHT_SERVICE, CHORUS_DHT_V1_MAJOR, CHORUS_DHT_V1_MINOR)};
-constexpr chorus_require kRequires[] = {chorus::require(CHORUS_P2P_HOST_SERVICE, "^1")};
+constexpr chorus_require kRequires[] = {chorus::require(CHORUS_P2P_HOST_SERVICE, "^1"),
+                                        chorus::require(CHORUS_BACKBEAT_SERVICE, "^1", CHORUS_REQUIRE_OPTIONAL)};
 
 }  // namespace
 }  // namespace chorus::dht

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chorus/config_schema.hpp>
+#include <chorus/services/backbeat_v1.h>
 #include <chorus/services/dht_v1.h>
 #include <chorus/services/p2p_host_v1.h>
 #include <chorus/testing/fake_host.hpp>
@@ -431,6 +432,61 @@ TEST_F(DhtPluginTest, LocalPutGetProvideWithoutPeers) {
   ASSERT_EQ(p.stop(), CHORUS_OK);
   EXPECT_EQ(c.calls, 1);
   EXPECT_EQ(missing.calls, 1);
+}
+
+// A chorus.backbeat stand-in that records the operations it is told about.
+struct FakeBackbeat {
+  std::mutex mu;
+  std::vector<std::string> events;  // "start <id> <type> <beats>", "complete <id>", "fail <id>"
+  chorus_backbeat_v1 table{};
+  FakeBackbeat() {
+    table.struct_size = sizeof table;
+    table.start_operation = [](void *self, const char *id, size_t id_len, const char *type, size_t type_len,
+                               uint32_t beats, const char *, size_t, chorus_error *) -> chorus_status {
+      auto *b = static_cast<FakeBackbeat *>(self);
+      std::lock_guard lk(b->mu);
+      b->events.push_back("start " + std::string(id, id_len) + " " + std::string(type, type_len) + " " +
+                          std::to_string(beats));
+      return CHORUS_OK;
+    };
+    table.update_phase = [](void *, const char *, size_t, int32_t, uint32_t, chorus_error *) -> chorus_status {
+      return CHORUS_OK;
+    };
+    table.complete_operation = [](void *self, const char *id, size_t id_len, uint32_t, chorus_error *) -> chorus_status {
+      auto *b = static_cast<FakeBackbeat *>(self);
+      std::lock_guard lk(b->mu);
+      b->events.push_back("complete " + std::string(id, id_len));
+      return CHORUS_OK;
+    };
+    table.fail_operation = [](void *self, const char *id, size_t id_len, const char *, size_t,
+                              chorus_error *) -> chorus_status {
+      auto *b = static_cast<FakeBackbeat *>(self);
+      std::lock_guard lk(b->mu);
+      b->events.push_back("fail " + std::string(id, id_len));
+      return CHORUS_OK;
+    };
+  }
+  std::vector<std::string> seen() {
+    std::lock_guard lk(mu);
+    return events;
+  }
+};
+
+// With BACKBEAT present, a put is a dht_store operation with the guideline's budget of 4 beats,
+// completed when the put completes; a read is not an operation.
+TEST_F(DhtPluginTest, PutsAreBackbeatDhtStoreOperations) {
+  FakeBackbeat bb;
+  host_.provide(CHORUS_BACKBEAT_SERVICE, 1, 0, &bb.table, &bb, "backbeat");
+  auto p = start();
+  ASSERT_EQ(http_wait("PUT", "/api/v1/dht/values?key=%2Fchorus%2Ftracked", "v").status, 200);
+  ASSERT_EQ(http_wait("GET", "/api/v1/dht/values?key=%2Fchorus%2Ftracked").status, 200);
+  const auto events = bb.seen();
+  ASSERT_EQ(events.size(), 2u) << ::testing::PrintToString(events);
+  EXPECT_EQ(events[0].rfind("start dht-put_value-", 0), 0u) << events[0];
+  EXPECT_NE(events[0].find(" dht_store 4"), std::string::npos) << events[0];
+  const std::string id = events[0].substr(6, events[0].find(' ', 6) - 6);
+  EXPECT_EQ(events[1], "complete " + id);
+  ASSERT_EQ(p.stop(), CHORUS_OK);
 }
 
 TEST_F(DhtPluginTest, RecordsSurviveARestart) {
