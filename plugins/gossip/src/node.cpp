@@ -415,24 +415,25 @@ chorus_status Node::publish_raw(const std::string &topic, Bytes data, Bytes *id,
   if (data.size() > s_.max_message_bytes)
     return fail(err, CHORUS_E_TOO_LARGE, "gossip: the message has " + std::to_string(data.size()) +
                                              " bytes, more than max_message_bytes (" + std::to_string(s_.max_message_bytes) + ")");
-  // Off the gossip thread, with no validator on the topic, nothing the gossip thread does can refuse
-  // the message: sign it here (Ed25519 signing is most of a publish's cost) and hand it over without
-  // waiting for the gossip thread, which would cost two thread wake-ups per message. A validator
-  // must see the message and may refuse it, which the caller has to hear: that path waits, and so
-  // does a publisher that runs ahead of the gossip thread by more than kPublishAheadBytes (its
-  // round trip queues behind what is waiting, so the queue stays bounded).
+  // Off the gossip thread, on a topic without validators, nothing the router does can refuse the
+  // message (bar a failing signature, which only a stopping p2p host gives): take the message id
+  // here and hand the message over without waiting for the gossip thread. Waiting cost two thread
+  // wake-ups per message; now a busy gossip thread signs and routes whole batches of publishes
+  // without sleeping in between. A validator must see the message and may refuse it, which the
+  // caller has to hear: that path waits, and so does a publisher that runs ahead of the gossip
+  // thread by more than kPublishAheadBytes (its round trip queues behind what is waiting, so the
+  // queue stays bounded).
   if (!on_gossip_thread() && !has_validator(topic) &&
       publish_ahead_bytes_.load(std::memory_order_relaxed) < kPublishAheadBytes) {
     if (stopping_.load()) return fail(err, CHORUS_E_UNAVAILABLE, "gossip: the plugin is stopping");
-    auto m = router_->make_message(topic, std::move(data), [this](BytesView b, uint8_t sig[64]) { return sign(b, sig); });
-    if (!m) return fail(err, CHORUS_E_INVALID_ARG, "gossip: not published on " + topic + ": signing failed");
-    Bytes mid = router_->message_id(*m);
-    const size_t bytes = m->data->size() + 256;
+    Message m = router_->make_message(topic, std::move(data));
+    Bytes mid = router_->message_id(m);
+    const size_t bytes = m.data->size() + 256;
     publish_ahead_bytes_.fetch_add(bytes, std::memory_order_relaxed);
-    post([this, m = std::move(*m), bytes]() mutable {
+    post([this, m = std::move(m), bytes]() mutable {
       publish_ahead_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
       std::string why;
-      if (!router_->publish_message(std::move(m), &why)) host_.debug("gossip: not published: " + why);
+      if (!router_->publish_message(std::move(m), &why)) host_.warn("gossip: a message was not published: " + why);
       schedule_drain();
     });
     if (id != nullptr) *id = std::move(mid);

@@ -307,21 +307,10 @@ ControlPrune Router::make_prune(const std::string &topic, const PeerId &to, bool
 // Publishing and forwarding
 
 std::optional<Bytes> Router::publish(const std::string &topic, Bytes data, std::string *why) {
-  if (topic.empty() || data.size() > params_.max_message_bytes) {  // before signing; publish_message says why
-    Message m;
-    m.topic = topic;
-    m.data = std::move(data);
-    return publish_message(std::move(m), why);
-  }
-  auto m = make_message(topic, std::move(data), [&](BytesView b, uint8_t sig[64]) { return io_.sign(b, sig); });
-  if (!m) {
-    if (why) *why = "signing failed";
-    return std::nullopt;
-  }
-  return publish_message(std::move(*m), why);
+  return publish_message(make_message(topic, std::move(data)), why);
 }
 
-std::optional<Message> Router::make_message(std::string topic, Bytes data, const SignFn &sign) {
+Message Router::make_message(std::string topic, Bytes data) {
   Message m;
   m.topic = std::move(topic);
   m.data = std::move(data);
@@ -330,7 +319,6 @@ std::optional<Message> Router::make_message(std::string topic, Bytes data, const
     m.seqno = seqno_bytes(s_->seqno.fetch_add(1, std::memory_order_relaxed) + 1);
     // Ed25519 ids carry the key; other key types need it in the message.
     if (!s_->local.ed25519_key() && !s_->local_public_key.empty()) m.key = s_->local_public_key;
-    if (!sign_message(m, sign)) return std::nullopt;
   }
   return m;
 }
@@ -342,6 +330,9 @@ std::optional<Bytes> Router::publish_message(Message m, std::string *why) {
   };
   if (m.topic.empty()) return fail("empty topic");
   if (m.data && m.data->size() > params_.max_message_bytes) return fail("message too large");
+  if (s_->policy == SignaturePolicy::kStrictSign && !m.signature &&
+      !sign_message(m, [&](BytesView b, uint8_t sig[64]) { return io_.sign(b, sig); }))
+    return fail("signing failed");
   const uint64_t now = io_.now_ms();
   const std::string &topic = m.topic;
   Bytes id = message_id(m);
