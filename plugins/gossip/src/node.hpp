@@ -5,8 +5,8 @@
 // streams, the timers and topic membership. p2p callbacks (p2p thread) copy what they carry and post
 // it here. Public functions are thread-safe: they post their work to the gossip thread and wait for
 // the result (never for the network), or run it at once when called on the gossip thread (from a
-// handler). publish_raw on a topic without validators signs on the caller's thread and posts without
-// waiting (see publish_raw). Handlers and validators run on the gossip thread, never inside the Router's own code
+// handler). publish_raw on a topic without validators posts without waiting
+// (see publish_raw). Handlers and validators run on the gossip thread, never inside the Router's own code
 // (deliveries are queued and handed out after the Router returns), so they may call back in.
 #pragma once
 
@@ -198,8 +198,8 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   std::thread thread_;
   std::thread::id thread_id_;
   std::atomic<bool> stopping_{false}, stopped_{false};
-  // Bytes of messages publish_raw signed and posted to the gossip thread without waiting, not yet
-  // routed there (an estimate: data plus the signed fields).
+  // Bytes of messages publish_raw posted to the gossip thread without waiting, not yet published
+  // there (an estimate: data plus the fields the router adds).
   static constexpr size_t kPublishAheadBytes = 1 << 20;
   std::atomic<size_t> publish_ahead_bytes_{0};
 
