@@ -415,15 +415,16 @@ chorus_status Node::publish_raw(const std::string &topic, Bytes data, Bytes *id,
   if (data.size() > s_.max_message_bytes)
     return fail(err, CHORUS_E_TOO_LARGE, "gossip: the message has " + std::to_string(data.size()) +
                                              " bytes, more than max_message_bytes (" + std::to_string(s_.max_message_bytes) + ")");
-  // Off the gossip thread, on a topic without validators, nothing the router does can refuse the
-  // message (bar a failing signature, which only a stopping p2p host gives): take the message id
-  // here and hand the message over without waiting for the gossip thread. Waiting cost two thread
+  // Off the gossip thread, on a topic without validators, under StrictSign (a fresh seqno makes
+  // every message new; under StrictNoSign the id is the hash of the data, and the router refuses
+  // the same data twice as a duplicate), nothing the router does can refuse the message (bar a
+  // failing signature, which only a stopping p2p host gives): take the message id here and hand the message over without waiting for the gossip thread. Waiting cost two thread
   // wake-ups per message; now a busy gossip thread signs and routes whole batches of publishes
   // without sleeping in between. A validator must see the message and may refuse it, which the
   // caller has to hear: that path waits, and so does a publisher that runs ahead of the gossip
   // thread by more than kPublishAheadBytes (its round trip queues behind what is waiting, so the
   // queue stays bounded).
-  if (!on_gossip_thread() && !has_validator(topic) &&
+  if (s_.signature_policy == SignaturePolicy::kStrictSign && !on_gossip_thread() && !has_validator(topic) &&
       publish_ahead_bytes_.load(std::memory_order_relaxed) < kPublishAheadBytes) {
     if (stopping_.load()) return fail(err, CHORUS_E_UNAVAILABLE, "gossip: the plugin is stopping");
     Message m = router_->make_message(topic, std::move(data));
