@@ -5,7 +5,8 @@
 // streams, the timers and topic membership. p2p callbacks (p2p thread) copy what they carry and post
 // it here. Public functions are thread-safe: they post their work to the gossip thread and wait for
 // the result (never for the network), or run it at once when called on the gossip thread (from a
-// handler). Handlers and validators run on the gossip thread, never inside the Router's own code
+// handler). publish_raw on a topic without validators posts without waiting
+// (see publish_raw). Handlers and validators run on the gossip thread, never inside the Router's own code
 // (deliveries are queued and handed out after the Router returns), so they may call back in.
 #pragma once
 
@@ -174,6 +175,10 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   void drain_deliveries();
   void dispatch(const Delivery &d);
   chorus_status do_publish(const std::string &topic, Bytes data, Bytes *id, chorus_error *err);
+  // Posts drain_deliveries unless one is posted already or nothing waits.
+  void schedule_drain();
+  // Any thread: whether a live validator watches the topic.
+  bool has_validator(const std::string &topic);
 
   // ---- timers (gossip thread) ----
   void schedule_heartbeat(uint64_t ms);
@@ -193,6 +198,10 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   std::thread thread_;
   std::thread::id thread_id_;
   std::atomic<bool> stopping_{false}, stopped_{false};
+  // Bytes of messages publish_raw posted to the gossip thread without waiting, not yet published
+  // there (an estimate: data plus the fields the router adds).
+  static constexpr size_t kPublishAheadBytes = 1 << 20;
+  std::atomic<size_t> publish_ahead_bytes_{0};
 
   PeerId self_;
   std::string self_text_;
@@ -206,7 +215,8 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   std::string probe_topic_;
   std::unique_ptr<Router> router_;
   // Ed25519 verification (tens of microseconds a message) runs on threads of their own (one per spare
-  // core, up to 4), so the gossip thread only routes. RPCs go back to the router in the order they
+  // core, up to 4) on machines with more than two cores, so the gossip thread only routes; with two
+  // or fewer there are none and the router verifies (see start()). RPCs go back to the router in the order they
   // went out (a sequence number each; results that overtake wait in verify_done_).
   struct VerifiedRpc {
     PeerId from;

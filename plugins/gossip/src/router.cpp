@@ -11,6 +11,7 @@
 #include "router.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -121,7 +122,7 @@ struct Router::State {
   std::unordered_map<Bytes, std::unordered_map<PeerId, uint64_t>, BytesHash> promises;
 
   std::deque<Pending> queue;
-  uint64_t seqno = 0;
+  std::atomic<uint64_t> seqno{0};  // any thread (make_message)
   uint64_t ticks = 0;
   std::mt19937_64 rng{std::random_device{}()};
 
@@ -306,24 +307,34 @@ ControlPrune Router::make_prune(const std::string &topic, const PeerId &to, bool
 // Publishing and forwarding
 
 std::optional<Bytes> Router::publish(const std::string &topic, Bytes data, std::string *why) {
+  return publish_message(make_message(topic, std::move(data)), why);
+}
+
+Message Router::make_message(std::string topic, Bytes data) {
+  Message m;
+  m.topic = std::move(topic);
+  m.data = std::move(data);
+  if (s_->policy == SignaturePolicy::kStrictSign) {
+    m.from = s_->local.bytes();
+    m.seqno = seqno_bytes(s_->seqno.fetch_add(1, std::memory_order_relaxed) + 1);
+    // Ed25519 ids carry the key; other key types need it in the message.
+    if (!s_->local.ed25519_key() && !s_->local_public_key.empty()) m.key = s_->local_public_key;
+  }
+  return m;
+}
+
+std::optional<Bytes> Router::publish_message(Message m, std::string *why) {
   auto fail = [&](const char *reason) -> std::optional<Bytes> {
     if (why) *why = reason;
     return std::nullopt;
   };
-  if (topic.empty()) return fail("empty topic");
-  if (data.size() > params_.max_message_bytes) return fail("message too large");
-  uint64_t now = io_.now_ms();
-  Message m;
-  m.topic = topic;
-  m.data = std::move(data);
-  if (s_->policy == SignaturePolicy::kStrictSign) {
-    m.from = s_->local.bytes();
-    m.seqno = seqno_bytes(++s_->seqno);
-    // Ed25519 ids carry the key; other key types need it in the message.
-    if (!s_->local.ed25519_key() && !s_->local_public_key.empty()) m.key = s_->local_public_key;
-    if (!sign_message(m, [&](BytesView b, uint8_t sig[64]) { return io_.sign(b, sig); }))
-      return fail("signing failed");
-  }
+  if (m.topic.empty()) return fail("empty topic");
+  if (m.data && m.data->size() > params_.max_message_bytes) return fail("message too large");
+  if (s_->policy == SignaturePolicy::kStrictSign && !m.signature &&
+      !sign_message(m, [&](BytesView b, uint8_t sig[64]) { return io_.sign(b, sig); }))
+    return fail("signing failed");
+  const uint64_t now = io_.now_ms();
+  const std::string &topic = m.topic;
   Bytes id = message_id(m);
   if (s_->seen.count(id) != 0) return fail("duplicate message");
   ReceivedMessage rm{m, id, s_->local, true};

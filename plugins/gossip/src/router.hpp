@@ -146,6 +146,13 @@ class Router {
   // publish). Returns the message id, or nothing with *why set (too large, validator rejected it,
   // signing failed).
   std::optional<Bytes> publish(const std::string &topic, Bytes data, std::string *why);
+  // publish in two halves, so that a publisher on another thread learns the message id without
+  // waiting for the router's thread. make_message may run on any thread: it reads only what never
+  // changes after construction and takes the next seqno from an atomic counter; it gives the
+  // message with our from and seqno (StrictSign), unsigned. publish_message does the rest of
+  // publish on the router's thread: signing (StrictSign), validation, local delivery, sending.
+  Message make_message(std::string topic, Bytes data);
+  std::optional<Bytes> publish_message(Message m, std::string *why);
 
   // Runs one heartbeat: mesh maintenance, fanout expiry, gossip emission, cache shifting, score
   // decay, broken-promise accounting. The node calls it every params.heartbeat_ms.

@@ -63,6 +63,21 @@ chorus_status on_stream(NodeImpl *impl, uint64_t stream, F fn) {
   return CHORUS_OK;
 }
 
+// Network thread: hands the bytes other threads wrote to the stream, in the order they were written.
+void move_incoming(Stream &s) {
+  Bytes bytes;
+  {
+    std::lock_guard lk(s.gate->incoming_mu);
+    if (s.gate->incoming.empty()) {
+      s.gate->incoming_posted = false;
+      return;
+    }
+    bytes.swap(s.gate->incoming);
+    s.gate->incoming_posted = false;
+  }
+  s.conn->stream_write(s, bytes);
+}
+
 }  // namespace
 
 // ================================================================================================
@@ -331,12 +346,24 @@ chorus_status Node::write(uint64_t stream, const uint8_t *data, size_t len) {
   if (impl->on_network_thread()) {
     Stream *s = impl->find_stream(stream);
     if (s == nullptr) return CHORUS_E_NOT_FOUND;
+    move_incoming(*s);  // bytes another thread wrote go first
     s->conn->stream_write(*s, BytesView(data, len));
     return CHORUS_OK;
   }
-  auto copy = std::make_shared<Bytes>(data, data + len);
-  const bool queued = impl->post([impl, stream, copy] {
-    if (Stream *s = impl->find_stream(stream)) s->conn->stream_write(*s, *copy);
+  {
+    std::lock_guard lk(gate->incoming_mu);
+    gate->incoming.insert(gate->incoming.end(), data, data + len);
+    if (gate->incoming_posted) return CHORUS_OK;  // the queued task takes these bytes too
+    gate->incoming_posted = true;
+  }
+  const bool queued = impl->post([impl, stream, gate] {
+    if (Stream *s = impl->find_stream(stream)) {
+      move_incoming(*s);
+    } else {
+      std::lock_guard lk(gate->incoming_mu);
+      gate->incoming.clear();
+      gate->incoming_posted = false;
+    }
   });
   if (!queued) return CHORUS_E_NOT_FOUND;  // the node has stopped: the stream is gone
   return CHORUS_OK;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -44,12 +45,19 @@ class CHandlerSink final : public StreamSink {
   chorus_p2p_stream_handler h_;
 };
 
-// The part of a stream other threads may look at (write's back-pressure check).
+// The part of a stream other threads may look at (write's back-pressure check), and the bytes
+// written from other threads on their way to the network thread.
 struct StreamGate {
   std::atomic<size_t> queued{0};  // bytes accepted by write() and not yet handed to yamux
   std::atomic<bool> alive{true};
   std::atomic<bool> want_writable{false};  // write() answered BUSY: call the sink's writable once drained
   std::atomic<bool> write_closed{false};   // close_write was called: further writes are errors
+  // write() from another thread appends here and posts one task to move the bytes to the stream
+  // only when none is queued yet: a busy writer costs one post (and at most one wake-up of the
+  // network thread) per batch of writes, not one per write, and the batch leaves as one yamux frame.
+  std::mutex incoming_mu;
+  Bytes incoming;                 // incoming_mu
+  bool incoming_posted = false;   // incoming_mu: the task is queued and has not run yet
 };
 
 // An outbound stream waiting for multistream-select to finish.
