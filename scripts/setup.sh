@@ -24,6 +24,7 @@ jobs=${CHORUS_JOBS:-2}
 packages=(build-essential cmake ninja-build pkg-config python3
   libboost-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsodium-dev libssl-dev
   libnats-dev libcurl4-openssl-dev)
+packages+=(libsqlite3-dev)  # SQLite (WAL): the license plugin's cache
 if [ "$mode" = test ]; then
   packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev nats-server
     iproute2 debhelper lintian debootstrap systemd curl

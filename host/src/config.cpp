@@ -620,6 +620,8 @@ plugins:
 #  gossip:    { enabled: true,  critical: true,  config: { signature_policy: strict_sign } }  # CHORUS topics
 #  backbeat:  { enabled: false, critical: false, config: { nats_url: "nats://127.0.0.1:4222" } }
 #  ai-ollama: { enabled: true,  config: { endpoint: "http://localhost:11434" } }   # OLLAMA_ENDPOINT
+#  license:   { enabled: true,  critical: true,  config: { endpoint: "https://licence.example" } }  # CHORUS_LICENSE_ID,
+#             # CHORUS_LICENSE_ENDPOINT; off in this open build; critical: a failing licence stops the agent at start
 
 # Which plugin provides a service when several enabled plugins offer it.
 bindings:

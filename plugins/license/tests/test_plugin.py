@@ -1,16 +1,19 @@
-"""license inside a real chorus-agent, driven over HTTP (Python stdlib only).
+"""license inside a real chorus-agent against a real local licence server (Python stdlib only).
 
-Uses the agent's integration harness (tests/integration/harness.py of the chorus-agent source tree,
-on PYTHONPATH). Run by ctest; exits 77 (reported as Skipped) when the agent or the harness is
-missing, never passes without running.
+The server below speaks exactly the exchange of docs/protocols.md ("Licence validation"):
+POST /v1/licenses/validate with the request JSON, answered as the test says (valid, refused, 5xx), and
+counts the requests it gets. Uses the agent's integration harness (tests/integration/harness.py on
+PYTHONPATH); exits 77 (reported as Skipped) when the agent or the harness is missing.
 """
+import http.server
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
+import threading
+import time
 
 PLUGIN_ID = "license"
+LICENSE_ID = "lic-test-1"
 
 try:
     import harness
@@ -18,9 +21,78 @@ except ImportError:
     harness = None
 
 
-class PluginInAgent(harness.AgentTestCase if harness else object):
-    def start(self, config):
-        """An agent with only this plugin enabled, with `config` as its config section."""
+class LicenceServer:
+    """A local licence server. mode: "valid", "invalid" (403 refusal), "error" (HTTP 503)."""
+
+    def __init__(self, mode="valid"):
+        self.mode = mode
+        self.requests = []
+        self.cond = threading.Condition()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with server.cond:
+                    server.requests.append((self.path, json.loads(body)))
+                    server.cond.notify_all()
+                    mode = server.mode
+                if self.path != "/v1/licenses/validate":
+                    return self._send(404, {"error": "not found"})
+                if mode == "valid":
+                    self._send(200, {"valid": True, "license_id": json.loads(body)["license_id"],
+                                     "expires_at": "2099-01-01T00:00:00Z", "features": ["p2p"]})
+                elif mode == "invalid":
+                    self._send(403, {"valid": False, "reason": "licence revoked by test"})
+                else:
+                    self._send(503, {"error": "maintenance"})
+
+            def _send(self, status, doc):
+                data = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def set_mode(self, mode):
+        with self.cond:
+            self.mode = mode
+
+    def count(self):
+        with self.cond:
+            return len(self.requests)
+
+    def wait_count(self, n, timeout=20):
+        deadline = time.monotonic() + harness.scale(timeout)
+        with self.cond:
+            while len(self.requests) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"licence server got {len(self.requests)} requests, expected {n}")
+                self.cond.wait(left)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def refused_url():
+    """A URL nothing listens on."""
+    return f"http://127.0.0.1:{harness.free_port()}"
+
+
+class LicenceGate(harness.AgentTestCase if harness else object):
+    def start(self, config, wait=True, env=None):
+        """An agent with only this plugin enabled and critical, with `config` as its config section."""
         plugin_dir = self.ws.plugin_dir(ids=[PLUGIN_ID], source=os.environ["CHORUS_PLUGIN_UNDER_TEST_DIR"])
         config_path = self.ws.write("chorus.yaml", "\n".join([
             "host:",
@@ -31,28 +103,98 @@ class PluginInAgent(harness.AgentTestCase if harness else object):
             "plugins:",
             f"  {PLUGIN_ID}: {json.dumps({'enabled': True, 'critical': True, 'config': config})}",
             ""]))
-        agent = harness.Agent(config_path)
+        agent = harness.Agent(config_path, env=env)
         self.agents.append(agent)
-        return agent.wait_ready()
+        return agent.wait_ready() if wait else agent
 
-    def greet(self, agent, body):
-        req = urllib.request.Request(f"http://127.0.0.1:{agent.port}/{PLUGIN_ID}/greet", data=body.encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=10 * harness.SLOW) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+    def server(self, mode="valid"):
+        s = LicenceServer(mode)
+        self.addCleanup(s.close)
+        return s
 
-    def test_greets_with_the_configured_greeting(self):
-        agent = self.start({"greeting": "hi"})
-        self.assertEqual(self.greet(agent, '{"name": "ada"}'), (200, {"greeting": "hi, ada"}))
+    def plugin_health(self, agent):
+        status, body = agent.http_json("/health")
+        return status, body["status"], body["plugins"][PLUGIN_ID]
 
-    def test_the_host_fills_in_the_schema_defaults(self):
-        agent = self.start({})  # greeting "hello", max_name_bytes 64 from the schema
-        self.assertEqual(self.greet(agent, '{"name": "ada"}'), (200, {"greeting": "hello, ada"}))
-        status, body = self.greet(agent, json.dumps({"name": "x" * 65}))
-        self.assertEqual(status, 400, body)
+    def test_valid_licence_starts_the_agent_with_the_documented_request(self):
+        srv = self.server("valid")
+        agent = self.start({"license_id": LICENSE_ID, "endpoint": srv.url})
+        path, req = srv.requests[0]
+        self.assertEqual(path, "/v1/licenses/validate")
+        self.assertEqual(req["license_id"], LICENSE_ID)
+        self.assertEqual(req["product"], "chorus-agent")
+        self.assertTrue(req["agent_id"])
+        self.assertIn("cluster_id", req)
+        self.assertIn("version", req)
+        code, status, plugin = self.plugin_health(agent)
+        self.assertEqual((code, status, plugin["healthy"]), (200, "healthy", True), plugin)
+        _, metrics, _ = agent.http("/metrics")
+        self.assertRegex(metrics, r'chorus_license_validations_total\{[^}]*result="valid"[^}]*\} 1')
+
+    def test_environment_overrides_the_licence_id(self):
+        srv = self.server("valid")
+        self.start({"license_id": "from-config", "endpoint": srv.url}, env={"CHORUS_LICENSE_ID": "from-env"})
+        self.assertEqual(srv.requests[0][1]["license_id"], "from-env")
+
+    def test_refused_licence_stops_a_critical_plugin_s_agent(self):
+        srv = self.server("invalid")
+        agent = self.start({"license_id": LICENSE_ID, "endpoint": srv.url}, wait=False)
+        self.assertNotEqual(agent.wait_exit(), 0)
+        self.assertIn("licence revoked by test", agent.log_text())
+
+    def test_unreachable_server_without_a_cache_fails(self):
+        agent = self.start({"license_id": LICENSE_ID, "endpoint": refused_url()}, wait=False)
+        self.assertNotEqual(agent.wait_exit(), 0)
+        self.assertIn("unreachable and no valid cached licence", agent.log_text())
+
+    def test_unreachable_server_with_a_fresh_cache_starts_degraded(self):
+        srv = self.server("valid")
+        first = self.start({"license_id": LICENSE_ID, "endpoint": srv.url})
+        self.assertEqual(first.stop(), 0)
+        # Same state dir, no server: the cached answer of the first run carries the agent.
+        agent = self.start({"license_id": LICENSE_ID, "endpoint": refused_url()})
+        agent.wait_log(r"starting on the cached licence")
+        code, status, plugin = self.plugin_health(agent)
+        self.assertEqual((code, status, plugin["healthy"]), (200, "degraded", False), plugin)
+        self.assertIn("grace ends in", plugin["message"])
+        cache = os.path.join(self.ws.state, "license", "cache.db")
+        self.assertEqual(os.stat(cache).st_mode & 0o777, 0o600)
+
+    def test_breaker_opens_after_the_threshold_and_half_opens(self):
+        srv = self.server("valid")
+        open_ms = 1500
+        agent = self.start({"license_id": LICENSE_ID, "endpoint": srv.url, "revalidate_interval_ms": 100,
+                            "retry_interval_ms": 50,
+                            "circuit_breaker": {"failure_threshold": 3, "open_ms": open_ms}})
+        mark = agent.mark()
+        srv.set_mode("error")
+        agent.wait_log(r"circuit breaker open after 3 consecutive failures", start=mark)
+        at_open = srv.count()
+        opened = time.monotonic()
+        # Open: the server hears nothing until open_ms has passed; then exactly one probe.
+        agent.wait_log(r"circuit breaker half-open", start=mark)
+        self.assertGreaterEqual(time.monotonic() - opened, open_ms / 1000 * 0.9)
+        srv.wait_count(at_open + 1)
+        mark2 = agent.mark()
+        agent.wait_log(r"circuit breaker open after", start=mark2)  # the probe failed: open again
+        self.assertEqual(srv.count(), at_open + 1)
+        code, status, plugin = self.plugin_health(agent)
+        self.assertEqual((status, plugin["healthy"]), ("degraded", False), plugin)
+        # The server comes back: the next probe closes the breaker and the licence is valid again.
+        srv.set_mode("valid")
+        agent.wait_log(r"circuit breaker closed", start=mark2, timeout=20)
+        agent.wait_log(r"is valid again", start=mark2)
+        self.assertEqual(self.plugin_health(agent)[1], "healthy")
+
+    def test_revalidation_turning_invalid_makes_the_plugin_unhealthy(self):
+        srv = self.server("valid")
+        agent = self.start({"license_id": LICENSE_ID, "endpoint": srv.url, "revalidate_interval_ms": 100})
+        mark = agent.mark()
+        srv.set_mode("invalid")
+        agent.wait_log(r"is no longer valid: .*licence revoked by test.*failing closed", start=mark)
+        code, status, plugin = self.plugin_health(agent)
+        self.assertEqual((code, status, plugin["healthy"]), (503, "unhealthy", False), plugin)
+        self.assertIn("licence revoked by test", plugin["message"])
 
 
 if __name__ == "__main__":
