@@ -11,8 +11,11 @@
 #include <chorus/services/license_v1.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -151,6 +154,7 @@ class LicensePlugin final : public chorus::Plugin {
     }
     report_change(timed);
     if (due) attempt_locked(now);
+    if (stopping_) return;  // no health report after stop() began
     publish(snapshot(), unix_now_ms());
   }
 
