@@ -152,18 +152,22 @@ class LicensePlugin final : public chorus::Plugin {
       timed = state_.on_time(now);
       due = state_.attempt_due(now, &timed);
     }
-    report_change(timed);
-    if (due) attempt_locked(now);
+    // Health first, then the log lines: whoever reads a log line finds the health already changed.
+    publish(snapshot(), now);
+    report_change(timed);  // expiry, end of grace, the half-open probe
+    if (!due) return;
+    const Change answered = attempt_locked(now);
     if (stopping_) return;  // no health report after stop() began
     publish(snapshot(), unix_now_ms());
+    report_change(answered);
   }
 
   // One validation: HTTP, classification, state machine, cache. Caller holds attempt_mu_.
-  void attempt_locked(int64_t now) {
+  Change attempt_locked(int64_t now) {
     const HttpResult r = post_json(s_.validate_url(),
                                    request_body({s_.license_id, s_.cluster_id, s_.agent_id, s_.version}),
                                    s_.request_timeout_ms, kMaxAnswerBytes, &stopping_);
-    if (stopping_) return;  // aborted by stop(): says nothing about the licence
+    if (stopping_) return {};  // aborted by stop(): says nothing about the licence
     const Answer answer = classify_answer(r.status, r.body, r.error, s_.license_id);
     validations_.inc(outcome_name(answer.outcome));
     if (answer.outcome == Outcome::unreachable) host_.debug("licence validation failed: " + answer.reason);
@@ -179,7 +183,7 @@ class LicensePlugin final : public chorus::Plugin {
         host_.warn(std::string("licence cache: ") + e.what());
       }
     }
-    report_change(c);
+    return c;
   }
 
   // Logs what changed. Only transitions after start() are logged here; start() reports its own.

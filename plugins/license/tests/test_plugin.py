@@ -91,9 +91,12 @@ def refused_url():
 
 
 class LicenceGate(harness.AgentTestCase if harness else object):
-    def start(self, config, wait=True, env=None):
-        """An agent with only this plugin enabled and critical, with `config` as its config section."""
+    def start(self, config, wait=True, env=None, critical=True, extra_plugins=()):
+        """An agent with this plugin enabled (critical by default), with `config` as its config section,
+        plus the test plugins named in extra_plugins (from CHORUS_TEST_PLUGIN_DIR, not critical)."""
         plugin_dir = self.ws.plugin_dir(ids=[PLUGIN_ID], source=os.environ["CHORUS_PLUGIN_UNDER_TEST_DIR"])
+        if extra_plugins:
+            self.ws.plugin_dir(ids=extra_plugins, source=os.environ.get("CHORUS_TEST_PLUGIN_DIR"))
         config_path = self.ws.write("chorus.yaml", "\n".join([
             "host:",
             "  http:",
@@ -101,7 +104,8 @@ class LicenceGate(harness.AgentTestCase if harness else object):
             f"  state_dir: {json.dumps(self.ws.state)}",
             f"  plugin_dirs: [{json.dumps(plugin_dir)}]",
             "plugins:",
-            f"  {PLUGIN_ID}: {json.dumps({'enabled': True, 'critical': True, 'config': config})}",
+            f"  {PLUGIN_ID}: {json.dumps({'enabled': True, 'critical': critical, 'config': config})}",
+            *[f"  {pid}: {json.dumps({'enabled': True})}" for pid in extra_plugins],
             ""]))
         agent = harness.Agent(config_path, env=env)
         self.agents.append(agent)
@@ -141,6 +145,20 @@ class LicenceGate(harness.AgentTestCase if harness else object):
         agent = self.start({"license_id": LICENSE_ID, "endpoint": srv.url}, wait=False)
         self.assertNotEqual(agent.wait_exit(), 0)
         self.assertIn("licence revoked by test", agent.log_text())
+
+    def test_a_plugin_requiring_the_licence_does_not_start_when_it_fails(self):
+        needs = "test.needs-license"
+        test_plugins = os.environ.get("CHORUS_TEST_PLUGIN_DIR", "")
+        if not os.path.exists(os.path.join(test_plugins, f"chorus-{needs}.so")):
+            self.skipTest("the test plugin chorus-test.needs-license.so is not built (tests/CMakeLists.txt)")
+        srv = self.server("invalid")
+        # Neither is critical, so the agent runs and shows what the resolver did.
+        agent = self.start({"license_id": LICENSE_ID, "endpoint": srv.url}, critical=False, extra_plugins=[needs])
+        _, plugins = agent.http_json("/plugins")
+        state = {p["id"]: p for p in plugins}
+        self.assertEqual(state[PLUGIN_ID]["state"], "failed", state[PLUGIN_ID])
+        self.assertEqual(state[needs]["state"], "skipped", state[needs])
+        self.assertIn("requires chorus.license", state[needs]["message"])
 
     def test_unreachable_server_without_a_cache_fails(self):
         agent = self.start({"license_id": LICENSE_ID, "endpoint": refused_url()}, wait=False)
