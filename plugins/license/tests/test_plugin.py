@@ -192,10 +192,10 @@ class LicenceGate(harness.AgentTestCase if harness else object):
         # Open: the server hears nothing until open_ms has passed; then exactly one probe.
         agent.wait_log(r"circuit breaker half-open", start=mark)
         self.assertGreaterEqual(time.monotonic() - opened, open_ms / 1000 * 0.9)
-        srv.wait_count(at_open + 1)
-        mark2 = agent.mark()
-        agent.wait_log(r"circuit breaker open after", start=mark2)  # the probe failed: open again
+        # The probe fails: open again (the fourth consecutive failure), after exactly one request.
+        agent.wait_log(r"circuit breaker open after 4 consecutive failures", start=mark)
         self.assertEqual(srv.count(), at_open + 1)
+        mark2 = agent.mark()
         code, status, plugin = self.plugin_health(agent)
         self.assertEqual((status, plugin["healthy"]), ("degraded", False), plugin)
         # The server comes back: the next probe closes the breaker and the licence is valid again.
