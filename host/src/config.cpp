@@ -621,6 +621,8 @@ plugins:
 #  eventlog:  { enabled: true,  critical: false, config: { log_peer_events: true } }  # signed event log
 #  backbeat:  { enabled: false, critical: false, config: { nats_url: "nats://127.0.0.1:4222" } }
 #  ai-ollama: { enabled: true,  config: { endpoint: "http://localhost:11434" } }   # OLLAMA_ENDPOINT
+#  license:   { enabled: true,  critical: true,  config: { endpoint: "https://licence.example" } }  # CHORUS_LICENSE_ID,
+#             # CHORUS_LICENSE_ENDPOINT; off in this open build; critical: a failing licence stops the agent at start
 
 # Which plugin provides a service when several enabled plugins offer it.
 bindings:

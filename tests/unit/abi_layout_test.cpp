@@ -10,6 +10,7 @@
 #include <chorus/services/discovery_v1.h>
 #include <chorus/services/election_v1.h>
 #include <chorus/services/eventlog_v1.h>
+#include <chorus/services/license_v1.h>
 #include <chorus/services/p2p_host_v1.h>
 #include <chorus/services/pubsub_v1.h>
 #include <chorus/services/reasoning_v1.h>
@@ -594,6 +595,34 @@ PIN_TYPE(chorus_ai_provider_v1, list_models,
          chorus_status (*)(void *, const chorus_ai_sink *, uint64_t *, chorus_error *));
 PIN_TYPE(chorus_ai_provider_v1, cancel, chorus_status (*)(void *, uint64_t));
 PIN_TYPE(chorus_ai_provider_v1, health, chorus_status (*)(void *, chorus_buf *, chorus_error *));
+
+// -- license_v1.h --
+PIN_STRUCT(chorus_license_status, 168, 8);
+PIN(chorus_license_status, struct_size, 0, 4);
+PIN(chorus_license_status, valid, 4, 1);
+PIN(chorus_license_status, reserved0, 5, 3);
+PIN(chorus_license_status, state, 8, 4);
+PIN(chorus_license_status, reserved1, 12, 4);
+PIN(chorus_license_status, expires_at_unix_ms, 16, 8);
+PIN(chorus_license_status, grace_until_unix_ms, 24, 8);
+PIN(chorus_license_status, validated_at_unix_ms, 32, 8);
+PIN(chorus_license_status, license_id, 40, 128);
+PIN_TYPE(chorus_license_status, struct_size, uint32_t);
+PIN_TYPE(chorus_license_status, valid, uint8_t);
+PIN_TYPE(chorus_license_status, state, int32_t);
+PIN_TYPE(chorus_license_status, expires_at_unix_ms, int64_t);
+PIN_TYPE(chorus_license_status, grace_until_unix_ms, int64_t);
+PIN_TYPE(chorus_license_status, validated_at_unix_ms, int64_t);
+PIN_TYPE(chorus_license_status, license_id, char[128]);
+static_assert(CHORUS_LICENSE_STATE_VALID == 0 && CHORUS_LICENSE_STATE_GRACE == 1 && CHORUS_LICENSE_STATE_INVALID == 2);
+
+PIN_STRUCT(chorus_license_v1, 24, 8);
+PIN(chorus_license_v1, struct_size, 0, 4);
+PIN(chorus_license_v1, reserved, 4, 4);
+PIN(chorus_license_v1, status, 8, 8);
+PIN(chorus_license_v1, status_json, 16, 8);
+PIN_TYPE(chorus_license_v1, status, chorus_status (*)(void *, chorus_license_status *));
+PIN_TYPE(chorus_license_v1, status_json, chorus_status (*)(void *, chorus_buf *, chorus_error *));
 
 // -- reasoning_v1.h --
 PIN_STRUCT(chorus_reasoning_v1, 32, 8);

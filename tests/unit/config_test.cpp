@@ -601,7 +601,7 @@ TEST(ConfigDefault, CommentedExamplesAreValidWhenUncommented) {
     text += line + "\n";
   }
   Config c = parse(text);
-  ASSERT_EQ(c.plugins.size(), 5u);
+  ASSERT_EQ(c.plugins.size(), 6u);
   EXPECT_EQ(c.plugins[0].id, "p2p");
   EXPECT_TRUE(c.plugins[0].critical);
   EXPECT_EQ(c.plugins[0].config_json, R"({"listen":["/ip4/0.0.0.0/tcp/9000"]})");
@@ -612,6 +612,9 @@ TEST(ConfigDefault, CommentedExamplesAreValidWhenUncommented) {
   EXPECT_FALSE(c.plugins[3].enabled);
   EXPECT_EQ(c.plugins[3].config_json, R"({"nats_url":"nats://127.0.0.1:4222"})");
   EXPECT_EQ(c.plugins[4].config_json, R"({"endpoint":"http://localhost:11434"})");
+  EXPECT_EQ(c.plugins[5].id, "license");
+  EXPECT_TRUE(c.plugins[5].critical);
+  EXPECT_EQ(c.plugins[5].config_json, R"({"endpoint":"https://licence.example"})");
   EXPECT_EQ(c.bindings.at("chorus.ai.provider"), "ai-ollama");
 }
 
