@@ -43,7 +43,8 @@
 //   {"cmd":"bench","op":"get"|"put","keys":[...],"value_b64"?,"concurrency"?}
 //        -> runs op on every key (texts; put: value_b64 under each, /chorus/ keys signed as put_chorus),
 //           concurrency at a time: {done, failed, first_error, elapsed_ms, ops_per_s, p50_ms, p95_ms,
-//           p99_ms, queries_mean}; queries_mean = the kad requests (SEND_QUERY events) per operation
+//           p99_ms, queries_mean, latencies_ms (with "latencies":true)}; queries_mean = the kad requests
+//           (SEND_QUERY events) per operation
 //   {"cmd":"stop"}                               -> stops the node, prints the result, exits 0
 //
 // Options: --seed <64 hex> (fixed Ed25519 identity), --listen <multiaddr> (repeatable; default
@@ -417,7 +418,8 @@ async function main () {
       p50_ms: percentile(sorted, 0.5),
       p95_ms: percentile(sorted, 0.95),
       p99_ms: percentile(sorted, 0.99),
-      queries_mean: latencies.length > 0 ? queries / latencies.length : null
+      queries_mean: latencies.length > 0 ? queries / latencies.length : null,
+      latencies_ms: c.latencies === true ? latencies : undefined
     }
   }
 
