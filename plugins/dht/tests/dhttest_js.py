@@ -4,9 +4,9 @@ dhttest.py (the agents):
   * DhtJsPeer - tests/interop/js/dht_peer.mjs (js-libp2p + @libp2p/kad-dht in server mode) as a child
     process driven by JSON lines (p2ptest.LinePeer);
   * js_missing_reason - why it cannot run here (a missing prerequisite: Skipped, failed under CI);
-  * cid_v1_raw / cid_multihash - CIDs for provider records (what a stock libp2p node provides is the
-    CID's multihash);
-  * b58encode / pk_key - peer id texts and the /pk/<binary peer id> key.
+  * cid_v1_raw - CIDs for provider records (what a stock libp2p node provides is the CID's multihash);
+  * b58decode / pk_key - binary peer ids and the /pk/<binary peer id> key;
+  * b64 / unb64 - the js peer's byte fields.
 """
 import base64
 import hashlib
@@ -29,15 +29,6 @@ def js_missing_reason():
         r = nodecheck.missing_reason(p2ptest.NODE, KAD_DHT_PACKAGE)
         _js_reason = missing("js-libp2p", r) if r else None
     return _js_reason
-
-
-def b58encode(data):
-    n = int.from_bytes(data, "big")
-    out = ""
-    while n:
-        n, r = divmod(n, 58)
-        out = B58[r] + out
-    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
 
 
 def b58decode(text):

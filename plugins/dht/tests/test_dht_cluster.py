@@ -27,8 +27,11 @@ from harness import Workspace, finish_agents
 
 N = 20
 K = 6
-# The health probe is off: its temporary records would move the store gauges the tests read.
-DHT_CONFIG = {"k": K, "query_timeout_ms": 3000, "lookup_deadline_ms": 20000, "probe": {"enabled": False}}
+# The health probe is off: its temporary records would move the store gauges the tests read. The
+# per-peer timeout stays at its default (10 s) so that a peer slowed by a loaded machine is not passed
+# over for a farther one (which would store the record elsewhere); a stopped agent refuses connections
+# at once on loopback, so no test waits on it.
+DHT_CONFIG = {"k": K, "query_timeout_ms": 10000, "lookup_deadline_ms": 30000, "probe": {"enabled": False}}
 GETTERS_PER_VALUE = 6
 
 

@@ -120,9 +120,12 @@ class DhtJsInterop(unittest.TestCase):
             self.assertEqual(unb64(got["chorus"]["payload_b64"]), payload)
         # A second put from the agent has a higher seq; js selects it too.
         author.put(key, b"second version")
+        def js_payload(p):
+            got = p.get(key)
+            return unb64(got["chorus"]["payload_b64"]) if got["ok"] else None
+
         for p in self.js:
-            wait_for(f"js {p.peer_id} gets the second version",
-                     lambda p=p: (lambda g: g["ok"] and unb64(g["chorus"]["payload_b64"]) == b"second version")(p.get(key)))
+            wait_for(f"js {p.peer_id} gets the second version", lambda p=p: js_payload(p) == b"second version")
 
     def test_4_forged_chorus_record_from_js_is_refused(self):
         key = "/chorus/interop/forged"

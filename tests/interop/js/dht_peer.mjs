@@ -222,7 +222,8 @@ async function main () {
         peerInfoMapper: passthroughMapper,
         validators: { chorus: validateChorus },
         selectors: { chorus: selectChorus },
-        // Ask a lone node's query to end instead of waiting for peers that will never come.
+        // A query on a node with an empty routing table ends at once (nothing found) instead of
+        // waiting for a first peer: the node that starts a cluster has nobody to ask yet.
         allowQueryWithZeroPeers: true
       })
     },
@@ -369,6 +370,8 @@ async function main () {
       return { peer_id: found.id.toString(), addrs: found.multiaddrs.map(ma => ma.toString()) }
     },
     async routing () {
+      // The routing table's peers are not in the public interface (only its size): read the k-bucket
+      // tree of this pinned version.
       const peers = [...dht.routingTable.kb.toIterable()].map(p => p.peerId.toString())
       return { size: dht.routingTable.size, peers }
     },
