@@ -7,7 +7,9 @@
   * providers both ways: a CID a js node provides is listed by every agent, one an agent announces is
     found by both js nodes, and a CID announced on both sides lists every announcer everywhere;
   * find-peer both ways, with the listen addresses;
-  * the js nodes keep our agents in their routing tables (and ours keep them) after all the traffic.
+  * the js nodes keep our agents in their routing tables (and ours keep them) after all the traffic;
+  * with protocol_prefix /chorus an agent and a js node on /chorus/kad/1.0.0 work together, and a js
+    node on the default prefix stays out of both tables.
 
 Needs node >= the pinned packages' minimum and `npm ci` in tests/interop/js (Skipped otherwise; failed
 under CI). The cluster is started once; tests run in name order.
@@ -194,6 +196,53 @@ class DhtJsInterop(unittest.TestCase):
             r = n.routing()
             self.assertLessEqual(self.js_ids, set(r["peer_ids"]), f"agent {i}: {r}")
             self.assertEqual(r["mode"], "server")
+
+
+class DhtJsProtocolPrefix(unittest.TestCase):
+    """protocol_prefix /chorus on an agent and --prefix /chorus on a js node: they speak
+    /chorus/kad/1.0.0 to each other, and a js node on the default /ipfs/kad/1.0.0 is not in the agent's
+    table (nor the agent in its)."""
+
+    def setUp(self):
+        for fn in (agent_missing_reason, js_missing_reason):
+            reason = fn()
+            if reason:
+                self.skipTest(reason)
+        self.ws = Workspace()
+        self.agents, self.js = [], []
+
+    def tearDown(self):
+        for p in self.js:
+            p.stop()
+        problems = finish_agents(self.agents)
+        self.ws.cleanup()
+        self.assertEqual(problems, [])
+
+    def test_a_custom_prefix_is_spoken_and_kept_apart(self):
+        agent, node, _ = start_dht_agent(self.ws, "prefixed", dht={**DHT_CONFIG, "protocol_prefix": "/chorus"})
+        self.agents.append(agent)
+        same = DhtJsPeer(prefix="/chorus")
+        other = DhtJsPeer()
+        self.js += [same, other]
+        for p in self.js:
+            p.ok("dial", target=node.addr)
+        wait_for("the /chorus js node in the agent's routing table", lambda: same.peer_id in node.routing()["peer_ids"])
+        wait_for("the agent in the /chorus js node's routing table", lambda: node.peer_id in same.routing_peers())
+        # The agent has identified the /ipfs node (its identify lists /ipfs/kad/1.0.0).
+        wait_for("the agent identified the /ipfs js node", lambda: any(
+            p["peer_id"] == other.peer_id and "/ipfs/kad/1.0.0" in p["protocols"] for p in node.agent.http_json("/p2p/peers")[1]))
+
+        key = "/chorus/interop/prefixed"
+        node.put(key, b"over /chorus/kad/1.0.0")
+        got = same.get(key)
+        self.assertTrue(got["ok"], got)
+        self.assertEqual(unb64(got["chorus"]["payload_b64"]), b"over /chorus/kad/1.0.0")
+        self.assertFalse(other.get(key)["ok"], "a node on /ipfs/kad/1.0.0 found a value only /chorus nodes hold")
+        # Long after both identified each other: only the /chorus node is in the agent's table and the
+        # agent only in its.
+        self.assertEqual(node.routing()["peer_ids"], [same.peer_id])
+        self.assertEqual(same.routing_peers(), {node.peer_id})
+        self.assertEqual(other.routing_peers(), set())
 
 
 if __name__ == "__main__":
