@@ -31,6 +31,9 @@ Workload (the same on both sides; every node runs --per-node operations at a tim
   p50 / p95 / p99 per operation (chorus: measured by the HTTP client, so it includes the HTTP round
   trip; js: measured in the node around dht.put / dht.get), and kad requests sent per operation
   (chorus: the increase of chorus_dht_outbound_requests_total over all agents; js: SEND_QUERY events).
+  For chorus, the GET_VALUE lookups' duration histogram (chorus_dht_lookup_duration_seconds, timed
+  inside the node, without the HTTP round trip and the Python client) gives their mean and the share
+  finished within 25, 50 and 100 ms (its bucket bounds).
   Neither implementation reports hop counts (the depth of the iterative lookup): the requests per
   lookup are the figure of a lookup's cost that both expose.
 
@@ -150,6 +153,34 @@ def chorus_outbound(nodes):
     return sum(n.metric("chorus_dht_outbound_requests_total") for n in nodes)
 
 
+LOOKUP_HISTOGRAM = "chorus_dht_lookup_duration_seconds"
+LOOKUP_BOUNDS = ("0.025", "0.05", "0.1")
+
+
+def chorus_lookups(nodes):
+    """Over all agents: (count, sum in s, {bound: count <= bound}) of the GET_VALUE lookups'
+    duration histogram (timed inside the node, without the HTTP round trip)."""
+    count = total = 0.0
+    within = dict.fromkeys(LOOKUP_BOUNDS, 0.0)
+    for n in nodes:
+        status, text, _ = n.agent.http("/metrics")
+        if status != 200:
+            raise RuntimeError(f"GET /metrics answered {status}")
+        for line in text.splitlines():
+            if not line.startswith(LOOKUP_HISTOGRAM) or 'kind="GET_VALUE"' not in line:
+                continue
+            key, _, value = line.rpartition(" ")
+            if key.startswith(LOOKUP_HISTOGRAM + "_count"):
+                count += float(value)
+            elif key.startswith(LOOKUP_HISTOGRAM + "_sum"):
+                total += float(value)
+            else:
+                for b in LOOKUP_BOUNDS:
+                    if f'le="{b}"' in key:
+                        within[b] += float(value)
+    return count, total, within
+
+
 def chorus_run(nodes, work, per_node, op, value=None):
     """Runs work (a list of (key, node index)) with per_node client threads per node; returns the
     figures."""
@@ -178,6 +209,7 @@ def chorus_run(nodes, work, per_node, op, value=None):
         for c in range(per_node):
             threads.append(threading.Thread(target=client, args=(i, keys[c::per_node]), daemon=True))
     before = chorus_outbound(nodes)
+    lookups_before = chorus_lookups(nodes)
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -185,9 +217,18 @@ def chorus_run(nodes, work, per_node, op, value=None):
         t.join()
     elapsed = time.perf_counter() - t0
     requests = chorus_outbound(nodes) - before
-    return {"done": len(lat), "failed": len(failures), "first_error": failures[0] if failures else None,
-            "elapsed_s": elapsed, "ops_per_s": len(lat) / elapsed if elapsed > 0 else 0,
-            "requests_per_op": requests / len(lat) if lat else None, **percentiles(lat)}
+    res = {"done": len(lat), "failed": len(failures), "first_error": failures[0] if failures else None,
+           "elapsed_s": elapsed, "ops_per_s": len(lat) / elapsed if elapsed > 0 else 0,
+           "requests_per_op": requests / len(lat) if lat else None, **percentiles(lat)}
+    if op == "get":
+        (c0, s0, w0), (c1, s1, w1) = lookups_before, chorus_lookups(nodes)
+        n = c1 - c0
+        res["node_lookups"] = n
+        if n > 0:
+            res["node_lookup_mean_ms"] = (s1 - s0) / n * 1000
+            for b in LOOKUP_BOUNDS:
+                res[f"node_lookups_within_{int(float(b) * 1000)}ms"] = (w1[b] - w0[b]) / n
+    return res
 
 
 # ---- js -------------------------------------------------------------------------------------------
@@ -299,6 +340,10 @@ def report(res, args, command):
     row("  get latency p95, ms", "get", "p95_ms", 1, "< 50", "lower")
     row("  get latency p99, ms", "get", "p99_ms", 1)
     row("  kad requests per get", "get", "requests_per_op", 1)
+    row("  chorus GET_VALUE lookups in the node: mean ms", "get", "node_lookup_mean_ms", 1)
+    for b in (25, 50, 100):
+        row(f"  chorus GET_VALUE lookups in the node: share within {b} ms", "get", f"node_lookups_within_{b}ms", 3,
+            "p95 < 50 ms: ≥ 0.95" if b == 50 else "")
     row("  gets done", "get", "done")
     row("  gets failed", "get", "failed")
     row(f"puts per second ({args.size} B /chorus/ records)", "put", "ops_per_s", 0, "", "higher")
