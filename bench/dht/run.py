@@ -181,6 +181,24 @@ def chorus_lookups(nodes):
     return count, total, within
 
 
+def chorus_hops(nodes):
+    """Over all agents: (count, sum) of the GET_VALUE lookups' hop histogram."""
+    count = total = 0.0
+    for n in nodes:
+        status, text, _ = n.agent.http("/metrics")
+        if status != 200:
+            raise RuntimeError(f"GET /metrics answered {status}")
+        for line in text.splitlines():
+            if not line.startswith("chorus_dht_lookup_hops") or 'kind="GET_VALUE"' not in line:
+                continue
+            key, _, value = line.rpartition(" ")
+            if key.startswith("chorus_dht_lookup_hops_count"):
+                count += float(value)
+            elif key.startswith("chorus_dht_lookup_hops_sum"):
+                total += float(value)
+    return count, total
+
+
 def chorus_run(nodes, work, per_node, op, value=None):
     """Runs work (a list of (key, node index)) with per_node client threads per node; returns the
     figures."""
@@ -210,6 +228,7 @@ def chorus_run(nodes, work, per_node, op, value=None):
             threads.append(threading.Thread(target=client, args=(i, keys[c::per_node]), daemon=True))
     before = chorus_outbound(nodes)
     lookups_before = chorus_lookups(nodes)
+    hops_before = chorus_hops(nodes)
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -226,6 +245,9 @@ def chorus_run(nodes, work, per_node, op, value=None):
         res["node_lookups"] = n
         if n > 0:
             res["node_lookup_mean_ms"] = (s1 - s0) / n * 1000
+        (hc0, hs0), (hc1, hs1) = hops_before, chorus_hops(nodes)
+        if hc1 > hc0:
+            res["node_lookup_mean_hops"] = (hs1 - hs0) / (hc1 - hc0)
             for b in LOOKUP_BOUNDS:
                 res[f"node_lookups_within_{int(float(b) * 1000)}ms"] = (w1[b] - w0[b]) / n
     return res
@@ -341,6 +363,7 @@ def report(res, args, command):
     row("  get latency p99, ms", "get", "p99_ms", 1)
     row("  kad requests per get", "get", "requests_per_op", 1)
     row("  chorus GET_VALUE lookups in the node: mean ms", "get", "node_lookup_mean_ms", 1)
+    row("  chorus GET_VALUE lookups in the node: mean hops", "get", "node_lookup_mean_hops", 2)
     for b in (25, 50, 100):
         row(f"  chorus GET_VALUE lookups in the node: share within {b} ms", "get", f"node_lookups_within_{b}ms", 3,
             "p95 < 50 ms: ≥ 0.95" if b == 50 else "")

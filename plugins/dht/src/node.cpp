@@ -34,6 +34,9 @@ NodeMetrics define_metrics(chorus::Host &host) {
   m.probe_failures = host.counter("chorus_dht_probe_failures_total", "Put/get health probes that failed");
   m.lookup_seconds = host.histogram("chorus_dht_lookup_duration_seconds", "Duration of iterative lookups, by kind",
                                     {"kind"}, {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+  m.lookup_hops = host.histogram("chorus_dht_lookup_hops",
+                                 "Hops of iterative lookups (the longest chain of peers that led to an answering one), by kind",
+                                 {"kind"}, {1, 2, 3, 4, 5, 6, 8, 10, 15});
   m.probe_seconds = host.histogram("chorus_dht_probe_latency_seconds", "Put/get health probe: put then get", {},
                                    {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5});
   m.routing_peers = host.gauge("chorus_dht_routing_table_peers", "Peers in the routing table");

@@ -56,6 +56,7 @@ struct NodeMetrics {
   chorus::Counter operations;       // service operations, by op and status
   chorus::Counter probe_failures;
   chorus::Histogram lookup_seconds;  // by kind
+  chorus::Histogram lookup_hops;     // by kind
   chorus::Histogram probe_seconds;
   chorus::Gauge routing_peers, records, providers;
 };

@@ -164,6 +164,7 @@ void Node::end_lookup(uint64_t id) {
   const LookupResult r = op->q->result();
   m_.lookups.inc(lookup_kind_name(op->kind), lookup_end_name(r.end));
   m_.lookup_seconds.observe(lookup_kind_name(op->kind), static_cast<double>(r.stats.elapsed_ms) / 1000.0);
+  m_.lookup_hops.observe(lookup_kind_name(op->kind), static_cast<double>(r.stats.hops));
   op->done(r);
 }
 
