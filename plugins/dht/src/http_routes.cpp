@@ -63,47 +63,6 @@ int http_status(chorus_status st) {
   }
 }
 
-bool url_decode(std::string_view in, std::string *out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
-      out->push_back(' ');
-    } else if (in[i] == '%') {
-      if (i + 2 >= in.size()) return false;
-      auto nib = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-      };
-      const int hi = nib(in[i + 1]), lo = nib(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      out->push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out->push_back(in[i]);
-    }
-  }
-  return true;
-}
-
-std::optional<std::string> query_param(std::string_view query, std::string_view key) {
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const std::string_view part = query.substr(0, amp);
-    const size_t eq = part.find('=');
-    std::string k, v;
-    if (url_decode(part.substr(0, eq), &k) && k == key) {
-      if (eq == std::string_view::npos) return std::string();
-      if (!url_decode(part.substr(eq + 1), &v)) return std::nullopt;
-      return v;
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return std::nullopt;
-}
-
 Bytes provider_key(std::string_view text) {
   if (text.size() == 46 && text.substr(0, 2) == "Qm") {  // CIDv0: a base58btc sha2-256 multihash
     if (auto mh = p2p::base58_decode(text); mh && is_multihash(*mh)) return *mh;

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include <chorus/http_query.hpp>
 #include <chorus/plugin.hpp>
 
 #include "service_table.hpp"
@@ -15,11 +16,9 @@ namespace chorus::dht {
 // Mounts every route (constructor or start() only).
 void register_routes(chorus::Host &host, NodeSource &source);
 
-// Helpers shared with the tests.
-// Percent-decoding of a query component ('+' is a space); false if malformed.
-bool url_decode(std::string_view in, std::string *out);
-// The value of key in a query string ("a=1&key=x"), decoded; nothing if absent or malformed.
-std::optional<std::string> query_param(std::string_view query, std::string_view key);
+// Query strings are read with the SDK's chorus/http_query.hpp.
+using chorus::query_param;
+using chorus::url_decode;
 // The provider key an HTTP key stands for: a CID (CIDv0 `Qm...`, CIDv1 in base32 `b...`) stands for
 // its multihash, any other text for its UTF-8 bytes.
 Bytes provider_key(std::string_view text);

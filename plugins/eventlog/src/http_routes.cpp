@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chorus/http_query.hpp>
 #include <chorus/services/eventlog_v1.h>
 
 namespace chorus::eventlog {
@@ -12,30 +13,6 @@ namespace {
 void respond_error(chorus::HttpExchange &ex, int http, chorus_status st, std::string_view message) {
   const nlohmann::json body = {{"error", {{"code", chorus_status_name(st)}, {"message", message}}}};
   ex.respond(http, "application/json", body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-}
-
-bool url_decode(std::string_view in, std::string *out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
-      out->push_back(' ');
-    } else if (in[i] == '%') {
-      auto nib = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-      };
-      if (i + 2 >= in.size()) return false;
-      const int hi = nib(in[i + 1]), lo = nib(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      out->push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out->push_back(in[i]);
-    }
-  }
-  return true;
 }
 
 bool parse_uint(const std::string &text, uint64_t *out) {
@@ -55,8 +32,8 @@ std::optional<QueryArgs> parse_query_args(std::string_view query, std::string *w
     if (part.empty()) continue;
     const size_t eq = part.find('=');
     std::string key, value;
-    if (!url_decode(part.substr(0, eq), &key) ||
-        !url_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1), &value)) {
+    if (!chorus::url_decode(part.substr(0, eq), &key) ||
+        !chorus::url_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1), &value)) {
       *why = "malformed percent-encoding in the query string";
       return std::nullopt;
     }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include <chorus/http_query.hpp>
 #include <chorus/plugin.hpp>
 
 #include "service_table.hpp"
@@ -23,10 +24,9 @@ void sse_keepalive(SseRegistry &registry);
 // Helpers shared with the tests.
 std::string base64_encode(const uint8_t *data, size_t len);
 bool base64_decode(std::string_view text, std::string *out);
-// Percent-decoding of a query component ('+' is a space); false if malformed.
-bool url_decode(std::string_view in, std::string *out);
-// The value of key in a query string ("a=1&topic=x"), decoded; nothing if absent or malformed.
-std::optional<std::string> query_param(std::string_view query, std::string_view key);
+// Query strings are read with the SDK's chorus/http_query.hpp.
+using chorus::query_param;
+using chorus::url_decode;
 // One SSE event for a delivered message: "data: {...}\n\n".
 std::string sse_event(const chorus_pubsub_message &m);
 
