@@ -236,6 +236,33 @@ def p2p_config_yaml(state_dir, *, listen, p2p_extra=None, probe=True, log_level=
     return "\n".join(lines) + "\n"
 
 
+def p2p_stack_config_yaml(state_dir, *, agent_id, p2p_listen, bootstrap=(), plugins, plugin_dirs,
+                          http_listen="127.0.0.1:0", log_level="info", p2p_extra=None):
+    """A config running the p2p plugin (listening on p2p_listen, a list of multiaddrs, dialling `bootstrap`
+    at start) and the plugins on top of it: plugins = {id: config dict} (plugin defaults for what a dict
+    leaves out), every one enabled and critical, found in plugin_dirs besides the p2p plugin's."""
+    p2p_cfg = {"listen": list(p2p_listen)}
+    if bootstrap:
+        p2p_cfg["bootstrap_peers"] = list(bootstrap)
+    p2p_cfg.update(p2p_extra or {})
+    lines = [
+        "agent:",
+        f"  id: {json.dumps(agent_id)}",
+        "host:",
+        "  http:",
+        f"    listen: {http_listen}",
+        f"  log_level: {log_level}",
+        f"  state_dir: {json.dumps(state_dir)}",
+        "  shutdown_timeout_ms: 8000",
+        f"  plugin_dirs: {json.dumps([P2P_PLUGIN_DIR, *plugin_dirs])}",
+        "plugins:",
+        "  p2p: " + json.dumps({"enabled": True, "critical": True, "config": p2p_cfg}),
+    ]
+    for pid, cfg in plugins.items():
+        lines.append(f"  {pid}: " + json.dumps({"enabled": True, "critical": True, "config": dict(cfg or {})}))
+    return "\n".join(lines) + "\n"
+
+
 def is_event(kind, peer, direction=None):
     """A predicate for the probe's p2p events (wait_for_event): this type, this peer, this direction."""
     return lambda e: e.get("type") == kind and e.get("peer") == peer and (direction is None or

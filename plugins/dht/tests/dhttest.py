@@ -35,24 +35,9 @@ def dht_config_yaml(state_dir, *, agent_id, p2p_listen, bootstrap=(), dht=None, 
                     log_level="info"):
     """A config running the p2p plugin (listening on p2p_listen, dialling `bootstrap` at start) and the
     dht plugin with the config dict `dht` (plugin defaults for what it leaves out)."""
-    p2p_cfg = {"listen": list(p2p_listen)}
-    if bootstrap:
-        p2p_cfg["bootstrap_peers"] = list(bootstrap)
-    lines = [
-        "agent:",
-        f"  id: {json.dumps(agent_id)}",
-        "host:",
-        "  http:",
-        f"    listen: {http_listen}",
-        f"  log_level: {log_level}",
-        f"  state_dir: {json.dumps(state_dir)}",
-        "  shutdown_timeout_ms: 8000",
-        f"  plugin_dirs: {json.dumps([P2P_PLUGIN_DIR, DHT_PLUGIN_DIR])}",
-        "plugins:",
-        "  p2p: " + json.dumps({"enabled": True, "critical": True, "config": p2p_cfg}),
-        "  dht: " + json.dumps({"enabled": True, "critical": True, "config": dict(dht or {})}),
-    ]
-    return "\n".join(lines) + "\n"
+    return p2ptest.p2p_stack_config_yaml(state_dir, agent_id=agent_id, p2p_listen=p2p_listen, bootstrap=bootstrap,
+                                         plugins={"dht": dht}, plugin_dirs=[DHT_PLUGIN_DIR], http_listen=http_listen,
+                                         log_level=log_level)
 
 
 class DhtAgent:

@@ -69,25 +69,9 @@ def gossip_config_yaml(state_dir, *, agent_id, p2p_listen, bootstrap=(), gossip=
                        log_level="info", p2p_extra=None):
     """A config running the p2p plugin (listening on p2p_listen, a list of multiaddrs, dialling `bootstrap`
     at start) and the gossip plugin with the config dict `gossip` (plugin defaults for what it leaves out)."""
-    p2p_cfg = {"listen": list(p2p_listen)}
-    if bootstrap:
-        p2p_cfg["bootstrap_peers"] = list(bootstrap)
-    p2p_cfg.update(p2p_extra or {})
-    lines = [
-        "agent:",
-        f"  id: {json.dumps(agent_id)}",
-        "host:",
-        "  http:",
-        f"    listen: {http_listen}",
-        f"  log_level: {log_level}",
-        f"  state_dir: {json.dumps(state_dir)}",
-        "  shutdown_timeout_ms: 8000",
-        f"  plugin_dirs: {json.dumps([P2P_PLUGIN_DIR, GOSSIP_PLUGIN_DIR])}",
-        "plugins:",
-        "  p2p: " + json.dumps({"enabled": True, "critical": True, "config": p2p_cfg}),
-        "  gossip: " + json.dumps({"enabled": True, "critical": True, "config": dict(gossip or {})}),
-    ]
-    return "\n".join(lines) + "\n"
+    return p2ptest.p2p_stack_config_yaml(state_dir, agent_id=agent_id, p2p_listen=p2p_listen, bootstrap=bootstrap,
+                                         plugins={"gossip": gossip}, plugin_dirs=[GOSSIP_PLUGIN_DIR],
+                                         http_listen=http_listen, log_level=log_level, p2p_extra=p2p_extra)
 
 
 # ---- Server-sent events -----------------------------------------------------------------------------
