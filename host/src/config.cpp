@@ -618,6 +618,7 @@ plugins:
 #  p2p:       { enabled: true,  critical: true,  config: { listen: [/ip4/0.0.0.0/tcp/9000] } }  # CHORUS_P2P_PORT
 #  mdns:      { enabled: true,  critical: false, config: { service_tag: CHORUS-peer-discovery } }
 #  gossip:    { enabled: true,  critical: true,  config: { signature_policy: strict_sign } }  # CHORUS topics
+#  dht:       { enabled: true,  critical: false, config: { mode: auto } }  # Kademlia DHT, encrypted content
 #  eventlog:  { enabled: true,  critical: false, config: { log_peer_events: true } }  # signed event log
 #  backbeat:  { enabled: false, critical: false, config: { nats_url: "nats://127.0.0.1:4222" } }
 #  ai-ollama: { enabled: true,  config: { endpoint: "http://localhost:11434" } }   # OLLAMA_ENDPOINT

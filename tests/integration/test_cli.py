@@ -282,7 +282,7 @@ class Plugins(AgentTestCase):
         path = self.ws.write("c.yaml", config_yaml(self.ws, {}))
         rc, out, _ = run_cli("plugins", "-c", path)
         self.assertEqual(rc, 0)
-        self.assertRegex(out, r"test\.mid 1\.0\.0 \(ABI 1\.0\)\n    provides: test\.mid 1\.2\n    requires: test\.base \^1\n")
+        self.assertRegex(out, r"test\.mid 1\.0\.0 \(ABI 1\.1\)\n    provides: test\.mid 1\.2\n    requires: test\.base \^1\n")
 
 
 if __name__ == "__main__":

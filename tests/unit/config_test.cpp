@@ -601,7 +601,7 @@ TEST(ConfigDefault, CommentedExamplesAreValidWhenUncommented) {
     text += line + "\n";
   }
   Config c = parse(text);
-  ASSERT_EQ(c.plugins.size(), 6u);
+  ASSERT_EQ(c.plugins.size(), 8u);
   EXPECT_EQ(c.plugins[0].id, "p2p");
   EXPECT_TRUE(c.plugins[0].critical);
   EXPECT_EQ(c.plugins[0].config_json, R"({"listen":["/ip4/0.0.0.0/tcp/9000"]})");
@@ -609,12 +609,16 @@ TEST(ConfigDefault, CommentedExamplesAreValidWhenUncommented) {
   EXPECT_EQ(c.plugins[2].id, "gossip");
   EXPECT_TRUE(c.plugins[2].critical);
   EXPECT_EQ(c.plugins[2].config_json, R"({"signature_policy":"strict_sign"})");
-  EXPECT_FALSE(c.plugins[3].enabled);
-  EXPECT_EQ(c.plugins[3].config_json, R"({"nats_url":"nats://127.0.0.1:4222"})");
-  EXPECT_EQ(c.plugins[4].config_json, R"({"endpoint":"http://localhost:11434"})");
-  EXPECT_EQ(c.plugins[5].id, "license");
-  EXPECT_TRUE(c.plugins[5].critical);
-  EXPECT_EQ(c.plugins[5].config_json, R"({"endpoint":"https://licence.example"})");
+  EXPECT_EQ(c.plugins[3].id, "dht");
+  EXPECT_EQ(c.plugins[3].config_json, R"({"mode":"auto"})");
+  EXPECT_EQ(c.plugins[4].id, "eventlog");
+  EXPECT_EQ(c.plugins[4].config_json, R"({"log_peer_events":true})");
+  EXPECT_FALSE(c.plugins[5].enabled);
+  EXPECT_EQ(c.plugins[5].config_json, R"({"nats_url":"nats://127.0.0.1:4222"})");
+  EXPECT_EQ(c.plugins[6].config_json, R"({"endpoint":"http://localhost:11434"})");
+  EXPECT_EQ(c.plugins[7].id, "license");
+  EXPECT_TRUE(c.plugins[7].critical);
+  EXPECT_EQ(c.plugins[7].config_json, R"({"endpoint":"https://licence.example"})");
   EXPECT_EQ(c.bindings.at("chorus.ai.provider"), "ai-ollama");
 }
 
