@@ -163,5 +163,40 @@ class DhtLoopbackTest(unittest.TestCase):
         self.assertEqual(node.get("/chorus/loopback/value-from-1"), (200, f"value 1 \x00\xff".encode("latin-1")))
 
 
+class DhtRepublishTest(unittest.TestCase):
+    """A record put and a key provided while the agent had no peers reach a peer that arrives later,
+    through the periodic republish and re-provide (intervals of 1 s here; 1 h and 22 h by default)."""
+
+    def setUp(self):
+        reason = agent_missing_reason()
+        if reason:
+            self.skipTest(reason)
+        self.ws = Workspace()
+        self.agents = []
+        self.addCleanup(self.ws.cleanup)
+
+    def tearDown(self):
+        problems = finish_agents(self.agents)
+        if problems:
+            self.fail("agent check at the end of the test:\n" + "\n".join(problems))
+
+    def test_republish_and_reprovide_reach_a_later_peer(self):
+        quiet = {"probe": {"enabled": False}, "query_timeout_ms": 3000, "lookup_deadline_ms": 15000}
+        a_agent, a, _ = start_dht_agent(self.ws, "early", dht={**quiet, "republish_interval_ms": 1000,
+                                                                "reprovide_interval_ms": 1000})
+        self.agents.append(a_agent)
+        self.assertEqual(a.put("/chorus/republish/early", b"from before you came")["key"], "/chorus/republish/early")
+        a.provide("republish-provided-key")
+        b_agent, b, _ = start_dht_agent(self.ws, "late", bootstrap=[a.addr], dht=quiet)
+        self.agents.append(b_agent)
+        # Neither agent runs the probe, so B's store holds only what A's timers sent it.
+        wait_for("B storing the record A republished", lambda: b.metric("chorus_dht_store_records") >= 1)
+        wait_for("B storing the provider record A re-provided", lambda: b.metric("chorus_dht_store_providers") >= 1)
+        # With A gone, B answers from its own copy.
+        self.assertEqual(a_agent.stop(), 0)
+        self.assertEqual(b.get("/chorus/republish/early"), (200, b"from before you came"))
+        self.assertIn(a.peer_id, {p["peer_id"] for p in b.providers("republish-provided-key")["providers"]})
+
+
 if __name__ == "__main__":
     unittest.main()
