@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "build_info.hpp"
 #include "config.hpp"
 #include "eventlog/verify.hpp"
 #include "logging.hpp"
@@ -193,7 +194,7 @@ int main(int argc, char **argv) {
     }
     if (a == "--version" || a == "-V") {
       std::cout << "chorus-agent " << CHORUS_VERSION << " (plugin ABI " << CHORUS_ABI_MAJOR << "." << CHORUS_ABI_MINOR
-                << ")\n";
+                << "; commit " << CHORUS_GIT_COMMIT << ", built " << CHORUS_BUILD_DATE << ")\n";
       return 0;
     }
     if (a == "-c" || a == "--config") {

@@ -13,7 +13,9 @@ class VersionAndUsage(unittest.TestCase):
     def test_version(self):
         rc, out, _ = run_cli("--version")
         self.assertEqual(rc, 0)
-        self.assertRegex(out, r"^chorus-agent \d+\.\d+\.\d+ \(plugin ABI 1\.\d+\)\n$")
+        # The commit is "unknown" outside a git checkout (a release tarball).
+        self.assertRegex(out, r"^chorus-agent \d+\.\d+\.\d+ \(plugin ABI 1\.\d+; commit ([0-9a-f]{7,40}|unknown), "
+                              r"built \d{4}-\d\d-\d\d\)\n$")
 
     def test_help(self):
         rc, out, _ = run_cli("--help")
