@@ -112,6 +112,17 @@ class Bootstrap(BehaviourCase):
 # ---- connection manager -------------------------------------------------------------------------------
 
 @unittest.skipIf(sodium_missing_reason(), sodium_missing_reason() or "")
+class StatusLine(BehaviourCase):
+    def test_the_connected_peer_count_is_logged_periodically(self):
+        # The runtime logs its peer count every 60 s; 1 s here (status_interval_ms).
+        a = self.p2p_agent("a", p2p_extra={"status_interval_ms": 1000})
+        a.agent.wait_log(r"status: connected to 0 peer\(s\)")
+        b = self.p2p_agent("b", p2p_extra={"bootstrap_peers": [a.addr], "status_interval_ms": 0})
+        a.wait_for_event(is_event("connected", b.peer_id, "inbound"), what="b connecting to a")
+        a.agent.wait_log(r"status: connected to 1 peer\(s\)")
+        self.assertNotIn("status: connected", b.agent.log_text())  # 0 turns the line off
+
+
 class Watermarks(BehaviourCase):
     HIGH, LOW = 3, 1
 

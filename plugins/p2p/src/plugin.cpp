@@ -112,7 +112,9 @@ class P2PPlugin final : public chorus::Plugin {
         next.agent_version != settings_.agent_version || next.announce_loopback != settings_.announce_loopback ||
         !(next.limits == settings_.limits))
       throw chorus::NeedsRestart();
-    // Only the bootstrap list changed (config, or a re-read assignment file): dial the new peers.
+    // Otherwise only the status interval or the bootstrap list changed (config, or a re-read
+    // assignment file): apply the one, dial the new peers of the other.
+    settings_.status_interval_ms = next.status_interval_ms;
     config_json_ = config_json;
     dial_bootstrap(next);
   }
@@ -179,6 +181,7 @@ class P2PPlugin final : public chorus::Plugin {
 
   void export_metrics() {
     if (!node_) return;
+    log_status();
     const auto &s = node_->stats();
     connections_.set("inbound", static_cast<double>(s.connections_inbound.load()));
     connections_.set("outbound", static_cast<double>(s.connections_outbound.load()));
@@ -202,6 +205,20 @@ class P2PPlugin final : public chorus::Plugin {
     proto_err_.add(delta(s.protocol_errors, last_.proto_errors));
   }
 
+  // The CHORUS runtime's periodic status line: how many peers this agent is connected to. Called by
+  // the 1 s metrics timer.
+  void log_status() {
+    if (settings_.status_interval_ms == 0) return;
+    since_status_ms_ += 1000;
+    if (since_status_ms_ < settings_.status_interval_ms) return;
+    since_status_ms_ = 0;
+    std::string peers;
+    if (node_->list_peers_json(peers, nullptr) != CHORUS_OK) return;
+    const json list = json::parse(peers, nullptr, false);
+    if (!list.is_array()) return;
+    host_.info("status: connected to " + std::to_string(list.size()) + " peer(s)");
+  }
+
   chorus::Host &host_;
   HostLog log_;
   Settings settings_;
@@ -209,6 +226,7 @@ class P2PPlugin final : public chorus::Plugin {
   std::unique_ptr<Node> node_;
   chorus_p2p_host_v1 table_{};
   uint64_t metrics_timer_ = 0;
+  uint64_t since_status_ms_ = 0;
 
   chorus::Gauge connections_, streams_;
   chorus::Counter streams_total_, bytes_, dials_, rejected_, hs_fail_, proto_err_;

@@ -26,6 +26,8 @@ const char kConfigSchema[] = R"schema({
     "assignment_file": {"type": "string", "default": ""},
     "key_file": {"type": "string", "default": "", "description": "default: <state_dir>/p2p/identity.key"},
     "agent_version": {"type": "string", "minLength": 1, "maxLength": 256, "default": "chorus-agent/0.1.0"},
+    "status_interval_ms": {"type": "integer", "minimum": 0, "maximum": 86400000, "default": 60000,
+                           "description": "how often the connected-peer count is logged (the runtime's status line); 0 = never"},
     "announce_loopback": {"type": "boolean", "default": true},
     "limits": {
       "type": "object",
@@ -159,6 +161,7 @@ Settings parse_settings(std::string_view config_json, const std::string &state_d
     s.assignment_file = cfg.at("assignment_file").get<std::string>();
     s.key_file = cfg.at("key_file").get<std::string>();
     s.agent_version = cfg.at("agent_version").get<std::string>();
+    s.status_interval_ms = cfg.at("status_interval_ms").get<uint64_t>();
     s.announce_loopback = cfg.at("announce_loopback").get<bool>();
     s.limits = read_limits(cfg.at("limits"));
   } catch (const json::exception &e) {  // the host did not apply kConfigSchema
