@@ -112,6 +112,16 @@ class Bootstrap(BehaviourCase):
 # ---- connection manager -------------------------------------------------------------------------------
 
 @unittest.skipIf(sodium_missing_reason(), sodium_missing_reason() or "")
+class UnusableAssignment(BehaviourCase):
+    def test_an_unreadable_assignment_is_a_warning_and_the_configured_peers_are_dialled(self):
+        a = self.p2p_agent("a")
+        missing_file = self.ws.path("no-such-assignment.json")
+        b = self.p2p_agent("b", p2p_extra={"assignment_file": missing_file, "bootstrap_peers": [a.addr]})
+        b.agent.wait_log(r"assignment not used \(.*cannot read.*\); carrying on with the configured bootstrap peers")
+        a.wait_for_event(is_event("connected", b.peer_id, "inbound"), what="b dialling its configured peer")
+        self.assertEqual(b.agent.http("/health/ready")[0], 200)
+
+
 class StatusLine(BehaviourCase):
     def test_the_connected_peer_count_is_logged_periodically(self):
         # The runtime logs its peer count every 60 s; 1 s here (status_interval_ms).

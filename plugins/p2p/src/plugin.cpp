@@ -51,6 +51,7 @@ class P2PPlugin final : public chorus::Plugin {
     if (sodium_init() < 0) throw chorus::Error(CHORUS_E_INTERNAL, "libsodium failed to initialise");
     settings_ = read_settings(config_json);
     config_json_ = config_json;
+    warn_assignment(settings_);
 
     connections_ = host_.gauge("chorus_p2p_connections", "Open libp2p connections, by direction", {"direction"});
     streams_ = host_.gauge("chorus_p2p_streams", "Open streams (all connections)");
@@ -129,6 +130,10 @@ class P2PPlugin final : public chorus::Plugin {
       host_.warn(std::string("reload: keeping the bootstrap peers in use: ") + e.what());
       return;
     }
+    if (!next.assignment_problem.empty()) {
+      warn_assignment(next);
+      return;  // keep the peers in use rather than fall back mid-run
+    }
     if (next.bootstrap_peers == settings_.bootstrap_peers) return;
     dial_bootstrap(next);
   }
@@ -140,6 +145,11 @@ class P2PPlugin final : public chorus::Plugin {
 
  private:
   // The config section plus the environment, with the host's state dir for the default key file.
+  void warn_assignment(const Settings &s) {
+    if (!s.assignment_problem.empty())
+      host_.warn("assignment not used (" + s.assignment_problem + "); carrying on with the configured bootstrap peers");
+  }
+
   void dial_bootstrap(const Settings &next) {
     settings_.bootstrap_peers = next.bootstrap_peers;
     settings_.bootstrap_source = next.bootstrap_source;

@@ -185,8 +185,16 @@ Settings parse_settings(std::string_view config_json, const std::string &state_d
   }
 
   // Bootstrap peers: assignment > config > env (CHORUS's precedence; docs/contract.md, Environment names).
+  // A missing, unreadable or invalid assignment is a warning, as in the CHORUS runtime: the agent carries
+  // on with the static configuration (the plugin logs assignment_problem).
   std::vector<std::string> assignment_peers;
-  if (!s.assignment_file.empty()) assignment_peers = read_assignment_peers(s.assignment_file);
+  if (!s.assignment_file.empty()) {
+    try {
+      assignment_peers = read_assignment_peers(s.assignment_file);
+    } catch (const std::invalid_argument &e) {
+      s.assignment_problem = e.what();
+    }
+  }
   if (!assignment_peers.empty()) {
     s.bootstrap_peers = assignment_peers;
     s.bootstrap_source = "assignment";

@@ -39,6 +39,7 @@ struct Settings {
   std::string key_file;                      // Ed25519 identity (libp2p PrivateKey protobuf, mode 0600)
   std::string agent_version;                 // sent in identify
   uint64_t status_interval_ms = 60000;       // the peer-count status line; 0 = never
+  std::string assignment_problem;            // why the assignment file was not used ("" = it was, or none)
   bool announce_loopback = false;            // advertise 127.0.0.1/::1 in identify (useful on one host)
   Limits limits;
 };

@@ -99,7 +99,25 @@ TEST(P2PSettings, ErrorsNameTheKey) {
   EXPECT_NE(error_of(R"({"listen":"x"})").find("plugins.p2p.config.listen: expected an array"), std::string::npos);
   EXPECT_EQ(error_of(R"([1])"), "plugins.p2p.config: not an object");
   EXPECT_NE(error_of("{}", {{"CHORUS_BOOTSTRAP_PEERS", "nonsense"}}).find("CHORUS_BOOTSTRAP_PEERS"), std::string::npos);
-  EXPECT_NE(error_of(R"({"assignment_file":"/nonexistent/a.json"})").find("cannot read"), std::string::npos);
+}
+
+// The CHORUS runtime carries on without an assignment it cannot use: a warning, and the static
+// configuration's peers.
+TEST(P2PSettings, AnUnusableAssignmentIsAWarningNotAnError) {
+  const auto s = settings_of(R"({"assignment_file":"/nonexistent/a.json","bootstrap_peers":[")" + kPeer2 + R"("]})",
+                             "/s", {});
+  EXPECT_NE(s.assignment_problem.find("cannot read"), std::string::npos) << s.assignment_problem;
+  EXPECT_EQ(s.bootstrap_source, "config");
+  EXPECT_EQ(s.bootstrap_peers, std::vector<std::string>{kPeer2});
+  char path[] = "/tmp/p2p-assignment-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  std::ofstream(path) << "not json";
+  const auto bad = settings_of(R"({"assignment_file":")" + std::string(path) + R"("})", "/s", {});
+  EXPECT_NE(bad.assignment_problem.find("not a JSON object"), std::string::npos) << bad.assignment_problem;
+  EXPECT_EQ(bad.bootstrap_source, "none");
+  std::remove(path);
 }
 
 // The schema's own checks: what used to be checked twice is now checked once, by the host's code.
