@@ -35,7 +35,7 @@ std::string to_string(BytesView b) { return std::string(b.begin(), b.end()); }
 
 Bytes random_bytes(size_t n) {
   Bytes b(n);
-  randombytes_buf(b.data(), b.size());
+  if (n > 0) randombytes_buf(b.data(), b.size());  // an empty vector's data() may be null
   return b;
 }
 
