@@ -12,6 +12,7 @@
 #include "instance.hpp"
 #include "logging.hpp"
 #include "metrics.hpp"
+#include "service_registry.hpp"
 
 namespace chorus::host {
 namespace {
@@ -149,9 +150,11 @@ chorus_status api_service_acquire(chorus_host_ctx *ctx, const char *service, con
   }
 }
 
+// Never dereferences ctx: a request's completion may release its reference on a provider's thread
+// just after the holder stopped and its instance, which owns ctx, was freed.
 void api_service_release(chorus_host_ctx *ctx, chorus_service_ref *ref) noexcept {
   if (ctx == nullptr || ref == nullptr) return;
-  ctx->instance->host->release(ref);
+  ServiceRegistry::release(ref);
 }
 
 chorus_status api_service_watch(chorus_host_ctx *ctx, const char *service, chorus_watch_fn fn, void *arg,

@@ -119,7 +119,6 @@ class HostServices {
   virtual ~HostServices() = default;
   virtual chorus_status acquire(Instance &consumer, const char *service, const char *range,
                                 chorus_service_ref *out, chorus_error *err) = 0;
-  virtual void release(chorus_service_ref *ref) = 0;
   virtual chorus_status watch(Instance &consumer, const char *service, chorus_watch_fn fn, void *arg,
                               uint64_t *out) = 0;
   virtual void unwatch(Instance &consumer, uint64_t id) = 0;

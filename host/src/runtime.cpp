@@ -68,7 +68,6 @@ struct Runtime::Impl final : HostServices {
                         chorus_error *err) override {
     return registry.acquire(consumer, service, range, out, err);
   }
-  void release(chorus_service_ref *ref) override { registry.release(ref); }
   chorus_status watch(Instance &consumer, const char *service, chorus_watch_fn fn, void *arg,
                       uint64_t *out) override {
     return registry.watch(consumer, service, fn, arg, out);

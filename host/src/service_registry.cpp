@@ -9,9 +9,13 @@
 namespace chorus::host {
 namespace {
 
-// What a chorus_service_ref's handle points to: the pinned provider the reference is counted on.
+// What a chorus_service_ref's handle points to: the pinned provider the reference is counted on, and
+// the registry that counts it. Everything a release needs is here, never in the holder's context: a
+// completion running late on a provider's thread may drop a reference after its holder has stopped
+// and its instance (and chorus_host_ctx) is gone.
 struct RefBox {
   std::shared_ptr<Instance> instance;
+  ServiceRegistry *registry;
 };
 
 }  // namespace
@@ -68,7 +72,7 @@ chorus_status ServiceRegistry::acquire(Instance &consumer, const char *service, 
       return CHORUS_E_VERSION;
     }
   }
-  auto *box = new RefBox{provider};
+  auto *box = new RefBox{provider, this};
   out->struct_size = std::min<uint32_t>(out->struct_size ? out->struct_size : sizeof *out, sizeof *out);
   out->major = table.major;
   out->minor = table.minor;
@@ -85,7 +89,7 @@ void ServiceRegistry::release(chorus_service_ref *ref) {
   ref->handle = 0;
   ref->table = nullptr;
   ref->self = nullptr;
-  release_count(box->instance);
+  box->registry->release_count(box->instance);
   delete box;
 }
 

@@ -40,7 +40,8 @@ class ServiceRegistry {
   // service_acquire / service_release / service_watch / service_unwatch of the C host API.
   chorus_status acquire(Instance &consumer, const char *service, const char *range, chorus_service_ref *out,
                         chorus_error *err);
-  void release(chorus_service_ref *ref);
+  // Static: it reads only the reference (see RefBox), so it is safe after the holder has stopped.
+  static void release(chorus_service_ref *ref);
   chorus_status watch(Instance &consumer, const char *service, chorus_watch_fn fn, void *arg, uint64_t *out);
   void unwatch(Instance &consumer, uint64_t id);
 

@@ -248,6 +248,8 @@ typedef struct chorus_host_api {
    * per request (swappable services require that). Every successful acquire needs one release. */
   chorus_status (*service_acquire)(chorus_host_ctx *ctx, const char *service, const char *range,
                                    chorus_service_ref *out, chorus_error *err);
+  /* Any thread. Safe even from a provider's completion that runs after the holder's stop() returned
+   * (a reference held by an in-flight request); release before stop returns all the same. */
   void (*service_release)(chorus_host_ctx *ctx, chorus_service_ref *ref);
   /* fn(arg, service, event) runs on a worker thread whenever the service appears, is re-bound or
    * disappears. Control thread only (call it from create/start). Removed automatically at stop. */

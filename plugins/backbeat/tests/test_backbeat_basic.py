@@ -187,6 +187,9 @@ class BadInput(BackbeatTestCase):
         agent.wait_log(r"ignored a legacy \{bar, beat\} BeatFrame", start=mark)
         claims.wait_msg(lambda m: m.json().get("task_id") == "watch-op" and m.json()["beat_index"] == beat,
                         what="the claim of the good frame's beat")
+        # The wrong-cluster frame was published last; nothing logs it, so wait for its count.
+        wait_for(lambda: self.bb_health(agent)["frames_rejected"]["wrong_cluster"] >= 1, 10,
+                 "the wrong-cluster frame to be counted")
         h = self.bb_health(agent)
         self.assertGreaterEqual(h["current_beat"], beat)
         # 9 or 10: libnats does not hand an empty payload ("") to the subscription callback.
