@@ -346,10 +346,13 @@ Json yaml_to_json(const YAML::Node &node, const std::string &path, int depth, Co
 
 void parse_agent(const YAML::Node &node, AgentIdentity &agent) {
   if (!is_section(node, "agent")) return;
-  for_each_known_entry(node, "agent", {"id", "role", "cluster_id"}, [&](const std::string &k, const YAML::Node &v) {
+  for_each_known_entry(node, "agent", {"id", "role", "cluster_id", "assignment_file", "assignment_url"},
+                       [&](const std::string &k, const YAML::Node &v) {
     const std::string path = "agent." + k;
     if (k == "id") read_string(v, path, agent.id);
     else if (k == "role") read_string(v, path, agent.role);
+    else if (k == "assignment_file") read_string(v, path, agent.assignment_file);
+    else if (k == "assignment_url") read_string(v, path, agent.assignment_url);
     else read_string(v, path, agent.cluster_id);
   });
 }
@@ -475,6 +478,9 @@ void apply_env(Config &config, EnvLookup env) {
   if (auto v = get("CHORUS_AGENT_ID")) config.agent.id = *v;
   if (auto v = get("CHORUS_ROLE")) config.agent.role = *v;
   if (auto v = get("CHORUS_CLUSTER_ID")) config.agent.cluster_id = *v;
+  if (auto v = get("ASSIGN_URL")) config.agent.assignment_url = *v;
+  if (auto v = get("TASK_SLOT")) config.agent.task_slot = *v;
+  if (auto v = get("TASK_ID")) config.agent.task_id = *v;
   if (auto v = get("CHORUS_LOG_LEVEL")) {
     if (std::string problem = check_choice(*v, kLogLevels); !problem.empty()) fail("CHORUS_LOG_LEVEL", problem);
     config.host.log_level = *v;
@@ -594,6 +600,8 @@ agent:
   id: ""                   # CHORUS_AGENT_ID; "" = generated once and kept in the state dir
   role: ""                 # CHORUS_ROLE
   cluster_id: chorus-dev   # CHORUS_CLUSTER_ID
+  assignment_file: ""      # a dynamic assignment (JSON: role, model, bootstrap_peers, ...), re-read on SIGHUP
+  assignment_url: ""       # ASSIGN_URL; fetched with TASK_SLOT and TASK_ID; wins over assignment_file
 
 host:
   log_level: info          # CHORUS_LOG_LEVEL: trace | debug | info | warn | error

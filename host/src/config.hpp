@@ -46,6 +46,8 @@ struct HostConfig {
 
 struct AgentIdentity {
   std::string id, role, cluster_id = "chorus-dev";
+  // Where the dynamic assignment comes from (assignment.hpp): a URL wins over a file.
+  std::string assignment_file, assignment_url, task_slot, task_id;
 
   bool operator==(const AgentIdentity &) const = default;
 };
@@ -74,6 +76,7 @@ std::optional<std::string> process_env(const char *name);
 
 // Parses YAML text. `source` is used in messages. Applies env overrides:
 //   CHORUS_AGENT_ID, CHORUS_ROLE, CHORUS_CLUSTER_ID -> agent.*; CHORUS_LOG_LEVEL -> host.log_level;
+//   ASSIGN_URL, TASK_SLOT, TASK_ID (the CHORUS deployment's names) -> agent.assignment_url, task_slot, task_id;
 //   CHORUS_LOG_FORMAT -> host.log_format; CHORUS_STATE_DIR is NOT applied here (see paths.hpp);
 //   CHORUS_HEALTH_PORT replaces the port of host.http.listen.
 // Throws ConfigError (one line, key path first) on: YAML syntax errors (with line:column), unknown

@@ -14,10 +14,12 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
 
+#include "assignment.hpp"
 #include "config.hpp"
 #include "executor.hpp"
 #include "http_server.hpp"
@@ -39,6 +41,7 @@ struct HostContext {
   const std::string config_path;  // the file SIGHUP re-reads ("" = built-in default)
   std::string state_dir;
   std::string kept_agent_id;  // generated once when agent.id is empty (agent_id.hpp)
+  std::optional<Assignment> assignment;  // the dynamic assignment in use; written under config_mu
   std::string copy_dir;  // private copies of plugin files (hot swap, pinned hashes)
   std::string http_address;
   const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();

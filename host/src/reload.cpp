@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "assignment.hpp"
 #include "logging.hpp"
 #include "plugin_loader.hpp"
 
@@ -39,6 +40,7 @@ void Reloader::run() {
   auto next = read_config();
   if (!next) return;
   adopt_config(std::move(*next));
+  refresh_assignment(host_);  // also when the YAML did not change: plugins re-read it in reload()
   load_enabled();
   auto resolution = resolve_keeping_required();
   if (!resolution) return;

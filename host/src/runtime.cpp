@@ -83,11 +83,12 @@ struct Runtime::Impl final : HostServices {
   }
   std::string host_info_json(const Instance &inst) override {
     std::lock_guard lk(host.config_mu);  // reload replaces the config on the control thread
-    return json{{"agent_id", host.agent_id()},         {"role", host.config.agent.role},
-                {"cluster_id", host.config.agent.cluster_id}, {"state_dir", host.state_dir},
-                {"host_version", CHORUS_VERSION},            {"plugin_id", inst.plugin_id},
-                {"http_listen", host.http_address}}
-        .dump();
+    json info{{"agent_id", host.agent_id()},         {"role", host.config.agent.role},
+              {"cluster_id", host.config.agent.cluster_id}, {"state_dir", host.state_dir},
+              {"host_version", CHORUS_VERSION},            {"plugin_id", inst.plugin_id},
+              {"http_listen", host.http_address}};
+    merge_into_host_info(host.assignment, host.config.agent, info);
+    return info.dump();
   }
 
   void shutdown();
@@ -134,6 +135,7 @@ int Runtime::Impl::run() {
   } else {
     info("agent id '" + config.agent.id + "' (from the configuration)");
   }
+  refresh_assignment(host);
   host.copy_dir = host.state_dir + "/plugin-copies";
   fs::remove_all(host.copy_dir, ec);  // copies from an earlier run are never loaded again
 

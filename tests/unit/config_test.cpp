@@ -266,7 +266,7 @@ TEST(ConfigParse, FindPlugin) {
 
 TEST(ConfigErrors, UnknownKeys) {
   EXPECT_EQ(error_of("hots: {}"), "hots: unknown key (expected one of: agent, host, plugins, bindings)");
-  EXPECT_EQ(error_of("agent: { name: x }"), "agent.name: unknown key (expected one of: id, role, cluster_id)");
+  EXPECT_EQ(error_of("agent: { name: x }"), "agent.name: unknown key (expected one of: id, role, cluster_id, assignment_file, assignment_url)");
   EXPECT_EQ(error_of("host:\n  htp: {}\n"),
             "host.htp: unknown key (expected one of: log_level, log_format, plugin_dirs, state_dir, http, "
             "shutdown_timeout_ms, start_timeout_ms, swap_drain_timeout_ms, worker_threads, strict)");
@@ -455,6 +455,17 @@ TEST_F(ConfigEnv, OverridesFile) {
   EXPECT_EQ(c.host.log_level, "trace");
   EXPECT_EQ(c.host.log_format, "json");
   EXPECT_EQ(c.host.http_listen, "0.0.0.0:9999");
+}
+
+TEST_F(ConfigEnv, AssignmentSourceFromFileAndDeploymentVariables) {
+  Config c = parse("agent: { assignment_file: /etc/chorus/assignment.json, assignment_url: \"http://w/a\" }\n", fake_env);
+  EXPECT_EQ(c.agent.assignment_file, "/etc/chorus/assignment.json");
+  EXPECT_EQ(c.agent.assignment_url, "http://w/a");
+  g_env = {{"ASSIGN_URL", "http://whoosh/assign"}, {"TASK_SLOT", "2"}, {"TASK_ID", "t-9"}};
+  c = parse("agent: { assignment_url: \"http://w/a\" }\n", fake_env);
+  EXPECT_EQ(c.agent.assignment_url, "http://whoosh/assign");
+  EXPECT_EQ(c.agent.task_slot, "2");
+  EXPECT_EQ(c.agent.task_id, "t-9");
 }
 
 TEST_F(ConfigEnv, UnsetOrEmptyVariablesLeaveTheFileAlone) {

@@ -226,7 +226,9 @@ typedef struct chorus_host_api {
   int32_t (*log_level)(chorus_host_ctx *ctx);
 
   /* ---- host facts as one JSON object: agent_id, role, cluster_id, state_dir, host_version,
-   *      plugin_id, http_listen. The receiver releases out with out->release(out). ---- */
+   *      plugin_id, http_listen, and the agent's assignment: model, prompt, capabilities, expertise,
+   *      max_tasks, bootstrap_peers, assignment (its source; docs/configuration.md). They may change
+   *      on SIGHUP (see reload). The receiver releases out with out->release(out). ---- */
   chorus_status (*host_info)(chorus_host_ctx *ctx, chorus_buf *out);
 
   /* ---- executor: fn(arg) runs once on a worker thread. arg_dtor(arg), if set, runs after fn, or

@@ -120,9 +120,9 @@ class P2PPlugin final : public chorus::Plugin {
     dial_bootstrap(next);
   }
 
-  // SIGHUP with this plugin's config unchanged: the assignment file it names may have changed.
+  // SIGHUP with this plugin's config unchanged: the agent's assignment (host_info) or the assignment
+  // file this plugin names may have changed.
   void reload() override {
-    if (settings_.assignment_file.empty()) return;
     Settings next;
     try {
       next = read_settings(config_json_);
@@ -163,11 +163,18 @@ class P2PPlugin final : public chorus::Plugin {
   Settings read_settings(std::string_view config_json) const {
     json info = json::parse(host_.host_info(), nullptr, false);
     const std::string state_dir = info.is_object() ? info.value("state_dir", std::string()) : std::string();
+    std::vector<std::string> assigned;
+    if (info.is_object() && info.contains("bootstrap_peers") && info["bootstrap_peers"].is_array())
+      for (const auto &p : info["bootstrap_peers"])
+        if (p.is_string()) assigned.push_back(p.get<std::string>());
     try {
-      return parse_settings(config_json, state_dir, [](const char *name) -> std::optional<std::string> {
-        const char *v = std::getenv(name);
-        return v != nullptr ? std::optional<std::string>(v) : std::nullopt;
-      });
+      return parse_settings(
+          config_json, state_dir,
+          [](const char *name) -> std::optional<std::string> {
+            const char *v = std::getenv(name);
+            return v != nullptr ? std::optional<std::string>(v) : std::nullopt;
+          },
+          assigned);
     } catch (const std::invalid_argument &e) {
       throw chorus::Error(CHORUS_E_CONFIG, e.what());
     }

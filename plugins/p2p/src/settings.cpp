@@ -149,7 +149,8 @@ std::vector<std::string> read_assignment_peers(const std::string &path) {
   return read_addrs(doc["bootstrap_peers"], "assignment_file(" + path + ").bootstrap_peers", true);
 }
 
-Settings parse_settings(std::string_view config_json, const std::string &state_dir, const EnvLookup &env) {
+Settings parse_settings(std::string_view config_json, const std::string &state_dir, const EnvLookup &env,
+                        const std::vector<std::string> &agent_assignment_peers) {
   json cfg = json::parse(config_json, nullptr, false);
   if (cfg.is_discarded() || !cfg.is_object()) throw std::invalid_argument("p2p.config: must be an object");
   Settings s;
@@ -188,7 +189,14 @@ Settings parse_settings(std::string_view config_json, const std::string &state_d
   // A missing, unreadable or invalid assignment is a warning, as in the CHORUS runtime: the agent carries
   // on with the static configuration (the plugin logs assignment_problem).
   std::vector<std::string> assignment_peers;
-  if (!s.assignment_file.empty()) {
+  if (!agent_assignment_peers.empty()) {
+    try {
+      assignment_peers = read_addrs(json(agent_assignment_peers), "the agent's assignment: bootstrap_peers", true);
+    } catch (const std::invalid_argument &e) {
+      s.assignment_problem = e.what();
+    }
+  }
+  if (assignment_peers.empty() && !s.assignment_file.empty()) {
     try {
       assignment_peers = read_assignment_peers(s.assignment_file);
     } catch (const std::invalid_argument &e) {

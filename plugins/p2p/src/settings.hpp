@@ -56,7 +56,10 @@ using EnvLookup = std::function<std::optional<std::string>(const char *)>;
 // assignment file). Throws std::invalid_argument with a message naming the key (e.g.
 // "p2p.config.limits.low_watermark: must not exceed limits.high_watermark").
 // `state_dir` is the host's state directory (default key file location).
-Settings parse_settings(std::string_view config_json, const std::string &state_dir, const EnvLookup &env);
+// agent_assignment_peers: the bootstrap peers of the agent's assignment (host_info
+// "bootstrap_peers", loaded by the host from agent.assignment_file / ASSIGN_URL); they come first.
+Settings parse_settings(std::string_view config_json, const std::string &state_dir, const EnvLookup &env,
+                        const std::vector<std::string> &agent_assignment_peers = {});
 
 // Reads the bootstrap peers of a WHOOSH-style assignment file ({"bootstrap_peers": [...]}).
 std::vector<std::string> read_assignment_peers(const std::string &path);

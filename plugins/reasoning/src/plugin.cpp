@@ -163,11 +163,14 @@ struct Request {
 class Reasoning final : public chorus::Plugin {
  public:
   Reasoning(chorus::Host &host, std::string_view cfg) : host_(host), engine_("reasoning-webhook") {
-    json info = json::parse(host.host_info(), nullptr, false);
-    const std::string host_role = info.is_object() ? info.value("role", "") : "";
-    s_ = parse_settings(cfg, host_role);
+    const AgentFacts facts = agent_facts();
+    s_ = parse_settings(cfg, "");
+    role_from_config_ = !s_.role.empty();
+    if (!role_from_config_) s_.role = facts.role;
+    assigned_model_ = facts.model;
     std::string warning;
-    prompts_ = chorus::reasoning::load_prompts(s_.prompts_dir, s_.defaults_path, s_.role, &warning);
+    prompts_ = std::make_shared<const chorus::reasoning::Prompts>(
+        chorus::reasoning::load_prompts(s_.prompts_dir, s_.defaults_path, s_.role, &warning));
     if (!warning.empty()) host_.warn(warning);
     m_requests_ = host_.counter("chorus_reasoning_requests_total", "AI API requests by result", {"result"});
     m_selection_ = host_.counter("chorus_reasoning_model_selection_total", "Model selections by source", {"source"});
@@ -191,9 +194,35 @@ class Reasoning final : public chorus::Plugin {
 
   void start() override {
     engine_.start();
-    host_.info("reasoning ready: role '" + s_.role + "', " + std::to_string(s_.models.size()) + " models" +
+    const auto prompts = current_prompts();
+    host_.info("reasoning ready: role '" + current_role() + "', " + std::to_string(s_.models.size()) + " models" +
                (s_.webhook.empty() ? "" : ", model selection webhook set") +
-               (prompts_.composed.empty() ? ", no system prompt" : ", system prompt " + std::to_string(prompts_.composed.size()) + " bytes"));
+               (prompts->composed.empty() ? ", no system prompt" : ", system prompt " + std::to_string(prompts->composed.size()) + " bytes"));
+  }
+
+  // SIGHUP: the agent's assignment (host_info) may have a new role or model; both take effect for
+  // the requests that start from now on. A role set in this plugin's own config stays.
+  void reload() override {
+    const AgentFacts facts = agent_facts();
+    std::string old_role = current_role(), old_model;
+    {
+      std::lock_guard lk(assigned_mu_);
+      old_model = assigned_model_;
+      assigned_model_ = facts.model;
+    }
+    if (facts.model != old_model)
+      host_.info("model is now '" + (facts.model.empty() ? std::string("(none assigned)") : facts.model) + "' (assignment)");
+    if (role_from_config_ || facts.role == old_role) return;
+    std::string warning;
+    auto prompts = std::make_shared<const chorus::reasoning::Prompts>(
+        chorus::reasoning::load_prompts(s_.prompts_dir, s_.defaults_path, facts.role, &warning));
+    if (!warning.empty()) host_.warn(warning);
+    {
+      std::lock_guard lk(assigned_mu_);
+      role_ = facts.role;
+      prompts_ = std::move(prompts);
+    }
+    host_.info("role is now '" + facts.role + "' (was '" + old_role + "')");
   }
 
   void stop(std::chrono::milliseconds budget) override {
@@ -286,6 +315,13 @@ class Reasoning final : public chorus::Plugin {
       rq->model = asked;
       return call_provider(rq);
     }
+    if (std::string assigned = assigned_model(); !assigned.empty()) {
+      if (s_.models.empty() || std::find(s_.models.begin(), s_.models.end(), assigned) != s_.models.end()) {
+        m_selection_.inc("assignment");
+        rq->model = std::move(assigned);
+        return call_provider(rq);
+      }
+    }
     if (!s_.webhook.empty() && !s_.models.empty()) return ask_webhook(rq);
     rq->model = fallback_model("config");
     call_provider(rq);
@@ -369,7 +405,8 @@ class Reasoning final : public chorus::Plugin {
 
   json provider_request(const Request &rq) const {
     json msgs = json::array();
-    if (!prompts_.composed.empty()) msgs.push_back({{"role", "system"}, {"content", prompts_.composed}});
+    const auto prompts = current_prompts();
+    if (!prompts->composed.empty()) msgs.push_back({{"role", "system"}, {"content", prompts->composed}});
     for (const auto &m : rq.body["messages"]) msgs.push_back(m);
     json out{{"messages", msgs}, {"stream", rq.stream}};
     if (!rq.model.empty()) out["model"] = rq.model;
@@ -599,10 +636,12 @@ class Reasoning final : public chorus::Plugin {
   }
 
   std::string status_json() {
-    json j{{"role", s_.role}, {"models", s_.models}, {"default_model", s_.default_model},
-           {"model_selection_webhook", !s_.webhook.empty()}, {"system_prompt_bytes", prompts_.composed.size()},
+    const auto prompts = current_prompts();
+    json j{{"role", current_role()}, {"models", s_.models}, {"default_model", s_.default_model},
+           {"assigned_model", assigned_model()},
+           {"model_selection_webhook", !s_.webhook.empty()}, {"system_prompt_bytes", prompts->composed.size()},
            {"roles", json::array()}};
-    for (const auto &[id, r] : prompts_.roles) j["roles"].push_back(id);
+    for (const auto &[id, r] : prompts->roles) j["roles"].push_back(id);
     auto p = host_.try_acquire<chorus_ai_provider_v1>(CHORUS_AI_PROVIDER_SERVICE, "^1");
     if (p) {
       j["provider"] = std::string(p.provider_id());
@@ -654,14 +693,44 @@ class Reasoning final : public chorus::Plugin {
   static chorus_status c_system_prompt(void *self, chorus_buf *out, chorus_error *err) noexcept {
     return chorus::guard(err, [&] {
       if (out == nullptr) throw chorus::Error(CHORUS_E_INVALID_ARG, "out must not be NULL");
-      auto *text = new std::string(static_cast<Reasoning *>(self)->prompts_.composed);
+      auto *text = new std::string(static_cast<Reasoning *>(self)->current_prompts()->composed);
       *out = chorus_buf{text->data(), text->size(), text, [](chorus_buf *b) { delete static_cast<std::string *>(b->owner); }};
     });
   }
 
+  // The agent facts of host_info this plugin follows: the role and model of the agent's assignment.
+  struct AgentFacts {
+    std::string role, model;
+  };
+  AgentFacts agent_facts() const {
+    json info = json::parse(host_.host_info(), nullptr, false);
+    if (!info.is_object()) return {};
+    auto text = [&](const char *key) {
+      auto it = info.find(key);
+      return it != info.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    return {text("role"), text("model")};
+  }
+  std::string current_role() const {
+    std::lock_guard lk(assigned_mu_);
+    return role_.empty() ? s_.role : role_;
+  }
+  std::string assigned_model() const {
+    std::lock_guard lk(assigned_mu_);
+    return assigned_model_;
+  }
+  std::shared_ptr<const chorus::reasoning::Prompts> current_prompts() const {
+    std::lock_guard lk(assigned_mu_);
+    return prompts_;
+  }
+
   chorus::Host &host_;
-  Settings s_;
-  chorus::reasoning::Prompts prompts_;
+  Settings s_;  // fixed for the instance's life; the role and model below follow the assignment
+  bool role_from_config_ = false;
+  mutable std::mutex assigned_mu_;  // request threads read what reload() replaces
+  std::string role_;  // "" until a reload changes it: s_.role
+  std::string assigned_model_;
+  std::shared_ptr<const chorus::reasoning::Prompts> prompts_;
   chorus::ai_common::HttpEngine engine_;
   chorus_reasoning_v1 table_{};
   chorus::Counter m_requests_, m_selection_;
