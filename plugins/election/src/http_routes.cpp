@@ -1,0 +1,2 @@
+// being written
+#include "http_routes.hpp"

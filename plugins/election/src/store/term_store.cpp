@@ -1,0 +1,2 @@
+// being written
+#include "store/term_store.hpp"

@@ -1,0 +1,2 @@
+// election_test: being written.
+#include <gtest/gtest.h>

@@ -1,0 +1,2 @@
+// messages_test: being written.
+#include <gtest/gtest.h>

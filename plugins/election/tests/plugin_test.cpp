@@ -1,0 +1,2 @@
+// plugin_test: being written.
+#include <gtest/gtest.h>

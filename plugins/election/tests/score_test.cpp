@@ -1,0 +1,2 @@
+// score_test: being written.
+#include <gtest/gtest.h>

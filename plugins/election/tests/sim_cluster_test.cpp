@@ -1,0 +1,2 @@
+// sim_cluster_test: being written.
+#include <gtest/gtest.h>

@@ -1,0 +1,2 @@
+// term_store_test: being written.
+#include <gtest/gtest.h>
