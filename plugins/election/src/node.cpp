@@ -240,6 +240,10 @@ void Node::run() {
       deadline = std::min(election_.next_deadline_ms(), next_score_mono_);
     }
     deadline = std::min({deadline, next_health_mono_, t.mono_ms + kMaxSleepMs});
+    // A deadline the last turn already served at this very millisecond: wait for the clock to move
+    // rather than spin.
+    if (deadline <= t.mono_ms && t.mono_ms == last_turn_mono_) deadline = t.mono_ms + 1;
+    last_turn_mono_ = t.mono_ms;
     std::deque<Item> items;
     {
       std::unique_lock lk(queue_mu_);
