@@ -35,7 +35,7 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-constexpr const char *kSelf = "12D3KooWSelfSelfSelfSelfSelfSelfSelfSelfSelfSelf";
+constexpr const char *kSelf = "12D3KooWSe1fSe1fSe1fSe1fSe1fSe1fSe1fSe1fSe1fSe1f";
 constexpr const char *kPeerA = "12D3KooWPeerAPeerAPeerAPeerAPeerAPeerAPeerAPeerA";
 constexpr const char *kPeerB = "12D3KooWPeerBPeerBPeerBPeerBPeerBPeerBPeerBPeerB";
 constexpr auto kWait = 10s;
