@@ -336,7 +336,8 @@ void Node::carry_out(Effects &effects) {
       const auto level = l->level <= 1 ? chorus::LogLevel::debug
                          : l->level == 2 ? chorus::LogLevel::info
                                          : chorus::LogLevel::warn;
-      host_.log(level, "election: " + l->text);
+      // The core's lines name the election already ("election: term 2 seen ...").
+      host_.log(level, l->text.rfind("election:", 0) == 0 ? l->text : "election: " + l->text);
     }
   }
 }
