@@ -373,7 +373,9 @@ TEST(SimCluster, SplitBrainOfAMisconfiguredClusterIsDetectedAndResolved) {
       EXPECT_GE(c.triggers(Trigger::split_brain), 1u);
       uint64_t detected = 0;
       for (auto &n : c.nodes()) detected += n.e->split_brains();
-      EXPECT_GE(detected, 2u);  // at least both admins saw each other
+      // One detection suffices: its candidacy's higher term ends both reigns, and nodes that see the
+      // new term before the second heartbeat never see the conflict themselves.
+      EXPECT_GE(detected, 1u);
     }
     // And it stays resolved.
     const auto admin = *c.agreed_admin();
