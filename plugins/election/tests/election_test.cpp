@@ -125,8 +125,12 @@ class Node {
           EXPECT_EQ(disk_.term, v->term);
           EXPECT_EQ(disk_.voted_for, v->candidate) << "voted before persisting the vote";
         }
-        if (const auto *h = std::get_if<Heartbeat>(&m)) EXPECT_EQ(disk_.term, h->term);
-        if (const auto *c = std::get_if<Candidacy>(&m)) EXPECT_EQ(disk_.term, c->term);
+        if (const auto *h = std::get_if<Heartbeat>(&m)) {
+          EXPECT_EQ(disk_.term, h->term);
+        }
+        if (const auto *c = std::get_if<Candidacy>(&m)) {
+          EXPECT_EQ(disk_.term, c->term);
+        }
       }
     }
   }
