@@ -614,3 +614,35 @@ TEST(Election, MembersViewShowsSelfFirstThenPeersById) {
   EXPECT_EQ(n.e().score(), 0.5);
   EXPECT_EQ(n.e().score_components().uptime, 1.0);
 }
+
+TEST(Election, ARejoiningNodeWaitsForTheAdminItsPeersReport) {
+  auto cfg = fast_config();
+  cfg.cluster_size = 3;
+  Node n(cfg, "self");
+  n.start(0);
+  // Past discovery, hearing a quorum - but b follows a live admin of a later term: no candidacy,
+  // only the heartbeat that follows.
+  Effects all;
+  for (uint64_t t = 500; t < 2000; t += 100) {
+    auto fx = n.msg(t, presence("b", 4, "a"));
+    all.insert(all.end(), fx.begin(), fx.end());
+    fx = n.run(t + 99);
+    all.insert(all.end(), fx.begin(), fx.end());
+  }
+  EXPECT_TRUE(effects_of<ElectionTriggered>(all).empty());
+  EXPECT_EQ(n.e().term(), 4u);
+  n.msg(2000, heartbeat("a", 4));
+  EXPECT_EQ(n.e().admin(), "a");
+  // Once b reports no admin any more, the election timer may run again.
+  Effects later;
+  for (uint64_t t = 2100; t < 4000; t += 100) {
+    auto fx = n.msg(t, presence("b", 4, ""));
+    later.insert(later.end(), fx.begin(), fx.end());
+    fx = n.run(t + 99);
+    later.insert(later.end(), fx.begin(), fx.end());
+  }
+  const auto triggered = effects_of<ElectionTriggered>(later);
+  ASSERT_FALSE(triggered.empty());
+  EXPECT_EQ(triggered[0].trigger, Trigger::heartbeat_timeout);
+  EXPECT_EQ(triggered[0].term, 5u);
+}
