@@ -235,8 +235,11 @@ TEST(Election, NoCandidacyWithoutHearingAQuorum) {
   EXPECT_EQ(n.e().members_heard(at(20000)), 1u);
   // Not a busy loop while waiting: about one wake-up per heartbeat interval.
   EXPECT_LE(published<Presence>(fx).size(), 201u);
-  // One more member heard makes two of three: the candidacy starts (no jitter configured).
-  const auto heard = n.msg(20010, presence("peer"));
+  // One more member heard makes two of three. The candidacy waits an interval and a half for an
+  // admin's heartbeat, then starts (no jitter configured).
+  EXPECT_TRUE(effects_of<ElectionTriggered>(n.msg(20010, presence("peer"))).empty());
+  EXPECT_TRUE(effects_of<ElectionTriggered>(n.run(20159)).empty());
+  const auto heard = n.run(20160);
   const auto t = effects_of<ElectionTriggered>(heard);
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].trigger, Trigger::discovery_failure);

@@ -538,3 +538,27 @@ TEST(SimCluster, ManualTriggerMovesTheAdminOnlyOutsideTheStabilityWindow) {
     EXPECT_TRUE(c.double_admin_terms().empty());
   }
 }
+
+TEST(SimCluster, DefaultTimingFailoverStaysWithinTheTimeoutPlusTwoSeconds) {
+  // The target for failover: at most heartbeat_timeout_ms (15 s) + 2 s after the admin dies,
+  // with the kill at a random phase of the heartbeat interval.
+  ElectionConfig cfg;
+  cfg.cluster_size = 5;
+  uint64_t worst = 0;
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Cluster c(5, cfg, seed);
+    c.boot_all();
+    ASSERT_TRUE(c.run_until([&] { return c.agreed_admin().has_value(); }, 60000));
+    uint64_t r = seed;
+    c.run(mix(r) % cfg.heartbeat_interval_ms);
+    const size_t dead = c.index_of(*c.agreed_admin());
+    c.crash(dead);
+    const auto took = c.run_until([&] { return c.agreed_admin().has_value(); }, 60000);
+    ASSERT_TRUE(took.has_value());
+    EXPECT_LE(*took, cfg.heartbeat_timeout_ms + 2000);
+    worst = std::max(worst, *took);
+    EXPECT_TRUE(c.double_admin_terms().empty());
+  }
+  RecordProperty("worst_failover_ms", static_cast<int>(worst));
+}

@@ -182,6 +182,9 @@ class Election {
   uint64_t split_brain_term_ = 0;        // heartbeats of this term are no longer followed
   uint64_t admin_reported_mono_ = 0;     // a member's presence last named a live admin of our term or later
   bool admin_reported_ = false;
+  std::string lost_admin_;               // the admin this node timed out on, in lost_admin_term_
+  uint64_t lost_admin_term_ = 0;
+  uint64_t quorum_since_mono_ = kNever;  // a quorum has been heard without a break since then
   std::vector<Candidacy> candidacies_;   // of the current term, at most 64
   std::set<std::string> votes_for_me_;   // distinct voters in the current term, at most max_tracked_peers
   std::vector<std::pair<std::string, Peer>> peers_;  // at most max_tracked_peers, the oldest forgotten
