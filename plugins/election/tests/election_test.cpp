@@ -374,7 +374,7 @@ TEST(Election, ACandidateFollowsAHeartbeatOfItsTerm) {
   cfg.cluster_size = 3;
   Node n(cfg, "self");
   n.start(0);
-  n.msg(10, presence("a"));
+  for (uint64_t t = 10; t < 300; t += 100) n.msg(t, presence("a"));  // a member heard lately
   n.run(300);
   ASSERT_EQ(n.e().role(), Role::candidate);
   const auto fx = n.msg(320, heartbeat("a", 1));
@@ -431,7 +431,7 @@ TEST(Election, AnAdminThatStopsHearingAQuorumStepsDownAndWaits) {
   cfg.cluster_size = 3;
   Node n(cfg, "self");
   n.start(0);
-  n.msg(10, presence("a"));
+  for (uint64_t t = 10; t < 300; t += 100) n.msg(t, presence("a"));
   n.run(300);
   n.run(350);
   n.msg(355, vote("a", 1, "self"));
@@ -648,4 +648,33 @@ TEST(Election, ARejoiningNodeWaitsForTheAdminItsPeersReport) {
   ASSERT_FALSE(triggered.empty());
   EXPECT_EQ(triggered[0].trigger, Trigger::heartbeat_timeout);
   EXPECT_EQ(triggered[0].term, 5u);
+}
+
+TEST(Election, MembersCutOffWithTheAdminDoNotMakeAQuorumToRunOn) {
+  // A partition cuts this node off from its admin a and from b and c at once: when a's heartbeat
+  // times out, b and c were heard as long ago as a. They still count in members_heard() (heard within
+  // heartbeat_timeout_ms), but not as a quorum to start a candidacy on: the term does not grow.
+  auto cfg = fast_config();
+  cfg.cluster_size = 5;
+  Node n(cfg, "self");
+  n.start(0);
+  for (uint64_t t = 10; t <= 1000; t += 100) {
+    n.msg(t, heartbeat("a", 3, t));
+    n.msg(t + 1, presence("b", 3, "a"));
+    n.msg(t + 2, presence("c", 3, "a"));
+    n.msg(t + 3, presence("d", 3, "a"));
+    n.run(t + 99);
+  }
+  ASSERT_EQ(n.e().admin(), "a");
+  // Only d (on this side of the cut) is heard from now on.
+  Effects fx;
+  for (uint64_t t = 1010; t <= 3000; t += 100) {
+    auto more = n.msg(t, presence("d", 3, ""));
+    fx.insert(fx.end(), more.begin(), more.end());
+    more = n.run(t + 99);
+    fx.insert(fx.end(), more.begin(), more.end());
+  }
+  EXPECT_EQ(n.e().admin(), "");
+  EXPECT_TRUE(effects_of<ElectionTriggered>(fx).empty());
+  EXPECT_EQ(n.e().term(), 3u);
 }

@@ -128,11 +128,10 @@ uint64_t Election::next_deadline_ms() const {
     } else {
       // A passed election timer that could not act: it may when a settling wait ends (may_run), or
       // when a message completes a quorum (on_message runs the timers), or at the next presence.
-      const uint64_t settle_ms = cfg_.heartbeat_interval_ms + cfg_.heartbeat_interval_ms / 2;
-      if (quorum_since_mono_ != kNever && quorum_since_mono_ + settle_ms > last_mono_)
-        d = std::min(d, quorum_since_mono_ + settle_ms);
-      if (admin_reported_ && admin_reported_mono_ + settle_ms > last_mono_)
-        d = std::min(d, admin_reported_mono_ + settle_ms);
+      if (quorum_since_mono_ != kNever && quorum_since_mono_ + settle_ms() > last_mono_)
+        d = std::min(d, quorum_since_mono_ + settle_ms());
+      if (admin_reported_ && admin_reported_mono_ + settle_ms() > last_mono_)
+        d = std::min(d, admin_reported_mono_ + settle_ms());
     }
   }
   return d;
@@ -140,7 +139,7 @@ uint64_t Election::next_deadline_ms() const {
 
 void Election::run_timers(Now now, Effects &out) {
   const uint64_t t = now.mono_ms;
-  if (!hears_quorum(now)) quorum_since_mono_ = kNever;
+  if (!hears_fresh_quorum(now)) quorum_since_mono_ = kNever;
   else if (quorum_since_mono_ == kNever) quorum_since_mono_ = t;
   if (role_ == Role::admin) {
     if (t >= next_heartbeat_mono_) publish_heartbeat(now, out);
@@ -191,16 +190,22 @@ void Election::run_timers(Now now, Effects &out) {
   }
 }
 
-// A candidacy needs a quorum heard (so a minority does not inflate terms). A node that has only just
-// come to hear one - at start, or when a partition heals - first waits an interval and a half, long
-// enough for an admin's heartbeat, and so does a node whose peers report (in a presence) a live admin
-// of its term or a later one: a rejoining node follows the reign it finds instead of disrupting it
-// with a new term.
+// A candidacy needs a quorum heard (so a minority does not inflate terms), and heard lately: within an
+// interval and a half, as every live member publishes every interval. Within heartbeat_timeout_ms, as
+// members_heard() counts, would not do: when a partition cuts a node off from its admin, the members
+// beyond the cut were heard about as recently as the admin, and would still count when the admin's
+// heartbeat times out. A node that has only just come to hear a quorum - at start, or when a partition
+// heals - first waits an interval and a half, long enough for an admin's heartbeat, and so does a
+// node whose peers report (in a presence) a live admin of its term or a later one: a rejoining node
+// follows the reign it finds instead of disrupting it with a new term.
 bool Election::may_run(Now now) const {
-  const uint64_t settle_ms = cfg_.heartbeat_interval_ms + cfg_.heartbeat_interval_ms / 2;
-  if (admin_reported_ && now.mono_ms < admin_reported_mono_ + settle_ms) return false;
-  if (!hears_quorum(now) || quorum_since_mono_ == kNever) return false;
-  return now.mono_ms >= quorum_since_mono_ + settle_ms;
+  if (admin_reported_ && now.mono_ms < admin_reported_mono_ + settle_ms()) return false;
+  if (!hears_fresh_quorum(now) || quorum_since_mono_ == kNever) return false;
+  return now.mono_ms >= quorum_since_mono_ + settle_ms();
+}
+
+bool Election::hears_fresh_quorum(Now now) const {
+  return heard_within(now.mono_ms, settle_ms()) >= quorum_at(now.mono_ms);
 }
 
 // ---- message handlers (the message's term equals the current term here)
@@ -389,10 +394,12 @@ void Election::touch_peer(Now now, const std::string &id, uint64_t term, const s
   if (score != nullptr) p.score = *score;
 }
 
-uint32_t Election::members_heard(Now now) const {
+uint32_t Election::members_heard(Now now) const { return heard_within(now.mono_ms, cfg_.heartbeat_timeout_ms); }
+
+uint32_t Election::heard_within(uint64_t mono, uint64_t window_ms) const {
   uint32_t heard = 1;  // self
   for (const auto &[id, p] : peers_)
-    if (now.mono_ms <= p.last_heard_mono + cfg_.heartbeat_timeout_ms) ++heard;
+    if (mono <= p.last_heard_mono + window_ms) ++heard;
   return heard;
 }
 

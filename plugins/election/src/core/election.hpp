@@ -158,6 +158,9 @@ class Election {
   void touch_peer(Now now, const std::string &id, uint64_t term, const std::string *admin, const double *score);
   bool is_member(const std::string &id) const;
   uint32_t quorum_at(uint64_t mono) const;
+  uint32_t heard_within(uint64_t mono, uint64_t window_ms) const;  // self included
+  bool hears_fresh_quorum(Now now) const;
+  uint64_t settle_ms() const { return cfg_.heartbeat_interval_ms + cfg_.heartbeat_interval_ms / 2; }
   bool may_run(Now now) const;
   bool hears_quorum(Now now) const { return members_heard(now) >= quorum_at(now.mono_ms); }
   uint64_t jitter_ms();
