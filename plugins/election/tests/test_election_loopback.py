@@ -144,6 +144,13 @@ class ElectionLoopbackTest(AgentTestCase):
                 self.assertLessEqual(MEMBER_KEYS, set(m), m)
         harness.wait_for(lambda: all({m["id"] for m in self.state(n)["members"]} == ids for n in nodes), 20,
                          "every agent to list the three members")
+        for name in ("chorus_election_triggers_total", "chorus_election_term", "chorus_election_is_admin",
+                     "chorus_election_admin_seconds_total", "chorus_election_admin_changes_total",
+                     "chorus_election_split_brain_total", "chorus_election_messages_total",
+                     "chorus_election_rejected_total"):
+            self.assertTrue(nodes[0].metric_samples(name), f"{name} missing from /metrics")
+        for n in nodes:
+            n.wait_metric("chorus_election_messages_total", 1, label("direction", "in"))
         admin_node = next(n for n in nodes if n.peer_id == admin)
         self.assertEqual(admin_node.metric("chorus_election_is_admin"), 1)
         self.assertGreaterEqual(admin_node.metric("chorus_election_term"), term)
