@@ -573,7 +573,7 @@ TEST_F(ElectionPluginTest, ACorruptStateFileIsAStartErrorAndIsKept) {
   EXPECT_EQ(ss.str(), garbage);
 }
 
-TEST_F(ElectionPluginTest, RoutesAnswer503AndTheServiceUnavailableWhenNotRunning) {
+TEST_F(ElectionPluginTest, TheServiceIsUnavailableAfterStopAndAnswersNotAdmin) {
   auto p = load(fast_config(R"(, "cluster_size": 1)"));
   ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
   void *self = nullptr;
