@@ -1,0 +1,5 @@
+"""Being written."""
+import unittest
+
+if __name__ == "__main__":
+    unittest.main()
