@@ -4,12 +4,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chorus/status.h>
+
 namespace chorus::election {
 namespace {
 
 using json = nlohmann::json;
 
-std::string error_body(std::string_view message) { return json{{"error", message}}.dump(); }
+// The coordination plugins' error shape (docs/contract.md, HTTP): {"error": {"code", "message"}}.
+std::string error_body(chorus_status code, std::string_view message) {
+  return json{{"error", {{"code", chorus_status_name(code)}, {"message", message}}}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
+}
 
 }  // namespace
 
@@ -17,7 +23,7 @@ void register_routes(chorus::Host &host, NodeSource &source) {
   host.route("GET", "/api/v1/election", [&source](const chorus::HttpRequest &, chorus::HttpExchange ex) {
     auto node = source.node();
     if (!node) {
-      ex.respond(503, "application/json", error_body("the election plugin is not running"));
+      ex.respond(503, "application/json", error_body(CHORUS_E_UNAVAILABLE, "the election plugin is not running"));
       return;
     }
     ex.respond(200, "application/json", node->state_json().dump(-1, ' ', false, json::error_handler_t::replace));
@@ -25,7 +31,7 @@ void register_routes(chorus::Host &host, NodeSource &source) {
   host.route("POST", "/api/v1/election/trigger", [&source](const chorus::HttpRequest &, chorus::HttpExchange ex) {
     auto node = source.node();
     if (!node) {
-      ex.respond(503, "application/json", error_body("the election plugin is not running"));
+      ex.respond(503, "application/json", error_body(CHORUS_E_UNAVAILABLE, "the election plugin is not running"));
       return;
     }
     // Answered from the election thread once the candidacy is durable and published.
@@ -34,9 +40,9 @@ void register_routes(chorus::Host &host, NodeSource &source) {
       if (out.accepted)
         shared->respond(202, "application/json", json{{"term", out.term}}.dump());
       else if (out.unavailable)
-        shared->respond(503, "application/json", error_body(out.why));
+        shared->respond(503, "application/json", error_body(CHORUS_E_UNAVAILABLE, out.why));
       else
-        shared->respond(409, "application/json", error_body(out.why.empty() ? "refused" : out.why));
+        shared->respond(409, "application/json", error_body(CHORUS_E_BUSY, out.why.empty() ? "refused" : out.why));
     });
   });
 }

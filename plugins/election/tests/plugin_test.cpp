@@ -406,7 +406,8 @@ TEST_F(ElectionPluginTest, ManualTriggerStartsANewTermAndIsRefusedInTheStability
   ASSERT_TRUE(wait_heartbeat_from(kSelf, new_term + 1));
   const auto refused = http_wait("POST", "/api/v1/election/trigger");
   EXPECT_EQ(refused.status, 409) << refused.body;
-  EXPECT_TRUE(json::parse(refused.body).contains("error"));
+  EXPECT_EQ(json::parse(refused.body)["error"]["code"], "CHORUS_E_BUSY");
+  EXPECT_FALSE(json::parse(refused.body)["error"]["message"].get<std::string>().empty());
   q.stop();
   q.destroy();
   EXPECT_TRUE(host_.violations().empty());
