@@ -7,6 +7,9 @@
 #include <unordered_set>
 #include <utility>
 
+#include <chorus/services/eventlog_v1.h>
+#include <nlohmann/json.hpp>
+
 #include "core/messages.hpp"
 #include "core/score.hpp"
 #include "resources.hpp"
@@ -385,6 +388,24 @@ void Node::admin_changed(const AdminChanged &c) {
     host_.info("election: term " + std::to_string(v.term) + ": admin is " + v.admin_id + (v.is_self ? " (self)" : ""));
   }
   notify(v);
+  record_change(c, v);
+}
+
+// The agent's event log (docs/eventlog.md) records election changes when the eventlog plugin runs.
+// Asynchronous: this thread must not wait on the log's fsync.
+void Node::record_change(const AdminChanged &c, const AdminView &v) {
+  auto log = host_.try_acquire<chorus_eventlog_v1>(CHORUS_EVENTLOG_SERVICE, "^1");
+  if (!log) return;
+  const std::string data = nlohmann::json{{"term", v.term},
+                                          {"old_admin", c.old_admin},
+                                          {"new_admin", v.admin_id},
+                                          {"is_self", v.is_self},
+                                          {"since_unix_ms", v.since_unix_ms}}
+                               .dump();
+  static constexpr std::string_view kType = "election_changed";
+  const chorus_status st = log.call<&chorus_eventlog_v1::append_async>(kType.data(), kType.size(), data.data(),
+                                                                       data.size(), nullptr, nullptr, nullptr);
+  if (st != CHORUS_OK) host_.debug(std::string("election: not recorded in the event log: ") + chorus::status_name(st));
 }
 
 void Node::notify(const AdminView &v) {

@@ -111,6 +111,8 @@ class Node {
   void after_batch(const Now &now);
   void report_health(const Now &now);
 
+  void record_change(const AdminChanged &c, const AdminView &v);
+
   chorus::Host &host_;
   const Settings settings_;
   NodeMetrics metrics_;

@@ -7,6 +7,7 @@
 
 #include <chorus/plugin.hpp>
 #include <chorus/services/election_v1.h>
+#include <chorus/services/eventlog_v1.h>
 #include <chorus/services/p2p_host_v1.h>
 #include <chorus/services/pubsub_v1.h>
 #include <nlohmann/json.hpp>
@@ -107,8 +108,10 @@ class ElectionPlugin final : public chorus::Plugin, public NodeSource {
 
 constexpr chorus_provide kProvides[] = {
     chorus::provide(CHORUS_ELECTION_SERVICE, CHORUS_ELECTION_V1_MAJOR, CHORUS_ELECTION_V1_MINOR)};
+// The event log is optional: when it runs, every admin change is recorded there (election_changed).
 constexpr chorus_require kRequires[] = {chorus::require(CHORUS_PUBSUB_SERVICE, "^1"),
-                                        chorus::require(CHORUS_P2P_HOST_SERVICE, "^1")};
+                                        chorus::require(CHORUS_P2P_HOST_SERVICE, "^1"),
+                                        chorus::require(CHORUS_EVENTLOG_SERVICE, "^1", CHORUS_REQUIRE_OPTIONAL)};
 
 }  // namespace
 }  // namespace chorus::election

@@ -60,17 +60,17 @@ class ElectionLoopbackTest(AgentTestCase):
 
     # ---- agents
 
-    def _config(self, name, port, bootstrap, election=None):
+    def _config(self, name, port, bootstrap, election=None, extra=None):
         state = self.ws.path(f"state-{name}")
         os.makedirs(state, exist_ok=True)
         text = p2ptest.p2p_stack_config_yaml(
             state, agent_id=f"it-{name}", p2p_listen=[f"/ip4/127.0.0.1/tcp/{port}"], bootstrap=bootstrap,
-            plugins={"gossip": GOSSIP, "election": election or ELECTION}, plugin_dirs=[PLUGIN_DIR])
+            plugins={"gossip": GOSSIP, "election": election or ELECTION, **(extra or {})}, plugin_dirs=[PLUGIN_DIR])
         return self.ws.write(f"{name}.yaml", text), state
 
-    def start(self, name, bootstrap=(), port=None):
+    def start(self, name, bootstrap=(), port=None, extra=None):
         port = port or free_port()
-        path, state = self._config(name, port, [b.addr for b in bootstrap])
+        path, state = self._config(name, port, [b.addr for b in bootstrap], extra=extra)
         agent = Agent(path, label=name)
         self.agents.append(agent)
         agent.wait_ready()
@@ -80,10 +80,10 @@ class ElectionLoopbackTest(AgentTestCase):
         self.nodes.append(node)
         return node
 
-    def start_three(self):
-        a = self.start("a")
-        b = self.start("b", [a])
-        c = self.start("c", [a, b])
+    def start_three(self, extra=None):
+        a = self.start("a", extra=extra)
+        b = self.start("b", [a], extra=extra)
+        c = self.start("c", [a, b], extra=extra)
         return [a, b, c]
 
     # ---- state and the checker
@@ -199,6 +199,21 @@ class ElectionLoopbackTest(AgentTestCase):
                          "the manual trigger counted")
         status, text = forger.get_text("/health")
         self.assertEqual(status, 200, text)
+
+    def test_admin_changes_are_recorded_in_the_event_log(self):
+        # With the eventlog plugin running, every agent records the admin it came to follow.
+        nodes = self.start_three(extra={"eventlog": {}})
+        admin, term, _ = self.wait_agreement(nodes)
+
+        def recorded(node):
+            status, entries = node.get("/api/v1/eventlog?type=election_changed")
+            self.assertEqual(status, 200, entries)
+            return [e["data"] for e in entries if e["data"].get("new_admin") == admin and e["data"]["term"] == term]
+        for n in nodes:
+            harness.wait_for(lambda: recorded(n), 10, f"{n.name}'s event log to record admin {admin} in term {term}")
+            data = recorded(n)[0]
+            self.assertEqual(data["is_self"], n.peer_id == admin, data)
+            self.assertEqual(set(data), {"term", "old_admin", "new_admin", "is_self", "since_unix_ms"})
 
     def test_stopping_the_admin_elects_another_and_a_restart_keeps_the_term(self):
         nodes = self.start_three()
