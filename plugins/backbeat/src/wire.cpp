@@ -1,5 +1,7 @@
 #include "wire.hpp"
 
+#include <chorus/time_text.hpp>
+
 #include <sodium.h>
 
 #include <charconv>
@@ -145,15 +147,7 @@ bool valid_rfc3339(std::string_view s) noexcept {
   return i + 6 == s.size() && num(i + 1, 2, 0, 23) && s[i + 3] == ':' && num(i + 4, 2, 0, 59);
 }
 
-std::string rfc3339(uint64_t unix_ms) {
-  const time_t secs = static_cast<time_t>(unix_ms / 1000);
-  struct tm tm {};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<unsigned>(unix_ms % 1000));
-  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
-}
+std::string rfc3339(uint64_t unix_ms) { return chorus::rfc3339_utc_ms(static_cast<int64_t>(unix_ms)); }
 
 std::string window_id_for(std::string_view cluster_id, int64_t bar) {
   std::string in(cluster_id);

@@ -4,6 +4,7 @@
 //   GET /bbelection/set?admin=1|0[&admin_id=<id>]  -> the new state (JSON); a change bumps the term
 //   GET /bbelection/state                            -> {"admin_id","is_self","term","since",...,"watches"}
 // It implements every v1 slot, watches included, as the header describes them.
+#include <chorus/time_text.hpp>
 #include <chorus/plugin.hpp>
 #include <chorus/services/election_v1.h>
 
@@ -33,16 +34,7 @@ uint64_t unix_ms() {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
-std::string rfc3339(uint64_t ms) {
-  if (ms == 0) return {};
-  const time_t secs = static_cast<time_t>(ms / 1000);
-  struct tm tm {};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<unsigned>(ms % 1000));
-  return buf;
-}
+std::string rfc3339(uint64_t ms) { return ms == 0 ? std::string() : chorus::rfc3339_utc_ms(static_cast<int64_t>(ms)); }
 
 class Election final : public chorus::Plugin {
  public:

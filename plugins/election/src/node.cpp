@@ -1,5 +1,7 @@
 #include "node.hpp"
 
+#include <chorus/time_text.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -50,14 +52,7 @@ std::string short_id(const std::string &id) { return id.empty() ? std::string("n
 }  // namespace
 
 std::string rfc3339(uint64_t unix_ms) {
-  if (unix_ms == 0) return {};
-  const time_t secs = static_cast<time_t>(unix_ms / 1000);
-  struct tm tm {};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<unsigned>(unix_ms % 1000));
-  return buf;
+  return unix_ms == 0 ? std::string() : chorus::rfc3339_utc_ms(static_cast<int64_t>(unix_ms));
 }
 
 NodeMetrics define_metrics(chorus::Host &host) {

@@ -7,6 +7,7 @@
 
 #include <chorus/plugin.hpp>
 #include <chorus/services/election_v1.h>
+#include <chorus/services/eventlog_v1.h>
 #include <chorus/services/p2p_host_v1.h>
 #include <chorus/services/pubsub_v1.h>
 #include <chorus/testing/fake_host.hpp>
@@ -298,10 +299,14 @@ TEST_F(ElectionPluginTest, DescriptorRequiresPubsubAndP2pAndProvidesElection) {
   ASSERT_EQ(d->provides_count, 1u);
   EXPECT_STREQ(d->provides[0].service, CHORUS_ELECTION_SERVICE);
   EXPECT_EQ(d->provides[0].major, 1);
-  ASSERT_EQ(d->requirements_count, 2u);
+  ASSERT_EQ(d->requirements_count, 3u);
   EXPECT_STREQ(d->requirements[0].service, CHORUS_PUBSUB_SERVICE);
   EXPECT_STREQ(d->requirements[0].range, "^1");
+  EXPECT_EQ(d->requirements[0].flags & CHORUS_REQUIRE_OPTIONAL, 0u);
   EXPECT_STREQ(d->requirements[1].service, CHORUS_P2P_HOST_SERVICE);
+  EXPECT_EQ(d->requirements[1].flags & CHORUS_REQUIRE_OPTIONAL, 0u);
+  EXPECT_STREQ(d->requirements[2].service, CHORUS_EVENTLOG_SERVICE);  // admin changes recorded when it runs
+  EXPECT_NE(d->requirements[2].flags & CHORUS_REQUIRE_OPTIONAL, 0u);
 }
 
 TEST_F(ElectionPluginTest, ConfigDefaultsAndRefusals) {

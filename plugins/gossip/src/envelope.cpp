@@ -1,5 +1,7 @@
 #include "envelope.hpp"
 
+#include <chorus/time_text.hpp>
+
 #include <array>
 #include <cstdio>
 #include <ctime>
@@ -84,17 +86,7 @@ MessageType message_type_from(std::string_view wire) {
   return MessageType::kUnknown;
 }
 
-std::string rfc3339_utc(std::chrono::system_clock::time_point t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-  const int frac = static_cast<int>(ms - static_cast<int64_t>(secs) * 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-  return buf;
-}
+std::string rfc3339_utc(std::chrono::system_clock::time_point t) { return chorus::rfc3339_utc_ms(t); }
 
 std::optional<int64_t> parse_rfc3339_ms(std::string_view s) {
   int year, month, day, hour, minute, second;

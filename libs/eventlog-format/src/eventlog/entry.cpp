@@ -1,5 +1,7 @@
 #include "eventlog/entry.hpp"
 
+#include <chorus/time_text.hpp>
+
 #include <ctime>
 
 #include <nlohmann/json.hpp>
@@ -57,16 +59,7 @@ bool valid_timestamp(std::string_view ts) {
   return true;
 }
 
-std::string format_timestamp(std::chrono::system_clock::time_point t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
-}
+std::string format_timestamp(std::chrono::system_clock::time_point t) { return chorus::rfc3339_utc_ms(t); }
 
 std::optional<std::string> canonical_json(std::string_view text, std::string *why) {
   auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);

@@ -1,5 +1,7 @@
 #include "kad/handler.hpp"
 
+#include <chorus/time_text.hpp>
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -26,17 +28,7 @@ const char *reject_reason_name(RejectReason r) {
   return "unknown";
 }
 
-std::string rfc3339_utc(int64_t ms) {
-  int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
-  int millis = static_cast<int>(ms - secs * 1000);
-  time_t t = static_cast<time_t>(secs);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[96];  // the fields are bounded, but the compiler cannot know it
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
-  return buf;
-}
+std::string rfc3339_utc(int64_t ms) { return chorus::rfc3339_utc_ms(ms); }
 
 namespace {
 

@@ -1,5 +1,7 @@
 #include "store/audit_log.hpp"
 
+#include <chorus/time_text.hpp>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -63,21 +65,7 @@ std::unique_ptr<AuditLog> AuditLog::open(const std::string &dir) {
 
 AuditLog::~AuditLog() { ::close(fd_); }
 
-std::string AuditLog::format_time(int64_t unix_ms) {
-  int64_t secs = unix_ms / 1000;
-  int64_t ms = unix_ms % 1000;
-  if (ms < 0) {
-    ms += 1000;
-    secs -= 1;
-  }
-  time_t t = static_cast<time_t>(secs);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
-}
+std::string AuditLog::format_time(int64_t unix_ms) { return chorus::rfc3339_utc_ms(unix_ms); }
 
 std::string AuditLog::format_line(const AuditEntry &e) {
   // Keys in this order, so the file reads the same way line after line (ordered_json keeps them).
