@@ -226,7 +226,7 @@ class Checker:
                             self.observations.append(obs)
                             self.latest[agent.name] = obs
                         self.cond.notify_all()
-            elif status is not None:
+            elif status is not None and not stop.is_set():  # 503 while a stopped agent shuts down
                 with self.cond:
                     self.errors.append(f"{agent.name}: GET /api/v1/election answered {status}: {body}")
             stop.wait(self.interval)
