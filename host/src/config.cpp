@@ -624,6 +624,8 @@ plugins:
 #  ai-ollama: { enabled: true,  config: { endpoint: "http://localhost:11434" } }   # OLLAMA_ENDPOINT
 #  license:   { enabled: true,  critical: true,  config: { endpoint: "https://licence.example" } }  # CHORUS_LICENSE_ID,
 #             # CHORUS_LICENSE_ENDPOINT; off in this open build; critical: a failing licence stops the agent at start
+#  election:  { enabled: true, critical: false, config: { cluster_size: 0 } }  # one admin per cluster (chorus.election);
+#             # cluster_size: the number of agents, so a majority of it elects (0 = of those heard: not partition-safe)
 
 # Which plugin provides a service when several enabled plugins offer it.
 bindings:

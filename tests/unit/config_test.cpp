@@ -601,7 +601,7 @@ TEST(ConfigDefault, CommentedExamplesAreValidWhenUncommented) {
     text += line + "\n";
   }
   Config c = parse(text);
-  ASSERT_EQ(c.plugins.size(), 8u);
+  ASSERT_EQ(c.plugins.size(), 9u);
   EXPECT_EQ(c.plugins[0].id, "p2p");
   EXPECT_TRUE(c.plugins[0].critical);
   EXPECT_EQ(c.plugins[0].config_json, R"({"listen":["/ip4/0.0.0.0/tcp/9000"]})");
@@ -619,6 +619,9 @@ TEST(ConfigDefault, CommentedExamplesAreValidWhenUncommented) {
   EXPECT_EQ(c.plugins[7].id, "license");
   EXPECT_TRUE(c.plugins[7].critical);
   EXPECT_EQ(c.plugins[7].config_json, R"({"endpoint":"https://licence.example"})");
+  EXPECT_EQ(c.plugins[8].id, "election");
+  EXPECT_FALSE(c.plugins[8].critical);
+  EXPECT_EQ(c.plugins[8].config_json, R"({"cluster_size":0})");
   EXPECT_EQ(c.bindings.at("chorus.ai.provider"), "ai-ollama");
 }
 

@@ -100,7 +100,9 @@ class Election {
   Election(ElectionConfig cfg, std::string self_id, PersistentState state, uint64_t seed);
 
   Effects start(Now now);
-  // A message that passed check_author. Messages of stale terms are ignored (and counted).
+  // A message that passed check_author. Messages of stale terms are ignored (and counted); this node's
+  // own messages are ignored (it applied them when it published them), and so are non-members' when
+  // members are configured.
   Effects on_message(Now now, const Message &m);
   // Runs the timers; call it at next_deadline_ms() at the latest (earlier is harmless).
   Effects tick(Now now);
@@ -131,36 +133,58 @@ class Election {
     std::string admin;
     double score = 0;
   };
-  // Implementation state lives in election.cpp; the fields below are the ones the accessors need.
+  static constexpr uint64_t kNever = UINT64_MAX;
+
+  void run_timers(Now now, Effects &out);
+  void on_heartbeat(Now now, const Heartbeat &h, Effects &out);
+  void on_candidacy(Now now, const Candidacy &c, Effects &out);
+  void on_vote(Now now, const Vote &v, Effects &out);
+  void adopt_term(Now now, uint64_t term, Effects &out);
+  void set_admin(Now now, const std::string &id, uint64_t since_unix_ms, Effects &out);
+  void leave_admin_role(Now now);
+  void split_brain(Now now, const std::string &known, const std::string &other, Effects &out);
+  void schedule_candidacy(Now now, Trigger trigger);
+  void start_candidacy(Now now, Trigger trigger, Effects &out);
+  void cast_vote(Now now, Effects &out);
+  void become_admin(Now now, Effects &out);
+  void publish_heartbeat(Now now, Effects &out);
+  void touch_peer(Now now, const std::string &id, uint64_t term, const std::string *admin, const double *score);
+  bool is_member(const std::string &id) const;
+  uint32_t quorum_at(uint64_t mono) const;
+  bool may_run(Now now) const;
+  bool hears_quorum(Now now) const { return members_heard(now) >= quorum_at(now.mono_ms); }
+  uint64_t jitter_ms();
+
   ElectionConfig cfg_;
   std::string self_;
   PersistentState state_;
   Role role_ = Role::follower;
-  std::string admin_;
+  std::string admin_;  // of the current term only; "" when none is known
   uint64_t admin_since_unix_ms_ = 0;
   double score_ = 0;
   ScoreComponents components_;
   uint64_t stale_ = 0;
   uint64_t split_brains_ = 0;
-  struct Impl;
-  friend struct Impl;
-  // Timers, peers, votes and candidacies of the current term (election.cpp).
+
   uint64_t rng_ = 0;
-  uint64_t started_mono_ = 0;
-  uint64_t last_admin_heard_mono_ = 0;
-  uint64_t last_quorum_mono_ = 0;
-  uint64_t admin_since_mono_ = 0;
-  uint64_t next_heartbeat_mono_ = 0;
+  uint64_t last_mono_ = 0;               // the latest Now seen (quorum() without members or cluster_size)
+  uint64_t admin_known_mono_ = 0;        // when admin_ became known here (stability window, time as admin)
+  uint64_t election_due_mono_ = kNever;  // no admin by then: schedule a candidacy (Raft's election timer)
+  Trigger election_due_trigger_ = Trigger::discovery_failure;
+  uint64_t last_quorum_mono_ = 0;        // as admin: the last time a quorum was heard
+  uint64_t next_heartbeat_mono_ = kNever;
   uint64_t next_presence_mono_ = 0;
-  uint64_t candidacy_at_mono_ = 0;     // 0: no candidacy scheduled
+  uint64_t candidacy_at_mono_ = kNever;  // a jittered candidacy waiting to start
   Trigger candidacy_trigger_ = Trigger::heartbeat_timeout;
-  uint64_t candidacy_deadline_mono_ = 0;
-  uint64_t vote_at_mono_ = 0;          // 0: no vote window open
+  uint64_t candidacy_deadline_mono_ = kNever;  // as candidate: give up without a quorum of votes
+  uint64_t vote_at_mono_ = kNever;             // the end of the open vote window
   uint64_t heartbeat_seq_ = 0;
-  std::vector<Candidacy> candidacies_;  // of the current term, bounded
-  std::set<std::string> votes_for_me_;  // of the current term, bounded
-  std::string other_admin_same_term_;
-  std::vector<std::pair<std::string, Peer>> peers_;  // bounded by max_tracked_peers
+  uint64_t split_brain_term_ = 0;        // heartbeats of this term are no longer followed
+  uint64_t admin_reported_mono_ = 0;     // a member's presence last named a live admin of our term or later
+  bool admin_reported_ = false;
+  std::vector<Candidacy> candidacies_;   // of the current term, at most 64
+  std::set<std::string> votes_for_me_;   // distinct voters in the current term, at most max_tracked_peers
+  std::vector<std::pair<std::string, Peer>> peers_;  // at most max_tracked_peers, the oldest forgotten
 };
 
 }  // namespace chorus::election

@@ -68,7 +68,8 @@ struct Vote {
 using Message = std::variant<Heartbeat, Presence, Candidacy, Vote>;
 
 // Strict: a JSON object with "type" and exactly the members of that type, ids 1..kMaxIdBytes of
-// printable ASCII, terms 1..2^53, scores finite in [0, 1]. Returns nullopt with *why set otherwise.
+// printable ASCII without spaces, terms 1..2^53 (0 too in a presence: a node that never saw a term), scores
+// finite in [0, 1], no duplicate members. Returns nullopt with *why set otherwise.
 std::optional<Message> parse_message(std::string_view json, std::string *why);
 std::string to_json(const Message &m);
 const char *topic_of(const Message &m);
