@@ -44,6 +44,9 @@ FAST_TIMING = {
     "max_jitter_ms": 300,
 }
 
+# gossip's mesh maintenance at the tests' pace (its default heartbeat is 1 s).
+FAST_GOSSIP = {"router": {"heartbeat_ms": 200}}
+
 STATES = {"follower", "candidate", "admin"}
 
 
@@ -64,11 +67,12 @@ def agent_missing_reason(*, mdns=False, backbeat=False):
     return None
 
 
-def election_config_yaml(state_dir, *, agent_id, p2p_listen, bootstrap=(), election=None, mdns=None,
+def election_config_yaml(state_dir, *, agent_id, p2p_listen, bootstrap=(), election=None, gossip=None, mdns=None,
                          backbeat=None, http_listen="127.0.0.1:0", log_level="info"):
-    """p2p (listening on p2p_listen, dialling `bootstrap`) + gossip + election (config dict `election`),
-    and mdns / backbeat when their config dict is given (None leaves the plugin out)."""
-    plugins = {"gossip": {}, "election": dict(election or {})}
+    """p2p (listening on p2p_listen, dialling `bootstrap`) + gossip (config dict `gossip`) + election
+    (config dict `election`), and mdns / backbeat when their config dict is given (None leaves the
+    plugin out)."""
+    plugins = {"gossip": dict(gossip or {}), "election": dict(election or {})}
     dirs = [GOSSIP_PLUGIN_DIR, ELECTION_PLUGIN_DIR]
     if mdns is not None:
         plugins["mdns"] = dict(mdns)
@@ -389,12 +393,12 @@ class NetnsElectionLab(netns_lab.NetnsLab):
         super().__init__("elx", "e", tmp_prefix="chorus-election-lab-")
         self.blackholes = []   # (ns, ip) routes that make the partition
 
-    def start_agent(self, *, bootstrap=(), election=None, mdns=None, log_level="info"):
+    def start_agent(self, *, bootstrap=(), election=None, gossip=None, mdns=None, log_level="info"):
         """An agent in a new namespace, dialling the ElectionAgents in `bootstrap` at start."""
         ns, ip = self.add_ns()
         text = election_config_yaml(self.state_dir(ns), agent_id=f"it-{ns}",
                                     p2p_listen=[f"/ip4/{ip}/tcp/{self.P2P_PORT}"],
-                                    bootstrap=[b.addr for b in bootstrap], election=election, mdns=mdns,
+                                    bootstrap=[b.addr for b in bootstrap], election=election, gossip=gossip, mdns=mdns,
                                     http_listen=f"{ip}:{self.HTTP_PORT}", log_level=log_level)
         agent = Agent(self.write_config(ns, text), command=netns_lab.agent_command(ns), label=ns)
         self.agents.append(agent)

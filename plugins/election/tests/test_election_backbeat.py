@@ -16,7 +16,7 @@ import os
 import unittest
 
 import electionlab
-from electionlab import FAST_TIMING, Checker, ElectionAgent
+from electionlab import FAST_GOSSIP, FAST_TIMING, Checker, ElectionAgent
 from harness import Agent, AgentTestCase, free_port, wait_for
 from natsutil import CLUSTER, NatsClient, NatsServer, nats_missing_reason, validate_frame
 
@@ -58,7 +58,8 @@ class PulseFollowsTheAdmin(AgentTestCase):
         text = electionlab.election_config_yaml(state, agent_id=f"it-{name}",
                                                 p2p_listen=[f"/ip4/127.0.0.1/tcp/{port}"],
                                                 bootstrap=[b.addr for b in bootstrap],
-                                                election=dict(FAST_TIMING, cluster_size=N_AGENTS), backbeat=backbeat)
+                                                election=dict(FAST_TIMING, cluster_size=N_AGENTS), gossip=FAST_GOSSIP,
+                                                backbeat=backbeat)
         agent = Agent(self.ws.write(f"{name}.yaml", text), label=name)
         self.agents.append(agent)
         agent.wait_ready()

@@ -23,7 +23,7 @@ import time
 import unittest
 
 import electionlab
-from electionlab import FAST_TIMING, Checker, NetnsElectionLab
+from electionlab import FAST_GOSSIP, FAST_TIMING, Checker, NetnsElectionLab
 from harness import scale
 
 N_AGENTS = 5
@@ -49,7 +49,7 @@ class FiveAgentsInNamespaces(unittest.TestCase):
         self.started = time.monotonic()
         agents = []
         for _ in range(N_AGENTS):
-            agents.append(self.lab.start_agent(bootstrap=list(agents), election=config,
+            agents.append(self.lab.start_agent(bootstrap=list(agents), election=config, gossip=FAST_GOSSIP,
                                                mdns=MDNS_CONFIG if use_mdns else None))
         self.agents = {a.name: a for a in agents}
         self.checker = Checker(agents)
