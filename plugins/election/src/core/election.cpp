@@ -69,7 +69,8 @@ Effects Election::on_message(Now now, const Message &m) {
     else if (const auto *c = std::get_if<Candidacy>(&m)) on_candidacy(now, *c, out);
     else if (const auto *v = std::get_if<Vote>(&m)) on_vote(now, *v, out);
     else if (const auto *p = std::get_if<Presence>(&m);
-             p != nullptr && !p->admin.empty() && p->admin != self_ && p->term != split_brain_term_) {
+             p != nullptr && !p->admin.empty() && p->admin != self_ && p->term != split_brain_term_ &&
+             !(p->admin == silent_admin_ && now.mono_ms < silent_admin_until_mono_)) {
       admin_reported_ = true;
       admin_reported_mono_ = now.mono_ms;
     }
@@ -160,6 +161,12 @@ void Election::run_timers(Now now, Effects &out) {
     if (!admin_.empty()) {
       out.push_back(LogLine{2, "election: term " + std::to_string(state_.term) + ": no heartbeat from " + admin_ +
                                    " for " + std::to_string(cfg_.heartbeat_timeout_ms) + " ms"});
+      // The other followers heard the same last heartbeat and time out within about an interval of
+      // us; their presences sent meanwhile still name this admin and must not hold the candidacy back.
+      // Later ones do (a node back from a partition waits for the admin its peers still follow).
+      silent_admin_ = admin_;
+      silent_admin_until_mono_ = t + cfg_.heartbeat_interval_ms;
+      admin_reported_ = false;
       set_admin(now, "", 0, out);
     }
     if (candidacy_at_mono_ == kNever && vote_at_mono_ == kNever && may_run(now))
@@ -185,6 +192,7 @@ bool Election::may_run(Now now) const {
 
 void Election::on_heartbeat(Now now, const Heartbeat &h, Effects &out) {
   if (h.term == split_brain_term_) return;  // a disputed term: neither reign is followed any more
+  if (h.admin == silent_admin_) silent_admin_.clear();  // it was slow, not gone
   if (role_ == Role::admin) {
     split_brain(now, self_, h.admin, out);
     return;
@@ -239,6 +247,7 @@ void Election::adopt_term(Now now, uint64_t term, Effects &out) {
   state_.term = term;
   state_.voted_for.clear();
   admin_reported_ = false;
+  silent_admin_.clear();
   out.push_back(Persist{state_});
   set_admin(now, "", 0, out);
   // A higher term means an election is under way or over: give it time before running in the next.

@@ -182,6 +182,8 @@ class Election {
   uint64_t split_brain_term_ = 0;        // heartbeats of this term are no longer followed
   uint64_t admin_reported_mono_ = 0;     // a member's presence last named a live admin of our term or later
   bool admin_reported_ = false;
+  std::string silent_admin_;             // the admin of this term whose heartbeats this node timed out on,
+  uint64_t silent_admin_until_mono_ = 0; // and until when the other followers' presences naming it are moot
   std::vector<Candidacy> candidacies_;   // of the current term, at most 64
   std::set<std::string> votes_for_me_;   // distinct voters in the current term, at most max_tracked_peers
   std::vector<std::pair<std::string, Peer>> peers_;  // at most max_tracked_peers, the oldest forgotten
