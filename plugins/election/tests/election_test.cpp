@@ -125,8 +125,12 @@ class Node {
           EXPECT_EQ(disk_.term, v->term);
           EXPECT_EQ(disk_.voted_for, v->candidate) << "voted before persisting the vote";
         }
-        if (const auto *h = std::get_if<Heartbeat>(&m)) EXPECT_EQ(disk_.term, h->term);
-        if (const auto *c = std::get_if<Candidacy>(&m)) EXPECT_EQ(disk_.term, c->term);
+        if (const auto *h = std::get_if<Heartbeat>(&m)) {
+          EXPECT_EQ(disk_.term, h->term);
+        }
+        if (const auto *c = std::get_if<Candidacy>(&m)) {
+          EXPECT_EQ(disk_.term, c->term);
+        }
       }
     }
   }
@@ -231,8 +235,11 @@ TEST(Election, NoCandidacyWithoutHearingAQuorum) {
   EXPECT_EQ(n.e().members_heard(at(20000)), 1u);
   // Not a busy loop while waiting: about one wake-up per heartbeat interval.
   EXPECT_LE(published<Presence>(fx).size(), 201u);
-  // One more member heard makes two of three: the candidacy starts (no jitter configured).
-  const auto heard = n.msg(20010, presence("peer"));
+  // One more member heard makes two of three. The candidacy waits an interval and a half for an
+  // admin's heartbeat, then starts (no jitter configured).
+  EXPECT_TRUE(effects_of<ElectionTriggered>(n.msg(20010, presence("peer"))).empty());
+  EXPECT_TRUE(effects_of<ElectionTriggered>(n.run(20159)).empty());
+  const auto heard = n.run(20160);
   const auto t = effects_of<ElectionTriggered>(heard);
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].trigger, Trigger::discovery_failure);
@@ -367,7 +374,7 @@ TEST(Election, ACandidateFollowsAHeartbeatOfItsTerm) {
   cfg.cluster_size = 3;
   Node n(cfg, "self");
   n.start(0);
-  n.msg(10, presence("a"));
+  for (uint64_t t = 10; t < 300; t += 100) n.msg(t, presence("a"));  // a member heard lately
   n.run(300);
   ASSERT_EQ(n.e().role(), Role::candidate);
   const auto fx = n.msg(320, heartbeat("a", 1));
@@ -424,7 +431,7 @@ TEST(Election, AnAdminThatStopsHearingAQuorumStepsDownAndWaits) {
   cfg.cluster_size = 3;
   Node n(cfg, "self");
   n.start(0);
-  n.msg(10, presence("a"));
+  for (uint64_t t = 10; t < 300; t += 100) n.msg(t, presence("a"));
   n.run(300);
   n.run(350);
   n.msg(355, vote("a", 1, "self"));
@@ -609,4 +616,65 @@ TEST(Election, MembersViewShowsSelfFirstThenPeersById) {
   EXPECT_EQ(view[2].last_heard_ago_ms, 100u);
   EXPECT_EQ(n.e().score(), 0.5);
   EXPECT_EQ(n.e().score_components().uptime, 1.0);
+}
+
+TEST(Election, ARejoiningNodeWaitsForTheAdminItsPeersReport) {
+  auto cfg = fast_config();
+  cfg.cluster_size = 3;
+  Node n(cfg, "self");
+  n.start(0);
+  // Past discovery, hearing a quorum - but b follows a live admin of a later term: no candidacy,
+  // only the heartbeat that follows.
+  Effects all;
+  for (uint64_t t = 500; t < 2000; t += 100) {
+    auto fx = n.msg(t, presence("b", 4, "a"));
+    all.insert(all.end(), fx.begin(), fx.end());
+    fx = n.run(t + 99);
+    all.insert(all.end(), fx.begin(), fx.end());
+  }
+  EXPECT_TRUE(effects_of<ElectionTriggered>(all).empty());
+  EXPECT_EQ(n.e().term(), 4u);
+  n.msg(2000, heartbeat("a", 4));
+  EXPECT_EQ(n.e().admin(), "a");
+  // Once b reports no admin any more, the election timer may run again.
+  Effects later;
+  for (uint64_t t = 2100; t < 4000; t += 100) {
+    auto fx = n.msg(t, presence("b", 4, ""));
+    later.insert(later.end(), fx.begin(), fx.end());
+    fx = n.run(t + 99);
+    later.insert(later.end(), fx.begin(), fx.end());
+  }
+  const auto triggered = effects_of<ElectionTriggered>(later);
+  ASSERT_FALSE(triggered.empty());
+  EXPECT_EQ(triggered[0].trigger, Trigger::heartbeat_timeout);
+  EXPECT_EQ(triggered[0].term, 5u);
+}
+
+TEST(Election, MembersCutOffWithTheAdminDoNotMakeAQuorumToRunOn) {
+  // A partition cuts this node off from its admin a and from b and c at once: when a's heartbeat
+  // times out, b and c were heard as long ago as a. They still count in members_heard() (heard within
+  // heartbeat_timeout_ms), but not as a quorum to start a candidacy on: the term does not grow.
+  auto cfg = fast_config();
+  cfg.cluster_size = 5;
+  Node n(cfg, "self");
+  n.start(0);
+  for (uint64_t t = 10; t <= 1000; t += 100) {
+    n.msg(t, heartbeat("a", 3, t));
+    n.msg(t + 1, presence("b", 3, "a"));
+    n.msg(t + 2, presence("c", 3, "a"));
+    n.msg(t + 3, presence("d", 3, "a"));
+    n.run(t + 99);
+  }
+  ASSERT_EQ(n.e().admin(), "a");
+  // Only d (on this side of the cut) is heard from now on.
+  Effects fx;
+  for (uint64_t t = 1010; t <= 3000; t += 100) {
+    auto more = n.msg(t, presence("d", 3, ""));
+    fx.insert(fx.end(), more.begin(), more.end());
+    more = n.run(t + 99);
+    fx.insert(fx.end(), more.begin(), more.end());
+  }
+  EXPECT_EQ(n.e().admin(), "");
+  EXPECT_TRUE(effects_of<ElectionTriggered>(fx).empty());
+  EXPECT_EQ(n.e().term(), 3u);
 }

@@ -70,7 +70,9 @@ Effects Election::on_message(Now now, const Message &m) {
     else if (const auto *v = std::get_if<Vote>(&m)) on_vote(now, *v, out);
     else if (const auto *p = std::get_if<Presence>(&m);
              p != nullptr && !p->admin.empty() && p->admin != self_ && p->term != split_brain_term_ &&
-             !(p->admin == silent_admin_ && now.mono_ms < silent_admin_until_mono_)) {
+             !(p->admin == lost_admin_ && p->term == lost_admin_term_)) {
+      // Reports of the admin this node itself timed out on prove nothing: the others follow it until
+      // they time out too, about now. Counting them would delay every failover by an interval.
       admin_reported_ = true;
       admin_reported_mono_ = now.mono_ms;
     }
@@ -120,13 +122,25 @@ uint64_t Election::next_deadline_ms() const {
   if (role_ == Role::admin) d = std::min(d, last_quorum_mono_ + cfg_.heartbeat_timeout_ms);
   if (role_ == Role::candidate) d = std::min(d, candidacy_deadline_mono_);
   d = std::min({d, vote_at_mono_, candidacy_at_mono_});
-  // A passed election timer that could not act (no quorum heard) waits for the next presence or message.
-  if (role_ == Role::follower && election_due_mono_ > last_mono_) d = std::min(d, election_due_mono_);
+  if (role_ == Role::follower) {
+    if (election_due_mono_ > last_mono_) {
+      d = std::min(d, election_due_mono_);
+    } else {
+      // A passed election timer that could not act: it may when a settling wait ends (may_run), or
+      // when a message completes a quorum (on_message runs the timers), or at the next presence.
+      if (quorum_since_mono_ != kNever && quorum_since_mono_ + settle_ms() > last_mono_)
+        d = std::min(d, quorum_since_mono_ + settle_ms());
+      if (admin_reported_ && admin_reported_mono_ + settle_ms() > last_mono_)
+        d = std::min(d, admin_reported_mono_ + settle_ms());
+    }
+  }
   return d;
 }
 
 void Election::run_timers(Now now, Effects &out) {
   const uint64_t t = now.mono_ms;
+  if (!hears_fresh_quorum(now)) quorum_since_mono_ = kNever;
+  else if (quorum_since_mono_ == kNever) quorum_since_mono_ = t;
   if (role_ == Role::admin) {
     if (t >= next_heartbeat_mono_) publish_heartbeat(now, out);
     if (hears_quorum(now)) {
@@ -161,12 +175,9 @@ void Election::run_timers(Now now, Effects &out) {
     if (!admin_.empty()) {
       out.push_back(LogLine{2, "election: term " + std::to_string(state_.term) + ": no heartbeat from " + admin_ +
                                    " for " + std::to_string(cfg_.heartbeat_timeout_ms) + " ms"});
-      // The other followers heard the same last heartbeat and time out within about an interval of
-      // us; their presences sent meanwhile still name this admin and must not hold the candidacy back.
-      // Later ones do (a node back from a partition waits for the admin its peers still follow).
-      silent_admin_ = admin_;
-      silent_admin_until_mono_ = t + cfg_.heartbeat_interval_ms;
-      admin_reported_ = false;
+      lost_admin_ = admin_;
+      lost_admin_term_ = state_.term;
+      admin_reported_ = false;  // what the others reported so far was the admin just lost
       set_admin(now, "", 0, out);
     }
     if (candidacy_at_mono_ == kNever && vote_at_mono_ == kNever && may_run(now))
@@ -179,20 +190,28 @@ void Election::run_timers(Now now, Effects &out) {
   }
 }
 
-// A candidacy needs a quorum heard (so a minority does not inflate terms) and no member reporting, in
-// its last presence, an admin of this term or a later one: a node that rejoins after a partition
-// waits for that admin's heartbeat instead of disrupting its reign with a new term.
+// A candidacy needs a quorum heard (so a minority does not inflate terms), and heard lately: within an
+// interval and a half, as every live member publishes every interval. Within heartbeat_timeout_ms, as
+// members_heard() counts, would not do: when a partition cuts a node off from its admin, the members
+// beyond the cut were heard about as recently as the admin, and would still count when the admin's
+// heartbeat times out. A node that has only just come to hear a quorum - at start, or when a partition
+// heals - first waits an interval and a half, long enough for an admin's heartbeat, and so does a
+// node whose peers report (in a presence) a live admin of its term or a later one: a rejoining node
+// follows the reign it finds instead of disrupting it with a new term.
 bool Election::may_run(Now now) const {
-  if (admin_reported_ && now.mono_ms < admin_reported_mono_ + cfg_.heartbeat_interval_ms + cfg_.heartbeat_interval_ms / 2)
-    return false;
-  return hears_quorum(now);
+  if (admin_reported_ && now.mono_ms < admin_reported_mono_ + settle_ms()) return false;
+  if (!hears_fresh_quorum(now) || quorum_since_mono_ == kNever) return false;
+  return now.mono_ms >= quorum_since_mono_ + settle_ms();
+}
+
+bool Election::hears_fresh_quorum(Now now) const {
+  return heard_within(now.mono_ms, settle_ms()) >= quorum_at(now.mono_ms);
 }
 
 // ---- message handlers (the message's term equals the current term here)
 
 void Election::on_heartbeat(Now now, const Heartbeat &h, Effects &out) {
   if (h.term == split_brain_term_) return;  // a disputed term: neither reign is followed any more
-  if (h.admin == silent_admin_) silent_admin_.clear();  // it was slow, not gone
   if (role_ == Role::admin) {
     split_brain(now, self_, h.admin, out);
     return;
@@ -247,7 +266,6 @@ void Election::adopt_term(Now now, uint64_t term, Effects &out) {
   state_.term = term;
   state_.voted_for.clear();
   admin_reported_ = false;
-  silent_admin_.clear();
   out.push_back(Persist{state_});
   set_admin(now, "", 0, out);
   // A higher term means an election is under way or over: give it time before running in the next.
@@ -376,10 +394,12 @@ void Election::touch_peer(Now now, const std::string &id, uint64_t term, const s
   if (score != nullptr) p.score = *score;
 }
 
-uint32_t Election::members_heard(Now now) const {
+uint32_t Election::members_heard(Now now) const { return heard_within(now.mono_ms, cfg_.heartbeat_timeout_ms); }
+
+uint32_t Election::heard_within(uint64_t mono, uint64_t window_ms) const {
   uint32_t heard = 1;  // self
   for (const auto &[id, p] : peers_)
-    if (now.mono_ms <= p.last_heard_mono + cfg_.heartbeat_timeout_ms) ++heard;
+    if (mono <= p.last_heard_mono + window_ms) ++heard;
   return heard;
 }
 

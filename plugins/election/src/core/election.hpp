@@ -11,7 +11,14 @@
 //    or - with neither configured - of the members heard within heartbeat_timeout_ms;
 //  - any message of a higher term makes the node adopt that term as a follower at once;
 //  - a node starts a candidacy only while it hears a quorum (so a minority does not inflate terms),
-//    and an admin that stops hearing a quorum for heartbeat_timeout_ms steps down (quorum_loss).
+//    and an admin that stops hearing a quorum for heartbeat_timeout_ms steps down (quorum_loss);
+//  - a node that has just come to hear a quorum (start, a healed partition), or whose peers report a
+//    live admin, waits an interval and a half for that admin's heartbeat before it may run.
+// The driver calls on_message only for messages whose author is their signer (check_author); the
+// object ignores its own messages (it applies them when it publishes them) and, with members
+// configured, those of non-members. Log lines come as LogLine effects for what has no effect of its
+// own (quorum lost, a failed candidacy, a lost admin, a higher term, a vote); the driver logs
+// AdminChanged and SplitBrainDetected itself.
 #pragma once
 
 #include <cstdint>
@@ -151,6 +158,9 @@ class Election {
   void touch_peer(Now now, const std::string &id, uint64_t term, const std::string *admin, const double *score);
   bool is_member(const std::string &id) const;
   uint32_t quorum_at(uint64_t mono) const;
+  uint32_t heard_within(uint64_t mono, uint64_t window_ms) const;  // self included
+  bool hears_fresh_quorum(Now now) const;
+  uint64_t settle_ms() const { return cfg_.heartbeat_interval_ms + cfg_.heartbeat_interval_ms / 2; }
   bool may_run(Now now) const;
   bool hears_quorum(Now now) const { return members_heard(now) >= quorum_at(now.mono_ms); }
   uint64_t jitter_ms();
@@ -182,8 +192,9 @@ class Election {
   uint64_t split_brain_term_ = 0;        // heartbeats of this term are no longer followed
   uint64_t admin_reported_mono_ = 0;     // a member's presence last named a live admin of our term or later
   bool admin_reported_ = false;
-  std::string silent_admin_;             // the admin of this term whose heartbeats this node timed out on,
-  uint64_t silent_admin_until_mono_ = 0; // and until when the other followers' presences naming it are moot
+  std::string lost_admin_;               // the admin this node timed out on, in lost_admin_term_
+  uint64_t lost_admin_term_ = 0;
+  uint64_t quorum_since_mono_ = kNever;  // a quorum has been heard without a break since then
   std::vector<Candidacy> candidacies_;   // of the current term, at most 64
   std::set<std::string> votes_for_me_;   // distinct voters in the current term, at most max_tracked_peers
   std::vector<std::pair<std::string, Peer>> peers_;  // at most max_tracked_peers, the oldest forgotten
