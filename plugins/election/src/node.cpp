@@ -240,6 +240,10 @@ void Node::run() {
       deadline = std::min(election_.next_deadline_ms(), next_score_mono_);
     }
     deadline = std::min({deadline, next_health_mono_, t.mono_ms + kMaxSleepMs});
+    // A deadline the last turn already served at this very millisecond: wait for the clock to move
+    // rather than spin.
+    if (deadline <= t.mono_ms && t.mono_ms == last_turn_mono_) deadline = t.mono_ms + 1;
+    last_turn_mono_ = t.mono_ms;
     std::deque<Item> items;
     {
       std::unique_lock lk(queue_mu_);
@@ -332,7 +336,8 @@ void Node::carry_out(Effects &effects) {
       const auto level = l->level <= 1 ? chorus::LogLevel::debug
                          : l->level == 2 ? chorus::LogLevel::info
                                          : chorus::LogLevel::warn;
-      host_.log(level, "election: " + l->text);
+      // The core's lines name the election already ("election: term 2 seen ...").
+      host_.log(level, l->text.rfind("election:", 0) == 0 ? l->text : "election: " + l->text);
     }
   }
 }

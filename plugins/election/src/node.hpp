@@ -146,6 +146,7 @@ class Node {
   uint64_t last_admin_tick_mono_ = 0;
   uint64_t no_admin_since_mono_ = 0;
   uint64_t next_health_mono_ = 0;
+  uint64_t last_turn_mono_ = 0;
   uint64_t stale_seen_ = 0;
   int last_health_state_ = -1;
 };

@@ -35,7 +35,7 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-constexpr const char *kSelf = "12D3KooWSelfSelfSelfSelfSelfSelfSelfSelfSelfSelf";
+constexpr const char *kSelf = "12D3KooWSe1fSe1fSe1fSe1fSe1fSe1fSe1fSe1fSe1fSe1f";
 constexpr const char *kPeerA = "12D3KooWPeerAPeerAPeerAPeerAPeerAPeerAPeerAPeerA";
 constexpr const char *kPeerB = "12D3KooWPeerBPeerBPeerBPeerBPeerBPeerBPeerBPeerB";
 constexpr auto kWait = 10s;
@@ -265,6 +265,18 @@ class ElectionPluginTest : public ::testing::Test {
   double metric(const char *name, std::vector<std::string> labels = {}) {
     return host_.metric_value(name, labels).value_or(-1);
   }
+  // Metrics are updated by the election thread right after the effect they count; polled (they have
+  // no event) until they reach `at_least` or the deadline passes.
+  double wait_metric(const char *name, std::vector<std::string> labels, double at_least) {
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    double v = metric(name, labels);
+    while (v < at_least && std::chrono::steady_clock::now() < deadline) {
+      std::unique_lock lk(poll_mu_);
+      poll_cv_.wait_for(lk, 5ms);
+      v = metric(name, labels);
+    }
+    return v;
+  }
 
   chorus::testing::FakeHost host_;
   FakePubsub pubsub_;
@@ -355,9 +367,10 @@ TEST_F(ElectionPluginTest, ASingleAgentElectsItselfAndServesItsState) {
   for (const char *key : {"uptime", "capabilities", "resources", "network", "experience"})
     EXPECT_TRUE(st["score_components"].contains(key)) << key;
 
-  EXPECT_GE(metric("chorus_election_admin_changes_total"), 1);
-  EXPECT_GE(metric("chorus_election_messages_total", {"heartbeat", "out"}), 1);
-  EXPECT_GE(metric("chorus_election_triggers_total", {"discovery_failure"}), 1);
+  EXPECT_GE(wait_metric("chorus_election_admin_changes_total", {}, 1), 1);
+  EXPECT_GE(wait_metric("chorus_election_messages_total", {"heartbeat", "out"}, 1), 1);
+  EXPECT_GE(wait_metric("chorus_election_triggers_total", {"discovery_failure"}, 1), 1);
+  EXPECT_EQ(wait_metric("chorus_election_is_admin", {}, 1), 1);
 
   // The candidacy and the heartbeats are durable in the state file before they go out.
   ASSERT_TRUE(fs::exists(fs::path(state_dir_) / "election.db"));
@@ -383,7 +396,7 @@ TEST_F(ElectionPluginTest, ManualTriggerStartsANewTermAndIsRefusedInTheStability
   const uint64_t new_term = json::parse(r.body)["term"];
   EXPECT_GT(new_term, term);
   ASSERT_TRUE(wait_heartbeat_from(kSelf, new_term));
-  EXPECT_GE(metric("chorus_election_triggers_total", {"manual"}), 1);
+  EXPECT_GE(wait_metric("chorus_election_triggers_total", {"manual"}, 1), 1);
   p.stop();
   p.destroy();
 
@@ -444,10 +457,7 @@ TEST_F(ElectionPluginTest, AHigherTermHeartbeatMakesTheAdminStepDownAndWatchesSe
   EXPECT_EQ(st["state"], "follower");
   // A stale heartbeat (lower term) is ignored and counted.
   ASSERT_EQ(pubsub_.deliver(kHeartbeatTopic, heartbeat(higher - 5, kPeerB), kPeerB), CHORUS_PUBSUB_ACCEPT);
-  const auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (metric("chorus_election_rejected_total", {"stale"}) < 1 && std::chrono::steady_clock::now() < deadline)
-    pubsub_.wait_published([](const Published &, const json &) { return false; }, 20ms);  // the next loop turn
-  EXPECT_GE(metric("chorus_election_rejected_total", {"stale"}), 1);
+  EXPECT_GE(wait_metric("chorus_election_rejected_total", {"stale"}, 1), 1);
   EXPECT_EQ(json::parse(host_.http("GET", "/api/v1/election").body)["admin"], kPeerA);
   p.stop();  // drops the watch: its dtor runs
   EXPECT_EQ(log.dtor_runs, 1);
