@@ -144,7 +144,7 @@ class Election {
 
   void run_timers(Now now, Effects &out);
   void on_heartbeat(Now now, const Heartbeat &h, Effects &out);
-  void on_candidacy(Now now, const Candidacy &c, Effects &out);
+  void on_candidacy(Now now, const Candidacy &c);
   void on_vote(Now now, const Vote &v, Effects &out);
   void adopt_term(Now now, uint64_t term, Effects &out);
   void set_admin(Now now, const std::string &id, uint64_t since_unix_ms, Effects &out);
