@@ -5,6 +5,7 @@
 #include <ctime>
 #include <random>
 #include <unordered_set>
+#include <utility>
 
 #include "core/messages.hpp"
 #include "core/score.hpp"
@@ -252,40 +253,48 @@ void Node::run() {
       if (stopping_) break;
       items.swap(queue_);
     }
-    t = now();
-    for (Item &item : items) {
-      fx.clear();
-      if (item.message) {
-        std::lock_guard lk(mu_);
-        fx = election_.on_message(t, *item.message);
-      } else {
-        TriggerOutcome out;
-        {
+    try {
+      t = now();
+      for (Item &item : items) {
+        fx.clear();
+        if (item.message) {
           std::lock_guard lk(mu_);
-          auto r = election_.trigger_manual(t, &out.why);
-          if (r) {
-            out.accepted = true;
-            fx = std::move(*r);
+          fx = election_.on_message(t, *item.message);
+        } else {
+          TriggerOutcome out;
+          {
+            std::lock_guard lk(mu_);
+            auto r = election_.trigger_manual(t, &out.why);
+            if (r) {
+              out.accepted = true;
+              fx = std::move(*r);
+            }
           }
+          carry_out(fx);
+          fx.clear();
+          {
+            std::lock_guard lk(mu_);
+            out.term = election_.term();
+          }
+          if (out.accepted) host_.info("election: manual trigger accepted: candidacy for term " + std::to_string(out.term));
+          if (auto done = std::exchange(item.trigger_done, nullptr)) done(out);
         }
         carry_out(fx);
-        fx.clear();
-        {
-          std::lock_guard lk(mu_);
-          out.term = election_.term();
-        }
-        if (out.accepted) host_.info("election: manual trigger accepted: candidacy for term " + std::to_string(out.term));
-        if (item.trigger_done) item.trigger_done(out);
+      }
+      if (t.mono_ms >= next_score_mono_) recompute_score(t);
+      {
+        std::lock_guard lk(mu_);
+        fx = election_.tick(t);
       }
       carry_out(fx);
+      after_batch(t);
+    } catch (const std::exception &ex) {
+      // A bug or an allocation failure in one turn must not end the thread (and the process).
+      host_.error(std::string("election: turn failed: ") + ex.what());
+      for (Item &item : items)
+        if (auto done = std::exchange(item.trigger_done, nullptr))
+          done(TriggerOutcome{false, 0, std::string("internal error: ") + ex.what(), true});
     }
-    if (t.mono_ms >= next_score_mono_) recompute_score(t);
-    {
-      std::lock_guard lk(mu_);
-      fx = election_.tick(t);
-    }
-    carry_out(fx);
-    after_batch(t);
   }
 }
 

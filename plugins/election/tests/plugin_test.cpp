@@ -465,6 +465,81 @@ TEST_F(ElectionPluginTest, AHigherTermHeartbeatMakesTheAdminStepDownAndWatchesSe
   EXPECT_TRUE(host_.violations().empty());
 }
 
+// A watch that ends itself from inside its callback (election_v1.h allows it): no deadlock, its dtor
+// runs once, and it is not called again.
+struct SelfEndingWatch {
+  const chorus_election_v1 *table = nullptr;
+  void *self = nullptr;
+  uint64_t id = 0;
+  WatchLog log;
+  static void fn(void *arg, const chorus_election_change *c) {
+    auto *w = static_cast<SelfEndingWatch *>(arg);
+    const chorus_status st = w->table->unwatch_admin(w->self, w->id, nullptr);
+    EXPECT_EQ(st, CHORUS_OK);
+    WatchLog::fn(&w->log, c);
+  }
+  static void dtor(void *arg) { WatchLog::dtor(&static_cast<SelfEndingWatch *>(arg)->log); }
+};
+
+TEST_F(ElectionPluginTest, AWatchMayEndItselfFromItsCallback) {
+  auto p = load(fast_config(R"(, "cluster_size": 1)"));
+  ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
+  SelfEndingWatch w;
+  w.table = election_table(p, &w.self);
+  ASSERT_EQ(w.table->watch_admin(w.self, &SelfEndingWatch::fn, &w, &SelfEndingWatch::dtor, &w.id, nullptr), CHORUS_OK);
+  ASSERT_TRUE(w.log.wait([&] { return w.log.dtor_runs == 1; }));
+  // Another admin change (a higher term from a peer) reaches no callback of the ended watch.
+  ASSERT_TRUE(wait_heartbeat_from(kSelf));
+  ASSERT_EQ(pubsub_.deliver(kHeartbeatTopic, heartbeat(1000, kPeerA), kPeerA), CHORUS_PUBSUB_ACCEPT);
+  EXPECT_GE(wait_metric("chorus_election_term", {}, 1000), 1000);
+  std::lock_guard lk(w.log.mu);
+  EXPECT_EQ(w.log.changes.size(), 1u);
+  EXPECT_EQ(w.log.dtor_runs, 1);
+  p.stop();
+  p.destroy();
+}
+
+TEST_F(ElectionPluginTest, NoAdminYetIsANormalAnswerAndDegradesHealthAfterTheTimeout) {
+  // Three members configured, none heard: no quorum, so no candidacy and no admin.
+  auto p = load(fast_config(R"(, "cluster_size": 3)"));
+  ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
+  void *self = nullptr;
+  const chorus_election_v1 *t = election_table(p, &self);
+  chorus_buf buf{};
+  ASSERT_EQ(t->get_admin_json(self, &buf, nullptr), CHORUS_OK);
+  const json admin = json::parse(std::string(buf.data, buf.len));
+  buf.release(&buf);
+  EXPECT_EQ(admin["admin_id"], "");
+  EXPECT_EQ(admin["is_self"], false);
+  EXPECT_EQ(admin["since"], "");
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (host_.health().state != CHORUS_HEALTH_DEGRADED && std::chrono::steady_clock::now() < deadline) {
+    std::unique_lock lk(poll_mu_);
+    poll_cv_.wait_for(lk, 5ms);  // health reports have no event in the fake host
+  }
+  EXPECT_EQ(host_.health().state, CHORUS_HEALTH_DEGRADED);
+  EXPECT_NE(host_.health().message.find("no admin for"), std::string::npos) << host_.health().message;
+  EXPECT_NE(host_.health().message.find("quorum"), std::string::npos) << host_.health().message;
+  // Without a quorum, the manual trigger is refused.
+  const auto r = http_wait("POST", "/api/v1/election/trigger");
+  EXPECT_EQ(r.status, 409) << r.body;
+  p.stop();
+  p.destroy();
+  EXPECT_TRUE(host_.violations().empty());
+}
+
+TEST_F(ElectionPluginTest, TwoAdminsInOneTermAreCountedAsSplitBrain) {
+  auto p = load(fast_config(R"(, "cluster_size": 3, "heartbeat_timeout_ms": 5000)"));
+  ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
+  ASSERT_EQ(pubsub_.deliver(kHeartbeatTopic, heartbeat(5, kPeerA), kPeerA), CHORUS_PUBSUB_ACCEPT);
+  EXPECT_EQ(wait_metric("chorus_election_term", {}, 5), 5);
+  ASSERT_EQ(pubsub_.deliver(kHeartbeatTopic, heartbeat(5, kPeerB), kPeerB), CHORUS_PUBSUB_ACCEPT);
+  EXPECT_GE(wait_metric("chorus_election_split_brain_total", {}, 1), 1);
+  EXPECT_TRUE(host_.has_log("split brain", CHORUS_LOG_WARN));
+  p.stop();
+  p.destroy();
+}
+
 TEST_F(ElectionPluginTest, RestartKeepsTheTerm) {
   uint64_t term = 0;
   {
@@ -498,7 +573,7 @@ TEST_F(ElectionPluginTest, ACorruptStateFileIsAStartErrorAndIsKept) {
   EXPECT_EQ(ss.str(), garbage);
 }
 
-TEST_F(ElectionPluginTest, RoutesAnswer503AndTheServiceUnavailableWhenNotRunning) {
+TEST_F(ElectionPluginTest, TheServiceIsUnavailableAfterStopAndAnswersNotAdmin) {
   auto p = load(fast_config(R"(, "cluster_size": 1)"));
   ASSERT_EQ(p.status(), CHORUS_OK) << p.message();
   void *self = nullptr;

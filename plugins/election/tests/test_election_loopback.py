@@ -3,8 +3,9 @@
 
   * one admin, which every agent's GET /api/v1/election names, with the documented JSON;
   * the manual trigger (POST /api/v1/election/trigger) starts a higher term that elects an admin again;
-  * a forged heartbeat (signed by one agent, claiming another is admin) is rejected and counted, and
-    changes no agent's term or admin;
+  * a forged heartbeat (signed by one agent, claiming another is admin) is rejected and counted - by
+    the forger's own validator, and by every agent when it comes from a gossip-only intruder whose
+    pubsub forwards it - and changes no agent's term or admin;
   * stopping the admin elects a new one among the two others; the stopped agent, restarted on the same
     state dir, comes back with at least its old term and follows the new admin.
 
@@ -26,7 +27,7 @@ os.environ.setdefault("CHORUS_GOSSIP_PLUGIN_DIR", PLUGIN_DIR)
 
 import harness  # noqa: E402
 import p2ptest  # noqa: E402
-from gossiptest import GossipAgent, agent_missing_reason, label  # noqa: E402
+from gossiptest import GossipAgent, agent_missing_reason, gossip_config_yaml, label, wait_topic_peers  # noqa: E402
 from harness import Agent, AgentTestCase, free_port  # noqa: E402
 
 HEARTBEAT_TOPIC = "CHORUS/admin/heartbeat/v1"
@@ -143,6 +144,13 @@ class ElectionLoopbackTest(AgentTestCase):
                 self.assertLessEqual(MEMBER_KEYS, set(m), m)
         harness.wait_for(lambda: all({m["id"] for m in self.state(n)["members"]} == ids for n in nodes), 20,
                          "every agent to list the three members")
+        for name in ("chorus_election_triggers_total", "chorus_election_term", "chorus_election_is_admin",
+                     "chorus_election_admin_seconds_total", "chorus_election_admin_changes_total",
+                     "chorus_election_split_brain_total", "chorus_election_messages_total",
+                     "chorus_election_rejected_total"):
+            self.assertTrue(nodes[0].metric_samples(name), f"{name} missing from /metrics")
+        for n in nodes:
+            n.wait_metric("chorus_election_messages_total", 1, label("direction", "in"))
         admin_node = next(n for n in nodes if n.peer_id == admin)
         self.assertEqual(admin_node.metric("chorus_election_is_admin"), 1)
         self.assertGreaterEqual(admin_node.metric("chorus_election_term"), term)
@@ -156,6 +164,27 @@ class ElectionLoopbackTest(AgentTestCase):
                                   {"topic": HEARTBEAT_TOPIC, "raw_base64": base64.b64encode(forged).decode()})
         self.assertNotEqual(status, 500, ans)  # refused by the local validator, or published and refused by peers
         forger.wait_metric("chorus_election_rejected_total", 1, label("reason", "forged"))
+        for st in (self.state(n) for n in nodes):
+            self.assertLess(st["term"], term + 100, st)
+            self.assertNotEqual(st["admin"], victim.peer_id, st)
+
+        # The same from an intruder without the election plugin: its pubsub publishes the message, and
+        # every election agent's validator refuses it.
+        port = free_port()
+        state = self.ws.path("state-intruder")
+        os.makedirs(state, exist_ok=True)
+        text = gossip_config_yaml(state, agent_id="it-intruder", p2p_listen=[f"/ip4/127.0.0.1/tcp/{port}"],
+                                  bootstrap=[n.addr for n in nodes], gossip=GOSSIP)
+        agent = Agent(self.ws.write("intruder.yaml", text), label="intruder")
+        self.agents.append(agent)
+        agent.wait_ready()
+        intruder = GossipAgent(agent, f"/ip4/127.0.0.1/tcp/{port}", "it-intruder")
+        intruder.join(HEARTBEAT_TOPIC)
+        wait_topic_peers(intruder, HEARTBEAT_TOPIC, ids)
+        before = {n.name: n.metric("chorus_election_rejected_total", label("reason", "forged")) for n in nodes}
+        intruder.publish_raw(HEARTBEAT_TOPIC, forged)
+        for n in nodes:
+            n.wait_metric("chorus_election_rejected_total", before[n.name] + 1, label("reason", "forged"))
         for st in (self.state(n) for n in nodes):
             self.assertLess(st["term"], term + 100, st)
             self.assertNotEqual(st["admin"], victim.peer_id, st)
