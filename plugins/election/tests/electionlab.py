@@ -20,7 +20,6 @@ import time
 import urllib.error
 import urllib.request
 
-import harness
 import netns_lab
 import p2ptest
 from harness import SLOW, Agent, missing, scale

@@ -18,7 +18,6 @@ Peers: agent i dials agents 0..i-1 at start (a full mesh); mdns re-finds peers a
 Needs root and `ip netns` (Skipped otherwise; failed under CI). The agents end by SIGTERM with their
 exit status checked (netns_lab.NetnsLab.close); kill -9 is used on the admin of the kill test only.
 """
-import os
 import time
 import unittest
 
