@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the benchmark tree (Release) and runs the benchmarks, printing the figures.
 #
-#   bench/run.sh [SUITE...]      suites: machine service_call cold_start (default: all, in that order)
+#   bench/run.sh [SUITE...]      suites: machine service_call cold_start (default: all, in that order);
+#                                election (bench/election/run.py, ~12 min, on request only)
 #
 # Environment:
 #   BUILD_DIR   build tree (default: <repo>/build-bench); configured with
@@ -57,6 +58,12 @@ suite_service_call() {
 
 suite_cold_start() {
   "$here/cold_start.sh" "$BUILD_DIR"
+  echo
+}
+
+suite_election() {
+  echo "== election (failover over 30 admin kills, idle 10-agent cluster; ~12 minutes)"
+  python3 "$here/election/run.py" --build "$BUILD_DIR" --json "$OUT_DIR/election.json"
   echo
 }
 

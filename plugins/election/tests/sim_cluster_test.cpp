@@ -292,7 +292,8 @@ TEST(SimCluster, ACrashedAdminIsReplacedAfterTheTimeout) {
 
 // A 3|2 partition of a cluster_size 5 cluster, with the admin on either side, then the heal.
 void partition_and_heal(bool admin_in_minority, uint64_t seed) {
-  SCOPED_TRACE("seed " + std::to_string(seed) + (admin_in_minority ? ", admin in the minority" : ", admin in the majority"));
+  SCOPED_TRACE("seed " + std::to_string(seed) +
+               (admin_in_minority ? ", admin in the minority" : ", admin in the majority"));
   Cluster c(5, sim_config(5), seed);
   c.boot_all();
   ASSERT_TRUE(c.run_until([&] { return c.agreed_admin().has_value(); }, 10000));

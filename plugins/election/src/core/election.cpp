@@ -66,7 +66,7 @@ Effects Election::on_message(Now now, const Message &m) {
   } else {
     if (term > state_.term) adopt_term(now, term, out);
     if (const auto *h = std::get_if<Heartbeat>(&m)) on_heartbeat(now, *h, out);
-    else if (const auto *c = std::get_if<Candidacy>(&m)) on_candidacy(now, *c, out);
+    else if (const auto *c = std::get_if<Candidacy>(&m)) on_candidacy(now, *c);
     else if (const auto *v = std::get_if<Vote>(&m)) on_vote(now, *v, out);
     else if (const auto *p = std::get_if<Presence>(&m);
              p != nullptr && !p->admin.empty() && p->admin != self_ && p->term != split_brain_term_ &&
@@ -231,8 +231,7 @@ void Election::on_heartbeat(Now now, const Heartbeat &h, Effects &out) {
   election_due_trigger_ = Trigger::heartbeat_timeout;
 }
 
-void Election::on_candidacy(Now now, const Candidacy &c, Effects &out) {
-  (void)out;
+void Election::on_candidacy(Now now, const Candidacy &c) {
   if (!state_.voted_for.empty()) return;                     // one vote per term, already cast
   if (role_ == Role::admin || !admin_.empty()) return;       // the term is decided
   if (candidacies_.size() >= kMaxCandidaciesPerTerm) return;

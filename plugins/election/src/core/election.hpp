@@ -10,8 +10,9 @@
 //  - a candidate becomes admin with votes from a quorum: a majority of cluster_size, or of members,
 //    or - with neither configured - of the members heard within heartbeat_timeout_ms;
 //  - any message of a higher term makes the node adopt that term as a follower at once;
-//  - a node starts a candidacy only while it hears a quorum (so a minority does not inflate terms),
-//    and an admin that stops hearing a quorum for heartbeat_timeout_ms steps down (quorum_loss);
+//  - a node starts a candidacy only while it hears a quorum within the last interval and a half (so
+//    a minority does not inflate terms), and an admin that stops hearing a quorum for
+//    heartbeat_timeout_ms steps down (quorum_loss);
 //  - a node that has just come to hear a quorum (start, a healed partition), or whose peers report a
 //    live admin, waits an interval and a half for that admin's heartbeat before it may run.
 // The driver calls on_message only for messages whose author is their signer (check_author); the
@@ -144,7 +145,7 @@ class Election {
 
   void run_timers(Now now, Effects &out);
   void on_heartbeat(Now now, const Heartbeat &h, Effects &out);
-  void on_candidacy(Now now, const Candidacy &c, Effects &out);
+  void on_candidacy(Now now, const Candidacy &c);
   void on_vote(Now now, const Vote &v, Effects &out);
   void adopt_term(Now now, uint64_t term, Effects &out);
   void set_admin(Now now, const std::string &id, uint64_t since_unix_ms, Effects &out);
