@@ -513,7 +513,7 @@ PIN_TYPE(chorus_backbeat_v1, get_status, chorus_status (*)(void *, chorus_backbe
 // -- election_v1.h --
 static_assert(std::is_same_v<chorus_election_watch_fn, void (*)(void *, const chorus_election_change *)>);
 
-PIN_STRUCT(chorus_election_change, 32, 8);
+PIN_STRUCT(chorus_election_change, 40, 8);
 PIN(chorus_election_change, struct_size, 0, 4);
 PIN(chorus_election_change, is_admin, 4, 4);
 PIN(chorus_election_change, admin_id, 8, 8);
@@ -524,6 +524,8 @@ PIN_TYPE(chorus_election_change, is_admin, int32_t);
 PIN_TYPE(chorus_election_change, admin_id, const char *);
 PIN_TYPE(chorus_election_change, term, uint64_t);
 PIN_TYPE(chorus_election_change, since_unix_ms, uint64_t);
+PIN(chorus_election_change, previous_admin_id, 32, 8);  // 1.1
+PIN_TYPE(chorus_election_change, previous_admin_id, const char *);
 
 PIN_STRUCT(chorus_election_v1, 40, 8);
 PIN(chorus_election_v1, struct_size, 0, 4);
@@ -830,7 +832,7 @@ static_assert(CHORUS_BACKBEAT_DRIFT_UNKNOWN == 0 && CHORUS_BACKBEAT_DRIFT_ACCEPT
               CHORUS_BACKBEAT_DRIFT_MODERATE == 2 && CHORUS_BACKBEAT_DRIFT_SEVERE == 3);
 
 static_assert(std::string_view(CHORUS_ELECTION_SERVICE) == "chorus.election");
-static_assert(CHORUS_ELECTION_V1_MAJOR == 1 && CHORUS_ELECTION_V1_MINOR == 0);
+static_assert(CHORUS_ELECTION_V1_MAJOR == 1 && CHORUS_ELECTION_V1_MINOR == 1);
 
 static_assert(std::string_view(CHORUS_AI_PROVIDER_SERVICE) == "chorus.ai.provider");
 static_assert(CHORUS_AI_PROVIDER_V1_MAJOR == 1 && CHORUS_AI_PROVIDER_V1_MINOR == 0);

@@ -369,9 +369,11 @@ void Node::admin_changed(const AdminChanged &c) {
   v.is_self = !c.new_admin.empty() && c.new_admin == self_;
   v.term = c.term;
   v.since_unix_ms = c.new_admin.empty() ? 0 : c.since_unix_ms;
+  std::string previous;  // what the watchers saw last (the core's old_admin may be one they never saw)
   {
     std::lock_guard lk(mu_);
     if (v.admin_id == view_.admin_id && v.is_self == view_.is_self && v.term == view_.term) return;
+    previous = view_.admin_id;
     view_ = v;
   }
   metrics_.admin_changes.inc();
@@ -382,7 +384,7 @@ void Node::admin_changed(const AdminChanged &c) {
   } else {
     host_.info("election: term " + std::to_string(v.term) + ": admin is " + v.admin_id + (v.is_self ? " (self)" : ""));
   }
-  notify(v);
+  notify(v, previous);
   record_change(c, v);
 }
 
@@ -403,7 +405,7 @@ void Node::record_change(const AdminChanged &c, const AdminView &v) {
   if (st != CHORUS_OK) host_.debug(std::string("election: not recorded in the event log: ") + chorus::status_name(st));
 }
 
-void Node::notify(const AdminView &v) {
+void Node::notify(const AdminView &v, const std::string &previous_admin) {
   std::lock_guard nlk(notify_mu_);
   std::vector<uint64_t> ids;
   {
@@ -416,6 +418,7 @@ void Node::notify(const AdminView &v) {
   change.admin_id = v.admin_id.c_str();
   change.term = v.term;
   change.since_unix_ms = v.since_unix_ms;
+  change.previous_admin_id = previous_admin.c_str();
   for (uint64_t id : ids) {
     Watch w{};
     {

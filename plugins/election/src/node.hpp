@@ -107,7 +107,7 @@ class Node {
   void carry_out(Effects &effects);
   void publish(const Message &m);
   void admin_changed(const AdminChanged &c);
-  void notify(const AdminView &view);
+  void notify(const AdminView &view, const std::string &previous_admin);
   void after_batch(const Now &now);
   void report_health(const Now &now);
 

@@ -12,8 +12,10 @@
 #include <chorus/services/pubsub_v1.h>
 #include <chorus/testing/fake_host.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -189,6 +191,7 @@ struct WatchLog {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::pair<std::string, uint64_t>> changes;  // (admin_id, term)
+  std::vector<std::string> previous;                      // previous_admin_id (1.1)
   std::vector<int> is_admin;
   int dtor_runs = 0;
 
@@ -197,6 +200,9 @@ struct WatchLog {
     {
       std::lock_guard lk(w->mu);
       w->changes.emplace_back(c->admin_id, c->term);
+      w->previous.emplace_back(c->struct_size > offsetof(chorus_election_change, previous_admin_id)
+                                   ? c->previous_admin_id
+                                   : "(not given)");
       w->is_admin.push_back(c->is_admin);
     }
     w->cv.notify_all();
@@ -454,6 +460,13 @@ TEST_F(ElectionPluginTest, AHigherTermHeartbeatMakesTheAdminStepDownAndWatchesSe
     return !log.changes.empty() && log.changes.back() == std::make_pair(std::string(kPeerA), higher);
   }));
   EXPECT_EQ(log.is_admin.back(), 0);
+  {
+    // Each change names the admin it replaces (old, new, term): the one the change before reported.
+    std::lock_guard lk(log.mu);
+    ASSERT_EQ(log.previous.size(), log.changes.size());
+    for (size_t i = 1; i < log.changes.size(); ++i) EXPECT_EQ(log.previous[i], log.changes[i - 1].first) << i;
+    EXPECT_NE(std::find(log.previous.begin(), log.previous.end(), kSelf), log.previous.end());
+  }
   int32_t is_admin = 1;
   ASSERT_EQ(t->is_admin(self, &is_admin, nullptr), CHORUS_OK);
   EXPECT_EQ(is_admin, 0);

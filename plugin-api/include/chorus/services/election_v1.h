@@ -29,6 +29,8 @@
  *  - fn runs on the provider's own thread, one call at a time, in the order the changes happened,
  *    after the new state is visible through is_admin / get_admin_json. It must not block; it may call
  *    any function of this table, including unwatch_admin for its own watch.
+ *  - Each change carries the new admin, its term and (1.1) the admin it replaces, previous_admin_id:
+ *    the admin of the change before, as this watch API reported it.
  *  - watch_admin does NOT replay the current state: call get_admin_json (or is_admin) after
  *    watch_admin returns, so no change is missed between the two.
  *  - After unwatch_admin returns (from any thread other than fn's own), fn is not running and will
@@ -47,7 +49,7 @@ extern "C" {
 
 #define CHORUS_ELECTION_SERVICE "chorus.election"
 #define CHORUS_ELECTION_V1_MAJOR 1
-#define CHORUS_ELECTION_V1_MINOR 0
+#define CHORUS_ELECTION_V1_MINOR 1
 
 /* One admin change, as passed to a watch. Strings are NUL-terminated and valid only during the call. */
 typedef struct chorus_election_change {
@@ -56,6 +58,9 @@ typedef struct chorus_election_change {
   const char *admin_id;     /* the admin's agent id; "" while no admin is known */
   uint64_t term;            /* election term/epoch: strictly increases with every new admin */
   uint64_t since_unix_ms;   /* when this admin took over (its wall clock as reported); 0 if unknown */
+  /* 1.1: */
+  const char *previous_admin_id; /* the admin before this change; "" for none. Read it only when
+                                    struct_size > offsetof(chorus_election_change, previous_admin_id) */
 } chorus_election_change;
 
 typedef void (*chorus_election_watch_fn)(void *arg, const chorus_election_change *change);
