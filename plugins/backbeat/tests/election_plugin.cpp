@@ -94,11 +94,12 @@ class Election final : public chorus::Plugin {
     std::lock_guard nlk(notify_mu_);
     chorus_election_change c{};
     std::vector<Watch> targets;
-    std::string admin_id;
+    std::string admin_id, previous;
     {
       std::lock_guard lk(mu_);
       const std::string next_id = admin ? self_id_ : other;
       if (admin == admin_ && next_id == admin_id_) return;
+      previous = admin_id_;
       admin_ = admin;
       admin_id_ = next_id;
       ++term_;
@@ -111,6 +112,7 @@ class Election final : public chorus::Plugin {
       for (auto &[id, w] : watches_) targets.push_back(w);
     }
     c.admin_id = admin_id.c_str();
+    c.previous_admin_id = previous.c_str();
     host_.info(std::string("test election: this agent is ") + (admin ? "now the admin" : "not the admin") +
                " (term " + std::to_string(c.term) + ")");
     t_in_callback = true;
