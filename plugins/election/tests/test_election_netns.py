@@ -36,6 +36,11 @@ MDNS_CONFIG = {"query_interval_ms": 1000, "interface_scan_ms": 1000, "ipv6": Fal
 
 
 class FiveAgentsInNamespaces(unittest.TestCase):
+    # The manual trigger's stability window: long enough that the first trigger lands inside it on a
+    # loaded machine (the test waits it out).
+    MANUAL_MIN_TERM_MS = 8000
+    TIMING_FOR = {"test_the_manual_trigger": {"min_term_ms": MANUAL_MIN_TERM_MS}}
+
     def setUp(self):
         use_mdns = bool(electionlab.MDNS_PLUGIN_DIR)
         for reason in (electionlab.agent_missing_reason(mdns=use_mdns), electionlab.netns_missing_reason()):
@@ -44,7 +49,7 @@ class FiveAgentsInNamespaces(unittest.TestCase):
         self.lab = NetnsElectionLab()
         self.addCleanup(self.lab.close)
         self.checker = None
-        config = dict(FAST_TIMING, cluster_size=N_AGENTS)
+        config = dict(FAST_TIMING, cluster_size=N_AGENTS, **self.TIMING_FOR.get(self._testMethodName, {}))
         self.started = time.monotonic()
         agents = []
         for _ in range(N_AGENTS):
@@ -122,8 +127,10 @@ class FiveAgentsInNamespaces(unittest.TestCase):
         for o in self.checker.observations_of(minority, since=stepped):
             self.assertNotEqual(o.state, "admin", f"an admin on the minority side: {o}")
             self.assertLess(o.term, maj_term + 1, f"the minority raised its term without a quorum: {o}")
-        self.assertEqual(self.agreement(majority, timeout=1, min_term=maj_term)[0], maj_admin,
-                         "the majority's admin changed during the partition")
+        # The majority still has one admin (the checker holds every term to one); on a loaded machine a
+        # late heartbeat may legitimately have elected another in a later term.
+        maj_admin, maj_term = self.agreement(majority, min_term=maj_term)
+        self.assertIn(maj_admin, majority)
         self.assertGreaterEqual(self.agents[admin].metric("chorus_election_triggers_total", 'trigger="quorum_loss"'), 1)
         minority_term = max(o.term for o in self.checker.observations_of(minority, since=stepped))
 
@@ -150,7 +157,7 @@ class FiveAgentsInNamespaces(unittest.TestCase):
         self.assertEqual(self.agreement(timeout=1), (admin, term), "a refused trigger changed the admin")
         # After the window: accepted with the new term, and the triggering agent (the only candidate,
         # without jitter) becomes its admin.
-        window_end = elected_at + FAST_TIMING["min_term_ms"] / 1000 + 0.2
+        window_end = elected_at + self.MANUAL_MIN_TERM_MS / 1000 + 0.2
         self.checker.wait(lambda latest: time.monotonic() >= window_end, 10, "the end of the stability window")
         status, body = self.agents[follower].trigger()
         self.assertEqual(status, 202, body)
