@@ -66,7 +66,14 @@ class DhtLoopbackTest(unittest.TestCase):
             self.assertEqual(r["peers"], N - 1, r)
             self.assertEqual(sum(b["peers"] for b in r["buckets"]), N - 1, r)
             self.assertNotIn(n.peer_id, r["peer_ids"])
-            self.assertGreaterEqual(n.metric("chorus_dht_requests_total", 'type="FIND_NODE"'), 1)
+        # The tables filled through FIND_NODE lookups: every node took part in one, asking or answering
+        # (the last to join may be in every table from its own lookups without having been asked yet).
+        def find_node_exchanged(n):
+            return (n.metric("chorus_dht_requests_total", 'type="FIND_NODE"') +
+                    n.metric("chorus_dht_outbound_requests_total", 'type="FIND_NODE"')) >= 1
+        for i, n in enumerate(self.nodes):
+            wait_for(f"agent {i} to have sent or answered a FIND_NODE", lambda n=n: find_node_exchanged(n))
+        self.assertGreaterEqual(sum(n.metric("chorus_dht_requests_total", 'type="FIND_NODE"') for n in self.nodes), N - 1)
 
     def test_1b_health_probe(self):
         for i, n in enumerate(self.nodes):
