@@ -33,19 +33,14 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # bench/
+from benchlib import cpu_model, find_one  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(HERE))
 HEARTBEAT_INTERVAL_S = 5.0
 HEARTBEAT_TIMEOUT_S = 15.0
 TARGET_P99_S = HEARTBEAT_TIMEOUT_S + 2.0
-
-
-def find_one(build, name):
-    for root, dirs, files in os.walk(build):
-        dirs[:] = [d for d in dirs if d != "CMakeFiles"]
-        if name in files:
-            return os.path.join(root, name)
-    return None
 
 
 def setup_environment(build):
@@ -67,17 +62,6 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def percentile(values, p):

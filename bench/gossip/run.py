@@ -36,7 +36,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,16 +43,11 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # bench/
+from benchlib import cpu_model, find_one  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(HERE))
-
-
-def find_one(build, name):
-    for root, dirs, files in os.walk(build):
-        dirs[:] = [d for d in dirs if d != "CMakeFiles"]
-        if name in files:
-            return os.path.join(root, name)
-    return None
 
 
 def setup_environment(build):
@@ -87,17 +81,6 @@ def vmrss(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class Background:

@@ -22,7 +22,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import shutil
 import subprocess
@@ -32,6 +31,9 @@ import time
 
 from harness import Agent
 from p2ptest import JsPeer, P2PAgent, agent_missing_reason, free_port, js_missing_reason, p2p_config_yaml
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # bench/
+from benchlib import cpu_model  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -65,17 +67,6 @@ def timed_cpu(pids, nbytes, call):
     used = [cpu_seconds(p) - b for p, b in zip(pids, before)]
     res["cpu_s_per_gb"] = [round(u / (nbytes / 1e9), 4) for u in used]
     return res
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def log(msg):
