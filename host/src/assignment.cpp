@@ -242,8 +242,7 @@ void refresh_assignment(HostContext &host) {
     host.assignment.reset();
     return;
   }
-  if (!load.value) {
-    std::lock_guard lk(host.config_mu);
+  if (!load.value) {  // host.assignment is written only on this thread: reading it needs no lock
     host_log::warn("failed to load the assignment (" + load.problem + "); continuing with " +
                    (host.assignment ? "the assignment in use" : "the base configuration"));
     return;

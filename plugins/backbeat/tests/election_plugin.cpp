@@ -29,10 +29,7 @@ std::string query_value(std::string_view q, std::string_view key) {
   return {};
 }
 
-uint64_t unix_ms() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-}
+uint64_t unix_ms() { return static_cast<uint64_t>(chorus::unix_ms(std::chrono::system_clock::now())); }
 
 std::string rfc3339(uint64_t ms) { return ms == 0 ? std::string() : chorus::rfc3339_utc_ms(static_cast<int64_t>(ms)); }
 

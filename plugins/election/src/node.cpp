@@ -42,10 +42,7 @@ uint64_t steady_ms() {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
 }
 
-uint64_t wall_ms() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-}
+uint64_t wall_ms() { return static_cast<uint64_t>(chorus::unix_ms(std::chrono::system_clock::now())); }
 
 std::string short_id(const std::string &id) { return id.empty() ? std::string("none") : id; }
 
