@@ -53,7 +53,7 @@ std::string env(const char *name) {
   return v != nullptr ? std::string(v) : std::string();
 }
 
-Settings parse_settings(std::string_view text, const std::string &host_role) {
+Settings parse_settings(std::string_view text) {
   const json cfg = json::parse(text, nullptr, false);
   if (cfg.is_discarded() || !cfg.is_object()) throw chorus::Error(CHORUS_E_CONFIG, "config must be a JSON object");
   Settings s;
@@ -90,7 +90,6 @@ Settings parse_settings(std::string_view text, const std::string &host_role) {
       pos = c + 1;
     }
   }
-  if (s.role.empty()) s.role = host_role;
   if (!s.webhook.empty() && s.webhook.rfind("http://", 0) != 0 && s.webhook.rfind("https://", 0) != 0)
     throw chorus::Error(CHORUS_E_CONFIG, "model_selection_webhook must be an http:// or https:// URL");
   return s;
@@ -164,13 +163,13 @@ class Reasoning final : public chorus::Plugin {
  public:
   Reasoning(chorus::Host &host, std::string_view cfg) : host_(host), engine_("reasoning-webhook") {
     const AgentFacts facts = agent_facts();
-    s_ = parse_settings(cfg, "");
+    s_ = parse_settings(cfg);
     role_from_config_ = !s_.role.empty();
-    if (!role_from_config_) s_.role = facts.role;
+    role_ = role_from_config_ ? s_.role : facts.role;
     assigned_model_ = facts.model;
     std::string warning;
     prompts_ = std::make_shared<const chorus::reasoning::Prompts>(
-        chorus::reasoning::load_prompts(s_.prompts_dir, s_.defaults_path, s_.role, &warning));
+        chorus::reasoning::load_prompts(s_.prompts_dir, s_.defaults_path, role_, &warning));
     if (!warning.empty()) host_.warn(warning);
     m_requests_ = host_.counter("chorus_reasoning_requests_total", "AI API requests by result", {"result"});
     m_selection_ = host_.counter("chorus_reasoning_model_selection_total", "Model selections by source", {"source"});
@@ -713,7 +712,7 @@ class Reasoning final : public chorus::Plugin {
   }
   std::string current_role() const {
     std::lock_guard lk(assigned_mu_);
-    return role_.empty() ? s_.role : role_;
+    return role_;
   }
   std::string assigned_model() const {
     std::lock_guard lk(assigned_mu_);
@@ -726,9 +725,9 @@ class Reasoning final : public chorus::Plugin {
 
   chorus::Host &host_;
   Settings s_;  // fixed for the instance's life; the role and model below follow the assignment
-  bool role_from_config_ = false;
+  bool role_from_config_ = false;  // s_.role is set: it stays, whatever the assignment says
   mutable std::mutex assigned_mu_;  // request threads read what reload() replaces
-  std::string role_;  // "" until a reload changes it: s_.role
+  std::string role_;  // s_.role, else the agent's (assignment) role
   std::string assigned_model_;
   std::shared_ptr<const chorus::reasoning::Prompts> prompts_;
   chorus::ai_common::HttpEngine engine_;
