@@ -429,25 +429,15 @@ void Node::notify(const AdminView &v, const std::string &previous_admin) {
 }
 
 void Node::after_batch(const Now &t) {
+  // The service's view follows the core through AdminChanged alone: the core emits one for every
+  // change of its admin, and leaves the admin role only together with such a change (set_admin).
   AdminView view;
-  std::optional<AdminChanged> drift;
   uint64_t stale = 0, term = 0;
   {
     std::lock_guard lk(mu_);
     view = view_;
     stale = election_.stale_messages();
     term = election_.term();
-    // The service reports what the core decided, even when a change reached us without an AdminChanged
-    // effect (e.g. a step-down): never claim leadership the core no longer has.
-    const bool core_self = election_.role() == Role::admin;
-    const std::string core_admin = core_self ? self_ : election_.admin();
-    if (core_admin != view_.admin_id || core_self != view_.is_self)
-      drift = AdminChanged{view_.admin_id, core_admin, election_.term(), core_self,
-                           core_admin.empty() ? 0 : election_.admin_since_unix_ms()};
-  }
-  if (drift) {
-    admin_changed(*drift);
-    view = admin_view();
   }
   if (stale > stale_seen_) metrics_.rejected.add("stale", static_cast<double>(stale - stale_seen_));
   stale_seen_ = std::max(stale_seen_, stale);
