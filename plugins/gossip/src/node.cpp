@@ -25,6 +25,9 @@ NodeMetrics define_metrics(chorus::Host &host) {
   m.duplicate = host.counter("chorus_gossip_messages_duplicate_total", "Copies of messages already seen, by topic", {"topic"});
   m.rpcs_dropped = host.counter("chorus_gossip_rpcs_dropped_total", "RPCs not sent to a peer, by reason (queue_full, ...)", {"reason"});
   m.rpcs_rejected = host.counter("chorus_gossip_rpcs_rejected_total", "Inbound frames refused (stream reset), by reason", {"reason"});
+  m.publish_waits = host.counter("chorus_gossip_publish_waits_total",
+                                 "Local publishes that waited because every peer's send queue was congested, by outcome (resumed, timeout)",
+                                 {"outcome"});
   m.probe_failures = host.counter("chorus_gossip_probe_failures_total", "Loopback probes not delivered within probe.timeout_ms");
   m.mesh_peers = host.gauge("chorus_gossip_mesh_peers", "Peers in our mesh, by topic", {"topic"});
   m.topic_peers = host.gauge("chorus_gossip_topic_peers", "Gossip peers subscribed to the topic, by topic", {"topic"});
@@ -77,13 +80,15 @@ void Node::start() {
   if (s_.probe.enabled) hold(probe_topic_, true, nullptr);
 
   // The threads first (nothing is posted to them yet), then what can post: protocol handlers and events.
-  // Verifier threads only pay off with cores to spare: each RPC then costs two more thread hand-offs
-  // (a wake-up each, dearer still in a VM), and with two cores or fewer the p2p and gossip threads
-  // already compete for them. Measured on a 2-vCPU VM at saturation: 65 us of receiver CPU per
-  // message with the router verifying on the gossip thread, 78 us through a verifier thread.
+  // Verifier threads take Ed25519 (about 50 us a message, most of a receiver's work) off the gossip
+  // thread: one per spare core, up to 4. RPCs travel to them in batches (one per read of a stream),
+  // so the hand-off costs little: on a 2-vCPU VM at saturation the receiver spends the same CPU per
+  // message as when the router verifies inline (68-72 us) and receives 15 700-16 900 msg/s against
+  // 14 100-14 600 (docs/benchmarks.md).
   if (s_.signature_policy == SignaturePolicy::kStrictSign) {
-    const unsigned cores = std::thread::hardware_concurrency();
-    const unsigned verifiers = cores > 2 ? std::min(cores - 1, 4u) : 0;
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    const unsigned verifiers =
+        s_.verify_threads >= 0 ? static_cast<unsigned>(s_.verify_threads) : std::min(cores - 1, 4u);
     for (unsigned i = 0; i < verifiers; ++i) verify_threads_.emplace_back([this] { verify_io_.run(); });
   }
   thread_ = std::thread([this] { io_.run(); });
@@ -141,6 +146,8 @@ void Node::stop() {
       inbound_.clear();
       outbound_.clear();
       peers_.clear();
+      open_peers_ = congested_peers_ = 0;
+      set_all_congested(false);
       deliveries_.clear();
       done.set_value();
     });
@@ -301,6 +308,7 @@ chorus_status Node::publish_raw(const std::string &topic, Bytes data, Bytes *id,
   // caller has to hear: that path waits, and so does a publisher that runs ahead of the gossip
   // thread by more than kPublishAheadBytes (its round trip queues behind what is waiting, so the
   // queue stays bounded).
+  if (!on_gossip_thread()) wait_while_congested();
   if (s_.signature_policy == SignaturePolicy::kStrictSign && !on_gossip_thread() && !has_validator(topic) &&
       publish_ahead_bytes_.load(std::memory_order_relaxed) < kPublishAheadBytes) {
     if (stopping_.load()) return fail(err, CHORUS_E_UNAVAILABLE, "gossip: the plugin is stopping");

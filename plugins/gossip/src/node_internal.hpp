@@ -44,6 +44,9 @@ struct Node::Peer {
   std::deque<Bytes> queue;
   size_t queued_bytes = 0;
   bool blocked = false;
+  // Counted in Node::open_peers_ / congested_peers_ (see note_queue).
+  bool counted_open = false;
+  bool congested = false;
 };
 
 // Bytes of an inbound stream on their way from the p2p thread to the gossip thread. The p2p thread

@@ -26,6 +26,39 @@ void Node::send(const PeerId &peer, Rpc rpc) {
   flush(p);
 }
 
+void Node::note_queue(Peer &p) {
+  const bool open = p.out_stream != 0;
+  const size_t high = s_.peer_queue_bytes / 2, low = s_.peer_queue_bytes / 4;
+  const bool congested = open && (p.congested ? p.queued_bytes > low : p.queued_bytes >= high);
+  if (open != p.counted_open) {
+    open_peers_ += open ? 1 : -1;
+    p.counted_open = open;
+  }
+  if (congested != p.congested) {
+    congested_peers_ += congested ? 1 : -1;
+    p.congested = congested;
+  }
+  set_all_congested(open_peers_ > 0 && congested_peers_ == open_peers_);
+}
+
+void Node::set_all_congested(bool v) {
+  if (all_congested_.load(std::memory_order_relaxed) == v) return;
+  {
+    std::lock_guard lk(congestion_mu_);
+    all_congested_.store(v, std::memory_order_relaxed);
+  }
+  if (!v) congestion_cv_.notify_all();
+}
+
+void Node::wait_while_congested() {
+  if (!all_congested_.load(std::memory_order_relaxed) || s_.publish_wait_ms == 0) return;
+  std::unique_lock lk(congestion_mu_);
+  const bool resumed = congestion_cv_.wait_for(lk, std::chrono::milliseconds(s_.publish_wait_ms), [this] {
+    return !all_congested_.load(std::memory_order_relaxed) || stopping_.load();
+  });
+  m_.publish_waits.inc(resumed ? "resumed" : "timeout");
+}
+
 void Node::flush(Peer &p) {
   if (p.blocked) return;
   auto *t = p2p_.table();
@@ -34,12 +67,14 @@ void Node::flush(Peer &p) {
     const chorus_status st = t->write(p2p_.self(), p.out_stream, f.data(), f.size());
     if (st == CHORUS_E_BUSY) {
       p.blocked = true;  // on_writable resumes
+      note_queue(p);
       return;
     }
     if (st != CHORUS_OK) m_.rpcs_dropped.inc("stream_error");
     p.queued_bytes -= f.size();
     p.queue.pop_front();
   }
+  note_queue(p);
 }
 
 void Node::writable(uint64_t stream) {
@@ -204,6 +239,8 @@ void Node::peer_disconnected(const PeerId &id) {
   if (p.in_router) router_->remove_peer(id);
   if (p.out_stream != 0) outbound_.erase(p.out_stream);
   if (p.in_stream != 0) inbound_.erase(p.in_stream);
+  p.out_stream = 0;
+  note_queue(p);
   peers_.erase(it);
 }
 
@@ -239,6 +276,7 @@ void Node::outbound_opened(const PeerId &id, uint64_t stream, std::string protoc
   Peer &p = *it->second;
   p.opening = false;
   p.out_stream = stream;
+  note_queue(p);
   outbound_[stream] = id;
   p.in_router = true;
   if (host_.log_enabled(chorus::LogLevel::debug)) host_.debug("gossip: peer " + p.text + " speaks " + protocol);
@@ -247,6 +285,7 @@ void Node::outbound_opened(const PeerId &id, uint64_t stream, std::string protoc
   if (p.in_stream != 0) {
     const uint64_t stream = p.in_stream;
     parse_frames(stream);
+    send_verify_batch();
     auto in = inbound_.find(stream);
     if (in != inbound_.end()) update_read_pause(stream, *in->second);
   }
@@ -292,6 +331,7 @@ void Node::inbound_data(uint64_t stream, Bytes bytes) {
   if (in.buf.empty()) in.buf = std::move(bytes);
   else in.buf.insert(in.buf.end(), bytes.begin(), bytes.end());
   parse_frames(stream);
+  send_verify_batch();
   it = inbound_.find(stream);
   if (it != inbound_.end()) update_read_pause(stream, *it->second);
 }
@@ -381,6 +421,7 @@ void Node::stream_closed(uint64_t stream, bool inbound) {
   peer.queue.clear();
   peer.queued_bytes = 0;
   peer.blocked = false;
+  note_queue(peer);
 }
 
 }  // namespace chorus::gossip

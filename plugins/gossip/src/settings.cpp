@@ -17,6 +17,8 @@ const char kConfigSchema[] = R"({
     "message_id": {"type": "string", "enum": ["from_seqno", "key_seqno"], "default": "from_seqno"},
     "max_message_bytes": {"type": "integer", "minimum": 256, "maximum": 16777216, "default": 1048576},
     "peer_queue_bytes": {"type": "integer", "minimum": 65536, "maximum": 1073741824, "default": 4194304},
+    "publish_wait_ms": {"type": "integer", "minimum": 0, "maximum": 60000, "default": 1000},
+    "verify_threads": {"type": "integer", "minimum": -1, "maximum": 16, "default": -1},
     "topics": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 1024},
                "default": ["CHORUS/coordination/v1", "hmmm/meta-discussion/v1", "CHORUS/context-feedback/v1"]},
     "max_topics": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1000},
@@ -132,6 +134,8 @@ Settings parse_settings(std::string_view config_json) {
                                                                                         : SignaturePolicy::kStrictSign;
     s.max_message_bytes = get<size_t>(cfg, "max_message_bytes");
     s.peer_queue_bytes = get<size_t>(cfg, "peer_queue_bytes");
+    s.publish_wait_ms = get<uint32_t>(cfg, "publish_wait_ms");
+    s.verify_threads = get<int>(cfg, "verify_threads");
     s.topics = get<std::vector<std::string>>(cfg, "topics");
     s.max_topics = get<size_t>(cfg, "max_topics");
     s.hop_limit = get<uint32_t>(cfg, "hop_limit");

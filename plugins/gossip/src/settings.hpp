@@ -24,6 +24,10 @@ struct Settings {
   SignaturePolicy signature_policy = SignaturePolicy::kStrictSign;
   size_t max_message_bytes = 1 << 20;
   size_t peer_queue_bytes = 4 << 20;
+  // A local publisher waits up to this long while every peer's send queue is congested (0: never).
+  uint32_t publish_wait_ms = 1000;
+  // Threads that check signatures off the gossip thread; -1: one per spare core, up to 4.
+  int verify_threads = -1;
   std::vector<std::string> topics;  // joined at start
   size_t max_topics = 1000;         // local joins; also subscriptions tracked per peer
   uint32_t hop_limit = 5;
