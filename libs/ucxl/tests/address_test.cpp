@@ -1,0 +1,5 @@
+#include <gtest/gtest.h>
+
+#include "ucxl/address.hpp"
+
+TEST(UcxlAddress, Placeholder) { EXPECT_FALSE(chorus::ucxl::parse("").has_value()); }

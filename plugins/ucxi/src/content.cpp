@@ -1,0 +1,2 @@
+// Implementation of content.hpp (slice "store").
+#include "content.hpp"

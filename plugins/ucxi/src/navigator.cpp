@@ -1,0 +1,2 @@
+// Implementation of navigator.hpp (slice "store").
+#include "navigator.hpp"

@@ -1,0 +1,2 @@
+// Implementation of store/index.hpp (slice "store").
+#include "store/index.hpp"
