@@ -165,6 +165,8 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   // carries messages whose signatures need checking; send_verify_batch hands the batch over.
   void route_rpc(const PeerId &from, Rpc rpc);
   void send_verify_batch();
+  // Adds the addresses of a signed peer record (from a PRUNE's peer exchange) to the p2p address book.
+  void learn_addresses(const PeerId &id, const Bytes &envelope);
   struct VerifiedRpc;
   void verified(uint64_t seq, std::vector<VerifiedRpc> batch);
   void stream_closed(uint64_t stream, bool inbound);

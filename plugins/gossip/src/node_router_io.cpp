@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "envelope.hpp"
+#include "wire/peer_record.hpp"
 
 namespace chorus::gossip {
 
@@ -107,11 +108,33 @@ void Node::connect_to(const std::vector<PeerInfo> &peers) {
   for (const auto &info : peers) {
     auto id = PeerId::from_bytes(info.peer_id, nullptr);
     if (!id || *id == self_ || t->is_connected(p2p_.self(), id->bytes().data(), id->bytes().size()) != 0) continue;
+    // A signed peer record, when the PRUNE carries one, gives the peer's own addresses (vouched for
+    // by its signature); without one only peers the address book already holds can be reached.
+    if (info.signed_peer_record) learn_addresses(*id, *info.signed_peer_record);
     const std::string text = id->to_base58();
-    // Only peers whose addresses the address book already holds can be reached this way.
     t->connect(p2p_.self(), text.c_str(), text.size(), 0, [](void *, chorus_status, const char *, const chorus_error *) {},
                nullptr, nullptr);
   }
+}
+
+// Addresses learnt from peer exchange are kept for a while only: the record may be old.
+constexpr uint64_t kPxAddressTtlMs = 10 * 60 * 1000;
+
+void Node::learn_addresses(const PeerId &id, const Bytes &envelope) {
+  std::string why;
+  auto rec = p2p::open_peer_record(envelope, &why);
+  if (!rec || rec->peer != id) {
+    m_.rpcs_rejected.inc("bad_peer_record");
+    host_.debug("gossip: PX peer record for " + id.to_base58() + " refused: " + (rec ? "names another peer" : why));
+    return;
+  }
+  std::vector<std::string> texts;
+  for (const auto &ma : rec->addrs)
+    if (ma.tcp_target()) texts.push_back(ma.without_peer_id().to_string());
+  if (texts.empty()) return;
+  std::vector<const char *> ptrs;
+  for (const auto &s : texts) ptrs.push_back(s.c_str());
+  p2p_.table()->add_addrs(p2p_.self(), id.bytes().data(), id.bytes().size(), ptrs.data(), ptrs.size(), kPxAddressTtlMs, nullptr);
 }
 
 uint64_t Node::now_ms() { return host_.now_ms(); }

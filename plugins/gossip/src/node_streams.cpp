@@ -60,15 +60,13 @@ void Node::wait_while_congested() {
 }
 
 void Node::flush(Peer &p) {
-  if (p.blocked) return;
   auto *t = p2p_.table();
-  while (!p.queue.empty()) {
+  while (!p.blocked && !p.queue.empty()) {
     const Bytes &f = p.queue.front();
     const chorus_status st = t->write(p2p_.self(), p.out_stream, f.data(), f.size());
     if (st == CHORUS_E_BUSY) {
       p.blocked = true;  // on_writable resumes
-      note_queue(p);
-      return;
+      break;
     }
     if (st != CHORUS_OK) m_.rpcs_dropped.inc("stream_error");
     p.queued_bytes -= f.size();

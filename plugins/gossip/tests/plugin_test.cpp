@@ -11,6 +11,7 @@
 #include <chorus/testing/fake_host.hpp>
 
 #include <condition_variable>
+#include <future>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -21,6 +22,8 @@
 #include "rpc.hpp"
 #include "settings.hpp"
 #include "signature.hpp"
+#include "wire/identity.hpp"
+#include "wire/peer_record.hpp"
 #include "wire/varint.hpp"
 
 extern "C" const chorus_plugin_descriptor *chorus_plugin_entry_v1(const chorus_abi_info *) noexcept;
@@ -65,6 +68,9 @@ struct FakeP2P {
   std::vector<uint64_t> resets;
   std::set<uint64_t> busy;  // streams whose send queue is full (write returns CHORUS_E_BUSY)
   int busy_refusals = 0;
+  std::set<Bytes> strangers;  // peers is_connected denies (every other peer counts as connected)
+  std::map<Bytes, std::vector<std::string>> added_addrs;  // add_addrs calls, by peer
+  std::vector<std::string> connects;                     // connect targets
   chorus_p2p_host_v1 table{};
 
   static FakeP2P *self(void *s) { return static_cast<FakeP2P *>(s); }
@@ -97,9 +103,22 @@ struct FakeP2P {
       *out = chorus_buf{kEmpty, 2, nullptr, nullptr};
       return CHORUS_OK;
     };
-    table.is_connected = [](void *, const uint8_t *, size_t) { return 1; };
-    table.connect = [](void *, const char *, size_t, uint32_t, chorus_p2p_connect_fn, void *, chorus_error *) {
+    table.is_connected = [](void *s, const uint8_t *peer, size_t len) {
+      std::lock_guard lk(self(s)->mu);
+      return self(s)->strangers.count(Bytes(peer, peer + len)) != 0 ? 0 : 1;
+    };
+    table.connect = [](void *s, const char *target, size_t len, uint32_t, chorus_p2p_connect_fn, void *, chorus_error *) {
+      std::lock_guard lk(self(s)->mu);
+      self(s)->connects.emplace_back(target, len);
+      self(s)->cv.notify_all();
       return CHORUS_E_UNAVAILABLE;
+    };
+    table.add_addrs = [](void *s, const uint8_t *peer, size_t len, const char *const *addrs, size_t count, uint64_t,
+                         chorus_error *) {
+      std::lock_guard lk(self(s)->mu);
+      auto &list = self(s)->added_addrs[Bytes(peer, peer + len)];
+      for (size_t i = 0; i < count; ++i) list.emplace_back(addrs[i]);
+      return CHORUS_OK;
     };
     table.set_protocol_handler = [](void *s, const char *proto, chorus_p2p_accept_fn fn, void *arg, chorus_error *) {
       std::lock_guard lk(self(s)->mu);
@@ -772,6 +791,8 @@ TEST_F(GossipPluginTest, APeerThatNeverReadsLosesItsOwnMessagesOnly) {
     EXPECT_GE(p2p_.busy_refusals, 1);
   }
   EXPECT_EQ(to_fast, 40u) << "the fast peer got every message";
+  EXPECT_EQ(host_.metric_value("chorus_gossip_publish_waits_total", {"timeout"}).value_or(0), 0)
+      << "a slow peer never makes the publisher wait while another keeps up";
   const double dropped = host_.metric_value("chorus_gossip_rpcs_dropped_total", {"queue_full"}).value_or(0);
   EXPECT_GE(dropped, 40 - 65536 / 4096);
   // The slow peer reads again: what its queue held goes out, in order.
@@ -794,6 +815,97 @@ TEST_F(GossipPluginTest, APeerThatNeverReadsLosesItsOwnMessagesOnly) {
   ASSERT_EQ(p.stop(), CHORUS_OK);
   slow.open.handler.on_closed(slow.open.handler.arg, 100, CHORUS_E_CANCELLED, "stopping");
   fast.open.handler.on_closed(fast.open.handler.arg, 101, CHORUS_E_CANCELLED, "stopping");
+}
+
+// Back-pressure: while every peer's send queue is congested a local publisher waits (instead of
+// signing messages the queues would drop), and resumes as soon as a queue drains.
+TEST_F(GossipPluginTest, PublishersWaitWhileEveryPeerIsCongested) {
+  auto p = start(R"({"probe":{"enabled":false},"peer_queue_bytes":65536,"publish_wait_ms":60000})");
+  chorus::ErrorBuffer err;
+  Remote slow = connect_remote(p2p_, Key(7), 100, 200);
+  Rpc subscribe;
+  subscribe.subscriptions.push_back({true, "room"});
+  const Bytes f = frame(subscribe);
+  {
+    std::lock_guard lk(p2p_.mu);
+    p2p_.busy.insert(100);
+  }
+  slow.in.on_data(slow.in.arg, 200, f.data(), f.size());
+  ASSERT_EQ(ps_->join(self_, "room", err.get()), CHORUS_OK);
+  auto sync = [&] {  // a round trip through the gossip thread: every earlier publish has been routed
+    chorus_buf buf{};
+    EXPECT_EQ(ps_->topics_json(self_, &buf, err.get()), CHORUS_OK);
+    buf.release(&buf);
+  };
+  sync();
+  // 4 KiB messages (about 4.2 KiB framed) until the queue holds half of peer_queue_bytes: the
+  // first goes to p2p, which refuses it (BUSY) and it stays queued, as does every later one; the
+  // eighth takes the queue past 32 KiB.
+  const Bytes data(4096, 'm');
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_EQ(ps_->publish_raw(self_, "room", data.data(), data.size(), nullptr, 0, nullptr, err.get()), CHORUS_OK);
+    sync();
+  }
+  // The next publish waits: nothing it signs could leave now.
+  auto waiting = std::async(std::launch::async, [&] {
+    chorus::ErrorBuffer e;
+    return ps_->publish_raw(self_, "room", data.data(), data.size(), nullptr, 0, nullptr, e.get());
+  });
+  EXPECT_EQ(waiting.wait_for(300ms), std::future_status::timeout) << "the publisher did not wait";
+  // The peer reads again: its queue drains below a quarter and the publisher goes on.
+  {
+    std::lock_guard lk(p2p_.mu);
+    p2p_.busy.clear();
+  }
+  slow.open.handler.on_writable(slow.open.handler.arg, 100);
+  ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(waiting.get(), CHORUS_OK);
+  EXPECT_EQ(host_.metric_value("chorus_gossip_publish_waits_total", {"resumed"}).value_or(0), 1);
+  EXPECT_EQ(host_.metric_value("chorus_gossip_publish_waits_total", {"timeout"}).value_or(0), 0);
+  EXPECT_EQ(host_.metric_value("chorus_gossip_rpcs_dropped_total", {"queue_full"}).value_or(0), 0);
+  slow.in.on_closed(slow.in.arg, 200, CHORUS_E_CANCELLED, "end");
+  ASSERT_EQ(p.stop(), CHORUS_OK);
+  slow.open.handler.on_closed(slow.open.handler.arg, 100, CHORUS_E_CANCELLED, "stopping");
+}
+
+// Peer exchange: a PRUNE from a peer at or above accept_px names peers to try; a signed peer record
+// with it adds that peer's own addresses to the address book, a forged one adds nothing.
+TEST_F(GossipPluginTest, PeerExchangeLearnsAddressesFromSignedPeerRecords) {
+  auto p = start(R"({"probe":{"enabled":false},"scoring":{"thresholds":{"accept_px":0}}})");
+  chorus::ErrorBuffer err;
+  Remote pruner = connect_remote(p2p_, Key(7), 100, 200);
+  uint8_t seed_a[32] = {41}, seed_b[32] = {42};
+  const p2p::Identity offered = p2p::Identity::from_seed(seed_a), forger = p2p::Identity::from_seed(seed_b);
+  const Bytes offered_id = offered.peer_id().bytes(), forger_id = forger.peer_id().bytes();
+  {
+    std::lock_guard lk(p2p_.mu);
+    p2p_.strangers = {offered_id, forger_id};
+  }
+  std::string why;
+  const auto ma = p2p::Multiaddr::parse("/ip4/10.1.2.3/tcp/4001", &why);
+  ASSERT_TRUE(ma) << why;
+  Rpc prune;
+  prune.subscriptions.push_back({true, CHORUS_PUBSUB_TOPIC_COORDINATION});
+  prune.control.emplace();
+  ControlPrune pr;
+  pr.topic = CHORUS_PUBSUB_TOPIC_COORDINATION;
+  pr.peers.push_back({offered_id, p2p::seal_peer_record(offered, 1, {*ma})});
+  // The forger offers a record of its own signed for the offered peer's id: refused.
+  pr.peers.push_back({forger_id, p2p::seal_peer_record(offered, 2, {*ma})});
+  prune.control->prune.push_back(pr);
+  const Bytes f = frame(prune);
+  pruner.in.on_data(pruner.in.arg, 200, f.data(), f.size());
+  ASSERT_TRUE(p2p_.wait([&] { return p2p_.connects.size() >= 2; }));
+  {
+    std::lock_guard lk(p2p_.mu);
+    ASSERT_EQ(p2p_.added_addrs.count(offered_id), 1u);
+    EXPECT_EQ(p2p_.added_addrs[offered_id], (std::vector<std::string>{"/ip4/10.1.2.3/tcp/4001"}));
+    EXPECT_EQ(p2p_.added_addrs.count(forger_id), 0u);
+  }
+  EXPECT_EQ(host_.metric_value("chorus_gossip_rpcs_rejected_total", {"bad_peer_record"}).value_or(0), 1);
+  pruner.in.on_closed(pruner.in.arg, 200, CHORUS_E_CANCELLED, "end");
+  ASSERT_EQ(p.stop(), CHORUS_OK);
+  pruner.open.handler.on_closed(pruner.open.handler.arg, 100, CHORUS_E_CANCELLED, "stopping");
 }
 
 }  // namespace
