@@ -179,7 +179,7 @@ chorus_status Node::hold(const std::string &topic, bool as_join, chorus_error *e
     if (membership_.size() >= s_.max_topics + (s_.probe.enabled ? 1 : 0))
       return fail(err, CHORUS_E_BUSY, "gossip: already in max_topics (" + std::to_string(s_.max_topics) + ") topics");
     it = membership_.emplace(topic, Membership{}).first;
-    router_->join(topic);
+    router_->join(topic, topic != probe_topic_);  // the probe's topic stays private to this node
   }
   if (as_join) it->second.joined = true;
   else ++it->second.subscriptions;

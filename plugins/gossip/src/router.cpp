@@ -106,6 +106,7 @@ struct Router::State {
   std::unordered_map<PeerId, Peer> peers;
   std::map<std::string, std::set<PeerId>> topic_peers;
   std::set<std::string> joined;
+  std::set<std::string> local_only;  // joined without telling peers (the health probe's topic)
   std::map<std::string, std::set<PeerId>> mesh;
   std::map<std::string, std::set<PeerId>> fanout;
   std::map<std::string, uint64_t> fanout_last_publish;
@@ -165,6 +166,10 @@ Router::~Router() = default;
 
 bool Router::joined(const std::string &topic) const { return s_->joined.count(topic) != 0; }
 
+bool Router::announced(const std::string &topic) const {
+  return s_->joined.count(topic) != 0 && s_->local_only.count(topic) == 0;
+}
+
 double Router::score(const PeerId &peer) const { return s_->score.score(peer, io_.now_ms()); }
 
 Bytes Router::message_id(const Message &m) const {
@@ -180,7 +185,8 @@ void Router::add_peer(const PeerId &peer, Protocol protocol, bool outbound, cons
   p.ip = ip;
   if (!s_->joined.empty()) {
     Rpc rpc;
-    for (const auto &t : s_->joined) rpc.subscriptions.push_back({true, t});
+    for (const auto &t : s_->joined)
+      if (s_->local_only.count(t) == 0) rpc.subscriptions.push_back({true, t});
     io_.send(peer, std::move(rpc));
   }
 }
@@ -208,8 +214,12 @@ void Router::remove_peer(const PeerId &peer) {
 // ---------------------------------------------------------------------------------------------
 // Membership
 
-void Router::join(const std::string &topic) {
+void Router::join(const std::string &topic, bool announce) {
   if (!s_->joined.insert(topic).second) return;
+  if (!announce) {  // local only: no SUBSCRIBE, no mesh; our messages on it go to no peer
+    s_->local_only.insert(topic);
+    return;
+  }
   uint64_t now = io_.now_ms();
   for (const auto &[id, p] : s_->peers) {
     if (!p.attached) continue;
@@ -254,6 +264,7 @@ void Router::join(const std::string &topic) {
 
 void Router::leave(const std::string &topic) {
   if (s_->joined.erase(topic) == 0) return;
+  if (s_->local_only.erase(topic) != 0) return;
   uint64_t now = io_.now_ms();
   std::set<PeerId> mesh;
   auto mit = s_->mesh.find(topic);
@@ -344,6 +355,10 @@ std::optional<Bytes> Router::publish_message(Message m, std::string *why) {
   mark_seen(id, now);
   cache_message(id, m);
   if (joined(topic)) io_.deliver(rm);
+  if (s_->local_only.count(topic) != 0) {
+    io_.count(RouterEvent::kPublished, topic);
+    return id;
+  }
 
   std::set<PeerId> targets;
   auto tp = s_->topic_peers.find(topic);
@@ -485,7 +500,7 @@ void Router::receive_message(const PeerId &from, Message m, bool signature_verif
     io_.count(RouterEvent::kIgnored, metric_topic(topic), "too_large");
     return;
   }
-  if (!joined(topic)) {
+  if (!announced(topic)) {
     // We never asked for it (no SUBSCRIBE, no IWANT): a stray copy, or spam.
     State::Peer &p = s_->peers[from];
     ++p.stray_messages;
@@ -608,7 +623,7 @@ void Router::handle_ihave(const PeerId &from, const std::vector<ControlIHave> &i
   std::vector<Bytes> wanted;
   std::unordered_set<Bytes, BytesHash> asked;
   for (const auto &ih : ihaves) {
-    if (!joined(ih.topic)) continue;
+    if (!announced(ih.topic)) continue;
     for (const auto &id : ih.message_ids) {
       if (p.ids_asked + static_cast<int>(wanted.size()) >= params_.max_ihave_length) break;
       if (s_->seen.count(id) != 0 || s_->promises.count(id) != 0 || !asked.insert(id).second) continue;
@@ -643,7 +658,7 @@ void Router::handle_graft(const PeerId &from, const std::vector<ControlGraft> &g
   for (const auto &g : grafts) {
     // A topic we did not join: ignored, as go and js do (no PRUNE: a peer could make us answer
     // every GRAFT it invents, and a PRUNE would tell it which topics we have).
-    if (!joined(g.topic)) continue;
+    if (!announced(g.topic)) continue;
     std::set<PeerId> &mesh = s_->mesh[g.topic];
     if (mesh.count(from) != 0) continue;
     auto bit = s_->backoff.find({g.topic, from});
@@ -678,7 +693,7 @@ void Router::handle_prune(const PeerId &from, const std::vector<ControlPrune> &p
   uint64_t now = io_.now_ms();
   for (const auto &pr : prunes) {
     // Only topics we joined: a PRUNE for any other topic would make us keep a backoff entry for it.
-    if (!joined(pr.topic)) continue;
+    if (!announced(pr.topic)) continue;
     auto mit = s_->mesh.find(pr.topic);
     if (mit != s_->mesh.end() && mit->second.erase(from) != 0) s_->score.prune(from, pr.topic, now);
     uint64_t backoff_ms = pr.backoff_s ? std::min<uint64_t>(*pr.backoff_s, 24 * 3600) * 1000 : params_.prune_backoff_ms;
@@ -762,6 +777,7 @@ void Router::heartbeat() {
   };
 
   for (const auto &topic : s_->joined) {
+    if (s_->local_only.count(topic) != 0) continue;
     std::set<PeerId> &mesh = s_->mesh[topic];
     auto do_graft = [&](const PeerId &id) {
       mesh.insert(id);

@@ -137,9 +137,12 @@ class Router {
 
   // Local membership: join sends SUBSCRIBE to every peer and builds the mesh; leave sends
   // UNSUBSCRIBE and PRUNEs the mesh. Both idempotent.
-  void join(const std::string &topic);
+  // announce false: a local-only topic - peers are not told, nothing published on it leaves this
+  // node, and what peers send on it is treated as on a topic we never joined.
+  void join(const std::string &topic, bool announce = true);
   void leave(const std::string &topic);
   bool joined(const std::string &topic) const;
+  bool announced(const std::string &topic) const;  // joined and told to peers
 
   // Publishes data on the topic: signs it (StrictSign), validates it locally, delivers it locally when
   // joined, and sends it to the mesh (or fanout; all topic peers above publish_threshold with flood

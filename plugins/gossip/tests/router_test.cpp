@@ -430,6 +430,47 @@ TEST(GossipRouter, LeaveAndJoin) {
   EXPECT_EQ(a.delivered_count(), 1u);
 }
 
+// A local-only topic (the health probe's): peers are not told, our messages on it stay here, and
+// what a peer sends on it (or grafts us for) is treated as on a topic we never joined.
+TEST(GossipRouter, LocalOnlyTopicNeverLeavesTheNode) {
+  FakeNet net;
+  net.add_many(3);
+  net.connect(*net.nodes[0], *net.nodes[1]);
+  net.connect(*net.nodes[0], *net.nodes[2]);
+  Node &a = *net.nodes[0], &b = *net.nodes[1];
+  const std::string probe = "_chorus/gossip/probe/a";
+  a.sent.clear();
+  a.router->join(probe, /*announce=*/false);
+  EXPECT_TRUE(a.router->joined(probe));
+  EXPECT_FALSE(a.router->announced(probe));
+  EXPECT_TRUE(a.sent.empty()) << "no SUBSCRIBE for a local-only topic";
+  // b claims the topic anyway and publishes on it.
+  b.router->join(probe);
+  net.pump();
+  net.run(2);
+  EXPECT_TRUE(a.mesh(probe).empty()) << "no mesh for a local-only topic";
+  a.sent.clear();
+  ASSERT_TRUE(a.router->publish(probe, text("ping"), nullptr));
+  EXPECT_EQ(a.delivered_count(probe), 1u) << "delivered locally";
+  for (const auto &[to, rpc] : a.sent) EXPECT_TRUE(rpc.publish.empty()) << "sent to a peer";
+  // b sends a signed message on it straight to a (b's router would not: a never subscribed).
+  Message spoof = b.router->make_message(probe, text("spoof"));
+  ASSERT_TRUE(sign_message(spoof, [&](BytesView d, uint8_t sig[64]) { return b.sign(d, sig); }));
+  Rpc rpc;
+  rpc.publish.push_back(spoof);
+  a.router->handle_rpc(b.id, std::move(rpc));
+  EXPECT_EQ(a.delivered_count(probe), 1u) << "a peer's message on it is not delivered";
+  EXPECT_GE(a.count_of(RouterEvent::kIgnored, "not_subscribed"), 1);
+  // A new peer learns only the announced topics.
+  a.router->join(kTopic);
+  Node &c = *net.nodes[2];
+  net.pump();
+  for (const auto &p : c.router->peers())
+    if (p.peer == a.id) EXPECT_EQ(p.topics, (std::vector<std::string>{kTopic}));
+  a.router->leave(probe);
+  EXPECT_FALSE(a.router->joined(probe));
+}
+
 TEST(GossipRouter, FloodsubPeerGetsMessages) {
   FakeNet net;
   net.add_many(3);
