@@ -113,21 +113,17 @@ void Runtime::publish_decision(const json &record, const ucxl::Address *expected
     o.message = "the address is not the decision's, " + addr.to_string();
     return done(std::move(o));
   }
-  const json stored = to_json(*decision);
-  const std::string text = stored.dump();
+  const std::string text = to_json(*decision).dump();
   std::vector<uint8_t> bytes(text.begin(), text.end());
   store_->put(addr, "application/json", std::move(bytes), timeout(timeout_ms),
-              [this, stored, done = std::move(done)](Outcome o) {
+              [this, d = std::move(*decision), done = std::move(done)](Outcome o) {
                 if (o.status == CHORUS_OK) {
-                  o.meta["id"] = stored.value("id", "");
+                  o.meta["id"] = d.id;
                   metrics_.versions_stored.inc();
                   metrics_.decisions_published.inc();
                   if (publish_)
-                    publish_(kTypeDecision, json{{"address", o.meta.value("address", "")},
-                                                 {"id", stored.value("id", "")},
-                                                 {"outcome", stored.value("outcome", "")},
-                                                 {"sha256", o.meta.value("sha256", "")},
-                                                 {"author", stored.value("author", json::object())}});
+                    publish_(std::string(kDecisionPublishedType),
+                             decision_announcement(d, o.meta.value("address", ""), o.meta.value("sha256", "")));
                 }
                 done(std::move(o));
               });

@@ -42,7 +42,7 @@ inline constexpr const char kBasePath[] = "/ucxi/v1";
 
 // The message types this plugin publishes on the announce topic (and records when it hears them).
 inline constexpr const char *kTypePut = "ucxl_put";
-inline constexpr const char *kTypeDecision = "decision_published";
+inline constexpr const char *kTypeDecision = "decision_published";  // decision.hpp kDecisionPublishedType
 
 class Runtime {
  public:
