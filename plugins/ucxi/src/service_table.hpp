@@ -44,7 +44,8 @@ inline constexpr const char kBasePath[] = "/ucxi/v1";
 inline constexpr const char *kTypePut = "ucxl_put";
 inline constexpr const char *kTypeDecision = "decision_published";  // decision.hpp kDecisionPublishedType
 
-class Runtime {
+// Shared (std::enable_shared_from_this): the store's completions keep it alive until they ran.
+class Runtime : public std::enable_shared_from_this<Runtime> {
  public:
   // Publishes a CHORUS envelope of `type` with `data` on the announce topic; empty when pubsub does
   // not run. Returns false when the message could not be sent (logged, never an operation's error).
