@@ -97,7 +97,7 @@ class UcxiPlugin final : public chorus::Plugin, public RuntimeSource {
         chorus::ErrorBuffer err;
         const chorus_status st = pubsub->table()->publish(pubsub->self(), topic.c_str(), type.c_str(), text.data(),
                                                           text.size(), nullptr, 0, nullptr, err.get());
-        if (st != CHORUS_OK) host.warn("ucxi: announcing " + type + " on " + topic + " failed: " + err.text());
+        if (st != CHORUS_OK) host.warn("ucxi: announcing " + type + " on " + topic + " failed: " + std::string(err.text()));
         return st == CHORUS_OK;
       };
     } else if (*pubsub) {
@@ -128,7 +128,7 @@ class UcxiPlugin final : public chorus::Plugin, public RuntimeSource {
         subscription_ = sub;
         subscribed_pubsub_ = pubsub;
       } else {
-        host_.warn("ucxi: cannot subscribe to " + settings_.announce_topic + ": " + err.text());
+        host_.warn("ucxi: cannot subscribe to " + settings_.announce_topic + ": " + std::string(err.text()));
       }
     }
     rt->report_health();
