@@ -86,7 +86,7 @@ class UcxiPlugin final : public chorus::Plugin, public RuntimeSource {
     cs.max_content_bytes = settings_.max_body_bytes;
     cs.timeout_ms = settings_.timeout_ms;
     cs.cache_entries = settings_.cache_entries;
-    auto store = std::make_shared<ContentStore>(make_dht_adapter(std::move(dht)), std::move(index), self, cs);
+    auto store = std::make_shared<ContentStore>(std::make_shared<DhtAdapter>(std::move(dht)), std::move(index), self, cs);
 
     // pubsub is optional: without it nothing is announced and nothing is heard.
     Runtime::Publish publish;
