@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 #include <chorus/services/dht_v1.h>
@@ -442,7 +443,13 @@ ContentStore::ContentStore(std::shared_ptr<Dht> dht, std::shared_ptr<Index> inde
   impl_->s = s;
 }
 
-ContentStore::~ContentStore() { stop(); }
+ContentStore::~ContentStore() {
+  stop();
+  // A DHT completion that is running holds Impl for the length of its call; wait for it, so Impl
+  // (and the Dht it owns) is never destroyed on the DHT's thread, where a Dht could not join or
+  // release itself. Completions never block, so this is short.
+  while (impl_.use_count() > 1) std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
 
 void ContentStore::stop() { impl_->stop(); }
 

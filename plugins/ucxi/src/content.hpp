@@ -76,6 +76,7 @@ std::vector<uint8_t> provider_key(const std::string &series);
 class ContentStore {
  public:
   ContentStore(std::shared_ptr<Dht> dht, std::shared_ptr<Index> index, Identity self, ContentSettings s);
+  // stop(), then waits for any DHT completion still running. Never destroy it from inside a `done`.
   ~ContentStore();
   void stop();
 
