@@ -144,10 +144,18 @@ void created_as_text(json &meta) {
   if (it != meta.end() && it->is_number_unsigned()) *it = chorus::rfc3339_utc_ms(static_cast<int64_t>(it->get<uint64_t>()));
 }
 
+// The resolution's members the HTTP data carries (the store's meta has a few more for the service).
+json resolution_data(const json &meta, bool with_deleted) {
+  json data = json::object();
+  for (const char *key : {"address", "version", "versions", "sha256", "size", "content_type", "role", "author", "created"})
+    if (meta.contains(key)) data[key] = meta[key];
+  if (with_deleted) data["deleted"] = meta.value("deleted", false);
+  return data;
+}
+
 // get's data: the resolution, and the content as text when its type is text and it is UTF-8.
 json get_data(Outcome &o) {
-  json data = std::move(o.meta);
-  created_as_text(data);
+  json data = resolution_data(meta_of(o), false);
   const std::string ct = data.value("content_type", "");
   const std::string_view bytes(reinterpret_cast<const char *>(o.content.data()), o.content.size());
   if (is_text_content_type(ct) && is_valid_utf8(bytes)) data["content"] = std::string(bytes);
@@ -196,7 +204,9 @@ void op_navigate(const SharedCall &c, const std::shared_ptr<Runtime> &rt, const 
   if (!addr) return;
   auto from = number_param(*c, req.query(), "from", 0, 0, UINT64_C(1000000000));
   if (!from) return;
-  rt->resolve(*addr, *from, 0, answer(c, Code::kSuccess, addr->raw, [](Outcome &o) { return meta_of(o); }));
+  // A tombstone resolves too (navigating history passes over deletions): "deleted" says so.
+  rt->resolve(*addr, *from, 0,
+              answer(c, Code::kSuccess, addr->raw, [](Outcome &o) { return resolution_data(meta_of(o), true); }));
 }
 
 void op_put(const SharedCall &c, const std::shared_ptr<Runtime> &rt, const chorus::HttpRequest &req) {

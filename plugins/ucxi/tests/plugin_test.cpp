@@ -489,6 +489,10 @@ TEST_F(UcxiPluginTest, PutThenGetLatestAndByVersion) {
   EXPECT_EQ(d.value("role", ""), "architect");
   EXPECT_EQ(d.value("address", ""), "ucxl://agent-a:architect@chorus:task-1/*~2/notes/plan.md");
   EXPECT_TRUE(d["created"].is_string());
+  for (const char *key : {"address", "version", "versions", "sha256", "size", "content_type", "role", "author", "created",
+                          "content"})
+    EXPECT_TRUE(d.contains(key)) << key;
+  EXPECT_EQ(d.size(), 10u) << d.dump();  // exactly the documented members
 
   d = expect_ok(call("GET", "/ucxi/v1/get?address=" + enc("ucxl://agent-a:architect@chorus:task-1/*~1/notes/plan.md")),
                 200, "UCXL-200-SUCCESS");
@@ -660,6 +664,11 @@ TEST_F(UcxiPluginTest, DeleteLeavesTheHistory) {
   const json d = expect_ok(call("GET", "/ucxi/v1/get?address=" + enc("ucxl://agent-a:architect@chorus:task-1/*~1/notes/plan.md")),
                            200, "UCXL-200-SUCCESS");
   EXPECT_EQ(d.value("content", ""), "v1");
+  // Navigation sees the tombstone as a version.
+  const json nav = expect_ok(call("GET", std::string("/ucxi/v1/navigate?address=") + kAddrEnc), 200, "UCXL-200-SUCCESS");
+  EXPECT_EQ(nav.value("version", 0), 2);
+  EXPECT_TRUE(nav.value("deleted", false));
+  EXPECT_EQ(nav.value("sha256", "x"), "");
 }
 
 TEST_F(UcxiPluginTest, AnnounceDiscoverAndQuery) {
