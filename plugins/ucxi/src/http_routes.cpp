@@ -144,6 +144,12 @@ void created_as_text(json &meta) {
   if (it != meta.end() && it->is_number_unsigned()) *it = chorus::rfc3339_utc_ms(static_cast<int64_t>(it->get<uint64_t>()));
 }
 
+json meta_of(Outcome &o) {
+  json data = std::move(o.meta);
+  created_as_text(data);
+  return data;
+}
+
 // The resolution's members the HTTP data carries (the store's meta has a few more for the service).
 json resolution_data(const json &meta, bool with_deleted) {
   json data = json::object();
@@ -170,12 +176,6 @@ Done answer(SharedCall c, Code code, std::string raw_address, Shape shape, bool 
     if (o.status != CHORUS_OK) return c->fail(o, discover, raw);
     c->ok(code, shape(o));
   };
-}
-
-json meta_of(Outcome &o) {
-  json data = std::move(o.meta);
-  created_as_text(data);
-  return data;
 }
 
 // The media type of a Content-Type value: lowercased, parameters and spaces dropped.
