@@ -152,7 +152,7 @@ class UcxiPlugin final : public chorus::Plugin, public RuntimeSource {
     auto *self = static_cast<UcxiPlugin *>(arg);
     if (msg == nullptr || msg->local != 0 || msg->type == nullptr || msg->from_text == nullptr) return;
     const std::string type(msg->type);
-    if (type != kTypePut && type != kTypeDecision) return;
+    if (type != kTypePut && type != kDecisionPublishedType) return;
     auto rt = self->runtime();
     if (!rt) return;
     const json envelope =

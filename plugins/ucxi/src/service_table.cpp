@@ -80,7 +80,7 @@ void Runtime::put(const ucxl::Address &addr, std::string content_type, std::vect
                 if (o.status == CHORUS_OK) {
                   metrics_.versions_stored.inc();
                   if (settings_.announce_puts && publish_)
-                    publish_(kTypePut, json{{"address", o.meta.value("address", "")},
+                    publish_(std::string(kTypePut), json{{"address", o.meta.value("address", "")},
                                             {"sha256", o.meta.value("sha256", "")},
                                             {"version", o.meta.value("version", 0)}});
                 }
@@ -135,7 +135,7 @@ void Runtime::publish_decision(const json &record, const ucxl::Address *expected
 }
 
 bool Runtime::heard(const std::string &type, const json &data, const std::string &from_peer) {
-  if (type != kTypePut && type != kTypeDecision) return false;
+  if (type != kTypePut && type != kDecisionPublishedType) return false;
   if (!data.is_object() || from_peer.empty()) return false;
   const auto a = data.find("address");
   const auto sha = data.find("sha256");

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "content.hpp"
+#include "decision.hpp"
 #include "settings.hpp"
 #include "ucxl/address.hpp"
 
@@ -40,9 +41,9 @@ inline constexpr const char kPluginVersion[] = "0.1.0";
 // Where the HTTP operations live.
 inline constexpr const char kBasePath[] = "/ucxi/v1";
 
-// The message types this plugin publishes on the announce topic (and records when it hears them).
-inline constexpr const char *kTypePut = "ucxl_put";
-inline constexpr const char *kTypeDecision = "decision_published";  // decision.hpp kDecisionPublishedType
+// The type of the announcement of a plain put on the announce topic; decisions are announced as
+// kDecisionPublishedType (decision.hpp). Both are recorded when heard from other agents.
+inline constexpr std::string_view kTypePut = "ucxl_put";
 
 // Owned by the plugin (and, for the length of a call, by the HTTP handler or service function using
 // it), never by a completion: the store must not be destroyed from inside one of its own completions.
