@@ -406,6 +406,21 @@ TEST_F(ContentTest, StopCancelsInFlightOperationsExactlyOnce) {
   EXPECT_EQ(c.dht->calls(FakeDht::kGetValue), 3u);
 }
 
+TEST_F(ContentTest, LastOwnerMayLetGoFromInsideDone) {
+  ASSERT_EQ(a.put(doc, "one").status, CHORUS_OK);
+  auto store = std::make_shared<ContentStore>(c.dht, c.index, Identity{"peerC", "agent-peerC", "developer"}, ContentSettings{});
+  Calls calls;
+  Done inner = calls.done();
+  store->get(A(doc), 0, 0, [keep = store, inner](Outcome o) mutable {
+    keep.reset();  // the last owner: the store goes away on the DHT's thread, inside its own completion
+    inner(std::move(o));
+  });
+  store.reset();
+  ASSERT_TRUE(calls.wait(1));
+  EXPECT_EQ(calls.outcome(0).status, CHORUS_OK);
+  EXPECT_EQ(text(calls.outcome(0).content), "one");
+}
+
 TEST_F(ContentTest, AnnounceDiscoverAndQuery) {
   ASSERT_EQ(a.put(doc, "one").status, CHORUS_OK);
   EXPECT_EQ(run([&](Done d) { c.store->discover(A(doc), 0, std::move(d)); }).status, CHORUS_E_NOT_FOUND);
