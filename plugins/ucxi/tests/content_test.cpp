@@ -290,9 +290,11 @@ TEST_F(ContentTest, DeadlinePassedWhileWaitingIsATimeout) {
   c.dht->hold(FakeDht::kGetValue, true);
   Calls calls;
   size_t slot = 0;
+  const auto started = std::chrono::steady_clock::now();
   c.store->get(A(doc), 0, 1, calls.done(&slot));  // 1 ms for the whole get
   ASSERT_TRUE(c.dht->wait_held(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // let the 1 ms deadline pass (not a wait for an event)
+  // The list arrives only once the get's deadline has certainly passed.
+  while (std::chrono::steady_clock::now() - started < std::chrono::milliseconds(3)) std::this_thread::yield();
   c.dht->release_held();
   ASSERT_TRUE(calls.wait(1));
   EXPECT_EQ(calls.outcome(slot).status, CHORUS_E_TIMEOUT);
