@@ -931,11 +931,17 @@ TEST_F(UcxiPluginTest, ServiceTable) {
   EXPECT_NE(err.text().find("UCXL address validation error in task"), std::string_view::npos) << err.text();
 }
 
-TEST_F(UcxiPluginTest, AnswersUnavailableOnceStopped) {
+TEST_F(UcxiPluginTest, StopUnsubscribesAndTheServiceAnswersUnavailable) {
   start();
+  const auto *t = static_cast<const chorus_ucxi_v1 *>(plugin_->services()[0].table.table);
+  void *self = plugin_->services()[0].table.self;
   plugin_->stop();
-  // Routes stay mounted until destroy; the runtime is gone.
   EXPECT_EQ(pubsub_.subscriptions(), 0u);
+  // The table outlives the runtime until destroy: calls are refused, never crash.
+  chorus::ErrorBuffer err;
+  Completion never;
+  EXPECT_EQ(t->get(self, kAddr, 0, &Completion::fn, &never, err.get()), CHORUS_E_UNAVAILABLE);
+  EXPECT_FALSE(never.called);
   plugin_->destroy();
   EXPECT_TRUE(host_.violations().empty()) << ::testing::PrintToString(host_.violations());
   plugin_.reset();
