@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <chorus/plugin.h>
+#include <chorus/services/ucxi_v1.h>
 #include <nlohmann/json.hpp>
 
 #include "ucxl/address.hpp"
@@ -65,6 +66,13 @@ struct Identity {
   std::string role;     // the agent's role ("" if none)
 };
 
+// The DHT keys of a series (series = Address::series(), id = series_id(series) from store/index.hpp):
+// the CHORUS record holding its version list, the content key of one version, and the provider key
+// announced for it (the multihash sha2-256 of the series text: 0x12 0x20 + SHA-256).
+std::string version_record_key(const std::string &series_id);
+std::string content_key(const std::string &series_id, const std::string &sha256);
+std::vector<uint8_t> provider_key(const std::string &series);
+
 class ContentStore {
  public:
   ContentStore(std::shared_ptr<Dht> dht, std::shared_ptr<Index> index, Identity self, ContentSettings s);
@@ -97,8 +105,13 @@ class ContentStore {
   // An announcement heard on pubsub (another agent put or announced addr): recorded in the index.
   void note_remote(const ucxl::Address &addr, const std::string &peer_id, uint64_t version, const std::string &sha256);
 
-  // For /ucxi/v1/status: {"storage":{...},"cache":{"entries","hits","misses"},"resolver":{...}}.
+  // For /ucxi/v1/status: {"storage":{...},"cache":{"entries","hits","misses"},"resolver":{...},
+  // "navigator":{"resolved","out_of_range"}}.
   nlohmann::json stats() const;
+  // False after the last write to the local index failed (health: degraded); true without an index.
+  bool index_ok() const;
+  // Series in the local index (0 without one).
+  uint64_t series_indexed() const;
 
  private:
   struct Impl;

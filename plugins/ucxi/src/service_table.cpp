@@ -68,7 +68,7 @@ void Runtime::stop() { store_->stop(); }
 void Runtime::put(const ucxl::Address &addr, std::string content_type, std::vector<uint8_t> content,
                   uint32_t timeout_ms, Done done) {
   store_->put(addr, std::move(content_type), std::move(content), timeout(timeout_ms),
-              [this, done = std::move(done)](Outcome o) {
+              [self = shared_from_this(), this, done = std::move(done)](Outcome o) {
                 if (o.status == CHORUS_OK) {
                   metrics_.versions_stored.inc();
                   if (settings_.announce_puts && publish_)
@@ -81,18 +81,14 @@ void Runtime::put(const ucxl::Address &addr, std::string content_type, std::vect
 }
 
 void Runtime::get(const ucxl::Address &addr, uint64_t from, uint32_t timeout_ms, Done done) {
-  store_->get(addr, from, timeout(timeout_ms), [this, done = std::move(done)](Outcome o) {
-    count_navigation(o);
+  store_->get(addr, from, timeout(timeout_ms), [self = shared_from_this(), this, done = std::move(done)](Outcome o) {
     count_cache();
     done(std::move(o));
   });
 }
 
 void Runtime::resolve(const ucxl::Address &addr, uint64_t from, uint32_t timeout_ms, Done done) {
-  store_->resolve(addr, from, timeout(timeout_ms), [this, done = std::move(done)](Outcome o) {
-    count_navigation(o);
-    done(std::move(o));
-  });
+  store_->resolve(addr, from, timeout(timeout_ms), std::move(done));
 }
 
 void Runtime::publish_decision(const json &record, const ucxl::Address *expected, uint32_t timeout_ms, Done done) {
@@ -113,21 +109,17 @@ void Runtime::publish_decision(const json &record, const ucxl::Address *expected
     o.message = "the address is not the decision's, " + addr.to_string();
     return done(std::move(o));
   }
-  const json stored = to_json(*decision);
-  const std::string text = stored.dump();
+  const std::string text = to_json(*decision).dump();
   std::vector<uint8_t> bytes(text.begin(), text.end());
   store_->put(addr, "application/json", std::move(bytes), timeout(timeout_ms),
-              [this, stored, done = std::move(done)](Outcome o) {
+              [self = shared_from_this(), this, d = std::move(*decision), done = std::move(done)](Outcome o) {
                 if (o.status == CHORUS_OK) {
-                  o.meta["id"] = stored.value("id", "");
+                  o.meta["id"] = d.id;
                   metrics_.versions_stored.inc();
                   metrics_.decisions_published.inc();
                   if (publish_)
-                    publish_(kTypeDecision, json{{"address", o.meta.value("address", "")},
-                                                 {"id", stored.value("id", "")},
-                                                 {"outcome", stored.value("outcome", "")},
-                                                 {"sha256", o.meta.value("sha256", "")},
-                                                 {"author", stored.value("author", json::object())}});
+                    publish_(std::string(kDecisionPublishedType),
+                             decision_announcement(d, o.meta.value("address", ""), o.meta.value("sha256", "")));
                 }
                 done(std::move(o));
               });
@@ -147,11 +139,6 @@ bool Runtime::heard(const std::string &type, const json &data, const std::string
   store_->note_remote(*addr, from_peer, version, sha->get<std::string>());
   metrics_.announcements_heard.inc();
   return true;
-}
-
-void Runtime::count_navigation(const Outcome &o) {
-  if (o.status == CHORUS_OK) resolved_.fetch_add(1, std::memory_order_relaxed);
-  else if (o.status == CHORUS_E_UCXI_TEMPORAL) out_of_range_.fetch_add(1, std::memory_order_relaxed);
 }
 
 // The store counts its cache; the metrics follow its totals.
@@ -177,7 +164,7 @@ json Runtime::status_json() {
   out["resolver"] = stats.value("resolver", json::object());
   out["storage"] = stats.value("storage", json::object());
   out["cache"] = stats.value("cache", json::object());
-  out["navigator"] = {{"resolved", resolved_.load()}, {"out_of_range", out_of_range_.load()}};
+  out["navigator"] = stats.value("navigator", json::object());
   out["p2p"] = p2p_status_ ? p2p_status_() : json{{"peer_id", self_.peer_id}, {"connected_peers", 0}};
   out["pubsub"] = {{"present", static_cast<bool>(publish_)}};
   return out;
@@ -186,9 +173,9 @@ json Runtime::status_json() {
 void Runtime::report_health() {
   const json stats = store_->stats();
   const json storage = stats.is_object() ? stats.value("storage", json::object()) : json::object();
-  const std::string index_error = storage.value("index_error", "");
-  if (!index_error.empty()) {
-    host_.report_health(chorus::Health::degraded, "the local index cannot be written: " + index_error);
+  if (!storage.value("index_ok", true)) {
+    host_.report_health(chorus::Health::degraded,
+                        "the local index cannot be written: " + storage.value("last_index_error", std::string("unknown error")));
     return;
   }
   char text[64];

@@ -42,9 +42,10 @@ inline constexpr const char kBasePath[] = "/ucxi/v1";
 
 // The message types this plugin publishes on the announce topic (and records when it hears them).
 inline constexpr const char *kTypePut = "ucxl_put";
-inline constexpr const char *kTypeDecision = "decision_published";
+inline constexpr const char *kTypeDecision = "decision_published";  // decision.hpp kDecisionPublishedType
 
-class Runtime {
+// Shared (std::enable_shared_from_this): the store's completions keep it alive until they ran.
+class Runtime : public std::enable_shared_from_this<Runtime> {
  public:
   // Publishes a CHORUS envelope of `type` with `data` on the announce topic; empty when pubsub does
   // not run. Returns false when the message could not be sent (logged, never an operation's error).
@@ -66,7 +67,7 @@ class Runtime {
   // A new version of addr; on success counted and, with announce_puts, announced (ucxl_put).
   void put(const ucxl::Address &addr, std::string content_type, std::vector<uint8_t> content, uint32_t timeout_ms,
            Done done);
-  // get / resolve through the store, counting navigator results and cache use.
+  // get (counting cache use in the metrics) and resolve through the store.
   void get(const ucxl::Address &addr, uint64_t from, uint32_t timeout_ms, Done done);
   void resolve(const ucxl::Address &addr, uint64_t from, uint32_t timeout_ms, Done done);
   // Validates a decision record (decision.hpp), stores it at its address and announces it
@@ -85,7 +86,6 @@ class Runtime {
 
  private:
   void count_cache();
-  void count_navigation(const Outcome &o);
 
   chorus::Host &host_;
   const Settings settings_;
@@ -97,8 +97,6 @@ class Runtime {
   const uint64_t started_ms_;
   std::mutex cache_mu_;
   uint64_t cache_hits_seen_ = 0, cache_misses_seen_ = 0;  // what the counters already hold
-  std::atomic<uint64_t> resolved_{0}, out_of_range_{0};
-  std::atomic<bool> index_failed_{false};
 };
 
 // Where the table and the HTTP routes find the runtime: null while the plugin is not running.
