@@ -634,6 +634,8 @@ plugins:
 #             # CHORUS_LICENSE_ENDPOINT; off in this open build; critical: a failing licence stops the agent at start
 #  election:  { enabled: true, critical: false, config: { cluster_size: 0 } }  # one admin per cluster (chorus.election);
 #             # cluster_size: the number of agents, so a majority of it elects (0 = of those heard: not partition-safe)
+#  ucxi:      { enabled: true, critical: false, config: { max_body_bytes: 524288 } }  # UCXL content and /ucxi/v1/
+#             # (chorus.ucxi); needs dht; announces puts and decisions on CHORUS/coordination/v1 when gossip runs
 
 # Which plugin provides a service when several enabled plugins offer it.
 bindings:

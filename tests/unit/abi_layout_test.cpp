@@ -14,6 +14,7 @@
 #include <chorus/services/p2p_host_v1.h>
 #include <chorus/services/pubsub_v1.h>
 #include <chorus/services/reasoning_v1.h>
+#include <chorus/services/ucxi_v1.h>
 
 #include <gtest/gtest.h>
 
@@ -743,6 +744,28 @@ PIN_TYPE(chorus_dht_v1, retrieve,
          chorus_status (*)(void *, const char *, uint32_t, chorus_dht_done_fn, void *, chorus_error *));
 PIN_TYPE(chorus_dht_v1, routing_json, chorus_status (*)(void *, chorus_buf *, chorus_error *));
 
+// -- ucxi_v1.h --
+static_assert(std::is_same_v<chorus_ucxi_done_fn, void (*)(void *, chorus_status, const chorus_error *, const char *,
+                                                           size_t, const uint8_t *, size_t)>);
+
+PIN_STRUCT(chorus_ucxi_v1, 40, 8);
+PIN(chorus_ucxi_v1, struct_size, 0, 4);
+PIN(chorus_ucxi_v1, reserved, 4, 4);
+PIN(chorus_ucxi_v1, put, 8, 8);
+PIN(chorus_ucxi_v1, get, 16, 8);
+PIN(chorus_ucxi_v1, publish_decision, 24, 8);
+PIN(chorus_ucxi_v1, parse_address, 32, 8);
+PIN_TYPE(chorus_ucxi_v1, struct_size, uint32_t);
+PIN_TYPE(chorus_ucxi_v1, reserved, uint32_t);
+PIN_TYPE(chorus_ucxi_v1, put,
+         chorus_status (*)(void *, const char *, const char *, const uint8_t *, size_t, uint32_t, chorus_ucxi_done_fn,
+                           void *, chorus_error *));
+PIN_TYPE(chorus_ucxi_v1, get,
+         chorus_status (*)(void *, const char *, uint32_t, chorus_ucxi_done_fn, void *, chorus_error *));
+PIN_TYPE(chorus_ucxi_v1, publish_decision,
+         chorus_status (*)(void *, const char *, uint32_t, chorus_ucxi_done_fn, void *, chorus_error *));
+PIN_TYPE(chorus_ucxi_v1, parse_address, chorus_status (*)(void *, const char *, chorus_buf *, chorus_error *));
+
 #endif  // LP64 x86_64 / aarch64
 
 // ---- constants (all platforms) ----
@@ -802,6 +825,9 @@ static_assert(std::string_view(CHORUS_DHT_SERVICE) == "chorus.dht");
 static_assert(CHORUS_DHT_V1_MAJOR == 1 && CHORUS_DHT_V1_MINOR == 0);
 static_assert(CHORUS_DHT_KEY_MAX == 1024);
 static_assert(CHORUS_E_DHT_NOT_AUTHORISED == 1001 && CHORUS_E_DHT_INTEGRITY == 1002);
+static_assert(std::string_view(CHORUS_UCXI_SERVICE) == "chorus.ucxi");
+static_assert(CHORUS_UCXI_V1_MAJOR == 1 && CHORUS_UCXI_V1_MINOR == 0);
+static_assert(CHORUS_E_UCXI_TEMPORAL == 1001 && CHORUS_E_UCXI_NOT_AUTHORISED == 1002);
 static_assert(CHORUS_PUBSUB_V1_MAJOR == 1 && CHORUS_PUBSUB_V1_MINOR == 0);
 static_assert(CHORUS_PUBSUB_TOPIC_MAX == 1024);
 static_assert(CHORUS_PUBSUB_ACCEPT == 0 && CHORUS_PUBSUB_REJECT == 1 && CHORUS_PUBSUB_IGNORE == 2);

@@ -612,7 +612,7 @@ TEST(ConfigDefault, CommentedExamplesAreValidWhenUncommented) {
     text += line + "\n";
   }
   Config c = parse(text);
-  ASSERT_EQ(c.plugins.size(), 9u);
+  ASSERT_EQ(c.plugins.size(), 10u);
   EXPECT_EQ(c.plugins[0].id, "p2p");
   EXPECT_TRUE(c.plugins[0].critical);
   EXPECT_EQ(c.plugins[0].config_json, R"({"listen":["/ip4/0.0.0.0/tcp/9000"]})");
@@ -633,6 +633,9 @@ TEST(ConfigDefault, CommentedExamplesAreValidWhenUncommented) {
   EXPECT_EQ(c.plugins[8].id, "election");
   EXPECT_FALSE(c.plugins[8].critical);
   EXPECT_EQ(c.plugins[8].config_json, R"({"cluster_size":0})");
+  EXPECT_EQ(c.plugins[9].id, "ucxi");
+  EXPECT_FALSE(c.plugins[9].critical);
+  EXPECT_EQ(c.plugins[9].config_json, R"({"max_body_bytes":524288})");
   EXPECT_EQ(c.bindings.at("chorus.ai.provider"), "ai-ollama");
 }
 

@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 #include <chorus/services/dht_v1.h>
@@ -442,7 +443,13 @@ ContentStore::ContentStore(std::shared_ptr<Dht> dht, std::shared_ptr<Index> inde
   impl_->s = s;
 }
 
-ContentStore::~ContentStore() { stop(); }
+ContentStore::~ContentStore() {
+  stop();
+  // A DHT completion that is running holds Impl for the length of its call; wait for it, so Impl
+  // (and the Dht it owns) is never destroyed on the DHT's thread, where a Dht could not join or
+  // release itself. Completions never block, so this is short.
+  while (impl_.use_count() > 1) std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
 
 void ContentStore::stop() { impl_->stop(); }
 
@@ -549,9 +556,12 @@ void ContentStore::announce(const ucxl::Address &addr, uint32_t timeout_ms, Done
 
 void ContentStore::discover(const ucxl::Address &addr, uint32_t timeout_ms, Done done) {
   const std::string series = addr.series();
+  const uint64_t id = impl_->begin(done);
+  if (id == 0) return;
   if (addr.has_wildcards()) {
     // No key to look up for a pattern: what the index heard (our announcements and others').
-    if (!impl_->index) return done(failure(CHORUS_E_NOT_FOUND, "ucxi: no local index to match " + series + " against"));
+    // Answered inline, like a refusal: no network is involved.
+    if (!impl_->index) return impl_->finish(id, failure(CHORUS_E_NOT_FOUND, "ucxi: no local index to match " + series + " against"));
     try {
       json providers = json::array(), matches = json::array();
       std::set<std::string> seen;
@@ -563,17 +573,15 @@ void ContentStore::discover(const ucxl::Address &addr, uint32_t timeout_ms, Done
         }
         if (!peers.empty()) matches.push_back({{"address", r.address}, {"peer_ids", std::move(peers)}});
       }
-      if (providers.empty()) return done(failure(CHORUS_E_NOT_FOUND, "ucxi: no provider known for " + series));
+      if (providers.empty()) return impl_->finish(id, failure(CHORUS_E_NOT_FOUND, "ucxi: no provider known for " + series));
       Outcome o;
       o.meta = {{"address", series}, {"providers", std::move(providers)}, {"series", std::move(matches)}};
       ++impl_->discovered;
-      return done(std::move(o));
+      return impl_->finish(id, std::move(o));
     } catch (const IndexError &e) {
-      return done(failure(CHORUS_E_INTERNAL, e.what()));
+      return impl_->finish(id, failure(CHORUS_E_INTERNAL, e.what()));
     }
   }
-  const uint64_t id = impl_->begin(done);
-  if (id == 0) return;
   impl_->dht->find_providers(provider_key(series), Impl::left(impl_->deadline_of(timeout_ms)),
                              [weak = std::weak_ptr<Impl>(impl_), id, addr, series](chorus_status st, std::string msg, Bytes data) {
     auto me = weak.lock();

@@ -76,12 +76,14 @@ std::vector<uint8_t> provider_key(const std::string &series);
 class ContentStore {
  public:
   ContentStore(std::shared_ptr<Dht> dht, std::shared_ptr<Index> index, Identity self, ContentSettings s);
+  // stop(), then waits for any DHT completion still running. Never destroy it from inside a `done`.
   ~ContentStore();
   void stop();
 
   // New version of addr (concrete, temporal *^ or the default). The role that encrypts it is the
   // address's role, or self.role when that is "any". meta: {"address","version","sha256","size",
-  // "content_type","created"}.
+  // "content_type","created"} (created: RFC 3339 UTC with ms), plus "created_ms" (unix ms) and
+  // "replicated" (false when the version list reached fewer peers than the dht's target).
   void put(const ucxl::Address &addr, std::string content_type, std::vector<uint8_t> content, uint32_t timeout_ms,
            Done done);
   // A tombstone version (deleted: true, no content): the history stays readable by version, latest
@@ -89,15 +91,17 @@ class ContentStore {
   void remove(const ucxl::Address &addr, uint32_t timeout_ms, Done done);
   // Resolves the temporal segment (relative ones from `from`, 0 = latest) and fetches the content.
   // meta: {"address","version","versions","sha256","size","content_type","role","author","created",
-  // "deleted"}; content: the bytes.
+  // "deleted"} (created as for put, plus "created_ms"); content: the bytes. A tombstone answers
+  // NOT_FOUND.
   void get(const ucxl::Address &addr, uint64_t from, uint32_t timeout_ms, Done done);
-  // Resolution only (no content): meta as get, without fetching.
+  // Resolution only (no content): meta as get, without fetching; a tombstone resolves ("deleted": true).
   void resolve(const ucxl::Address &addr, uint64_t from, uint32_t timeout_ms, Done done);
   // Announces this agent as a provider of addr's series (DHT provider record) and records it locally.
   // meta: {"address","peer_id"}.
   void announce(const ucxl::Address &addr, uint32_t timeout_ms, Done done);
   // Providers of addr's series: meta {"address","providers":[{"peer_id","addrs"}]}. A pattern with
-  // wildcards answers from the local index (announcements heard and our own) instead.
+  // wildcards answers from the local index (announcements heard and our own) instead, inline; its
+  // meta adds "series":[{"address","peer_ids"}].
   void discover(const ucxl::Address &addr, uint32_t timeout_ms, Done done);
   // Every series in the local index that matches the pattern: meta {"matches":[{"address","versions",
   // "latest_sha256","updated"}]}. Synchronous (no network).

@@ -5,7 +5,7 @@
 //    "outcome": "approval" | "blocker" | "structural_change",
 //    "author": {"agent": "<component>", "role": "<component>"}, "project": "<component>", "task": "<component>",
 //    "citations": ["<ucxl address with a *~N temporal segment>", ...] (0..64),
-//    "created": "<RFC 3339 UTC>", "updated"?: "<RFC 3339 UTC>", "metadata"?: {<= 16 KiB as JSON}}
+//    "created": "<RFC 3339 UTC>", "updated"?: "<RFC 3339 UTC>", "metadata"?: {<= 16 KiB as JSON, nested <= 32 deep}}
 //
 // Unknown members are refused. A component is [A-Za-z0-9_-]{1,128}, never the wildcard "any" (the
 // record is stored at one concrete address). A citation must name one immutable version: it parses,
@@ -31,6 +31,7 @@ inline constexpr size_t kDecisionSummaryMaxBytes = 8192;
 inline constexpr size_t kDecisionComponentMaxBytes = 128;
 inline constexpr size_t kDecisionMaxCitations = 64;
 inline constexpr size_t kDecisionMetadataMaxBytes = 16 * 1024;  // the metadata object serialised compactly
+inline constexpr size_t kDecisionMetadataMaxDepth = 32;         // nesting of arrays / objects, metadata itself 1
 // Longest decision record text the parser looks at (the record's members bounded above, with room
 // for JSON escapes).
 inline constexpr size_t kDecisionMaxTextBytes = 256 * 1024;

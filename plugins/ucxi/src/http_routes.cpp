@@ -255,9 +255,9 @@ void op_post(const SharedCall &c, const std::shared_ptr<Runtime> &rt, const chor
 void op_delete(const SharedCall &c, const std::shared_ptr<Runtime> &rt, const chorus::HttpRequest &req) {
   auto addr = concrete_param(*c, req.query(), true);
   if (!addr) return;
-  rt->store().remove(*addr, rt->timeout(0), [c, raw = addr->raw, rt](Outcome o) {
+  rt->store().remove(*addr, rt->timeout(0), [c, raw = addr->raw](Outcome o) {
     if (o.status != CHORUS_OK) return c->fail(o, false, raw);
-    rt->metrics().versions_stored.inc();
+    c->metrics.versions_stored.inc();
     c->ok(Code::kNoContent, json::object());
   });
 }

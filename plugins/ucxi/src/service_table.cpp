@@ -63,12 +63,19 @@ Runtime::Runtime(chorus::Host &host, Settings settings, Metrics metrics, std::sh
       p2p_status_(std::move(p2p_status)),
       started_ms_(host.now_ms()) {}
 
+Runtime::~Runtime() {
+  // The store's destructor waits for completions still running; they use this object's members, so
+  // it goes first.
+  if (store_) store_->stop();
+  store_.reset();
+}
+
 void Runtime::stop() { store_->stop(); }
 
 void Runtime::put(const ucxl::Address &addr, std::string content_type, std::vector<uint8_t> content,
                   uint32_t timeout_ms, Done done) {
   store_->put(addr, std::move(content_type), std::move(content), timeout(timeout_ms),
-              [self = shared_from_this(), this, done = std::move(done)](Outcome o) {
+              [this, done = std::move(done)](Outcome o) {
                 if (o.status == CHORUS_OK) {
                   metrics_.versions_stored.inc();
                   if (settings_.announce_puts && publish_)
@@ -81,7 +88,7 @@ void Runtime::put(const ucxl::Address &addr, std::string content_type, std::vect
 }
 
 void Runtime::get(const ucxl::Address &addr, uint64_t from, uint32_t timeout_ms, Done done) {
-  store_->get(addr, from, timeout(timeout_ms), [self = shared_from_this(), this, done = std::move(done)](Outcome o) {
+  store_->get(addr, from, timeout(timeout_ms), [this, done = std::move(done)](Outcome o) {
     count_cache();
     done(std::move(o));
   });
@@ -112,7 +119,7 @@ void Runtime::publish_decision(const json &record, const ucxl::Address *expected
   const std::string text = to_json(*decision).dump();
   std::vector<uint8_t> bytes(text.begin(), text.end());
   store_->put(addr, "application/json", std::move(bytes), timeout(timeout_ms),
-              [self = shared_from_this(), this, d = std::move(*decision), done = std::move(done)](Outcome o) {
+              [this, d = std::move(*decision), done = std::move(done)](Outcome o) {
                 if (o.status == CHORUS_OK) {
                   o.meta["id"] = d.id;
                   metrics_.versions_stored.inc();

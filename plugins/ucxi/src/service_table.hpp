@@ -44,8 +44,9 @@ inline constexpr const char kBasePath[] = "/ucxi/v1";
 inline constexpr const char *kTypePut = "ucxl_put";
 inline constexpr const char *kTypeDecision = "decision_published";  // decision.hpp kDecisionPublishedType
 
-// Shared (std::enable_shared_from_this): the store's completions keep it alive until they ran.
-class Runtime : public std::enable_shared_from_this<Runtime> {
+// Owned by the plugin (and, for the length of a call, by the HTTP handler or service function using
+// it), never by a completion: the store must not be destroyed from inside one of its own completions.
+class Runtime {
  public:
   // Publishes a CHORUS envelope of `type` with `data` on the announce topic; empty when pubsub does
   // not run. Returns false when the message could not be sent (logged, never an operation's error).
@@ -55,6 +56,9 @@ class Runtime : public std::enable_shared_from_this<Runtime> {
 
   Runtime(chorus::Host &host, Settings settings, Metrics metrics, std::shared_ptr<ContentStore> store, Identity self,
           Publish publish, P2pStatus p2p_status);
+  ~Runtime();
+  Runtime(const Runtime &) = delete;
+  Runtime &operator=(const Runtime &) = delete;
   // Cancels what still runs (the store completes it with CHORUS_E_CANCELLED).
   void stop();
 

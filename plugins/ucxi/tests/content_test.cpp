@@ -7,7 +7,10 @@
 #include <mutex>
 #include <thread>
 
+#include <chorus/status.h>
+
 #include "content.hpp"
+#include "dht_adapter.hpp"
 #include "fake_dht.hpp"
 #include "store/index.hpp"
 
@@ -16,6 +19,7 @@ namespace {
 
 using testing::FakeDht;
 using testing::FakeNetwork;
+using Bytes = std::vector<uint8_t>;
 
 ucxl::Address A(const std::string &text) {
   ucxl::ParseError err;
@@ -170,7 +174,7 @@ TEST_F(ContentTest, RelativeNavigationStopsAtTheBounds) {
   ASSERT_EQ(r.status, CHORUS_OK) << r.message;
   EXPECT_EQ(r.meta["version"], 1);
   EXPECT_TRUE(r.content.empty());
-  EXPECT_EQ(c.store->stats()["navigator"]["out_of_range"].get<uint64_t>(), 7u);
+  EXPECT_EQ(c.store->stats()["navigator"]["out_of_range"].get<uint64_t>(), 6u);
   // A series without versions is not found, whatever the segment.
   EXPECT_EQ(c.get(base + "*^/nothing").status, CHORUS_E_NOT_FOUND);
   EXPECT_EQ(c.get(base + "~~1/nothing").status, CHORUS_E_NOT_FOUND);
@@ -425,7 +429,8 @@ TEST_F(ContentTest, AnnounceDiscoverAndQuery) {
   ASSERT_EQ(wild.status, CHORUS_OK) << wild.message;
   peers.clear();
   for (const auto &p : wild.meta["providers"]) peers.insert(p["peer_id"].get<std::string>());
-  EXPECT_EQ(peers, (std::set<std::string>{"peerB", "peerC"}));  // what this node's index knows
+  // What this node's index knows: its own announcement, peerA from the DHT lookup, peerB heard.
+  EXPECT_EQ(peers, (std::set<std::string>{"peerA", "peerB", "peerC"}));
 
   Outcome q = c.store->query(A("ucxl://any:any@chorus:any/*^"), 10);
   ASSERT_EQ(q.status, CHORUS_OK);
@@ -438,6 +443,113 @@ TEST_F(ContentTest, AnnounceDiscoverAndQuery) {
   EXPECT_EQ(c.store->query(A("ucxl://any:any@any:any/*^"), 1).meta["matches"].size(), 1u);
   EXPECT_TRUE(c.store->index_ok());
   EXPECT_EQ(c.store->series_indexed(), 2u);
+}
+
+}  // namespace
+}  // namespace chorus::ucxi
+
+// ---- DhtAdapter over a chorus_dht_v1 table ----
+
+namespace chorus::ucxi {
+namespace {
+
+// A table whose get_value refuses the key "refuse" at once and otherwise keeps the completion for
+// the test to run; store checks its arguments and completes before returning.
+struct TableState {
+  std::vector<std::pair<chorus_dht_done_fn, void *>> pending;
+  std::string stored_key, stored_role;
+  Bytes stored;
+};
+
+chorus_status t_get_value(void *self, const uint8_t *key, size_t key_len, uint32_t, chorus_dht_done_fn done, void *arg,
+                          chorus_error *err) {
+  auto *s = static_cast<TableState *>(self);
+  if (std::string(reinterpret_cast<const char *>(key), key_len) == "refuse") {
+    chorus_error_set_str(err, CHORUS_E_INVALID_ARG, "dht: refused key");
+    return CHORUS_E_INVALID_ARG;
+  }
+  s->pending.emplace_back(done, arg);
+  return CHORUS_OK;
+}
+
+chorus_status t_store(void *self, const char *key, const char *role, const uint8_t *content, size_t len, uint32_t,
+                      chorus_dht_done_fn done, void *arg, chorus_error *) {
+  auto *s = static_cast<TableState *>(self);
+  s->stored_key = key;
+  s->stored_role = role;
+  s->stored.assign(content, content + len);
+  const std::string hash = "abc";
+  done(arg, CHORUS_OK, nullptr, reinterpret_cast<const uint8_t *>(hash.data()), hash.size());
+  return CHORUS_OK;
+}
+
+TEST(DhtAdapter, CopiesResultsAndCompletesRefusalsInline) {
+  TableState state;
+  chorus_dht_v1 table{};
+  table.struct_size = sizeof table;
+  table.get_value = &t_get_value;
+  table.store = &t_store;
+  chorus_service_ref ref{};
+  ref.struct_size = sizeof ref;
+  ref.table = &table;
+  ref.self = &state;
+  DhtAdapter dht(chorus::ServiceRef<chorus_dht_v1>(nullptr, nullptr, ref));
+
+  int calls = 0;
+  chorus_status got = CHORUS_OK;
+  std::string message;
+  Bytes data;
+  auto result = [&](chorus_status st, std::string m, Bytes d) {
+    ++calls;
+    got = st;
+    message = std::move(m);
+    data = std::move(d);
+  };
+
+  dht.get_value("refuse", 10, result);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(got, CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(message, "dht: refused key");
+  EXPECT_TRUE(state.pending.empty());
+
+  dht.get_value("/chorus/x", 10, result);
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(state.pending.size(), 1u);
+  {
+    std::string value = "payload";
+    state.pending[0].first(state.pending[0].second, CHORUS_OK, nullptr, reinterpret_cast<const uint8_t *>(value.data()),
+                           value.size());
+    value.assign(value.size(), '#');  // the completion's pointer is dead now: the adapter copied
+  }
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(got, CHORUS_OK);
+  EXPECT_EQ(text(data), "payload");
+
+  dht.get_value("/chorus/y", 10, result);
+  ASSERT_EQ(state.pending.size(), 2u);
+  chorus_error err{};
+  err.struct_size = sizeof err;
+  chorus_error_set_str(&err, CHORUS_E_DHT_NOT_AUTHORISED, "no key");
+  state.pending[1].first(state.pending[1].second, CHORUS_E_DHT_NOT_AUTHORISED, &err, nullptr, 0);
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(got, CHORUS_E_DHT_NOT_AUTHORISED);
+  EXPECT_EQ(message, "no key");
+
+  dht.store("ucxl/k", "developer", bytes("hello"), 10, result);
+  EXPECT_EQ(calls, 4);
+  EXPECT_EQ(text(data), "abc");
+  EXPECT_EQ(state.stored_key, "ucxl/k");
+  EXPECT_EQ(state.stored_role, "developer");
+  EXPECT_EQ(text(state.stored), "hello");
+
+  // A slot the provider lacks, and an empty ref: refused inline, once.
+  dht.retrieve("ucxl/k", 10, result);
+  EXPECT_EQ(calls, 5);
+  EXPECT_EQ(got, CHORUS_E_UNSUPPORTED);
+  DhtAdapter none{chorus::ServiceRef<chorus_dht_v1>()};
+  none.provide(Bytes{1, 2}, 10, result);
+  EXPECT_EQ(calls, 6);
+  EXPECT_EQ(got, CHORUS_E_UNAVAILABLE);
 }
 
 }  // namespace
