@@ -156,6 +156,30 @@ std::vector<uint8_t> provider_key(const std::string &series) {
   return key;
 }
 
+namespace {
+
+// The Impl whose DHT completion this thread is running, if any (see ~ContentStore).
+thread_local const void *running_impl = nullptr;
+
+}  // namespace
+
+// A DHT completion's hold on Impl: empty when the store is gone; marks the thread meanwhile.
+class ContentStore::Entered {
+ public:
+  explicit Entered(const std::weak_ptr<Impl> &weak) : me_(weak.lock()), prev_(running_impl) {
+    if (me_) running_impl = me_.get();
+  }
+  ~Entered() { running_impl = prev_; }
+  Entered(const Entered &) = delete;
+  Entered &operator=(const Entered &) = delete;
+  Impl *operator->() const { return me_.get(); }
+  bool operator!() const { return !me_; }
+
+ private:
+  std::shared_ptr<Impl> me_;
+  const void *prev_;
+};
+
 struct ContentStore::Impl : std::enable_shared_from_this<Impl> {
   std::shared_ptr<Dht> dht;
   std::shared_ptr<Index> index;
@@ -298,7 +322,7 @@ struct ContentStore::Impl : std::enable_shared_from_this<Impl> {
     std::weak_ptr<Impl> weak = weak_from_this();
     const std::string key = version_record_key(series_id(series));
     dht->get_value(key, left(deadline), [weak, id, series, next = std::move(next)](chorus_status st, std::string msg, Bytes data) {
-      auto me = weak.lock();
+      Entered me(weak);
       if (!me || !me->alive(id)) return;
       if (st == CHORUS_E_NOT_FOUND) return next({});
       if (st != CHORUS_OK) return me->finish(id, from_dht(st, "ucxi: the version list of " + series + ": " + msg));
@@ -317,7 +341,7 @@ struct ContentStore::Impl : std::enable_shared_from_this<Impl> {
     std::weak_ptr<Impl> weak = weak_from_this();
     dht->put_value(version_record_key(series_id(series)), version_record(series, list), left(deadline),
                    [weak, id, addr, list, v](chorus_status st, std::string msg, Bytes) {
-      auto me = weak.lock();
+      Entered me(weak);
       if (!me || !me->alive(id)) return;
       // UNAVAILABLE here: stored and signed locally, fewer peers took it than the replication
       // target asked for; the record is served and re-published by the dht, so the put stands.
@@ -375,7 +399,7 @@ struct ContentStore::Impl : std::enable_shared_from_this<Impl> {
     const std::string sid = series_id(series);
     auto with_list = [weak = weak_from_this(), id, deadline, addr, from, fetch, sid](std::vector<VersionRow> list,
                                                                                       bool fresh) {
-      auto me = weak.lock();
+      Entered me(weak);
       if (!me) return;
       if (fresh && !list.empty()) {
         me->index_write([&](Index &ix) { ix.record_versions(addr, list, now_unix_ms()); });
@@ -420,7 +444,7 @@ struct ContentStore::Impl : std::enable_shared_from_this<Impl> {
     const uint64_t version = row.version;
     dht->retrieve(content_key(sid, sha), left(deadline),
                   [weak, id, sha, version, o = std::move(o)](chorus_status st, std::string msg, Bytes data) mutable {
-      auto me = weak.lock();
+      Entered me(weak);
       if (!me || !me->alive(id)) return;
       if (st != CHORUS_OK) return me->finish(id, from_dht(st, "ucxi: the content of version " + std::to_string(version) + ": " + msg));
       if (sha256_hex(data.data(), data.size()) != sha)
@@ -448,7 +472,10 @@ ContentStore::~ContentStore() {
   // A DHT completion that is running holds Impl for the length of its call; wait for it, so Impl
   // (and the Dht it owns) is never destroyed on the DHT's thread, where a Dht could not join or
   // release itself. Completions never block, so this is short.
-  while (impl_.use_count() > 1) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  // When the last owner lets go from inside a `done` (on the DHT's thread), that completion's own
+  // hold is not waited for: Impl then goes when the completion returns.
+  const long own = running_impl == impl_.get() ? 1 : 0;
+  while (impl_.use_count() > 1 + own) std::this_thread::sleep_for(std::chrono::microseconds(200));
 }
 
 void ContentStore::stop() { impl_->stop(); }
@@ -479,13 +506,13 @@ void ContentStore::put(const ucxl::Address &addr, std::string content_type, std:
   auto content_ptr = std::make_shared<Bytes>(std::move(content));
   impl_->fetch_list(id, deadline, series, [weak = std::weak_ptr<Impl>(impl_), id, deadline, addr, v,
                                            content_ptr](std::vector<VersionRow> list) mutable {
-    auto me = weak.lock();
+    Entered me(weak);
     if (!me || me->expired(id, deadline, "storing the content")) return;
     v.version = list.size() + 1;
     const std::string sid = series_id(addr.series());
     me->dht->store(content_key(sid, v.sha256), v.role, std::move(*content_ptr), Impl::left(deadline),
                    [weak, id, deadline, addr, v, list = std::move(list)](chorus_status st, std::string msg, Bytes data) mutable {
-      auto me = weak.lock();
+      Entered me(weak);
       if (!me || !me->alive(id)) return;
       // The only argument of ours the dht can refuse is the role: no recipient, or not a role name.
       if (st == CHORUS_E_INVALID_ARG) return me->finish(id, failure(st, "unknown role '" + v.role + "': " + msg, "role"));
@@ -506,7 +533,7 @@ void ContentStore::remove(const ucxl::Address &addr, uint32_t timeout_ms, Done d
   if (id == 0) return;
   const uint64_t deadline = impl_->deadline_of(timeout_ms);
   impl_->fetch_list(id, deadline, addr.series(), [weak = std::weak_ptr<Impl>(impl_), id, deadline, addr](std::vector<VersionRow> list) {
-    auto me = weak.lock();
+    Entered me(weak);
     if (!me) return;
     if (list.empty()) return me->finish(id, failure(CHORUS_E_NOT_FOUND, "ucxi: no version of " + addr.series() + " exists"));
     if (list.back().deleted)
@@ -543,7 +570,7 @@ void ContentStore::announce(const ucxl::Address &addr, uint32_t timeout_ms, Done
   const std::string series = addr.series();
   impl_->dht->provide(provider_key(series), Impl::left(impl_->deadline_of(timeout_ms)),
                       [weak = std::weak_ptr<Impl>(impl_), id, addr, series](chorus_status st, std::string msg, Bytes) {
-    auto me = weak.lock();
+    Entered me(weak);
     if (!me || !me->alive(id)) return;
     if (st != CHORUS_OK) return me->finish(id, from_dht(st, "ucxi: announcing " + series + ": " + msg));
     ++me->announced;
@@ -584,7 +611,7 @@ void ContentStore::discover(const ucxl::Address &addr, uint32_t timeout_ms, Done
   }
   impl_->dht->find_providers(provider_key(series), Impl::left(impl_->deadline_of(timeout_ms)),
                              [weak = std::weak_ptr<Impl>(impl_), id, addr, series](chorus_status st, std::string msg, Bytes data) {
-    auto me = weak.lock();
+    Entered me(weak);
     if (!me || !me->alive(id)) return;
     json providers = json::array();
     std::set<std::string> seen;

@@ -76,7 +76,8 @@ std::vector<uint8_t> provider_key(const std::string &series);
 class ContentStore {
  public:
   ContentStore(std::shared_ptr<Dht> dht, std::shared_ptr<Index> index, Identity self, ContentSettings s);
-  // stop(), then waits for any DHT completion still running. Never destroy it from inside a `done`.
+  // stop(), then waits for the DHT completions other threads are running, so Impl and the Dht are
+  // normally released on the destroying thread.
   ~ContentStore();
   void stop();
 
@@ -119,6 +120,7 @@ class ContentStore {
 
  private:
   struct Impl;
+  class Entered;
   std::shared_ptr<Impl> impl_;
 };
 

@@ -187,7 +187,8 @@ std::optional<Decision> parse_decision(const nlohmann::json &j, std::string *fie
     for (std::string_view m : kMembers) known = known || member.key() == m;
     if (!known) {
       // The name may be anything the client sent: repeat only a bounded, UTF-8-safe part of it.
-      const std::string name = valid_utf8(member.key()) && member.key().size() <= 64 ? member.key() : "<member>";
+      const std::string &key = member.key();
+      const std::string name = !key.empty() && key.size() <= 64 && valid_utf8(key) ? key : "<member>";
       fail(field, why, name, "unknown member '" + name + "'");
       return std::nullopt;
     }

@@ -86,8 +86,6 @@ Code code_for_status(chorus_status status, const StatusContext &ctx) {
     case CHORUS_E_TIMEOUT: return Code::kGatewayTimeout;
     case CHORUS_E_UNAVAILABLE:
     case CHORUS_E_CANCELLED: return Code::kServiceUnavailable;
-    case CHORUS_E_UNSUPPORTED: return Code::kNotImplemented;
-    case CHORUS_E_EXISTS: return Code::kConflict;
     default: return Code::kInternal;
   }
 }

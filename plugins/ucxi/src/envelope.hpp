@@ -73,7 +73,8 @@ struct StatusContext {
 //   "role"), INVALID_PAYLOAD (any other field, or none); TOO_LARGE -> PAYLOAD_TOO_LARGE; NOT_FOUND ->
 //   NOT_FOUND (RESOLUTION_FAILED for discover); UCXI_TEMPORAL -> TEMPORAL_INVALID;
 //   UCXI_NOT_AUTHORISED -> FORBIDDEN; TIMEOUT -> GATEWAY_TIMEOUT; UNAVAILABLE, CANCELLED ->
-//   SERVICE_UNAVAILABLE; UNSUPPORTED -> NOT_IMPLEMENTED; EXISTS -> CONFLICT; anything else -> INTERNAL.
+//   SERVICE_UNAVAILABLE; anything else -> INTERNAL. (ACCEPTED, BAD_REQUEST, METHOD_NOT_ALLOWED,
+//   CONFLICT, UNSUPPORTED_MEDIA_TYPE and NOT_IMPLEMENTED come from the HTTP layer's own checks.)
 Code code_for_status(chorus_status status, const StatusContext &ctx = {});
 
 // ---- request ids and timestamps

@@ -278,7 +278,9 @@ void op_discover(const SharedCall &c, const std::shared_ptr<Runtime> &rt, const 
     if (!providers.is_array() || providers.empty())
       return c->fail(Code::kResolutionFailed, "no agent provides " + m.value("address", raw),
                      json{{"field", "address"}, {"provided_address", raw}});
-    c->ok(Code::kSuccess, json{{"address", m.value("address", raw)}, {"providers", providers}});
+    json data{{"address", m.value("address", raw)}, {"providers", providers}};
+    if (m.contains("series")) data["series"] = m["series"];  // a pattern: which series each provider has
+    c->ok(Code::kSuccess, std::move(data));
   });
 }
 

@@ -290,9 +290,11 @@ TEST_F(ContentTest, DeadlinePassedWhileWaitingIsATimeout) {
   c.dht->hold(FakeDht::kGetValue, true);
   Calls calls;
   size_t slot = 0;
+  const auto started = std::chrono::steady_clock::now();
   c.store->get(A(doc), 0, 1, calls.done(&slot));  // 1 ms for the whole get
   ASSERT_TRUE(c.dht->wait_held(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // let the 1 ms deadline pass (not a wait for an event)
+  // The list arrives only once the get's deadline has certainly passed.
+  while (std::chrono::steady_clock::now() - started < std::chrono::milliseconds(3)) std::this_thread::yield();
   c.dht->release_held();
   ASSERT_TRUE(calls.wait(1));
   EXPECT_EQ(calls.outcome(slot).status, CHORUS_E_TIMEOUT);
@@ -404,6 +406,21 @@ TEST_F(ContentTest, StopCancelsInFlightOperationsExactlyOnce) {
   Outcome after = run([&](Done d) { c.store->get(A(doc), 0, 0, std::move(d)); });
   EXPECT_EQ(after.status, CHORUS_E_CANCELLED);
   EXPECT_EQ(c.dht->calls(FakeDht::kGetValue), 3u);
+}
+
+TEST_F(ContentTest, LastOwnerMayLetGoFromInsideDone) {
+  ASSERT_EQ(a.put(doc, "one").status, CHORUS_OK);
+  auto store = std::make_shared<ContentStore>(c.dht, c.index, Identity{"peerC", "agent-peerC", "developer"}, ContentSettings{});
+  Calls calls;
+  Done inner = calls.done();
+  store->get(A(doc), 0, 0, [keep = store, inner](Outcome o) mutable {
+    keep.reset();  // the last owner: the store goes away on the DHT's thread, inside its own completion
+    inner(std::move(o));
+  });
+  store.reset();
+  ASSERT_TRUE(calls.wait(1));
+  EXPECT_EQ(calls.outcome(0).status, CHORUS_OK);
+  EXPECT_EQ(text(calls.outcome(0).content), "one");
 }
 
 TEST_F(ContentTest, AnnounceDiscoverAndQuery) {

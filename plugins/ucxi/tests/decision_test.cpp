@@ -105,6 +105,8 @@ TEST(UcxiDecision, RefusedMemberByMember) {
   };
   cases.push_back({"not an object", nlohmann::json::array(), "decision"});
   cases.push_back({"unknown member", with("priority", 1), "priority"});
+  cases.push_back({"unknown empty member", with("", 1), "<member>"});
+  cases.push_back({"unknown long member", with(std::string(65, 'k').c_str(), 1), "<member>"});
   for (const char *m : {"id", "title", "summary", "outcome", "author", "project", "task", "citations", "created"}) {
     cases.push_back({std::string("missing ") + m, without(m), m});
   }

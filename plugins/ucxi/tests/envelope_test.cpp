@@ -71,14 +71,14 @@ TEST(UcxiEnvelope, StatusToCode) {
   EXPECT_EQ(code_for_status(CHORUS_E_INVALID_ARG), Code::kInvalidPayload);
   EXPECT_EQ(code_for_status(CHORUS_E_TOO_LARGE), Code::kPayloadTooLarge);
   EXPECT_EQ(code_for_status(CHORUS_E_NOT_FOUND), Code::kNotFound);
-  EXPECT_EQ(code_for_status(CHORUS_E_NOT_FOUND, {.discover = true}), Code::kResolutionFailed);
+  EXPECT_EQ(code_for_status(CHORUS_E_NOT_FOUND, {.field = {}, .discover = true}), Code::kResolutionFailed);
   EXPECT_EQ(code_for_status(CHORUS_E_UCXI_TEMPORAL), Code::kTemporalInvalid);
   EXPECT_EQ(code_for_status(CHORUS_E_UCXI_NOT_AUTHORISED), Code::kForbidden);
   EXPECT_EQ(code_for_status(CHORUS_E_TIMEOUT), Code::kGatewayTimeout);
   EXPECT_EQ(code_for_status(CHORUS_E_UNAVAILABLE), Code::kServiceUnavailable);
   EXPECT_EQ(code_for_status(CHORUS_E_CANCELLED), Code::kServiceUnavailable);
-  EXPECT_EQ(code_for_status(CHORUS_E_UNSUPPORTED), Code::kNotImplemented);
-  EXPECT_EQ(code_for_status(CHORUS_E_EXISTS), Code::kConflict);
+  EXPECT_EQ(code_for_status(CHORUS_E_UNSUPPORTED), Code::kInternal);
+  EXPECT_EQ(code_for_status(CHORUS_E_EXISTS), Code::kInternal);
   EXPECT_EQ(code_for_status(CHORUS_E_INTERNAL), Code::kInternal);
   EXPECT_EQ(code_for_status(CHORUS_E_IO), Code::kInternal);
   EXPECT_EQ(code_for_status(CHORUS_E_SERVICE_BASE + 99), Code::kInternal);
@@ -191,7 +191,7 @@ TEST(UcxiEnvelope, ErrorFromStatus) {
   EXPECT_EQ(timeout.cause->code, "CHORUS_E_TIMEOUT");
   EXPECT_EQ(timeout.cause->message, "timeout");
 
-  const ErrorBody none = error_from_status(CHORUS_E_NOT_FOUND, "no provider", {.discover = true}, "/ucxi/v1/discover");
+  const ErrorBody none = error_from_status(CHORUS_E_NOT_FOUND, "no provider", {.field = {}, .discover = true}, "/ucxi/v1/discover");
   EXPECT_EQ(none.code, Code::kResolutionFailed);
   EXPECT_EQ(error_reply(none, fixed_stamp()).http_status, 404);
 }
