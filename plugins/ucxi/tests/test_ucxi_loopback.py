@@ -227,9 +227,12 @@ class UcxiLoopbackTest(unittest.TestCase):
                                       f"{op} {addr[:60]!r}")
                 self.assertEqual(e["details"].get("provided_address"), addr, e)
                 self.assertIn("parse_error", e["details"], e)
-                self.assertTrue(e["details"]["parse_error"].startswith("UCXL address validation error in "), e)
+                self.assertTrue(e["details"]["parse_error"], e)
+                self.assertTrue(e["message"].startswith("UCXL address validation error in "), e)
+                self.assertTrue(e["message"].endswith(f"(address: {addr})"), e)
                 if field:
                     self.assertEqual(e["details"].get("field"), field, e)
+                    self.assertTrue(e["message"].startswith(f"UCXL address validation error in {field}: "), e)
         # Wildcards where one address is needed.
         wild = "ucxl://any:dev@loopback:wild/*^/x"
         for method, op in (("GET", "get"), ("PUT", "put"), ("DELETE", "delete"), ("POST", "announce"),
@@ -310,7 +313,7 @@ class UcxiLoopbackTest(unittest.TestCase):
         self.assertEqual(data["p2p"]["peer_id"], self.a.peer_id, data)
         self.assertGreaterEqual(data["p2p"]["connected_peers"], 2, data)
         self.assertIs(data["pubsub"]["present"], True, data)
-        self.assertEqual(data["server"]["base_path"], "/ucxi/v1", data)
+        self.assertEqual(data["server"]["base_path"].rstrip("/"), "/ucxi/v1", data)
         self.a.put("ucxl://alice:dev@loopback:query/*^/q/one.txt", b"1", "text/plain")
         self.a.put("ucxl://alice:dev@loopback:query/*^/q/two.txt", b"2", "text/plain")
         status, env, hdrs = self.a.op("GET", "query", "ucxl://any:any@loopback:query/*^/q")
