@@ -225,11 +225,15 @@ class UcxiLoopbackTest(unittest.TestCase):
                 status, env, hdrs = n.op(method, op, addr, b"x" if method == "PUT" else None, "text/plain")
                 e = self.assert_error(status, env, hdrs, "UCXL-400-INVALID_ADDRESS", 400, f"/ucxi/v1/{op}",
                                       f"{op} {addr[:60]!r}")
-                self.assertEqual(e["details"].get("provided_address"), addr, e)
+                shown = addr
+                if len(addr) > 2048:  # an oversize address is echoed cut short, with its length
+                    shown = e["details"].get("provided_address", "")
+                    self.assertTrue(shown.startswith(addr[:40]) and f"({len(addr)} bytes)" in shown, e)
+                self.assertEqual(e["details"].get("provided_address"), shown, e)
                 self.assertIn("parse_error", e["details"], e)
                 self.assertTrue(e["details"]["parse_error"], e)
                 self.assertTrue(e["message"].startswith("UCXL address validation error in "), e)
-                self.assertTrue(e["message"].endswith(f"(address: {addr})"), e)
+                self.assertTrue(e["message"].endswith(f"(address: {shown})"), e)
                 if field:
                     self.assertEqual(e["details"].get("field"), field, e)
                     self.assertTrue(e["message"].startswith(f"UCXL address validation error in {field}: "), e)
