@@ -190,7 +190,9 @@ def run_cluster(args, ws, key, rcpt, run_id):
 
 
 def fmt(v):
-    return "—" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
+    if v is None:
+        return "—"
+    return (f"{v:.2f}" if v < 10 else f"{v:.1f}") if isinstance(v, float) else str(v)
 
 
 def report(res, command):
