@@ -1,8 +1,8 @@
 #include "service_table.hpp"
 
+#include <algorithm>
+#include <cstdio>
 #include <utility>
-
-#include <chorus/time_text.hpp>
 
 #include "decision.hpp"
 
@@ -76,6 +76,7 @@ void Runtime::put(const ucxl::Address &addr, std::string content_type, std::vect
                   uint32_t timeout_ms, Done done) {
   store_->put(addr, std::move(content_type), std::move(content), timeout(timeout_ms),
               [this, done = std::move(done)](Outcome o) {
+                follow_index_health();
                 if (o.status == CHORUS_OK) {
                   metrics_.versions_stored.inc();
                   if (settings_.announce_puts && publish_)
@@ -120,6 +121,7 @@ void Runtime::publish_decision(const json &record, const ucxl::Address *expected
   std::vector<uint8_t> bytes(text.begin(), text.end());
   store_->put(addr, "application/json", std::move(bytes), timeout(timeout_ms),
               [this, d = std::move(*decision), done = std::move(done)](Outcome o) {
+                follow_index_health();
                 if (o.status == CHORUS_OK) {
                   o.meta["id"] = d.id;
                   metrics_.versions_stored.inc();
@@ -145,6 +147,7 @@ bool Runtime::heard(const std::string &type, const json &data, const std::string
   else if (addr->temporal.type == ucxl::TemporalType::kSpecific) version = addr->temporal.count;
   store_->note_remote(*addr, from_peer, version, sha->get<std::string>());
   metrics_.announcements_heard.inc();
+  follow_index_health();
   return true;
 }
 
@@ -178,17 +181,23 @@ json Runtime::status_json() {
 }
 
 void Runtime::report_health() {
-  const json stats = store_->stats();
-  const json storage = stats.is_object() ? stats.value("storage", json::object()) : json::object();
-  if (!storage.value("index_ok", true)) {
-    host_.report_health(chorus::Health::degraded,
-                        "the local index cannot be written: " + storage.value("last_index_error", std::string("unknown error")));
+  const bool ok = store_->index_ok();
+  index_ok_reported_.store(ok);
+  if (!ok) {
+    const json stats = store_->stats();
+    const json storage = stats.is_object() ? stats.value("storage", json::object()) : json::object();
+    host_.report_health(chorus::Health::degraded, "the local index cannot be written: " +
+                                                      storage.value("last_index_error", std::string("unknown error")));
     return;
   }
   char text[64];
   const int n = std::snprintf(text, sizeof text, "%llu series indexed",
-                              static_cast<unsigned long long>(storage.value("series", uint64_t{0})));
+                              static_cast<unsigned long long>(store_->series_indexed()));
   host_.report_health(chorus::Health::ok, std::string(text, n > 0 ? static_cast<size_t>(n) : 0));
+}
+
+void Runtime::follow_index_health() {
+  if (store_->index_ok() != index_ok_reported_.load()) report_health();
 }
 
 // ---- the C table ----

@@ -85,8 +85,10 @@ class Runtime {
 
   // GET /ucxi/v1/status's data.
   nlohmann::json status_json();
-  // Health from the index: ok with "<n> series indexed", degraded once a write to it failed.
+  // Health from the index: ok with "<n> series indexed", degraded while writes to it fail.
   void report_health();
+  // report_health when the index's state changed since the last report (after each write).
+  void follow_index_health();
 
  private:
   void count_cache();
@@ -101,6 +103,7 @@ class Runtime {
   const uint64_t started_ms_;
   std::mutex cache_mu_;
   uint64_t cache_hits_seen_ = 0, cache_misses_seen_ = 0;  // what the counters already hold
+  std::atomic<bool> index_ok_reported_{true};
 };
 
 // Where the table and the HTTP routes find the runtime: null while the plugin is not running.

@@ -137,11 +137,15 @@ TEST(UcxiDecision, RefusedMemberByMember) {
   cases.push_back({"citations too many",
                    with("citations", std::vector<std::string>(65, "ucxl://a:r@p:t/*~1/x")), "citations"});
   cases.push_back({"citation number", with("citations", nlohmann::json::array({1})), "citations[0]"});
-  cases.push_back({"citation invalid", with("citations", nlohmann::json::array({"ucxl://a:r@p:t/*~1/x", "http://x"})), "citations[1]"});
-  cases.push_back({"citation latest", with("citations", nlohmann::json::array({"ucxl://a:r@p:t/*^/x"})), "citations[0]"});
+  cases.push_back({"citation invalid", with("citations", nlohmann::json::array({"ucxl://a:r@p:t/*~1/x", "http://x"})),
+                   "citations[1]"});
+  cases.push_back(
+      {"citation latest", with("citations", nlohmann::json::array({"ucxl://a:r@p:t/*^/x"})), "citations[0]"});
   cases.push_back({"citation any", with("citations", nlohmann::json::array({"ucxl://a:r@p:t/*~/x"})), "citations[0]"});
-  cases.push_back({"citation relative", with("citations", nlohmann::json::array({"ucxl://a:r@p:t/~~1/x"})), "citations[0]"});
-  cases.push_back({"citation wildcard", with("citations", nlohmann::json::array({"ucxl://any:r@p:t/*~1/x"})), "citations[0]"});
+  cases.push_back(
+      {"citation relative", with("citations", nlohmann::json::array({"ucxl://a:r@p:t/~~1/x"})), "citations[0]"});
+  cases.push_back(
+      {"citation wildcard", with("citations", nlohmann::json::array({"ucxl://any:r@p:t/*~1/x"})), "citations[0]"});
   cases.push_back({"created not utc", with("created", "2026-12-07T01:02:03+01:00"), "created"});
   cases.push_back({"created date only", with("created", "2026-12-07"), "created"});
   cases.push_back({"created unix", with("created", 1796605323), "created"});
@@ -217,11 +221,12 @@ TEST(UcxiDecision, Announcement) {
   const std::string sha(64, 'a');
   const nlohmann::json a = decision_announcement(
       *d, "ucxl://claude:architect@chorus:issue-18/*~2/decisions/adr-0007.cache_policy.json", sha);
-  EXPECT_EQ(a, (nlohmann::json{{"address", "ucxl://claude:architect@chorus:issue-18/*~2/decisions/adr-0007.cache_policy.json"},
-                              {"id", "adr-0007.cache_policy"},
-                              {"outcome", "approval"},
-                              {"sha256", sha},
-                              {"author", {{"agent", "claude"}, {"role", "architect"}}}}));
+  EXPECT_EQ(a, (nlohmann::json{
+                   {"address", "ucxl://claude:architect@chorus:issue-18/*~2/decisions/adr-0007.cache_policy.json"},
+                   {"id", "adr-0007.cache_policy"},
+                   {"outcome", "approval"},
+                   {"sha256", sha},
+                   {"author", {{"agent", "claude"}, {"role", "architect"}}}}));
   EXPECT_EQ(kDecisionPublishedType, "decision_published");
 }
 

@@ -191,7 +191,8 @@ TEST(UcxiEnvelope, ErrorFromStatus) {
   EXPECT_EQ(timeout.cause->code, "CHORUS_E_TIMEOUT");
   EXPECT_EQ(timeout.cause->message, "timeout");
 
-  const ErrorBody none = error_from_status(CHORUS_E_NOT_FOUND, "no provider", {.field = {}, .discover = true}, "/ucxi/v1/discover");
+  const ErrorBody none =
+      error_from_status(CHORUS_E_NOT_FOUND, "no provider", {.field = {}, .discover = true}, "/ucxi/v1/discover");
   EXPECT_EQ(none.code, Code::kResolutionFailed);
   EXPECT_EQ(error_reply(none, fixed_stamp()).http_status, 404);
 }

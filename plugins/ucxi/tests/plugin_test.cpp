@@ -918,7 +918,7 @@ TEST_F(UcxiPluginTest, ServiceTable) {
   EXPECT_EQ(parsed["temporal_segment"].value("type", ""), "relative");
   EXPECT_EQ(parsed["temporal_segment"].value("direction", ""), "backward");
   EXPECT_EQ(parsed["temporal_segment"].value("count", 0), 2);
-  EXPECT_EQ(t->parse_address(self, "ucxl://a:b@c/*^/x", &out, err.get()), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(t->parse_address(self, "ucxl://a:b@c:d!/*^/x", &out, err.get()), CHORUS_E_INVALID_ARG);
   EXPECT_NE(err.text().find("UCXL address validation error in task"), std::string_view::npos) << err.text();
 }
 

@@ -369,7 +369,9 @@ std::optional<Address> from_json(const nlohmann::json &j, ParseError *err) {
   const auto ts = j.find("temporal_segment");
   if (ts == j.end() || !ts->is_object()) return failed("temporal_segment", "temporal_segment must be an object");
   const auto type = ts->find("type");
-  if (type == ts->end() || !type->is_string()) return failed("temporal_segment", "temporal_segment.type must be a string");
+  if (type == ts->end() || !type->is_string()) {
+    return failed("temporal_segment", "temporal_segment.type must be a string");
+  }
   const std::string &type_name = type->get_ref<const std::string &>();
   const auto direction = ts->find("direction");
   std::string_view direction_name;
