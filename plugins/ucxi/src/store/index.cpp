@@ -1,17 +1,14 @@
 // Index on SQLite (see index.hpp). One connection behind a mutex: the callers are the DHT's thread
-// (completions) and the host's HTTP workers (queries), and every statement is short.
+// (completions) and the host's HTTP workers (queries), and every statement is short. The file is
+// opened, checked and created by sqlite::File (libs/sqlite-file).
 #include "store/index.hpp"
 
-#include <fcntl.h>
 #include <sodium.h>
 #include <sqlite3.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <mutex>
+
+#include "sqlite/file.hpp"
 
 namespace chorus::ucxi {
 namespace {
@@ -19,7 +16,6 @@ namespace {
 // PRAGMA application_id: "UCXI" read as a big-endian 32-bit integer, so the file tells what it is.
 constexpr int32_t kApplicationId = 0x55435849;
 constexpr int kSchemaVersion = 1;
-constexpr int kBusyTimeoutMs = 5000;
 
 const char *const kSchema = R"sql(
 CREATE TABLE series(
@@ -52,48 +48,14 @@ CREATE TABLE providers(
   PRIMARY KEY (series_id, peer_id)) WITHOUT ROWID;
 )sql";
 
-std::string parent_dir(const std::string &path) {
-  const auto slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-void make_dirs(const std::string &dir, const std::string &who) {
-  if (dir.empty() || dir == "/" || dir == ".") return;
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) throw IndexError(who + dir + " is not a directory");
-    return;
-  }
-  make_dirs(parent_dir(dir), who);
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    throw IndexError(who + "cannot create directory " + dir + ": " + std::strerror(errno));
-}
-
-// Creates the file 0600 when absent and refuses one that is not a regular file or that group or
-// others may access (the index names what this agent stores and who provides it).
-void prepare_private_file(const std::string &path, bool create, const std::string &who) {
-  int fd = -1;
-  if (create) {
-    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EEXIST) throw IndexError(who + "cannot create: " + std::strerror(errno));
-  }
-  if (fd < 0) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (!create && errno == ENOENT) return;
-    throw IndexError(who + "cannot open: " + std::strerror(errno));
-  }
-  struct stat st {};
-  const int rc = ::fstat(fd, &st);
-  const int saved = errno;
-  ::close(fd);
-  if (rc != 0) throw IndexError(who + "fstat: " + std::strerror(saved));
-  if (!S_ISREG(st.st_mode)) throw IndexError(who + "not a regular file");
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    throw IndexError(who + "mode " + mode + " lets group or others access it; refusing (chmod 600 it)");
-  }
+sqlite::FileOptions file_options() {
+  sqlite::FileOptions o;
+  o.label = "ucxi index";
+  o.application = "ucxi";
+  o.application_id = kApplicationId;
+  o.schema_version = kSchemaVersion;
+  o.initialise = [](sqlite::File &f) { f.exec(kSchema); };
+  return o;
 }
 
 std::string column_text(sqlite3_stmt *st, int i) {
@@ -165,43 +127,14 @@ constexpr const char *kSeriesColumns =
 
 class SqliteIndex final : public Index {
  public:
-  explicit SqliteIndex(const std::string &path) : path_(path), who_("ucxi index " + path + ": ") {
-    if (path.empty()) throw IndexError("ucxi index: no path given");
-    const bool memory = path == ":memory:";
-    if (!memory) {
-      make_dirs(parent_dir(path), who_);
-      prepare_private_file(path, true, who_);
-      prepare_private_file(path + "-wal", false, who_);
-      prepare_private_file(path + "-shm", false, who_);
-    }
-    // Never SQLITE_OPEN_CREATE for a file: it was created 0600 above.
-    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (memory ? SQLITE_OPEN_CREATE : 0);
-    const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
-    if (rc != SQLITE_OK) {
-      const std::string msg = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-      sqlite3_close_v2(db_);
-      db_ = nullptr;
-      throw IndexError(who_ + "cannot open: " + msg);
-    }
-    try {
-      sqlite3_extended_result_codes(db_, 1);
-      sqlite3_busy_timeout(db_, kBusyTimeoutMs);
-      check_or_create_schema(memory);
-      if (!memory) {
-        const auto mode = query_text("PRAGMA journal_mode = WAL");
-        if (mode.empty() || mode[0] != "wal") throw IndexError(who_ + "cannot switch to WAL mode");
-      }
-      // A cache of the DHT and of what was heard: a power cut may lose the last commits, never
-      // the file's consistency.
-      exec("PRAGMA synchronous = NORMAL");
-    } catch (...) {
-      sqlite3_close_v2(db_);
-      db_ = nullptr;
-      throw;
-    }
-  }
-  ~SqliteIndex() override {
-    if (db_ != nullptr) sqlite3_close_v2(db_);
+  // A function-try-block: every refusal of the file (not a regular file, readable by others, not
+  // ours, newer, damaged) reaches the callers as an IndexError, with its message unchanged.
+  explicit SqliteIndex(const std::string &path) try : file_(path, file_options()), db_(file_.handle()) {
+    // A cache of the DHT and of what was heard: a power cut may lose the last commits, never the
+    // file's consistency.
+    exec("PRAGMA synchronous = NORMAL");
+  } catch (const sqlite::Error &e) {
+    throw IndexError(e.what());
   }
 
   void record_versions(const ucxl::Address &series, const std::vector<VersionRow> &versions, uint64_t now_ms) override {
@@ -212,11 +145,11 @@ class SqliteIndex final : public Index {
     std::lock_guard lock(mu_);
     Transaction tx(*this);
     upsert_series(series, text, id, versions.size(), latest_sha, now_ms, true);
-    Statement(db_, "DELETE FROM versions WHERE series_id = ?1", who_).bind(1, id).run();
+    Statement(db_, "DELETE FROM versions WHERE series_id = ?1", file_.who()).bind(1, id).run();
     Statement ins(db_,
                   "INSERT INTO versions(series_id, version, sha256, size, content_type, role, author, created, deleted) "
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                  who_);
+                  file_.who());
     for (const VersionRow &v : versions) {
       sqlite3_reset(ins.get());
       ins.bind(1, id).bind(2, v.version).bind(3, v.sha256).bind(4, v.size).bind(5, v.content_type).bind(6, v.role);
@@ -242,7 +175,7 @@ class SqliteIndex final : public Index {
     Statement(db_,
               "INSERT INTO series(id, address, agent, role, project, task, path, versions, latest_sha, updated) "
               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, '', ?8) ON CONFLICT(id) DO NOTHING",
-              who_)
+              file_.who())
         .bind(1, id)
         .bind(2, text)
         .bind(3, series.agent)
@@ -255,7 +188,7 @@ class SqliteIndex final : public Index {
     Statement(db_,
               "INSERT INTO providers(series_id, peer_id, seen) VALUES (?1, ?2, ?3) "
               "ON CONFLICT(series_id, peer_id) DO UPDATE SET seen = max(seen, excluded.seen)",
-              who_)
+              file_.who())
         .bind(1, id)
         .bind(2, peer_id)
         .bind(3, now_ms)
@@ -265,7 +198,7 @@ class SqliteIndex final : public Index {
 
   std::optional<SeriesRow> series(const std::string &id) override {
     std::lock_guard lock(mu_);
-    Statement st(db_, (std::string(kSeriesColumns) + "WHERE id = ?1").c_str(), who_);
+    Statement st(db_, (std::string(kSeriesColumns) + "WHERE id = ?1").c_str(), file_.who());
     st.bind(1, id);
     if (!st.step()) return std::nullopt;
     return read_series(st.get());
@@ -276,7 +209,7 @@ class SqliteIndex final : public Index {
     Statement st(db_,
                  "SELECT version, sha256, size, content_type, role, author, created, deleted FROM versions "
                  "WHERE series_id = ?1 ORDER BY version",
-                 who_);
+                 file_.who());
     st.bind(1, id);
     std::vector<VersionRow> out;
     while (st.step()) {
@@ -296,7 +229,7 @@ class SqliteIndex final : public Index {
 
   std::vector<ProviderRow> providers(const std::string &id) override {
     std::lock_guard lock(mu_);
-    Statement st(db_, "SELECT peer_id, seen FROM providers WHERE series_id = ?1 ORDER BY seen DESC, peer_id", who_);
+    Statement st(db_, "SELECT peer_id, seen FROM providers WHERE series_id = ?1 ORDER BY seen DESC, peer_id", file_.who());
     st.bind(1, id);
     std::vector<ProviderRow> out;
     while (st.step()) out.push_back(ProviderRow{column_text(st.get(), 0), column_u64(st.get(), 1)});
@@ -311,7 +244,7 @@ class SqliteIndex final : public Index {
                   "WHERE (?1 = 'any' OR agent = ?1) AND (?2 = 'any' OR role = ?2) AND (?3 = 'any' OR project = ?3) "
                   "AND (?4 = 'any' OR task = ?4) ORDER BY updated DESC, address")
                      .c_str(),
-                 who_);
+                 file_.who());
     st.bind(1, pattern.agent).bind(2, pattern.role).bind(3, pattern.project).bind(4, pattern.task);
     std::vector<SeriesRow> out;
     while (out.size() < limit && st.step()) {
@@ -329,11 +262,11 @@ class SqliteIndex final : public Index {
 
   uint64_t series_count() override {
     std::lock_guard lock(mu_);
-    Statement st(db_, "SELECT count(*) FROM series", who_);
+    Statement st(db_, "SELECT count(*) FROM series", file_.who());
     return st.step() ? column_u64(st.get(), 0) : 0;
   }
 
-  const std::string &path() const override { return path_; }
+  const std::string &path() const override { return file_.path(); }
 
  private:
   // BEGIN IMMEDIATE ... COMMIT, rolled back when an exception leaves the scope.
@@ -365,7 +298,7 @@ class SqliteIndex final : public Index {
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(id) DO UPDATE SET "
                 "latest_sha = CASE WHEN excluded.versions >= versions THEN excluded.latest_sha ELSE latest_sha END, "
                 "versions = max(versions, excluded.versions), updated = max(updated, excluded.updated)";
-    Statement(db_, sql, who_)
+    Statement(db_, sql, file_.who())
         .bind(1, id)
         .bind(2, text)
         .bind(3, a.agent)
@@ -379,75 +312,17 @@ class SqliteIndex final : public Index {
         .run();
   }
 
+  // The callers of the index catch IndexError, also for BEGIN and COMMIT.
   void exec(const char *sql) {
-    char *err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      const std::string msg = err != nullptr ? err : sqlite3_errmsg(db_);
-      sqlite3_free(err);
-      throw IndexError(who_ + msg);
-    }
-  }
-
-  std::vector<std::string> query_text(const char *sql) {
-    Statement st(db_, sql, who_);
-    std::vector<std::string> rows;
-    while (st.step()) rows.push_back(column_text(st.get(), 0));
-    return rows;
-  }
-
-  int64_t query_int(const char *sql) {
-    const auto rows = query_text(sql);
-    return rows.empty() ? 0 : std::strtoll(rows[0].c_str(), nullptr, 10);
-  }
-
-  // Reads only until the file is known to be ours, so a foreign database is never modified.
-  void check_or_create_schema(bool memory) {
-    int64_t app_id = 0, version = 0, tables = 0;
     try {
-      app_id = query_int("PRAGMA application_id");  // a file that is not SQLite fails here
-      version = query_int("PRAGMA user_version");
-      tables = query_int("SELECT count(*) FROM sqlite_schema");
-    } catch (const IndexError &e) {
-      throw IndexError(std::string(e.what()) + " (refusing to use or overwrite it)");
+      file_.exec(sql);
+    } catch (const sqlite::Error &e) {
+      throw IndexError(e.what());
     }
-    if (app_id == 0 && version == 0 && tables == 0) {
-      if (!memory) exec("PRAGMA journal_mode = WAL");
-      exec("BEGIN IMMEDIATE");
-      try {
-        exec(kSchema);
-        exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
-        exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
-        exec("COMMIT");
-      } catch (...) {
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
-      }
-      return;
-    }
-    if (app_id != kApplicationId) {
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "application_id 0x%08x, expected 0x%08x", static_cast<uint32_t>(app_id),
-                    static_cast<unsigned>(kApplicationId));
-      throw IndexError(who_ + "a SQLite database of another application (" + buf + "); refusing to use or overwrite it");
-    }
-    if (version > kSchemaVersion)
-      throw IndexError(who_ + "schema version " + std::to_string(version) + " is newer than this build supports (" +
-                       std::to_string(kSchemaVersion) + "); refusing to use it");
-    if (version < 1) throw IndexError(who_ + "ucxi application_id without a schema version; refusing to use it");
-    std::vector<std::string> check;
-    try {
-      check = query_text("PRAGMA quick_check");
-    } catch (const IndexError &e) {
-      throw IndexError(std::string(e.what()) + " (integrity check failed; refusing to use it)");
-    }
-    if (check.size() != 1 || check[0] != "ok")
-      throw IndexError(who_ + "integrity check failed: " + (check.empty() ? std::string("?") : check[0]) +
-                       "; refusing to use it");
   }
 
-  std::string path_;
-  std::string who_;
-  sqlite3 *db_ = nullptr;
+  sqlite::File file_;
+  sqlite3 *db_;  // file_'s connection
   std::mutex mu_;
 };
 
