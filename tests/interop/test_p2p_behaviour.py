@@ -106,6 +106,8 @@ class Bootstrap(BehaviourCase):
         m = b.agent.reload()
         self.assertNotIn("failed", m.group(0), b.agent.log_text()[-3000:])
         a2.wait_for_event(is_event("connected", b.peer_id, "inbound"), what="b dialling a2 after SIGHUP")
+        # a2 (the listener) can finish the upgrade before b does: ping once b holds the connection too.
+        b.wait_for_event(is_event("connected", a2.peer_id, "outbound"), what="b connected to a2")
         self.assertGreater(b.probe("ping", peer=a2.peer_id)["rtt_us"], 0)
 
 
