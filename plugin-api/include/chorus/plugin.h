@@ -42,7 +42,7 @@
 #include <stdint.h>
 
 #define CHORUS_ABI_MAJOR 1
-#define CHORUS_ABI_MINOR 1 /* 1.1: chorus_plugin_vtable.reload */
+#define CHORUS_ABI_MINOR 2 /* 1.1: chorus_plugin_vtable.reload; 1.2: chorus_host_api.redact */
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CHORUS_EXPORT __attribute__((visibility("default")))
@@ -299,7 +299,27 @@ typedef struct chorus_host_api {
   const char *(*status_str)(chorus_status status);
 
   const void *reserved[8]; /* NULL; future slots are appended after this table's last field */
+
+  /* ---- ABI 1.2: SHHH, the secrets sentinel (docs/shhh.md). A 1.0 or 1.1 host has no such slot:
+   *      check CHORUS_HAS(chorus_host_api, host, redact) first, or set min_host_minor = 2. ----
+   * Replaces every secret in in[0..len) with "[REDACTED]", treating the bytes as free text
+   * (CHORUS_REDACT_TEXT) or as a JSON document whose string values are redacted
+   * (CHORUS_REDACT_JSON; text that is not JSON is redacted as text). channel says where the result
+   * is going (CHORUS_REDACT_CHANNEL_*): each channel has its own switch in the host's config, and a
+   * channel switched off hands the input back unchanged. On CHORUS_OK *out holds the result (release
+   * it with out->release(out)) and *out_findings, when not NULL, the number of secrets replaced.
+   * The host audits and counts every finding itself (the audit file holds SHA-256 digests, never the
+   * secrets). Log lines need no call: the host redacts every line passed to log(). Any thread. */
+  chorus_status (*redact)(chorus_host_ctx *ctx, int32_t channel, int32_t format, const char *in,
+                          size_t len, chorus_buf *out, uint32_t *out_findings);
 } chorus_host_api;
+
+/* chorus_host_api.redact: where the redacted bytes go, and how to read them. */
+#define CHORUS_REDACT_CHANNEL_LOG 0    /* a log line (the host does this for log() itself) */
+#define CHORUS_REDACT_CHANNEL_PUBSUB 1 /* a pubsub publication, envelope or raw */
+#define CHORUS_REDACT_CHANNEL_UCXI 2   /* content written through UCXI */
+#define CHORUS_REDACT_TEXT 0
+#define CHORUS_REDACT_JSON 1
 
 /* ---------------------------------------------------------------------------------------------
  * Plugin side: lifecycle table and descriptor
