@@ -120,7 +120,7 @@ fi
 
 if [ "${CHORUS_SKIP_FUZZ:-0}" != 1 ]; then
   echo "== short fuzz runs"
-  "$root/scripts/fuzz.sh" "$build-fuzz" 20 || status=1
+  "$root/scripts/fuzz.sh" "$build-fuzz" 12 || status=1
   phase_done "fuzz"
 fi
 exit $status
