@@ -5,7 +5,8 @@
 namespace chorus::agent {
 
 void Directory::heard(const Message &m, uint64_t now_mono, int64_t now_wall) {
-  const std::string &node = node_of(m);
+  const std::string node = node_of(m);
+  if (node.empty()) return;
   auto it = agents_.find(node);
   if (it == agents_.end()) {
     if (agents_.size() >= kMaxAgents) return;  // a flood of invented ids does not grow the map forever

@@ -272,10 +272,10 @@ const char *type_of(const Message &m) {
   return kTypes[m.index()];
 }
 
-const std::string &node_of(const Message &m) {
+std::string node_of(const Message &m) {
   return std::visit(
-      [](const auto &v) -> const std::string & {
-        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, TaskAnnouncement>) return v.announced_by;
+      [](const auto &v) -> std::string {
+        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, TaskAnnouncement>) return {};
         else return v.node_id;
       },
       m);

@@ -117,8 +117,8 @@ json to_json(const TaskProgress &m);
 json to_json(const TaskComplete &m);
 json to_json(const Message &m);
 const char *type_of(const Message &m);
-// The node that sent a message (every type carries node_id).
-const std::string &node_of(const Message &m);
+// The node a message speaks for: its node_id ("" for task_announcement, which names agents only).
+std::string node_of(const Message &m);
 
 // One message's data by its envelope type; nullopt (and *err) when the type is not an agent type or
 // the data is malformed.

@@ -13,11 +13,11 @@ const char kConfigSchema[] = R"({
   "type": "object",
   "additionalProperties": false,
   "properties": {
-    "capabilities": {"type": "array", "maxItems": 32, "items": {"type": "string", "minLength": 1, "maxLength": 64}},
+    "capabilities": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 64}},
     "specialization": {"type": "string", "maxLength": 64},
     "max_tasks": {"type": "integer", "minimum": 0, "maximum": 1000},
-    "models": {"type": "array", "maxItems": 32, "items": {"type": "string", "minLength": 1, "maxLength": 64}},
-    "expertise": {"type": "array", "maxItems": 32, "items": {"type": "string", "minLength": 1, "maxLength": 64}},
+    "models": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 64}},
+    "expertise": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 64}},
     "reports_to": {"type": "string", "maxLength": 128, "default": ""},
     "project": {"type": "string", "minLength": 1, "maxLength": 64, "default": "chorus"},
     "availability_interval_ms": {"type": "integer", "minimum": 100, "maximum": 86400000, "default": 30000},
@@ -41,6 +41,7 @@ void require(bool ok, const std::string &where, const std::string &what) {
 }
 
 std::vector<std::string> names(const json &v, const std::string &where) {
+  require(v.size() <= kMaxListItems, where, "more than 32 items");
   std::vector<std::string> out;
   for (const json &item : v) {
     require(item.is_string() && valid_name(item.get_ref<const std::string &>()), where,
