@@ -348,12 +348,14 @@ void Runtime::work_done(const std::string &task_id, uint32_t attempt, WorkResult
 }
 
 json Runtime::info() const {
-  std::lock_guard lk(mu_);
-  const uint32_t current = coordinator_->current_tasks();
+  // Asked before locking: the worker's own lock may be held by a callback waiting for mu_.
   json services = io_.services ? io_.services() : json::object();
   json is_admin = nullptr;
   if (io_.is_admin)
     if (auto a = io_.is_admin()) is_admin = *a;
+  const size_t pubsub_peers = io_.pubsub_peers ? io_.pubsub_peers() : 0;
+  std::lock_guard lk(mu_);
+  const uint32_t current = coordinator_->current_tasks();
   const int64_t last = coordinator_->last_activity_ms();
   return {{"agent_id", self_.agent_id},
           {"node_id", self_.node_id},
@@ -367,7 +369,7 @@ json Runtime::info() const {
           {"status", status_locked()},
           {"available_for_work", current + coordinator_->pending_claims() < settings_.max_tasks},
           {"last_activity", last == 0 ? json(nullptr) : json(last / 1000)},
-          {"peers", io_.pubsub_peers ? io_.pubsub_peers() : 0},
+          {"peers", pubsub_peers},
           {"agents_in_directory", directory_.size()},
           {"services", services},
           {"is_admin", is_admin}};
