@@ -160,8 +160,9 @@ class FiftyTasksOnFiveAgents(unittest.TestCase):
         models = {completions[t][0].get("model") for t in ids}
         self.assertEqual(models - {"phi3:latest"}, set(), f"models named in task_complete: {models}")
         decisions = [completions[t][0].get("decision", "") for t in ids]
-        self.assertTrue(any(d.startswith("ucxl://") for d in decisions),
-                        f"no task_complete named a decision: {decisions[:5]}")
+        filed = [d for d in decisions if d.startswith("ucxl://")]
+        self.assertTrue(filed, f"no task_complete named a decision: {decisions[:5]}")
+        print(f"done by {len(workers)} agents, {len(filed)} answers filed as decisions (e.g. {filed[0]})")
 
         # Every survivor's task list agrees with the messages.
         for n in survivors:
