@@ -473,6 +473,38 @@ TEST_F(WorkerTest, ServicesAreAcquiredPerTask) {
   EXPECT_EQ(fake.held_refs(), 0u);
 }
 
+TEST_F(WorkerTest, AnswersRacingCancelsEndEveryTaskExactlyOnce) {
+  provide_reasoning();
+  worker = chorus::agent::make_service_worker(host, options());
+  constexpr int kTasks = 200;
+  std::vector<std::unique_ptr<Recorder>> recs;
+  for (int i = 0; i < kTasks; ++i) {
+    recs.push_back(std::make_unique<Recorder>());
+    worker->start(task("t" + std::to_string(i)), recs.back()->on_progress(), recs.back()->on_done());
+  }
+  std::thread provider([&] {
+    for (int i = 0; i < kTasks; ++i) {
+      if (i % 3 == 0)
+        reasoning.fail(i + 1, CHORUS_E_UNAVAILABLE, "down");
+      else
+        reasoning.answer(i + 1, {{"model", "m"}, {"content", "answer " + std::to_string(i)}});
+    }
+  });
+  for (int i = 0; i < kTasks; i += 2) {
+    worker->cancel("t" + std::to_string(i));
+    if (i % 20 == 0) fake.run_pending();
+  }
+  provider.join();
+  fake.run_pending();
+  for (int i = 0; i < kTasks; ++i) {
+    ASSERT_EQ(recs[i]->dones(), 1u) << "task " << i;
+    EXPECT_FALSE(recs[i]->progress_after_done) << "task " << i;
+    if (i % 2 == 1) EXPECT_EQ(recs[i]->done[0].ok, i % 3 != 0) << "task " << i;
+  }
+  EXPECT_EQ(fake.held_refs(), 0u);
+  EXPECT_EQ(fake.active_timers(), 0u);
+}
+
 TEST_F(WorkerTest, ShutdownCancelsEverythingAndWaitsForTheProvider) {
   provide_backbeat();
   worker = chorus::agent::make_service_worker(host, options(10000ms));
