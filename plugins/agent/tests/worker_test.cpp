@@ -499,7 +499,9 @@ TEST_F(WorkerTest, AnswersRacingCancelsEndEveryTaskExactlyOnce) {
   for (int i = 0; i < kTasks; ++i) {
     ASSERT_EQ(recs[i]->dones(), 1u) << "task " << i;
     EXPECT_FALSE(recs[i]->progress_after_done) << "task " << i;
-    if (i % 2 == 1) EXPECT_EQ(recs[i]->done[0].ok, i % 3 != 0) << "task " << i;
+    if (i % 2 == 1) {  // not cancelled: the provider's answer decides
+      EXPECT_EQ(recs[i]->done[0].ok, i % 3 != 0) << "task " << i;
+    }
   }
   EXPECT_EQ(fake.held_refs(), 0u);
   EXPECT_EQ(fake.active_timers(), 0u);
