@@ -9,6 +9,7 @@
 #include <chorus/services/pubsub_v1.h>
 #include <chorus/testing/fake_host.hpp>
 
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -87,6 +88,15 @@ class FakePubsub {
     std::lock_guard lk(mu_);
     published_.clear();
   }
+  // Waits (real time) for one more publication than `seen`; for work done on a worker's own thread.
+  void wait_beyond(size_t seen, std::chrono::milliseconds timeout) {
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, timeout, [&] { return published_.size() > seen; });
+  }
+  size_t count() const {
+    std::lock_guard lk(mu_);
+    return published_.size();
+  }
 
  private:
   struct Sub {
@@ -108,8 +118,11 @@ class FakePubsub {
   }
   static chorus_status c_publish(void *p, const char *topic, const char *type, const char *data, size_t len, uint8_t *,
                                  size_t, size_t *, chorus_error *) {
-    std::lock_guard lk(me(p)->mu_);
-    me(p)->published_.push_back(Published{topic, type, json::parse(std::string_view(data, len), nullptr, false)});
+    {
+      std::lock_guard lk(me(p)->mu_);
+      me(p)->published_.push_back(Published{topic, type, json::parse(std::string_view(data, len), nullptr, false)});
+    }
+    me(p)->cv_.notify_all();
     return CHORUS_OK;
   }
   static chorus_status c_topics_json(void *, chorus_buf *out, chorus_error *) {
@@ -117,6 +130,7 @@ class FakePubsub {
   }
   chorus_pubsub_v1 table_{};
   mutable std::mutex mu_;
+  std::condition_variable cv_;
   uint64_t next_ = 0;
   std::map<uint64_t, Sub> subs_;
   std::vector<Published> published_;
@@ -165,12 +179,15 @@ class AgentPluginTest : public ::testing::Test {
     EXPECT_TRUE(host_.violations().empty()) << ::testing::PrintToString(host_.violations());
     plugin_.reset();
   }
-  // Advances the manual clock in steps until pred() holds (at most `limit` of simulated time).
+  // Advances the manual clock in steps until pred() holds (at most `limit` of simulated time). A
+  // worker with its own thread publishes in real time: each step also waits briefly for a publication.
   bool advance_until(const std::function<bool()> &pred, std::chrono::milliseconds limit = 5000ms) {
     for (auto t = 0ms; t < limit; t += 10ms) {
       if (pred()) return true;
+      const size_t seen = pubsub_.count();
       host_.advance(10ms);
       host_.run_pending();
+      if (!pred()) pubsub_.wait_beyond(seen, 2ms);
     }
     return pred();
   }
