@@ -90,7 +90,6 @@ class AgentPlugin final : public chorus::Plugin, public RuntimeSource {
     wo.simulated_work = std::chrono::milliseconds(settings_.simulated_work_ms);
     wo.llm_timeout = std::chrono::milliseconds(settings_.llm_timeout_ms);
     std::unique_ptr<Worker> worker = make_service_worker(host_, wo);
-    Worker *worker_view = worker.get();
 
     RuntimeIo io;
     io.publish = [pubsub, &host = host_](const char *topic, const std::string &type, const json &data) {
@@ -135,11 +134,8 @@ class AgentPlugin final : public chorus::Plugin, public RuntimeSource {
       }
       return peers;
     };
-    io.services = [&host = host_, worker_view]() {
-      json s = json::parse(worker_view->services_json(), nullptr, false);
-      if (!s.is_object()) s = json::object();
-      s["election"] = static_cast<bool>(host.try_acquire<chorus_election_v1>(CHORUS_ELECTION_SERVICE, "^1"));
-      return s;
+    io.services = [&host = host_]() {
+      return json{{"election", static_cast<bool>(host.try_acquire<chorus_election_v1>(CHORUS_ELECTION_SERVICE, "^1"))}};
     };
     RuntimeMetrics m;
     m.task_event = [c = tasks_](const std::string &event) { c.inc(event); };

@@ -349,7 +349,13 @@ void Runtime::work_done(const std::string &task_id, uint32_t attempt, WorkResult
 
 json Runtime::info() const {
   // Asked before locking: the worker's own lock may be held by a callback waiting for mu_.
-  json services = io_.services ? io_.services() : json::object();
+  json services = json::parse(worker_->services_json(), nullptr, false);
+  if (!services.is_object()) services = json::object();
+  if (io_.services) {
+    const json more = io_.services();  // kept alive: items() only refers to it
+    if (more.is_object())
+      for (const auto &[name, bound] : more.items()) services[name] = bound;
+  }
   json is_admin = nullptr;
   if (io_.is_admin)
     if (auto a = io_.is_admin()) is_admin = *a;

@@ -37,7 +37,7 @@ struct RuntimeIo {
   std::function<void(const std::string &)> info, warn, debug;
   std::function<std::optional<bool>()> is_admin;  // nullopt: no chorus.election bound
   std::function<size_t()> pubsub_peers;
-  std::function<json()> services;                  // {"election","backbeat","reasoning","ucxi"}: bool
+  std::function<json()> services;                  // bound services beyond the worker's: {"election": bool}
 };
 
 struct RuntimeMetrics {

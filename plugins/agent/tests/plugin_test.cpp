@@ -5,10 +5,13 @@
 #include <unistd.h>
 
 #include <chorus/plugin.hpp>
+#include <chorus/services/election_v1.h>
 #include <chorus/services/p2p_host_v1.h>
 #include <chorus/services/pubsub_v1.h>
 #include <chorus/testing/fake_host.hpp>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -87,6 +90,15 @@ class FakePubsub {
     std::lock_guard lk(mu_);
     published_.clear();
   }
+  // Waits (real time) for one more publication than `seen`; for work done on a worker's own thread.
+  void wait_beyond(size_t seen, std::chrono::milliseconds timeout) {
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, timeout, [&] { return published_.size() > seen; });
+  }
+  size_t count() const {
+    std::lock_guard lk(mu_);
+    return published_.size();
+  }
 
  private:
   struct Sub {
@@ -108,8 +120,11 @@ class FakePubsub {
   }
   static chorus_status c_publish(void *p, const char *topic, const char *type, const char *data, size_t len, uint8_t *,
                                  size_t, size_t *, chorus_error *) {
-    std::lock_guard lk(me(p)->mu_);
-    me(p)->published_.push_back(Published{topic, type, json::parse(std::string_view(data, len), nullptr, false)});
+    {
+      std::lock_guard lk(me(p)->mu_);
+      me(p)->published_.push_back(Published{topic, type, json::parse(std::string_view(data, len), nullptr, false)});
+    }
+    me(p)->cv_.notify_all();
     return CHORUS_OK;
   }
   static chorus_status c_topics_json(void *, chorus_buf *out, chorus_error *) {
@@ -117,6 +132,7 @@ class FakePubsub {
   }
   chorus_pubsub_v1 table_{};
   mutable std::mutex mu_;
+  std::condition_variable cv_;
   uint64_t next_ = 0;
   std::map<uint64_t, Sub> subs_;
   std::vector<Published> published_;
@@ -129,6 +145,13 @@ chorus_status fake_local_peer_id(void *, uint8_t *, size_t, size_t *peer_len, ch
   if (text == nullptr || text_cap <= n) return CHORUS_E_TOO_LARGE;
   std::memcpy(text, kSelf, n + 1);
   *text_len = n;
+  return CHORUS_OK;
+}
+
+// A fake chorus.election: this agent is the admin while g_admin is 1.
+std::atomic<int32_t> g_admin{0};
+chorus_status fake_is_admin(void *, int32_t *out, chorus_error *) {
+  *out = g_admin.load();
   return CHORUS_OK;
 }
 
@@ -165,12 +188,15 @@ class AgentPluginTest : public ::testing::Test {
     EXPECT_TRUE(host_.violations().empty()) << ::testing::PrintToString(host_.violations());
     plugin_.reset();
   }
-  // Advances the manual clock in steps until pred() holds (at most `limit` of simulated time).
+  // Advances the manual clock in steps until pred() holds (at most `limit` of simulated time). A
+  // worker with its own thread publishes in real time: each step also waits briefly for a publication.
   bool advance_until(const std::function<bool()> &pred, std::chrono::milliseconds limit = 5000ms) {
     for (auto t = 0ms; t < limit; t += 10ms) {
       if (pred()) return true;
+      const size_t seen = pubsub_.count();
       host_.advance(10ms);
       host_.run_pending();
+      if (!pred()) pubsub_.wait_beyond(seen, 2ms);
     }
     return pred();
   }
@@ -396,6 +422,47 @@ TEST_F(AgentPluginTest, StopUnsubscribesAndCancelsTimers) {
   stop();
   EXPECT_EQ(pubsub_.subscriptions(), 0u);
   EXPECT_EQ(host_.held_refs(), 0u);
+}
+
+TEST_F(AgentPluginTest, OnlyTheElectedAdminReannounces) {
+  chorus_election_v1 election{};
+  election.struct_size = sizeof election;
+  election.is_admin = &fake_is_admin;
+  g_admin = 0;
+  host_.provide(CHORUS_ELECTION_SERVICE, 1, 0, &election, nullptr, "election");
+  start();
+  EXPECT_EQ(body(call("GET", "/api/v1/agent"))["is_admin"], false);
+  EXPECT_EQ(body(call("GET", "/api/v1/agent"))["services"]["election"], true);
+  // Nobody here can do it: the claim window closes empty, and unclaimed_retry_ms later the admin
+  // re-announces. This agent is not the admin yet.
+  TaskAnnouncement t{"q-1", 1, "quantum", "", {"quantum"}, "chorus", "agent-b", "agent-b", 0};
+  pubsub_.deliver(kCoordinationTopic, kAnnouncementType, to_json(t), kPeerA);
+  advance_until([] { return false; }, 1000ms);
+  EXPECT_TRUE(pubsub_.find(kAnnouncementType).empty());
+  g_admin = 1;
+  ASSERT_TRUE(advance_until([&] { return !pubsub_.find(kAnnouncementType).empty(); }, 1000ms));
+  const json again = pubsub_.find(kAnnouncementType)[0].data;
+  EXPECT_EQ(again["attempt"], 2);
+  EXPECT_EQ(again["origin"], "agent-b");
+  EXPECT_EQ(again["announced_by"], "agent-a");
+  EXPECT_EQ(metric("chorus_agent_tasks_total", {"reannounced"}), 1);
+  stop();
+  host_.withdraw(CHORUS_ELECTION_SERVICE);
+}
+
+TEST_F(AgentPluginTest, ReconfigureBroadcastsChangedCapabilitiesAndTimingsNeedARestart) {
+  start();
+  pubsub_.clear();
+  json cfg = json::parse(kFastConfig);
+  cfg["capabilities"] = {"general", "reasoning", "testing"};
+  ASSERT_EQ(plugin_->reconfigure(cfg.dump()), CHORUS_OK) << plugin_->message();
+  auto caps = pubsub_.find(kCapabilityType);
+  ASSERT_EQ(caps.size(), 1u);
+  EXPECT_EQ(caps[0].data["changed"], true);
+  EXPECT_EQ(caps[0].data["capabilities"], cfg["capabilities"]);
+  EXPECT_EQ(body(call("GET", "/api/v1/agent"))["capabilities"], cfg["capabilities"]);
+  cfg["claim_window_ms"] = 500;
+  EXPECT_EQ(plugin_->reconfigure(cfg.dump()), CHORUS_E_NEEDS_RESTART);
 }
 
 }  // namespace
