@@ -32,7 +32,8 @@ def _now():
 
 
 class FakeServer:
-    def __init__(self, kind, name, api_key=None, port=0):
+    def __init__(self, kind, name, api_key=None, port=0, host="127.0.0.1"):
+        """host: the address to listen on (e.g. a bridge's, for agents in network namespaces)."""
         assert kind in ("ollama", "openai")
         self.kind = kind
         self.name = name
@@ -87,14 +88,15 @@ class FakeServer:
             def handle_error(self, request, client_address):
                 pass  # clients that hang up (timeouts under test) are expected
 
-        self.httpd = Threading(("127.0.0.1", port), Handler)
+        self.host = host
+        self.httpd = Threading((host, port), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def base(self):
-        return f"http://127.0.0.1:{self.port}" + ("/v1" if self.kind == "openai" else "")
+        return f"http://{self.host}:{self.port}" + ("/v1" if self.kind == "openai" else "")
 
     def close(self):
         """Stops listening and cuts every open connection (keep-alive ones included): the server is down."""
