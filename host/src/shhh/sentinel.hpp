@@ -20,6 +20,8 @@
 namespace chorus::shhh {
 
 inline constexpr std::string_view kPlaceholder = "[REDACTED]";
+// JSON nested deeper than this is redacted as text (the walk and nlohmann's dump recurse).
+inline constexpr size_t kMaxJsonDepth = 128;
 
 enum class Severity : uint8_t { kLow, kMedium, kHigh, kCritical };
 std::string_view severity_name(Severity s);                  // "low" "medium" "high" "critical"
@@ -84,7 +86,8 @@ class Sentinel {
   Result redact_text(std::string_view text, Channel channel, std::string_view source) const;
   // A JSON document: every string value (at any depth) is redacted as text, and the values of
   // sensitive keys are replaced whole. Keys are kept. Text that is not valid JSON is redacted as
-  // text. The output is compact JSON (or the redacted text).
+  // text. The output is compact JSON when something was redacted, and the input unchanged otherwise
+  // (nothing is reformatted or lost when there is nothing to hide).
   Result redact_json(std::string_view json, Channel channel, std::string_view source) const;
 
   // Fast check used before the full pass: false means no rule can match.
@@ -93,9 +96,10 @@ class Sentinel {
   void set_sink(FindingSink sink);  // before use; not thread-safe against redaction
   const std::vector<Rule>& rules() const;
 
+  struct Impl;  // opaque here (shhh/engine.hpp, for the engine's own files)
+
  private:
   Sentinel();
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
