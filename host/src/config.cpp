@@ -704,6 +704,12 @@ host:
   swap_drain_timeout_ms: 60000
   worker_threads: 0        # 0 = hardware concurrency, at least 2
   strict: false            # true: any plugin failing to start aborts startup
+  shhh:                    # SHHH, the secrets sentinel (docs/shhh.md)
+    enabled: true          # CHORUS_SHHH_ENABLED; false: nothing is redacted
+    channels: { logs: true, pubsub: true, ucxi: true }
+    audit_file: ""         # "" = <state_dir>/shhh-audit.jsonl (sha256 of each secret, never the secret); "off"
+    builtin_rules: true
+    rules: []              # custom: - { name: internal.ticket, pattern: "TCK-[0-9]{8}", severity: medium, tags: [] }
 
 # Plugins by id. No plugin is enabled in this default, so a fresh agent opens no network port beyond
 # its loopback HTTP listener, and an entry for a plugin that is not installed would only produce
