@@ -361,11 +361,14 @@ chorus_status Node::publish_envelope(const std::string &topic, const std::string
   e.data = std::move(data);
   if (host_.can_redact()) {
     // SHHH: the data value as JSON (every string value, and sensitive keys whole), before signing.
+    uint32_t found = 0;
     const std::string redacted = host_.redact(
-        chorus::Channel::pubsub, e.data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), true);
-    nlohmann::json parsed = nlohmann::json::parse(redacted, nullptr, false);
-    if (parsed.is_discarded()) return fail(err, CHORUS_E_INTERNAL, "gossip: the redacted data is not JSON; not published");
-    e.data = std::move(parsed);
+        chorus::Channel::pubsub, e.data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), true, &found);
+    if (found > 0) {
+      nlohmann::json parsed = nlohmann::json::parse(redacted, nullptr, false);
+      if (parsed.is_discarded()) return fail(err, CHORUS_E_INTERNAL, "gossip: the redacted data is not JSON; not published");
+      e.data = std::move(parsed);
+    }
   }
   e.hop_count = hop_count;
   const std::string text = build_envelope(e);

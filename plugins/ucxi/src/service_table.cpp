@@ -1,6 +1,7 @@
 #include "service_table.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <utility>
 
