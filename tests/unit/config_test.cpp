@@ -330,6 +330,10 @@ TEST(ConfigShhh, ErrorsNameTheKey) {
   const std::string bad_pattern = error_of("host: { shhh: { rules: [ { name: broken, pattern: \"(unclosed\" } ] } }");
   EXPECT_EQ(bad_pattern.rfind("host.shhh.rules: rule 'broken': ", 0), 0u) << bad_pattern;
   EXPECT_EQ(error_of("host: { shhh: { rules: {} } }"), "host.shhh.rules: expected a list of rules, got a map");
+  EXPECT_EQ(error_of("host: { shhh: { rules: [ { name: bearer_token, pattern: x } ] } }"),
+            "host.shhh.rules: rule 'bearer_token': the name is already taken");
+  EXPECT_EQ(error_of("host: { shhh: { builtin_rules: false, rules: [ { name: bearer_token, pattern: x } ] } }"),
+            "<no error>");
 }
 
 TEST(ConfigErrors, WrongTypes) {
