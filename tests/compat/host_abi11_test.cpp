@@ -16,7 +16,7 @@ chorus_status create(const chorus_host_api *, chorus_host_ctx *, const char *, s
   return CHORUS_OK;
 }
 chorus_status start(void *, chorus_error *) { return CHORUS_OK; }
-chorus_status stop(void *, uint32_t, chorus_error *) { return CHORUS_OK; }
+chorus_status stop(void *, uint64_t, chorus_error *) { return CHORUS_OK; }
 
 chorus_plugin_descriptor descriptor(uint16_t abi_minor, uint16_t min_host_minor, const chorus_plugin_vtable *vt) {
   chorus_plugin_descriptor d{};
