@@ -119,6 +119,16 @@ TEST(ShhhNegative, OrdinaryLogTextIsNotRedacted) {
   }
 }
 
+TEST(ShhhUrl, OnlyTheSchemeUcxlIsExempt) {
+  EXPECT_TRUE(text("UCXL://agent:role@p:t/*^/x").findings.empty());
+  EXPECT_FALSE(builtin().may_contain_secret("get ucxl://agent:role@p:t/*^/x ok"));
+  for (const std::string in : {"a.ucxl://u:pw1@h", "xucxl://u:pw1@h", "see ucxl://a:b@c and https://u:pw1@h"}) {
+    Result r = text(in);
+    ASSERT_EQ(r.findings.size(), 1u) << in;
+    EXPECT_EQ(in.substr(r.findings[0].offset, r.findings[0].length), "pw1");
+  }
+}
+
 TEST(ShhhNegative, PrefilterSkipsLinesWithoutTriggers) {
   EXPECT_FALSE(builtin().may_contain_secret("peer 12D3KooWGzh3 connected in 3 ms"));
   EXPECT_TRUE(builtin().may_contain_secret("Authorization: BEARER x"));
@@ -228,6 +238,16 @@ TEST(ShhhJson, NothingFoundKeepsTheInputAsIs) {
   EXPECT_TRUE(r.findings.empty());
   const std::string escaped = R"({"s":"line\nbreak"})";
   EXPECT_EQ(json(escaped).text, escaped);
+}
+
+TEST(ShhhJson, SensitiveKeyNamesInValuesAreNotKeys) {
+  const std::string in = R"({"msg":"512 tokens, password policy, token: none"})";
+  Result r = json(in);
+  EXPECT_EQ(r.text, in);
+  EXPECT_TRUE(r.findings.empty());
+  // The same words as member names, spaced and cased differently, are keys.
+  Result k = json("{\"msg\":1, \"Refresh-Token\" :\n \"abc\"}");
+  EXPECT_EQ(k.text, R"({"msg":1,"Refresh-Token":"[REDACTED]"})");
 }
 
 TEST(ShhhJson, InvalidJsonIsRedactedAsText) {

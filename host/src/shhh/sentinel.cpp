@@ -141,6 +141,8 @@ std::unique_ptr<Sentinel> Sentinel::create(const Options& options, std::string* 
     for (char c : k) alternation += c == '_' ? std::string("[-_]") : re2::RE2::QuoteMeta(std::string(1, c));
   }
   if (!alternation.empty()) {
+    // As a member name: quoted and followed by ':' (the raw text has no escapes when this is used).
+    alternation = "\"(?:" + alternation + ")\"[ \t\r\n]*:";
     re2::RE2::Options o = builtin_options();
     o.set_case_sensitive(false);
     impl.sensitive_key_scan = std::make_unique<re2::RE2>(alternation, o);
@@ -153,8 +155,13 @@ std::unique_ptr<Sentinel> Sentinel::create(const Options& options, std::string* 
 void Sentinel::Impl::candidate_rules(std::string_view text, std::vector<int>* out) const {
   out->clear();
   if (builtin_count > 0) {
+    const re2::StringPiece input(text.data(), text.size());
     re2::RE2::Set::ErrorInfo info{};
-    if (!triggers->Match(re2::StringPiece(text.data(), text.size()), out, &info) &&
+    // First the cheap question (the DFA stops at the first trigger, and most lines have none); only
+    // then which triggers, which needs a pass over the whole text.
+    if (!triggers->Match(input, nullptr, &info) && info.kind == re2::RE2::Set::kNoError) {
+      // no trigger: no built-in rule can match
+    } else if (!triggers->Match(input, out, &info) &&
         info.kind != re2::RE2::Set::kNoError) {
       // The prefilter's DFA ran out of memory: run every rule rather than miss a secret.
       out->clear();
