@@ -3,9 +3,10 @@
 //   BM_Json/<secrets>    redact_json over 1 KiB JSON log records
 //   BM_Prefilter         may_contain_secret alone (the cost every clean line pays)
 // <secrets>: 0 = no secret, 1 = one line in 100 holds one, 100 = every line holds one.
-// Bytes processed are the input bytes, so the figure is MB/s of log text (1 MB = 10^6 bytes, as
-// Google Benchmark prints it with --benchmark_counters_tabular or in JSON). A run cycles through
-// 1000 distinct lines (1 MiB), so no single line is learnt by the branch predictors.
+// Bytes processed are the input bytes, so the figure is throughput of log text. The console prints
+// it in MiB/s ("M/s", 1024-based); the JSON output (--benchmark_out) has bytes_per_second, from which
+// docs/benchmarks.md quotes MB/s (10^6). A run cycles through 1000 distinct lines (1 MiB), so no
+// single line is learnt by the branch predictors.
 #include <benchmark/benchmark.h>
 
 #include <random>
