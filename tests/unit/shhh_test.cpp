@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <set>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -314,6 +316,32 @@ TEST(ShhhCustom, PatternMatchingEmptyDoesNotStall) {
   Result r = s->redact_text("abxxc", Channel::kLog, "t");
   EXPECT_EQ(r.text, "ab[REDACTED]c");
   EXPECT_EQ(r.findings.size(), 1u);
+}
+
+// ---- threads ----------------------------------------------------------------------------------
+
+TEST(ShhhThreads, OneSentinelManyThreadsSameAnswers) {
+  auto s = make();
+  std::atomic<int> sunk{0};
+  s->set_sink([&](Channel, std::string_view, const Finding&) { sunk.fetch_add(1); });
+  const std::string line = "x Bearer abcdefgh123 y " + kGh + " z";
+  const std::string json_in = R"({"password":"pw","m":"AKIAIOSFODNN7EXAMPLE"})";
+  const Result want = s->redact_text(line, Channel::kLog, "t");
+  const Result want_json = s->redact_json(json_in, Channel::kLog, "t");
+  sunk = 0;
+  constexpr int kThreads = 4, kRounds = 500;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < kRounds; ++i) {
+        if (s->redact_text(line, Channel::kLog, "t").text != want.text) wrong.fetch_add(1);
+        if (s->redact_json(json_in, Channel::kPubsub, "t").text != want_json.text) wrong.fetch_add(1);
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(sunk.load(), kThreads * kRounds * 4);  // 2 findings in the line, 2 in the JSON
 }
 
 // ---- sink, names ------------------------------------------------------------------------------
