@@ -286,7 +286,19 @@ TEST(ShhhCustom, GoodRuleWithGroup) {
   ASSERT_EQ(r.findings.size(), 1u);
   EXPECT_EQ(r.findings[0].rule, "chorus.internal-id");
   EXPECT_EQ(s->rules().size(), builtin_rules().size() + 1);
-  EXPECT_TRUE(s->may_contain_secret("anything"));  // custom rules have no trigger
+  EXPECT_FALSE(s->may_contain_secret("internal-id=ID12345"));  // the custom rule's own pattern decides
+  EXPECT_TRUE(s->may_contain_secret("internal-id=ID123456"));
+}
+
+TEST(ShhhCustom, ManyRulesOnlyTheMatchingOnesFind) {
+  Options o;
+  o.use_builtin_rules = false;
+  for (int i = 0; i < 20; ++i)
+    o.custom_rules.push_back({"r" + std::to_string(i), "code" + std::to_string(i) + "=([0-9]+)", Severity::kLow, {}});
+  auto s = make(o);
+  Result r = s->redact_text("code7=123 code17=9 code3=x", Channel::kLog, "t");
+  EXPECT_EQ(r.text, "code7=[REDACTED] code17=[REDACTED] code3=x");
+  EXPECT_EQ(rule_names(r), (std::vector<std::string>{"r7", "r17"}));
 }
 
 TEST(ShhhCustom, BadRulesAreRefusedWithTheirName) {
