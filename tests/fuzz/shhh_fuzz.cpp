@@ -9,8 +9,8 @@
 //  - may_contain_secret(input) == false implies no finding (the prefilter never hides a secret);
 //  - redacting the output again finds nothing (the placeholder matches no rule, and a redaction never
 //    creates a new secret);
-//  - redact_json of valid JSON nested at most kMaxJsonDepth deep gives valid JSON, and redacting
-//    that again finds nothing.
+//  - redact_json of valid JSON gives valid JSON of the same shape (keys, lengths, non-string values),
+//    every finding's json_path points into it, and redacting it again finds nothing.
 #include <sodium.h>
 
 #include <algorithm>
@@ -92,11 +92,24 @@ void check_text_result(std::string_view in, const Result& r) {
   if (r.text != expected) invariant_failed("output is not the input with the findings replaced", in, r.text);
 }
 
-size_t depth(const nlohmann::json& j) {
-  size_t d = 0;
-  if (j.is_structured())
-    for (const auto& v : j) d = std::max(d, depth(v) + 1);
-  return d;
+// Same keys, array lengths and non-string values; strings may differ (the redacted ones).
+// (Recursive: libFuzzer's inputs are a few KiB, so the nesting is too.)
+bool same_shape(const nlohmann::json& a, const nlohmann::json& b) {
+  if (a.type() != b.type()) return false;
+  if (a.is_string()) return true;
+  if (a.is_object()) {
+    if (a.size() != b.size()) return false;
+    for (auto it = a.begin(); it != a.end(); ++it)
+      if (!b.contains(it.key()) || !same_shape(it.value(), b[it.key()])) return false;
+    return true;
+  }
+  if (a.is_array()) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (!same_shape(a[i], b[i])) return false;
+    return true;
+  }
+  return a == b;
 }
 
 }  // namespace
@@ -118,13 +131,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (j.findings.empty() && j.text != in) invariant_failed("JSON changed without a finding", in, j.text);
   const auto parsed = nlohmann::json::parse(in.begin(), in.end(), nullptr, false);
   if (!parsed.is_discarded()) {
-    // Deeper documents are redacted as text, which need not keep them JSON.
-    if (depth(parsed) <= kMaxJsonDepth) {
-      const auto out = nlohmann::json::parse(j.text, nullptr, false);
-      if (out.is_discarded()) invariant_failed("redacted JSON is not JSON", in, j.text);
-      const Result j2 = s.redact_json(j.text, Channel::kPubsub, "fuzz");
-      if (!j2.findings.empty()) invariant_failed("redacting JSON twice finds more", j.text, j2.findings[0].rule);
-    }
+    const auto out = nlohmann::json::parse(j.text, nullptr, false);
+    if (out.is_discarded()) invariant_failed("redacted JSON is not JSON", in, j.text);
+    if (!j.findings.empty() && !same_shape(parsed, out)) invariant_failed("redaction changed the structure", in, j.text);
+    const Result j2 = s.redact_json(j.text, Channel::kPubsub, "fuzz");
+    if (!j2.findings.empty()) invariant_failed("redacting JSON twice finds more", j.text, j2.findings[0].rule);
+    for (const Finding& f : j.findings)
+      if (!f.json_path.empty() && !out.contains(nlohmann::json::json_pointer(f.json_path)))
+        invariant_failed("finding's json_path is not in the document", j.text, f.json_path);
   } else {
     check_text_result(in, j);  // not JSON: redacted as text
   }

@@ -20,8 +20,6 @@
 namespace chorus::shhh {
 
 inline constexpr std::string_view kPlaceholder = "[REDACTED]";
-// JSON nested deeper than this is redacted as text (the walk and nlohmann's dump recurse).
-inline constexpr size_t kMaxJsonDepth = 128;
 
 enum class Severity : uint8_t { kLow, kMedium, kHigh, kCritical };
 std::string_view severity_name(Severity s);                  // "low" "medium" "high" "critical"
