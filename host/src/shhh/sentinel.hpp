@@ -5,8 +5,8 @@
 // or store (docs/shhh.md). Rules are RE2 patterns, so matching is linear in the input whatever the
 // pattern or the text: untrusted and high-volume text meets no backtracking.
 //
-// Thread safety: a Sentinel is immutable after construction except for its counters and its audit
-// sink, which are safe to use from any thread. Reconfiguration builds a new Sentinel and swaps it in.
+// Thread safety: a Sentinel is immutable after construction (set_sink aside, which comes before use)
+// and safe to use from any thread. Reconfiguration builds a new Sentinel and swaps it in.
 #pragma once
 
 #include <cstdint>
