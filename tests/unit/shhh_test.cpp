@@ -253,6 +253,24 @@ TEST(ShhhJson, SensitiveKeyNamesInValuesAreNotKeys) {
   EXPECT_EQ(k.text, R"({"msg":1,"Refresh-Token":"[REDACTED]"})");
 }
 
+TEST(ShhhJson, CustomRulesApplyToStringValues) {
+  Options o;
+  o.custom_rules.push_back({"ticket", "TCK-([0-9]{4})", Severity::kLow, {}});
+  auto s = make(o);
+  Result r = s->redact_json(R"({"a":["TCK-1234","x"],"TCK-9999":1})", Channel::kUcxi, "t");
+  EXPECT_EQ(r.text, R"({"a":["TCK-[REDACTED]","x"],"TCK-9999":1})");  // keys are kept
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].json_path, "/a/0");
+  EXPECT_EQ(r.findings[0].offset, 4u);
+}
+
+TEST(ShhhJson, TrailingTextIsNotJson) {
+  Result r = json(R"({"password":"pw"} trailing Bearer abcdefgh123)");
+  EXPECT_EQ(r.text, R"({"password":"pw"} trailing Bearer [REDACTED])");
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].rule, "bearer_token");
+}
+
 TEST(ShhhJson, InvalidJsonIsRedactedAsText) {
   Result r = json("{not json Bearer abcdefgh123");
   EXPECT_EQ(r.text, "{not json Bearer [REDACTED]");
