@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <set>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -119,6 +122,16 @@ TEST(ShhhNegative, OrdinaryLogTextIsNotRedacted) {
   }
 }
 
+TEST(ShhhUrl, OnlyTheSchemeUcxlIsExempt) {
+  EXPECT_TRUE(text("UCXL://agent:role@p:t/*^/x").findings.empty());
+  EXPECT_FALSE(builtin().may_contain_secret("get ucxl://agent:role@p:t/*^/x ok"));
+  for (const std::string in : {"a.ucxl://u:pw1@h", "xucxl://u:pw1@h", "see ucxl://a:b@c and https://u:pw1@h"}) {
+    Result r = text(in);
+    ASSERT_EQ(r.findings.size(), 1u) << in;
+    EXPECT_EQ(in.substr(r.findings[0].offset, r.findings[0].length), "pw1");
+  }
+}
+
 TEST(ShhhNegative, PrefilterSkipsLinesWithoutTriggers) {
   EXPECT_FALSE(builtin().may_contain_secret("peer 12D3KooWGzh3 connected in 3 ms"));
   EXPECT_TRUE(builtin().may_contain_secret("Authorization: BEARER x"));
@@ -230,6 +243,34 @@ TEST(ShhhJson, NothingFoundKeepsTheInputAsIs) {
   EXPECT_EQ(json(escaped).text, escaped);
 }
 
+TEST(ShhhJson, SensitiveKeyNamesInValuesAreNotKeys) {
+  const std::string in = R"({"msg":"512 tokens, password policy, token: none"})";
+  Result r = json(in);
+  EXPECT_EQ(r.text, in);
+  EXPECT_TRUE(r.findings.empty());
+  // The same words as member names, spaced and cased differently, are keys.
+  Result k = json("{\"msg\":1, \"Refresh-Token\" :\n \"abc\"}");
+  EXPECT_EQ(k.text, R"({"msg":1,"Refresh-Token":"[REDACTED]"})");
+}
+
+TEST(ShhhJson, CustomRulesApplyToStringValues) {
+  Options o;
+  o.custom_rules.push_back({"ticket", "TCK-([0-9]{4})", Severity::kLow, {}});
+  auto s = make(o);
+  Result r = s->redact_json(R"({"a":["TCK-1234","x"],"TCK-9999":1})", Channel::kUcxi, "t");
+  EXPECT_EQ(r.text, R"({"a":["TCK-[REDACTED]","x"],"TCK-9999":1})");  // keys are kept
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].json_path, "/a/0");
+  EXPECT_EQ(r.findings[0].offset, 4u);
+}
+
+TEST(ShhhJson, TrailingTextIsNotJson) {
+  Result r = json(R"({"password":"pw"} trailing Bearer abcdefgh123)");
+  EXPECT_EQ(r.text, R"({"password":"pw"} trailing Bearer [REDACTED])");
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].rule, "bearer_token");
+}
+
 TEST(ShhhJson, InvalidJsonIsRedactedAsText) {
   Result r = json("{not json Bearer abcdefgh123");
   EXPECT_EQ(r.text, "{not json Bearer [REDACTED]");
@@ -244,15 +285,36 @@ TEST(ShhhJson, OutputIsValidJson) {
   EXPECT_EQ(parsed["k"], "[REDACTED]");
 }
 
-TEST(ShhhJson, TooDeepIsRedactedAsText) {
-  std::string deep(kMaxJsonDepth + 5, '[');
+TEST(ShhhJson, AnyDepth) {
+  constexpr size_t kDepth = 100000;  // the SAX walk does not recurse
+  std::string deep(kDepth, '[');
   deep += "\"Bearer abcdefgh123\"";
-  deep += std::string(kMaxJsonDepth + 5, ']');
+  deep += std::string(kDepth, ']');
   Result r = json(deep);
-  EXPECT_NE(r.text.find("Bearer [REDACTED]"), std::string::npos);
   ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].json_path.size(), 2 * kDepth);  // "/0" per level
+  EXPECT_EQ(r.text, std::string(kDepth, '[') + "\"Bearer [REDACTED]\"" + std::string(kDepth, ']'));
 }
 
+TEST(ShhhJson, ManyMembersIsLinear) {
+  // 50 000 members: a DOM with ordered members is quadratic here (seconds); the SAX walk is not.
+  std::string in = "{";
+  for (int i = 0; i < 50000; ++i) in += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":\"v\"";
+  in += ",\"password\":\"pw\"}";
+  const auto start = std::chrono::steady_clock::now();
+  Result r = json(in);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].json_path, "/password");
+  EXPECT_LT(took, std::chrono::seconds(2));  // about 30 ms; generous for sanitizers and a busy machine
+}
+
+TEST(ShhhJson, OutputKeepsNumbersAsWrittenAndEscapes) {
+  Result r = json("{\"f\":1.50e3,\"big\":123456789012345678901234567890,\"i\":-7,\"u\":18446744073709551615,"
+                  "\"s\":\"tab\\t\\u0001 \\u00e9 \\\"q\\\"\",\"token\":\"x\",\"e\":{},\"a\":[],\"n\":null,\"b\":false}");
+  EXPECT_EQ(r.text, "{\"f\":1.50e3,\"big\":123456789012345678901234567890,\"i\":-7,\"u\":18446744073709551615,"
+                    "\"s\":\"tab\\t\\u0001 \xc3\xa9 \\\"q\\\"\",\"token\":\"[REDACTED]\",\"e\":{},\"a\":[],\"n\":null,\"b\":false}");
+}
 // ---- custom rules -----------------------------------------------------------------------------
 
 TEST(ShhhCustom, GoodRuleWithGroup) {
@@ -264,7 +326,19 @@ TEST(ShhhCustom, GoodRuleWithGroup) {
   ASSERT_EQ(r.findings.size(), 1u);
   EXPECT_EQ(r.findings[0].rule, "chorus.internal-id");
   EXPECT_EQ(s->rules().size(), builtin_rules().size() + 1);
-  EXPECT_TRUE(s->may_contain_secret("anything"));  // custom rules have no trigger
+  EXPECT_FALSE(s->may_contain_secret("internal-id=ID12345"));  // the custom rule's own pattern decides
+  EXPECT_TRUE(s->may_contain_secret("internal-id=ID123456"));
+}
+
+TEST(ShhhCustom, ManyRulesOnlyTheMatchingOnesFind) {
+  Options o;
+  o.use_builtin_rules = false;
+  for (int i = 0; i < 20; ++i)
+    o.custom_rules.push_back({"r" + std::to_string(i), "code" + std::to_string(i) + "=([0-9]+)", Severity::kLow, {}});
+  auto s = make(o);
+  Result r = s->redact_text("code7=123 code17=9 code3=x", Channel::kLog, "t");
+  EXPECT_EQ(r.text, "code7=[REDACTED] code17=[REDACTED] code3=x");
+  EXPECT_EQ(rule_names(r), (std::vector<std::string>{"r7", "r17"}));
 }
 
 TEST(ShhhCustom, BadRulesAreRefusedWithTheirName) {
@@ -294,6 +368,32 @@ TEST(ShhhCustom, PatternMatchingEmptyDoesNotStall) {
   Result r = s->redact_text("abxxc", Channel::kLog, "t");
   EXPECT_EQ(r.text, "ab[REDACTED]c");
   EXPECT_EQ(r.findings.size(), 1u);
+}
+
+// ---- threads ----------------------------------------------------------------------------------
+
+TEST(ShhhThreads, OneSentinelManyThreadsSameAnswers) {
+  auto s = make();
+  std::atomic<int> sunk{0};
+  s->set_sink([&](Channel, std::string_view, const Finding&) { sunk.fetch_add(1); });
+  const std::string line = "x Bearer abcdefgh123 y " + kGh + " z";
+  const std::string json_in = R"({"password":"pw","m":"AKIAIOSFODNN7EXAMPLE"})";
+  const Result want = s->redact_text(line, Channel::kLog, "t");
+  const Result want_json = s->redact_json(json_in, Channel::kLog, "t");
+  sunk = 0;
+  constexpr int kThreads = 4, kRounds = 500;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < kRounds; ++i) {
+        if (s->redact_text(line, Channel::kLog, "t").text != want.text) wrong.fetch_add(1);
+        if (s->redact_json(json_in, Channel::kPubsub, "t").text != want_json.text) wrong.fetch_add(1);
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(sunk.load(), kThreads * kRounds * 4);  // 2 findings in the line, 2 in the JSON
 }
 
 // ---- sink, names ------------------------------------------------------------------------------

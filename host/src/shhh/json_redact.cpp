@@ -1,5 +1,11 @@
 // SHHH on JSON documents: every string value is redacted as text, the string values of sensitive keys
 // are replaced whole, keys and structure are kept (docs/shhh.md, "JSON").
+//
+// The document is not built as a DOM: nlohmann's SAX parser (iterative, so any depth is fine) hands
+// over the values in document order and the output is written as they come. A DOM would either
+// reorder the members (nlohmann::json sorts them) or, with nlohmann::ordered_json, make parsing
+// quadratic in the members of an object (its map is a vector searched on every insert: 50 000 keys
+// took 8 s), which untrusted input must not be able to ask for.
 #include <nlohmann/json.hpp>
 
 #include "shhh/engine.hpp"
@@ -7,8 +13,6 @@
 namespace chorus::shhh {
 
 namespace {
-
-using Json = nlohmann::ordered_json;  // keeps the members in their order: findings follow the input
 
 void append_pointer_token(std::string* path, std::string_view token) {
   *path += '/';
@@ -19,46 +23,122 @@ void append_pointer_token(std::string* path, std::string_view token) {
   }
 }
 
-struct Walker {
-  const Sentinel::Impl& impl;
-  std::vector<Finding>* findings;
-  std::string path;
-
-  // false: nested deeper than kMaxJsonDepth (the caller falls back to text).
-  bool walk(Json& value, size_t depth) {
-    if (depth > kMaxJsonDepth) return false;
-    if (value.is_string()) {
-      std::string& s = value.get_ref<std::string&>();
-      std::string redacted = impl.redact(s, path, findings);
-      s = std::move(redacted);
-    } else if (value.is_object()) {
-      for (auto it = value.begin(); it != value.end(); ++it) {
-        const size_t mark = path.size();
-        append_pointer_token(&path, it.key());
-        Json& member = it.value();
-        if (member.is_string() && !member.get_ref<const std::string&>().empty() &&
-            impl.sensitive_keys.count(normalise_key(it.key())) > 0) {
-          std::string& s = member.get_ref<std::string&>();
-          if (s != kPlaceholder) {  // already redacted: not a new finding
-            findings->push_back(Finding{"sensitive_key", Severity::kHigh, {"sensitive_key"}, 0, s.size(),
-                                        sha256_hex(s), path});
-            s = std::string(kPlaceholder);
-          }
-        } else if (!walk(member, depth + 1)) {
-          return false;
+// JSON string escaping; bytes >= 0x80 pass through (the parser has checked the input's UTF-8, and a
+// redaction replaces whole characters).
+void append_json_string(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  *out += '"';
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': *out += "\\\""; break;
+      case '\\': *out += "\\\\"; break;
+      case '\b': *out += "\\b"; break;
+      case '\f': *out += "\\f"; break;
+      case '\n': *out += "\\n"; break;
+      case '\r': *out += "\\r"; break;
+      case '\t': *out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          *out += "\\u00";
+          *out += kHex[c >> 4];
+          *out += kHex[c & 15];
+        } else {
+          *out += ch;
         }
-        path.resize(mark);
+    }
+  }
+  *out += '"';
+}
+
+class Redactor : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  Redactor(const Sentinel::Impl& impl, std::vector<Finding>* findings) : impl_(impl), findings_(findings) {}
+  std::string& output() { return out_; }
+
+  bool null() override { return scalar("null"); }
+  bool boolean(bool v) override { return scalar(v ? "true" : "false"); }
+  bool number_integer(number_integer_t v) override { return scalar(std::to_string(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return scalar(std::to_string(v)); }
+  bool number_float(number_float_t, const string_t& raw) override { return scalar(raw); }  // as written
+  bool binary(binary_t&) override { return false; }  // not in JSON text
+
+  bool string(string_t& value) override {
+    const bool sensitive = !stack_.empty() && stack_.back().object && !value.empty() &&
+                           impl_.sensitive_keys.count(normalise_key(key_)) > 0;
+    value_prefix();
+    if (sensitive) {
+      if (value != kPlaceholder) {  // already redacted: not a new finding
+        findings_->push_back(Finding{"sensitive_key", Severity::kHigh, {"sensitive_key"}, 0, value.size(),
+                                     sha256_hex(value), path_});
       }
-    } else if (value.is_array()) {
-      for (size_t i = 0; i < value.size(); ++i) {
-        const size_t mark = path.size();
-        append_pointer_token(&path, std::to_string(i));
-        if (!walk(value[i], depth + 1)) return false;
-        path.resize(mark);
-      }
+      append_json_string(&out_, kPlaceholder);
+    } else {
+      append_json_string(&out_, impl_.redact(value, path_, findings_));
     }
     return true;
   }
+
+  bool start_object(std::size_t) override { return open('{', true); }
+  bool start_array(std::size_t) override { return open('[', false); }
+  bool end_object() override { return close('}'); }
+  bool end_array() override { return close(']'); }
+
+  bool key(string_t& k) override {
+    Level& level = stack_.back();
+    if (!level.first) out_ += ',';
+    level.first = false;
+    append_json_string(&out_, k);
+    out_ += ':';
+    path_.resize(level.path_len);
+    append_pointer_token(&path_, k);
+    key_ = k;
+    return true;
+  }
+
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+ private:
+  struct Level {
+    bool object;
+    bool first = true;
+    size_t index = 0;     // next element (arrays)
+    size_t path_len = 0;  // length of the container's own pointer in path_
+  };
+
+  // Before any value: the separator and, in an array, the element's pointer. (In an object, key()
+  // has done both.)
+  void value_prefix() {
+    if (stack_.empty() || stack_.back().object) return;
+    Level& level = stack_.back();
+    if (!level.first) out_ += ',';
+    level.first = false;
+    path_.resize(level.path_len);
+    append_pointer_token(&path_, std::to_string(level.index++));
+  }
+  bool scalar(std::string_view text) {
+    value_prefix();
+    out_ += text;
+    return true;
+  }
+  bool open(char bracket, bool object) {
+    value_prefix();
+    out_ += bracket;
+    stack_.push_back(Level{object, true, 0, path_.size()});
+    return true;
+  }
+  bool close(char bracket) {
+    out_ += bracket;
+    stack_.pop_back();
+    return true;
+  }
+
+  const Sentinel::Impl& impl_;
+  std::vector<Finding>* findings_;
+  std::string out_;
+  std::string path_;  // JSON Pointer of the value being written
+  std::string key_;   // the member name the next object value belongs to
+  std::vector<Level> stack_;
 };
 
 }  // namespace
@@ -72,16 +152,16 @@ Result Sentinel::redact_json(std::string_view json, Channel channel, std::string
        !re2::RE2::PartialMatch(re2::StringPiece(json.data(), json.size()), *impl_->sensitive_key_scan)))
     return Result{std::string(json), {}};
 
-  Json doc = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return redact_text(json, channel, source);
-
   Result r;
-  Walker walker{*impl_, &r.findings, std::string()};
-  if (!walker.walk(doc, 0)) return redact_text(json, channel, source);
+  Redactor redactor(*impl_, &r.findings);
+  if (!nlohmann::json::sax_parse(json.begin(), json.end(), &redactor, nlohmann::json::input_format_t::json,
+                                 /*strict=*/true)) {
+    return redact_text(json, channel, source);  // not JSON: redacted as text
+  }
   if (r.findings.empty()) {
     r.text = std::string(json);
   } else {
-    r.text = doc.dump(-1, ' ', false, Json::error_handler_t::replace);
+    r.text = std::move(redactor.output());
     impl_->notify(channel, source, r.findings);
   }
   return r;

@@ -55,7 +55,11 @@ std::vector<BuiltinRule> make_table() {
       "(?i)(?:password|passwd|pwd)[\"']?[ \\t]*[:=][ \\t]*[\"']?([^\\s\"'&,;\\[\\]]{3,})", "passw|pwd");
   // UCXL addresses (ucxl://agent:role@project:task/...) have the same shape and hold no secret.
   add("url_credentials", Severity::kHigh, {"password", "url"},
-      "\\b[A-Za-z][A-Za-z0-9+.\\-]*://[^\\s/:@\\[\\]]+:([^\\s/@\\[\\]]+)@", "://", "(?i)ucxl://");
+      "\\b[A-Za-z][A-Za-z0-9+.\\-]*://[^\\s/:@\\[\\]]+:([^\\s/@\\[\\]]+)@", 
+      // The trigger: "://", then userinfo up to an '@', unless the scheme is exactly "ucxl" (UCXL
+      // addresses are everywhere in agent logs, and making each such line a candidate would halve the
+      // throughput). A scheme that merely ends in "ucxl" ("a.ucxl", "xucxl") still triggers.
+      "(?:^|[^l]|[^x]l|[^c]xl|[^u]cxl|[a-z0-9+.\\-]ucxl)://[^\\s/@]*@", "(?i)ucxl://");
   return t;
 }
 

@@ -13,6 +13,7 @@ namespace {
 constexpr size_t kMaxPatternBytes = 4096;
 constexpr int64_t kRuleMaxMem = 8 << 20;       // RE2's budget per custom rule (programs and DFA cache)
 constexpr int64_t kTriggerMaxMem = 16 << 20;   // the prefilter's DFA over every built-in trigger
+constexpr int64_t kCustomSetMaxMem = 32 << 20;  // the custom rules' shared prefilter
 
 bool valid_rule_name(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
@@ -129,6 +130,18 @@ std::unique_ptr<Sentinel> Sentinel::create(const Options& options, std::string* 
     impl.compiled.push_back({std::move(re), group, nullptr});
     impl.rules.push_back(r);
   }
+  if (impl.rules.size() > impl.builtin_count) {
+    re2::RE2::Options o;
+    o.set_log_errors(false);
+    o.set_max_mem(kCustomSetMaxMem);
+    impl.custom_set = std::make_unique<re2::RE2::Set>(o, re2::RE2::UNANCHORED);
+    bool ok = true;
+    for (size_t i = impl.builtin_count; i < impl.rules.size() && ok; ++i)
+      ok = impl.custom_set->Add(impl.rules[i].pattern, nullptr) >= 0;
+    // Patterns that compile alone but not together (the set's memory budget): every custom rule runs
+    // on every text instead.
+    if (!ok || !impl.custom_set->Compile()) impl.custom_set.reset();
+  }
 
   // Sensitive JSON keys, normalised; and one scan for any of them in raw JSON (case-insensitive,
   // '-' and '_' alike) so that most documents without a key or a trigger skip parsing.
@@ -141,6 +154,8 @@ std::unique_ptr<Sentinel> Sentinel::create(const Options& options, std::string* 
     for (char c : k) alternation += c == '_' ? std::string("[-_]") : re2::RE2::QuoteMeta(std::string(1, c));
   }
   if (!alternation.empty()) {
+    // As a member name: quoted and followed by ':' (the raw text has no escapes when this is used).
+    alternation = "\"(?:" + alternation + ")\"[ \t\r\n]*:";
     re2::RE2::Options o = builtin_options();
     o.set_case_sensitive(false);
     impl.sensitive_key_scan = std::make_unique<re2::RE2>(alternation, o);
@@ -153,15 +168,28 @@ std::unique_ptr<Sentinel> Sentinel::create(const Options& options, std::string* 
 void Sentinel::Impl::candidate_rules(std::string_view text, std::vector<int>* out) const {
   out->clear();
   if (builtin_count > 0) {
+    const re2::StringPiece input(text.data(), text.size());
     re2::RE2::Set::ErrorInfo info{};
-    if (!triggers->Match(re2::StringPiece(text.data(), text.size()), out, &info) &&
+    // One pass finds every trigger present. (Asking "any trigger?" first, with a DFA that stops at
+    // the first one, saves nothing on clean lines, which it must scan whole too, and costs a pass on
+    // the others: bench/shhh measured it.)
+    if (!triggers->Match(input, out, &info) &&
         info.kind != re2::RE2::Set::kNoError) {
       // The prefilter's DFA ran out of memory: run every rule rather than miss a secret.
       out->clear();
       for (size_t i = 0; i < builtin_count; ++i) out->push_back(static_cast<int>(i));
     }
   }
-  for (size_t i = builtin_count; i < rules.size(); ++i) out->push_back(static_cast<int>(i));
+  if (rules.size() == builtin_count) return;
+  thread_local std::vector<int> matched;
+  matched.clear();
+  re2::RE2::Set::ErrorInfo info{};
+  if (custom_set && (custom_set->Match(re2::StringPiece(text.data(), text.size()), &matched, &info) ||
+                     info.kind == re2::RE2::Set::kNoError)) {
+    for (int i : matched) out->push_back(static_cast<int>(builtin_count) + i);
+  } else {  // no set, or its DFA gave up: run them all
+    for (size_t i = builtin_count; i < rules.size(); ++i) out->push_back(static_cast<int>(i));
+  }
 }
 
 std::string Sentinel::Impl::redact(std::string_view text, const std::string& json_path,
@@ -238,11 +266,15 @@ Result Sentinel::redact_text(std::string_view text, Channel channel, std::string
 }
 
 bool Sentinel::may_contain_secret(std::string_view text) const {
-  if (impl_->rules.size() > impl_->builtin_count) return true;  // custom rules have no trigger
-  if (impl_->builtin_count == 0) return false;
+  const re2::StringPiece input(text.data(), text.size());
   re2::RE2::Set::ErrorInfo info{};
-  if (impl_->triggers->Match(re2::StringPiece(text.data(), text.size()), nullptr, &info)) return true;
-  return info.kind != re2::RE2::Set::kNoError;  // the DFA gave up: assume the worst
+  if (impl_->builtin_count > 0) {
+    if (impl_->triggers->Match(input, nullptr, &info)) return true;
+    if (info.kind != re2::RE2::Set::kNoError) return true;  // the DFA gave up: assume the worst
+  }
+  if (impl_->rules.size() == impl_->builtin_count) return false;
+  if (!impl_->custom_set) return true;
+  return impl_->custom_set->Match(input, nullptr, &info) || info.kind != re2::RE2::Set::kNoError;
 }
 
 void Sentinel::set_sink(FindingSink sink) { impl_->sink = std::move(sink); }

@@ -5,8 +5,8 @@
 // or store (docs/shhh.md). Rules are RE2 patterns, so matching is linear in the input whatever the
 // pattern or the text: untrusted and high-volume text meets no backtracking.
 //
-// Thread safety: a Sentinel is immutable after construction except for its counters and its audit
-// sink, which are safe to use from any thread. Reconfiguration builds a new Sentinel and swaps it in.
+// Thread safety: a Sentinel is immutable after construction (set_sink aside, which comes before use)
+// and safe to use from any thread. Reconfiguration builds a new Sentinel and swaps it in.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +20,6 @@
 namespace chorus::shhh {
 
 inline constexpr std::string_view kPlaceholder = "[REDACTED]";
-// JSON nested deeper than this is redacted as text (the walk and nlohmann's dump recurse).
-inline constexpr size_t kMaxJsonDepth = 128;
 
 enum class Severity : uint8_t { kLow, kMedium, kHigh, kCritical };
 std::string_view severity_name(Severity s);                  // "low" "medium" "high" "critical"
