@@ -15,6 +15,7 @@ import string
 import sys
 import threading
 import unittest
+import urllib.request
 
 SOURCE = os.environ.get("CHORUS_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 PLUGIN_DIR = os.environ.get("CHORUS_PLUGIN_OUTPUT_DIR", "")
@@ -189,6 +190,42 @@ class ShhhEndToEnd(unittest.TestCase):
                 with open(agent.log_path, errors="replace") as f:
                     self.assertNotIn(s, f.read())
 
+
+class ShhhReload(harness.AgentTestCase):
+    """SIGHUP with changed host.shhh rules swaps the sentinel; a rule that does not compile is a reload
+    error that names the key, and the running rules stay."""
+
+    def setUp(self):
+        super().setUp()
+        if not COMPAT_DIR or not os.path.exists(os.path.join(COMPAT_DIR, "chorus-compat10.so")):
+            raise unittest.SkipTest(missing("plugins", "chorus-compat10.so is not built"))
+
+    def echo(self, agent, text):
+        url = f"http://127.0.0.1:{agent.port}/compat10/echo"
+        req = urllib.request.Request(url, data=text.encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=harness.scale(10)) as r:
+            self.assertEqual(r.status, 200)
+
+    def test_reload_swaps_the_rules_and_a_bad_rule_keeps_them(self):
+        rule = {"name": "ticket", "pattern": "TCK-[0-9]{8}", "severity": "low"}
+        agent = self.start_agent({"compat10": {}}, plugin_dirs=[COMPAT_DIR])
+        start = agent.mark()
+        self.echo(agent, "first TCK-12345678")
+        agent.wait_log(r"compat10 echo: first TCK-12345678", start=start)  # no such rule yet
+        self.rewrite_config({"compat10": {}}, plugin_dirs=[COMPAT_DIR], host_extra={"shhh": {"rules": [rule]}})
+        self.assertIn("reload complete", agent.reload().group(0))
+        start = agent.mark()
+        self.echo(agent, "second TCK-87654321")
+        agent.wait_log(r"compat10 echo: second \[REDACTED\]", start=start)
+        self.rewrite_config({"compat10": {}}, plugin_dirs=[COMPAT_DIR],
+                            host_extra={"shhh": {"rules": [{"name": "broken", "pattern": "(unclosed"}]}})
+        self.assertIn("reload failed", agent.reload().group(0))
+        agent.wait_log(r"host\.shhh\.rules: rule 'broken': ")
+        start = agent.mark()
+        self.echo(agent, "third TCK-11112222")
+        agent.wait_log(r"compat10 echo: third \[REDACTED\]", start=start)
+        self.assertNotIn("TCK-87654321", agent.log_text())
+        self.assertEqual(agent.stop(), 0)
 
 if __name__ == "__main__":
     unittest.main()
