@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the benchmark tree (Release) and runs the benchmarks, printing the figures.
 #
-#   bench/run.sh [SUITE...]      suites: machine service_call cold_start (default: all, in that order);
+#   bench/run.sh [SUITE...]      suites: machine service_call cold_start shhh (default: all, in that order);
 #                                election (bench/election/run.py, ~12 min, on request only)
 #
 # Environment:
@@ -20,7 +20,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 src="$(cd "$here/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$src/build-bench}"
 REPS="${REPS:-10}"
-ALL_SUITES=(machine service_call cold_start)
+ALL_SUITES=(machine service_call cold_start shhh)
 
 if [[ "${NO_BUILD:-0}" != 1 ]]; then
   gen=()
@@ -58,6 +58,13 @@ suite_service_call() {
 
 suite_cold_start() {
   "$here/cold_start.sh" "$BUILD_DIR"
+  echo
+}
+
+suite_shhh() {
+  echo "== shhh_bench (SHHH sentinel, built-in rules, 1 KiB lines, one core; median of $REPS repetitions)"
+  taskset -c 1 "$BUILD_DIR/bin/shhh_bench" --benchmark_repetitions="$REPS" --benchmark_report_aggregates_only=true \
+    --benchmark_out="$OUT_DIR/shhh.json" --benchmark_out_format=json
   echo
 }
 

@@ -30,7 +30,7 @@ jobs=${CHORUS_JOBS:-2}
 declare -A corpus_of=(
   [config]=tests/fuzz/corpus/config [semver]=tests/fuzz/corpus/semver
   [json_schema]=tests/fuzz/corpus/json_schema [descriptor]=tests/fuzz/corpus/descriptor
-  [http_server]=tests/fuzz/corpus/http_server
+  [http_server]=tests/fuzz/corpus/http_server [shhh]=tests/fuzz/corpus/shhh
   [backbeat_beatframe]=plugins/backbeat/fuzz/corpus/beatframe
   [ai_ndjson]=libs/ai-common/fuzz/corpus/ai_ndjson [ai_sse]=libs/ai-common/fuzz/corpus/ai_sse
   [ai_ollama_json]=libs/ai-common/fuzz/corpus/ai_ndjson [ai_openai_json]=libs/ai-common/fuzz/corpus/ai_sse
@@ -38,7 +38,7 @@ declare -A corpus_of=(
   [p2p_multistream]=libs/p2p-wire/fuzz/corpus/p2p_multistream [p2p_identify]=libs/p2p-wire/fuzz/corpus/p2p_identify
   [p2p_noise]=plugins/p2p/fuzz/noise/corpus/p2p_noise [p2p_yamux]=plugins/p2p/fuzz/yamux/corpus/p2p_yamux
   [mdns_packet]=plugins/mdns/fuzz/corpus/mdns_packet)
-all_fuzzers=(config semver json_schema descriptor http_server backbeat_beatframe ai_ndjson ai_sse ai_ollama_json
+all_fuzzers=(config semver json_schema descriptor http_server shhh backbeat_beatframe ai_ndjson ai_sse ai_ollama_json
   ai_openai_json p2p_varint p2p_multiaddr p2p_multistream p2p_identify p2p_noise p2p_yamux mdns_packet)
 # Fuzzers of other plugins and libraries (e.g. made from plugin-api/template) are found by their seed
 # corpus, <folder>/fuzz/corpus/<fuzzer>/, for a target <fuzzer>_fuzz.

@@ -22,7 +22,7 @@ jobs=${CHORUS_JOBS:-2}
 
 # Debian 12 packages only. Runtime/build needs first, then what only the tests need.
 packages=(build-essential cmake ninja-build pkg-config python3
-  libboost-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsodium-dev libssl-dev
+  libboost-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsodium-dev libssl-dev libre2-dev
   libnats-dev libcurl4-openssl-dev libsqlite3-dev)
 if [ "$mode" = test ]; then
   packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev nats-server

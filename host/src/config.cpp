@@ -30,6 +30,8 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include "shhh/sentinel.hpp"
+
 namespace chorus::host {
 namespace {
 
@@ -215,6 +217,7 @@ void read_uint(const YAML::Node &node, const std::string &path, uint64_t max, In
 
 constexpr std::array<std::string_view, 5> kLogLevels = {"trace", "debug", "info", "warn", "error"};
 constexpr std::array<std::string_view, 2> kLogFormats = {"text", "json"};
+constexpr std::array<std::string_view, 4> kSeverities = {"low", "medium", "high", "critical"};
 
 // "" when `value` is one of `allowed`, else the message "expected one of a|b|c, got 'x'".
 std::string check_choice(const std::string &value, std::span<const std::string_view> allowed) {
@@ -386,12 +389,81 @@ void parse_plugin_dirs(const YAML::Node &node, std::vector<std::string> &dirs) {
   }
 }
 
+void parse_shhh_channels(const YAML::Node &node, ShhhConfig &shhh) {
+  if (!is_section(node, "host.shhh.channels")) return;
+  for_each_known_entry(node, "host.shhh.channels", {"logs", "pubsub", "ucxi"},
+                       [&](const std::string &k, const YAML::Node &v) {
+    read_bool(v, "host.shhh.channels." + k, k == "logs" ? shhh.logs : k == "pubsub" ? shhh.pubsub : shhh.ucxi);
+  });
+}
+
+bool is_valid_rule_name(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+  });
+}
+
+void parse_shhh_rules(const YAML::Node &node, std::vector<ShhhRuleConfig> &rules) {
+  const std::string path = "host.shhh.rules";
+  if (node.IsNull()) return;
+  if (!node.IsSequence()) fail(path, "expected a list of rules, got " + describe(node, path));
+  rules.clear();
+  size_t index = 0;
+  for (const auto &item : node) {
+    const std::string item_path = path + "[" + std::to_string(index++) + "]";
+    if (!item.IsMap()) fail(item_path, "expected a map {name, pattern, severity, tags}, got " + describe(item, item_path));
+    ShhhRuleConfig rule;
+    for_each_known_entry(item, item_path, {"name", "pattern", "severity", "tags"},
+                         [&](const std::string &k, const YAML::Node &v) {
+      const std::string key_path = item_path + "." + k;
+      if (k == "name") read_string(v, key_path, rule.name);
+      else if (k == "pattern") read_string(v, key_path, rule.pattern);
+      else if (k == "severity") read_choice(v, key_path, kSeverities, rule.severity);
+      else {
+        if (v.IsNull()) return;
+        if (!v.IsSequence()) fail(key_path, "expected a list of strings, got " + describe(v, key_path));
+        size_t t = 0;
+        for (const auto &tag : v) {
+          const std::string tag_path = key_path + "[" + std::to_string(t++) + "]";
+          if (!tag.IsScalar()) fail(tag_path, "expected a string, got " + describe(tag, tag_path));
+          std::string text;
+          read_string(tag, tag_path, text);
+          rule.tags.push_back(std::move(text));
+        }
+      }
+    });
+    if (!is_valid_rule_name(rule.name))
+      fail(item_path + ".name", "expected a rule name of 1 to 64 characters from [a-z0-9_.-], got " + quote(rule.name));
+    for (const auto &other : rules)
+      if (other.name == rule.name) fail(item_path + ".name", "duplicate rule name " + quote(rule.name));
+    if (rule.pattern.empty()) fail(item_path + ".pattern", "expected an RE2 pattern, got ''");
+    rules.push_back(std::move(rule));
+  }
+}
+
+void parse_shhh(const YAML::Node &node, ShhhConfig &shhh) {
+  if (!is_section(node, "host.shhh")) return;
+  for_each_known_entry(node, "host.shhh", {"enabled", "channels", "audit_file", "builtin_rules", "rules"},
+                       [&](const std::string &k, const YAML::Node &v) {
+    const std::string path = "host.shhh." + k;
+    if (k == "enabled") read_bool(v, path, shhh.enabled);
+    else if (k == "channels") parse_shhh_channels(v, shhh);
+    else if (k == "audit_file") read_string(v, path, shhh.audit_file);
+    else if (k == "builtin_rules") read_bool(v, path, shhh.builtin_rules);
+    else parse_shhh_rules(v, shhh.rules);
+  });
+  // The sentinel compiles the rules exactly as the running host will (a custom rule may not take a
+  // built-in rule's name either), so a file that parses runs.
+  std::string why;
+  if (!shhh.rules.empty() && !shhh::Sentinel::create(shhh_options(shhh), &why)) fail("host.shhh.rules", why);
+}
+
 void parse_host(const YAML::Node &node, HostConfig &host) {
   if (!is_section(node, "host")) return;
   for_each_known_entry(
       node, "host",
       {"log_level", "log_format", "plugin_dirs", "state_dir", "http", "shutdown_timeout_ms", "start_timeout_ms",
-       "swap_drain_timeout_ms", "worker_threads", "strict"},
+       "swap_drain_timeout_ms", "worker_threads", "strict", "shhh"},
       [&](const std::string &k, const YAML::Node &v) {
         const std::string path = "host." + k;
         if (k == "log_level") read_choice(v, path, kLogLevels, host.log_level);
@@ -403,6 +475,7 @@ void parse_host(const YAML::Node &node, HostConfig &host) {
         else if (k == "start_timeout_ms") read_uint(v, path, kMaxTimeoutMs, host.start_timeout_ms);
         else if (k == "swap_drain_timeout_ms") read_uint(v, path, kMaxTimeoutMs, host.swap_drain_timeout_ms);
         else if (k == "worker_threads") read_uint(v, path, kMaxWorkerThreads, host.worker_threads);
+        else if (k == "shhh") parse_shhh(v, host.shhh);
         else read_bool(v, path, host.strict);
       });
 }
@@ -489,6 +562,11 @@ void apply_env(Config &config, EnvLookup env) {
     if (std::string problem = check_choice(*v, kLogFormats); !problem.empty()) fail("CHORUS_LOG_FORMAT", problem);
     config.host.log_format = *v;
   }
+  if (auto v = get("CHORUS_SHHH_ENABLED")) {
+    std::optional<bool> on = plain_bool(*v);
+    if (!on) fail("CHORUS_SHHH_ENABLED", "expected true or false, got " + quote(*v));
+    config.host.shhh.enabled = *on;
+  }
   if (auto v = get("CHORUS_HEALTH_PORT")) {
     if (v->size() > 5 || (*v)[0] == '+' || !parse_uint(*v, 65535)) {
       fail("CHORUS_HEALTH_PORT", "expected a port number from 0 to 65535, got " + quote(*v));
@@ -529,6 +607,15 @@ std::string read_file(const std::string &path) {
 }
 
 }  // namespace
+
+shhh::Options shhh_options(const ShhhConfig &config) {
+  shhh::Options options;
+  options.use_builtin_rules = config.builtin_rules;
+  for (const auto &r : config.rules)
+    options.custom_rules.push_back(
+        shhh::Rule{r.name, r.pattern, shhh::parse_severity(r.severity).value_or(shhh::Severity::kHigh), r.tags});
+  return options;
+}
 
 const PluginEntry *Config::find_plugin(const std::string &id) const {
   for (const PluginEntry &p : plugins) {
@@ -615,6 +702,12 @@ host:
   swap_drain_timeout_ms: 60000
   worker_threads: 0        # 0 = hardware concurrency, at least 2
   strict: false            # true: any plugin failing to start aborts startup
+  shhh:                    # SHHH, the secrets sentinel (docs/shhh.md)
+    enabled: true          # CHORUS_SHHH_ENABLED; false: nothing is redacted
+    channels: { logs: true, pubsub: true, ucxi: true }
+    audit_file: ""         # "" = <state_dir>/shhh-audit.jsonl (sha256 of each secret, never the secret); "off"
+    builtin_rules: true
+    rules: []              # custom: - { name: internal.ticket, pattern: "TCK-[0-9]{8}", severity: medium, tags: [] }
 
 # Plugins by id. No plugin is enabled in this default, so a fresh agent opens no network port beyond
 # its loopback HTTP listener, and an entry for a plugin that is not installed would only produce

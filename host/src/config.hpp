@@ -11,6 +11,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "shhh/sentinel.hpp"
+
 namespace chorus::host {
 
 class ConfigError : public std::runtime_error {
@@ -29,6 +31,27 @@ struct PluginEntry {
   bool operator==(const PluginEntry &) const = default;
 };
 
+// host.shhh: SHHH, the secrets sentinel (docs/shhh.md).
+struct ShhhRuleConfig {
+  std::string name;
+  std::string pattern;             // RE2 syntax
+  std::string severity = "high";   // low|medium|high|critical
+  std::vector<std::string> tags;
+
+  bool operator==(const ShhhRuleConfig &) const = default;
+};
+
+struct ShhhConfig {
+  bool enabled = true;  // CHORUS_SHHH_ENABLED; false switches every channel off
+  bool logs = true, pubsub = true, ucxi = true;  // host.shhh.channels.*
+  // "" = <state_dir>/shhh-audit.jsonl; "off" = no audit file; a relative path is under state_dir.
+  std::string audit_file;
+  bool builtin_rules = true;
+  std::vector<ShhhRuleConfig> rules;  // custom rules, after the built-in ones
+
+  bool operator==(const ShhhConfig &) const = default;
+};
+
 struct HostConfig {
   std::string log_level = "info";  // trace|debug|info|warn|error
   std::string log_format = "text"; // text|json
@@ -40,6 +63,7 @@ struct HostConfig {
   uint64_t swap_drain_timeout_ms = 60000;
   uint32_t worker_threads = 0;     // 0 = hardware concurrency, at least 2
   bool strict = false;
+  ShhhConfig shhh;
 
   bool operator==(const HostConfig &) const = default;
 };
@@ -70,6 +94,9 @@ inline constexpr const char *kBuiltinConfigSource = "<built-in default>";
 // The system-wide config file looked for by locate_config().
 inline constexpr const char *kSystemConfigPath = "/etc/chorus/chorus.yaml";
 
+// The sentinel's options for a host.shhh section (validated by parse_config).
+shhh::Options shhh_options(const ShhhConfig &config);
+
 // Environment lookup, injectable for tests. Returns nullopt when unset.
 using EnvLookup = std::optional<std::string> (*)(const char *name);
 std::optional<std::string> process_env(const char *name);
@@ -77,7 +104,7 @@ std::optional<std::string> process_env(const char *name);
 // Parses YAML text. `source` is used in messages. Applies env overrides:
 //   CHORUS_AGENT_ID, CHORUS_ROLE, CHORUS_CLUSTER_ID -> agent.*; CHORUS_LOG_LEVEL -> host.log_level;
 //   ASSIGN_URL, TASK_SLOT, TASK_ID (the CHORUS deployment's names) -> agent.assignment_url, task_slot, task_id;
-//   CHORUS_LOG_FORMAT -> host.log_format; CHORUS_STATE_DIR is NOT applied here (see paths.hpp);
+//   CHORUS_LOG_FORMAT -> host.log_format; CHORUS_SHHH_ENABLED (true|false) -> host.shhh.enabled; CHORUS_STATE_DIR is NOT applied here (see paths.hpp);
 //   CHORUS_HEALTH_PORT replaces the port of host.http.listen.
 // Throws ConfigError (one line, key path first) on: YAML syntax errors (with line:column), unknown
 // keys, wrong types, duplicate keys, invalid plugin ids ([a-z0-9][a-z0-9._-]{0,63}), bad enum values,

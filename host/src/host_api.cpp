@@ -12,6 +12,7 @@
 #include "instance.hpp"
 #include "logging.hpp"
 #include "metrics.hpp"
+#include "redaction.hpp"
 #include "service_registry.hpp"
 
 namespace chorus::host {
@@ -278,6 +279,26 @@ chorus_status api_http_route_add(chorus_host_ctx *ctx, const char *method, const
   }
 }
 
+chorus_status api_redact(chorus_host_ctx *ctx, int32_t channel, int32_t format, const char *in, size_t len,
+                         chorus_buf *out, uint32_t *out_findings) noexcept {
+  if (out_findings) *out_findings = 0;
+  if (ctx == nullptr || out == nullptr || (in == nullptr && len != 0)) return CHORUS_E_INVALID_ARG;
+  if (channel < CHORUS_REDACT_CHANNEL_LOG || channel > CHORUS_REDACT_CHANNEL_UCXI) return CHORUS_E_INVALID_ARG;
+  if (format != CHORUS_REDACT_TEXT && format != CHORUS_REDACT_JSON) return CHORUS_E_INVALID_ARG;
+  try {
+    auto *owned = new OwnedBuf{redact_for(static_cast<shhh::Channel>(channel), format == CHORUS_REDACT_JSON,
+                                          std::string_view(in == nullptr ? "" : in, len),
+                                          ctx->instance->plugin_id, out_findings)};
+    out->data = owned->text.data();
+    out->len = owned->text.size();
+    out->owner = owned;
+    out->release = release_owned_buf;
+    return CHORUS_OK;
+  } catch (...) {
+    return CHORUS_E_NO_MEMORY;
+  }
+}
+
 const chorus_host_api kTable = [] {
   chorus_host_api t{};
   t.struct_size = sizeof(chorus_host_api);
@@ -303,6 +324,7 @@ const chorus_host_api kTable = [] {
   t.http_stream_write = HttpServer::stream_write;
   t.http_stream_end = HttpServer::stream_end;
   t.status_str = chorus_status_describe;
+  t.redact = api_redact;
   return t;
 }();
 

@@ -8,6 +8,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "redaction.hpp"
+
 namespace chorus::host {
 namespace {
 
@@ -28,6 +30,8 @@ spdlog::logger &logger() {
 
 constexpr std::string_view kNames[] = {"trace", "debug", "info", "warn", "error"};
 
+}  // namespace
+
 std::string utc_timestamp() {
   using namespace std::chrono;
   auto now = system_clock::now();
@@ -40,8 +44,6 @@ std::string utc_timestamp() {
   std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms));
   return buf;
 }
-
-}  // namespace
 
 std::optional<LogLevel> parse_log_level(std::string_view name) {
   for (int i = 0; i < 5; ++i)
@@ -60,8 +62,9 @@ void configure_logging(LogLevel level, std::string_view format) {
 void set_log_level(LogLevel level) { g_level = static_cast<int>(level); }
 LogLevel current_log_level() { return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed)); }
 
-void log(LogLevel level, std::string_view component, std::string_view message) {
-  if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
+namespace {
+
+void write_line(LogLevel level, std::string_view component, std::string_view message) {
   std::string line;
   if (g_json) {
     nlohmann::json j = {{"ts", utc_timestamp()},
@@ -81,6 +84,19 @@ void log(LogLevel level, std::string_view component, std::string_view message) {
                                                         spdlog::level::info, spdlog::level::warn,
                                                         spdlog::level::err};
   logger().log(kMap[static_cast<int>(level)], "{}", line);
+}
+
+}  // namespace
+
+void log(LogLevel level, std::string_view component, std::string_view message) {
+  if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
+  // Redacted before formatting, so the text and JSON formats carry the same redacted message.
+  write_line(level, component, redact_for(shhh::Channel::kLog, false, message, component));
+}
+
+void log_unredacted(LogLevel level, std::string_view component, std::string_view message) {
+  if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
+  write_line(level, component, message);
 }
 
 void log_flush() { logger().flush(); }

@@ -17,7 +17,14 @@ void configure_logging(LogLevel level, std::string_view format);
 void set_log_level(LogLevel level);
 LogLevel current_log_level();
 
+// Every line passes through SHHH (channel "log", source = component) before it is written.
 void log(LogLevel level, std::string_view component, std::string_view message);
+// Only for SHHH's own audit sink, which runs inside log() and must not recurse into it; its text
+// holds no secret (a path and an errno message).
+void log_unredacted(LogLevel level, std::string_view component, std::string_view message);
+
+// Now, as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z").
+std::string utc_timestamp();
 
 // The host's own lines (component "host"); host files bring these in with a using-declaration.
 namespace host_log {

@@ -15,6 +15,7 @@
 #include "eventlog/verify.hpp"
 #include "logging.hpp"
 #include "paths.hpp"
+#include "redaction.hpp"
 #include "runtime.hpp"
 
 using chorus::host::Config;
@@ -239,6 +240,14 @@ int main(int argc, char **argv) {
   // check and plugins print results on stdout; keep their stderr quiet unless something is wrong.
   if (args.command != "run" && level < chorus::host::LogLevel::kWarn) level = chorus::host::LogLevel::kWarn;
   chorus::host::configure_logging(level, config.host.log_format);
+  // SHHH before anything logs a line a plugin or a config value could have put a secret in; the
+  // runtime installs it again with its metrics. The rules were compiled once by parse_config.
+  std::string shhh_error;
+  if (!chorus::host::install_redaction(config.host.shhh, chorus::host::resolve_state_dir(config.host), nullptr,
+                                       &shhh_error)) {
+    std::cerr << "chorus-agent: " << shhh_error << "\n";
+    return chorus::host::kExitUsage;
+  }
 
   if (args.command == "check") return cmd_check(config, args.json);
   if (args.command == "plugins") return cmd_plugins(config, args.json);

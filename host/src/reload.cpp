@@ -5,6 +5,7 @@
 #include "assignment.hpp"
 #include "logging.hpp"
 #include "plugin_loader.hpp"
+#include "redaction.hpp"
 
 namespace chorus::host {
 namespace {
@@ -82,6 +83,13 @@ void Reloader::adopt_config(Config next) {
   if (next.host.http_listen != current.host.http_listen || next.host.worker_threads != current.host.worker_threads ||
       next.host.state_dir != current.host.state_dir || next.host.log_format != current.host.log_format)
     warn("host.http, host.worker_threads, host.state_dir and host.log_format apply only after a restart");
+  if (next.host.shhh != current.host.shhh) {
+    // parse_config compiled the rules already, so this fails only if memory runs out.
+    if (std::string why; !install_redaction(next.host.shhh, host_.state_dir, &host_.metrics, &why))
+      error("shhh: " + why + "; keeping the running rules");
+    else
+      info("shhh: configuration reloaded");
+  }
   std::lock_guard lk(host_.config_mu);
   Config previous = std::move(host_.config);
   host_.config = std::move(next);

@@ -21,6 +21,7 @@
 #include "logging.hpp"
 #include "paths.hpp"
 #include "plugin_set.hpp"
+#include "redaction.hpp"
 #include "reload.hpp"
 #include "service_registry.hpp"
 
@@ -122,6 +123,11 @@ int Runtime::Impl::run() {
     return kExitPluginFailed;
   }
   ::chmod(host.state_dir.c_str(), 0750);
+  // Before any plugin loads: every log line, and every host_api.redact call, goes through it.
+  if (std::string why; !install_redaction(config.host.shhh, host.state_dir, &host.metrics, &why)) {
+    error(why);
+    return kExitUsage;
+  }
   if (config.agent.id.empty()) {
     try {
       bool generated = false;
@@ -207,7 +213,12 @@ int Runtime::Impl::run() {
 Runtime::Runtime(Config config, std::string config_path)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(config_path))) {}
 
-Runtime::~Runtime() = default;
+Runtime::~Runtime() {
+  // The metrics registry goes with the runtime; lines logged afterwards stay redacted, uncounted.
+  std::string why;
+  if (!impl_->host.state_dir.empty())
+    install_redaction(impl_->host.config.host.shhh, impl_->host.state_dir, nullptr, &why);
+}
 
 CheckReport Runtime::check() {
   CheckReport report;

@@ -274,7 +274,7 @@ class Plugins(AgentTestCase):
         by_id = {p["id"]: p for p in json.loads(out)}
         mid = by_id["test.mid"]
         self.assertEqual(mid["version"], "1.0.0")
-        self.assertEqual(mid["abi"], "1.1")
+        self.assertEqual(mid["abi"], "1.2")
         self.assertEqual(mid["provides"], [{"service": "test.mid", "version": "1.2", "swappable": False}])
         self.assertEqual(mid["requires"], [{"service": "test.base", "range": "^1", "optional": False, "late": False}])
         self.assertTrue(mid["path"].endswith("/chorus-test.mid.so"))
@@ -284,7 +284,7 @@ class Plugins(AgentTestCase):
         path = self.ws.write("c.yaml", config_yaml(self.ws, {}))
         rc, out, _ = run_cli("plugins", "-c", path)
         self.assertEqual(rc, 0)
-        self.assertRegex(out, r"test\.mid 1\.0\.0 \(ABI 1\.1\)\n    provides: test\.mid 1\.2\n    requires: test\.base \^1\n")
+        self.assertRegex(out, r"test\.mid 1\.0\.0 \(ABI 1\.2\)\n    provides: test\.mid 1\.2\n    requires: test\.base \^1\n")
 
 
 if __name__ == "__main__":

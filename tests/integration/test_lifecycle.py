@@ -164,7 +164,7 @@ class Http(AgentTestCase):
         self.assertEqual(status, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
         self.assertRegex(text, r'chorus_plugin_up\{plugin="test.base",state="running"\} 1\n')
-        self.assertRegex(text, r'chorus_build_info\{version="\d+\.\d+\.\d+",abi="1\.1"\} 1\n')
+        self.assertRegex(text, r'chorus_build_info\{version="\d+\.\d+\.\d+",abi="1\.2"\} 1\n')
         self.assertRegex(text, r'chorus_http_requests_total\{route="/health/live",code="200"\} 1\n')
         self.assertIn("# TYPE chorus_http_request_duration_seconds histogram", text)
         for line in text.splitlines():

@@ -153,7 +153,7 @@ PIN_TYPE(chorus_http_request, remote, const char *);
 PIN_TYPE(chorus_http_request, remote_len, size_t);
 
 // ---- chorus_host_api ----
-PIN_STRUCT(chorus_host_api, 232, 8);
+PIN_STRUCT(chorus_host_api, 240, 8);
 PIN(chorus_host_api, struct_size, 0, 4);
 PIN(chorus_host_api, abi_major, 4, 2);
 PIN(chorus_host_api, abi_minor, 6, 2);
@@ -178,6 +178,7 @@ PIN(chorus_host_api, http_stream_write, 144, 8);
 PIN(chorus_host_api, http_stream_end, 152, 8);
 PIN(chorus_host_api, status_str, 160, 8);
 PIN(chorus_host_api, reserved, 168, 64);
+PIN(chorus_host_api, redact, 232, 8);  // ABI 1.2
 PIN_TYPE(chorus_host_api, struct_size, uint32_t);
 PIN_TYPE(chorus_host_api, abi_major, uint16_t);
 PIN_TYPE(chorus_host_api, abi_minor, uint16_t);
@@ -213,6 +214,8 @@ PIN_TYPE(chorus_host_api, http_stream_write, chorus_status (*)(chorus_http_excha
 PIN_TYPE(chorus_host_api, http_stream_end, chorus_status (*)(chorus_http_exchange *));
 PIN_TYPE(chorus_host_api, status_str, const char *(*)(chorus_status));
 PIN_TYPE(chorus_host_api, reserved, const void *[8]);
+PIN_TYPE(chorus_host_api, redact,
+         chorus_status (*)(chorus_host_ctx *, int32_t, int32_t, const char *, size_t, chorus_buf *, uint32_t *));
 
 // ---- chorus_plugin_vtable ----
 PIN_STRUCT(chorus_plugin_vtable, 72, 8);
@@ -770,7 +773,9 @@ PIN_TYPE(chorus_ucxi_v1, parse_address, chorus_status (*)(void *, const char *, 
 
 // ---- constants (all platforms) ----
 static_assert(CHORUS_ABI_MAJOR == 1);
-static_assert(CHORUS_ABI_MINOR == 1);
+static_assert(CHORUS_ABI_MINOR == 2);  // 1.1: vtable.reload; 1.2: host_api.redact
+static_assert(CHORUS_REDACT_CHANNEL_LOG == 0 && CHORUS_REDACT_CHANNEL_PUBSUB == 1 && CHORUS_REDACT_CHANNEL_UCXI == 2);
+static_assert(CHORUS_REDACT_TEXT == 0 && CHORUS_REDACT_JSON == 1);
 static_assert(CHORUS_OK == 0);
 static_assert(CHORUS_E_INVALID_ARG == -1);
 static_assert(CHORUS_E_NOT_FOUND == -2);
@@ -875,7 +880,8 @@ TEST(AbiLayout, ConstantsAndEntrySymbol) {
 
 TEST(AbiLayout, StructSizesOnThisPlatform) {
 #ifdef CHORUS_ABI_PINNED
-  EXPECT_EQ(sizeof(chorus_host_api), 232u);
+  EXPECT_EQ(sizeof(chorus_host_api), 240u);
+  EXPECT_EQ(offsetof(chorus_host_api, redact), 232u);  // a 1.0/1.1 host's table ends here
   EXPECT_EQ(sizeof(chorus_plugin_descriptor), 144u);
   EXPECT_EQ(offsetof(chorus_plugin_descriptor, vtable), 96u);
 #else

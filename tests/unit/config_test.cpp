@@ -269,12 +269,71 @@ TEST(ConfigErrors, UnknownKeys) {
   EXPECT_EQ(error_of("agent: { name: x }"), "agent.name: unknown key (expected one of: id, role, cluster_id, assignment_file, assignment_url)");
   EXPECT_EQ(error_of("host:\n  htp: {}\n"),
             "host.htp: unknown key (expected one of: log_level, log_format, plugin_dirs, state_dir, http, "
-            "shutdown_timeout_ms, start_timeout_ms, swap_drain_timeout_ms, worker_threads, strict)");
+            "shutdown_timeout_ms, start_timeout_ms, swap_drain_timeout_ms, worker_threads, strict, shhh)");
   EXPECT_EQ(error_of("host: { http: { port: 1 } }"), "host.http.port: unknown key (expected one of: listen)");
   EXPECT_EQ(error_of("plugins: { p2p: { enable: true } }"),
             "plugins.p2p.enable: unknown key (expected one of: enabled, critical, path, sha256, config)");
   // Inside a plugin's own config anything goes: the plugin's schema judges it.
   EXPECT_EQ(plugin_json("      whatever: 1\n"), R"({"whatever":1})");
+}
+
+TEST(ConfigShhh, DefaultsAndEveryKey) {
+  const ShhhConfig defaults = parse("{}").host.shhh;
+  EXPECT_TRUE(defaults.enabled && defaults.logs && defaults.pubsub && defaults.ucxi && defaults.builtin_rules);
+  EXPECT_EQ(defaults.audit_file, "");
+  EXPECT_TRUE(defaults.rules.empty());
+  const ShhhConfig c = parse(R"(host:
+  shhh:
+    enabled: true
+    channels: { logs: true, pubsub: false, ucxi: false }
+    audit_file: "off"
+    builtin_rules: false
+    rules:
+      - { name: internal.ticket, pattern: "TICKET-[0-9]{6}", severity: low, tags: [internal, ticket] }
+      - name: db-password
+        pattern: 'dbpass=(\S+)'
+)").host.shhh;
+  EXPECT_FALSE(c.pubsub);
+  EXPECT_FALSE(c.ucxi);
+  EXPECT_TRUE(c.logs);
+  EXPECT_EQ(c.audit_file, "off");
+  EXPECT_FALSE(c.builtin_rules);
+  ASSERT_EQ(c.rules.size(), 2u);
+  EXPECT_EQ(c.rules[0], (ShhhRuleConfig{"internal.ticket", "TICKET-[0-9]{6}", "low", {"internal", "ticket"}}));
+  EXPECT_EQ(c.rules[1].severity, "high");
+  EXPECT_EQ(c.rules[1].pattern, "dbpass=(\\S+)");
+  // CHORUS_SHHH_ENABLED overrides the file.
+  auto off = [](const char *name) -> std::optional<std::string> {
+    return std::string(name) == "CHORUS_SHHH_ENABLED" ? std::optional<std::string>("false") : std::nullopt;
+  };
+  EXPECT_FALSE(parse("{}", off).host.shhh.enabled);
+  auto bad = [](const char *name) -> std::optional<std::string> {
+    return std::string(name) == "CHORUS_SHHH_ENABLED" ? std::optional<std::string>("maybe") : std::nullopt;
+  };
+  EXPECT_EQ(error_of("{}", bad), "CHORUS_SHHH_ENABLED: expected true or false, got 'maybe'");
+}
+
+TEST(ConfigShhh, ErrorsNameTheKey) {
+  EXPECT_EQ(error_of("host: { shhh: { enable: true } }"),
+            "host.shhh.enable: unknown key (expected one of: enabled, channels, audit_file, builtin_rules, rules)");
+  EXPECT_EQ(error_of("host: { shhh: { channels: { log: true } } }"),
+            "host.shhh.channels.log: unknown key (expected one of: logs, pubsub, ucxi)");
+  EXPECT_EQ(error_of("host: { shhh: { rules: [ { name: a, pattern: x, severity: severe } ] } }"),
+            "host.shhh.rules[0].severity: expected one of low|medium|high|critical, got 'severe'");
+  EXPECT_EQ(error_of("host: { shhh: { rules: [ { name: A, pattern: x } ] } }"),
+            "host.shhh.rules[0].name: expected a rule name of 1 to 64 characters from [a-z0-9_.-], got 'A'");
+  EXPECT_EQ(error_of("host: { shhh: { rules: [ { name: a, pattern: x }, { name: a, pattern: y } ] } }"),
+            "host.shhh.rules[1].name: duplicate rule name 'a'");
+  EXPECT_EQ(error_of("host: { shhh: { rules: [ { name: a } ] } }"), "host.shhh.rules[0].pattern: expected an RE2 pattern, got ''");
+  EXPECT_EQ(error_of("host: { shhh: { rules: [ { name: a, pattern: x, colour: red } ] } }"),
+            "host.shhh.rules[0].colour: unknown key (expected one of: name, pattern, severity, tags)");
+  const std::string bad_pattern = error_of("host: { shhh: { rules: [ { name: broken, pattern: \"(unclosed\" } ] } }");
+  EXPECT_EQ(bad_pattern.rfind("host.shhh.rules: rule 'broken': ", 0), 0u) << bad_pattern;
+  EXPECT_EQ(error_of("host: { shhh: { rules: {} } }"), "host.shhh.rules: expected a list of rules, got a map");
+  EXPECT_EQ(error_of("host: { shhh: { rules: [ { name: bearer_token, pattern: x } ] } }"),
+            "host.shhh.rules: rule 'bearer_token': the name is already taken");
+  EXPECT_EQ(error_of("host: { shhh: { builtin_rules: false, rules: [ { name: bearer_token, pattern: x } ] } }"),
+            "<no error>");
 }
 
 TEST(ConfigErrors, WrongTypes) {

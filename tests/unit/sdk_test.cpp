@@ -1128,4 +1128,31 @@ TEST(SdkErrors, GuardStatusNamesAndCheck) {
   EXPECT_EQ(chorus::http_status_for(CHORUS_E_INTERNAL), 500);
 }
 
+// Host::redact: through the slot when the host has it; on a table that ends before the slot (a
+// 1.0/1.1 host), the input back unchanged - what a plugin with min_host_minor < 2 relies on.
+TEST(SdkRedact, UsesTheSlotAndDegradesWithoutIt) {
+  chorus::testing::FakeHost fake;
+  fake.add_redact_secret("s3cr3t-value");
+  chorus::Host full(fake.api(), fake.ctx());
+  EXPECT_TRUE(full.can_redact());
+  uint32_t n = 7;
+  EXPECT_EQ(full.redact(chorus::Channel::pubsub, "a s3cr3t-value b", false, &n), "a [REDACTED] b");
+  EXPECT_EQ(n, 1u);
+  EXPECT_EQ(fake.outstanding_bufs(), 0u);  // the SDK released the host's buffer
+  const chorus_host_api old = fake.truncated_api(offsetof(chorus_host_api, redact));
+  chorus::Host older(&old, fake.ctx());
+  EXPECT_FALSE(older.can_redact());
+  EXPECT_EQ(older.redact(chorus::Channel::ucxi, "a s3cr3t-value b", true, &n), "a s3cr3t-value b");
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(fake.redactions().size(), 1u);  // the truncated table never reached the slot
+  // Bad arguments at the C boundary.
+  chorus_buf buf{};
+  EXPECT_EQ(fake.api()->redact(fake.ctx(), 3, CHORUS_REDACT_TEXT, "x", 1, &buf, nullptr), CHORUS_E_INVALID_ARG);
+  EXPECT_EQ(fake.api()->redact(fake.ctx(), 0, 2, "x", 1, &buf, nullptr), CHORUS_E_INVALID_ARG);
+  // The real host publishes the slot, and says 1.2.
+  const chorus_host_api *real = chorus::host::host_api_table();
+  EXPECT_TRUE(CHORUS_HAS(chorus_host_api, real, redact));
+  EXPECT_EQ(real->abi_minor, 2);
+}
+
 }  // namespace

@@ -5,8 +5,8 @@
 // or store (docs/shhh.md). Rules are RE2 patterns, so matching is linear in the input whatever the
 // pattern or the text: untrusted and high-volume text meets no backtracking.
 //
-// Thread safety: a Sentinel is immutable after construction except for its counters and its audit
-// sink, which are safe to use from any thread. Reconfiguration builds a new Sentinel and swaps it in.
+// Thread safety: a Sentinel is immutable after construction (set_sink aside, which comes before use)
+// and safe to use from any thread. Reconfiguration builds a new Sentinel and swaps it in.
 #pragma once
 
 #include <cstdint>
@@ -84,7 +84,8 @@ class Sentinel {
   Result redact_text(std::string_view text, Channel channel, std::string_view source) const;
   // A JSON document: every string value (at any depth) is redacted as text, and the values of
   // sensitive keys are replaced whole. Keys are kept. Text that is not valid JSON is redacted as
-  // text. The output is compact JSON (or the redacted text).
+  // text. The output is compact JSON when something was redacted, and the input unchanged otherwise
+  // (nothing is reformatted or lost when there is nothing to hide).
   Result redact_json(std::string_view json, Channel channel, std::string_view source) const;
 
   // Fast check used before the full pass: false means no rule can match.
@@ -93,9 +94,10 @@ class Sentinel {
   void set_sink(FindingSink sink);  // before use; not thread-safe against redaction
   const std::vector<Rule>& rules() const;
 
+  struct Impl;  // opaque here (shhh/engine.hpp, for the engine's own files)
+
  private:
   Sentinel();
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

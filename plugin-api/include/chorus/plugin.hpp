@@ -204,6 +204,13 @@ enum class LogLevel : int32_t {
   error = CHORUS_LOG_ERROR,
 };
 
+// Where redacted bytes are going (Host::redact); the host's config switches each one on or off.
+enum class Channel : int32_t {
+  log = CHORUS_REDACT_CHANNEL_LOG,
+  pubsub = CHORUS_REDACT_CHANNEL_PUBSUB,
+  ucxi = CHORUS_REDACT_CHANNEL_UCXI,
+};
+
 enum class Health : int32_t {
   ok = CHORUS_HEALTH_OK,
   degraded = CHORUS_HEALTH_DEGRADED,
@@ -774,6 +781,30 @@ class Host {
         if (b->release != nullptr) b->release(b);
       }
     } release{&buf};
+    return std::string(detail::view(buf.data, buf.len));
+  }
+
+  // ---- SHHH (ABI 1.2): every secret in `text` replaced with "[REDACTED]", read as JSON (string
+  //      values redacted, keys kept; text that is not JSON is redacted as text) or as free text.
+  //      *findings, when given, gets the number of secrets replaced. Degrades: a host without the
+  //      slot (1.0, 1.1), or a call that fails, hands `text` back unchanged with *findings = 0, so a
+  //      plugin with min_host_minor < 2 runs everywhere and redacts where the host can. ----
+  bool can_redact() const noexcept { return CHORUS_HAS(chorus_host_api, api_, redact); }
+  std::string redact(Channel channel, std::string_view text, bool json, uint32_t *findings = nullptr) const {
+    if (findings != nullptr) *findings = 0;
+    if (!can_redact()) return std::string(text);
+    chorus_buf buf{};
+    uint32_t n = 0;
+    if (api_->redact(ctx_, static_cast<int32_t>(channel), json ? CHORUS_REDACT_JSON : CHORUS_REDACT_TEXT,
+                     text.data(), text.size(), &buf, &n) != CHORUS_OK)
+      return std::string(text);
+    struct Release {
+      chorus_buf *b;
+      ~Release() {
+        if (b->release != nullptr) b->release(b);
+      }
+    } release{&buf};
+    if (findings != nullptr) *findings = n;
     return std::string(detail::view(buf.data, buf.len));
   }
 

@@ -295,6 +295,17 @@ chorus_status Node::do_publish(const std::string &topic, Bytes data, Bytes *id, 
 }
 
 chorus_status Node::publish_raw(const std::string &topic, Bytes data, Bytes *id, chorus_error *err) {
+  // SHHH (docs/shhh.md): raw bytes are redacted as text before they are signed; a host without
+  // host_api.redact (ABI < 1.2) or with the pubsub channel off hands them back as they are.
+  if (!data.empty() && host_.can_redact()) {
+    std::string redacted = host_.redact(chorus::Channel::pubsub,
+                                        std::string_view(reinterpret_cast<const char *>(data.data()), data.size()), false);
+    data.assign(redacted.begin(), redacted.end());
+  }
+  return publish_bytes(topic, std::move(data), id, err);
+}
+
+chorus_status Node::publish_bytes(const std::string &topic, Bytes data, Bytes *id, chorus_error *err) {
   if (auto st = check_topic(topic, err); st != CHORUS_OK) return st;
   if (data.size() > s_.max_message_bytes)
     return fail(err, CHORUS_E_TOO_LARGE, "gossip: the message has " + std::to_string(data.size()) +
@@ -348,9 +359,20 @@ chorus_status Node::publish_envelope(const std::string &topic, const std::string
   e.from = agent_id_;
   e.timestamp = rfc3339_utc(std::chrono::system_clock::now());
   e.data = std::move(data);
+  if (host_.can_redact()) {
+    // SHHH: the data value as JSON (every string value, and sensitive keys whole), before signing.
+    uint32_t found = 0;
+    const std::string redacted = host_.redact(
+        chorus::Channel::pubsub, e.data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), true, &found);
+    if (found > 0) {
+      nlohmann::json parsed = nlohmann::json::parse(redacted, nullptr, false);
+      if (parsed.is_discarded()) return fail(err, CHORUS_E_INTERNAL, "gossip: the redacted data is not JSON; not published");
+      e.data = std::move(parsed);
+    }
+  }
   e.hop_count = hop_count;
   const std::string text = build_envelope(e);
-  return publish_raw(topic, Bytes(text.begin(), text.end()), id, err);
+  return publish_bytes(topic, Bytes(text.begin(), text.end()), id, err);
 }
 
 // ---- introspection ----

@@ -78,7 +78,7 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   chorus_status unsubscribe(uint64_t sub);
   chorus_status join(const std::string &topic, chorus_error *err);
   chorus_status leave(const std::string &topic, chorus_error *err);
-  // Publishes bytes as they are; the message id goes to *id when not null.
+  // Publishes bytes (redacted by SHHH as text first); the message id goes to *id when not null.
   chorus_status publish_raw(const std::string &topic, Bytes data, Bytes *id, chorus_error *err);
   // Builds a CHORUS envelope around data (type, our agent id, now, hop_count) and publishes it.
   chorus_status publish_envelope(const std::string &topic, const std::string &type, nlohmann::json data,
@@ -193,6 +193,8 @@ class Node : public std::enable_shared_from_this<Node>, private RouterIo {
   void report_health();
 
   chorus::Host &host_;
+  // publish_raw after redaction: the bytes as they are.
+  chorus_status publish_bytes(const std::string &topic, Bytes data, Bytes *id, chorus_error *err);
   const Settings s_;
   NodeMetrics m_;
   P2P p2p_;

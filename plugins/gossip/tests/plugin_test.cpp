@@ -347,6 +347,56 @@ TEST_F(GossipPluginTest, ServiceTableArgumentErrors) {
   EXPECT_EQ(ps_->publish_raw(self_, "t", big.data(), 3, nullptr, 0, nullptr, err.get()), CHORUS_E_UNAVAILABLE);
 }
 
+// SHHH: every local publish goes through host_api.redact (channel pubsub) before it is signed; the
+// FakeHost stands in for the sentinel with a literal secret.
+TEST_F(GossipPluginTest, PublishRedactsThroughTheHostBeforeSigning) {
+  const std::string secret = "sk-proj-NotARealKey0123456789abcdef";
+  host_.add_redact_secret(secret);
+  auto p = start();
+  chorus::ErrorBuffer err;
+  Inbox inbox;
+  uint64_t sub = 0;
+  ASSERT_EQ(ps_->subscribe(self_, "room", &Inbox::fn, &inbox, &sub, err.get()), CHORUS_OK);
+  const std::string data = R"({"note":"use )" + secret + R"( please","n":1})";
+  ASSERT_EQ(ps_->publish(self_, "room", "task_help_request", data.data(), data.size(), nullptr, 0, nullptr, err.get()),
+            CHORUS_OK)
+      << err.text();
+  const std::string raw = "raw " + secret;
+  ASSERT_EQ(ps_->publish_raw(self_, "room", reinterpret_cast<const uint8_t *>(raw.data()), raw.size(), nullptr, 0,
+                             nullptr, err.get()),
+            CHORUS_OK);
+  ASSERT_TRUE(inbox.wait(2));
+  auto env = parse_envelope(inbox.got[0].data, nullptr);
+  ASSERT_TRUE(env) << inbox.got[0].data;
+  EXPECT_EQ(env->data, nlohmann::json::parse(R"({"note":"use [REDACTED] please","n":1})"));
+  EXPECT_EQ(inbox.got[1].data, "raw [REDACTED]");
+  const auto calls = host_.redactions();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].channel, CHORUS_REDACT_CHANNEL_PUBSUB);
+  EXPECT_EQ(calls[0].format, CHORUS_REDACT_JSON);
+  EXPECT_EQ(calls[1].channel, CHORUS_REDACT_CHANNEL_PUBSUB);
+  EXPECT_EQ(calls[1].format, CHORUS_REDACT_TEXT);
+  EXPECT_EQ(host_.outstanding_bufs(), 0u);
+}
+
+// A host without the slot (ABI 1.0/1.1): the plugin still publishes, unredacted.
+TEST_F(GossipPluginTest, PublishDegradesOnAHostWithoutRedact) {
+  host_.add_redact_secret("sekrit");
+  host_.set_redact_available(false);
+  auto p = start();
+  chorus::ErrorBuffer err;
+  Inbox inbox;
+  uint64_t sub = 0;
+  ASSERT_EQ(ps_->subscribe(self_, "room", &Inbox::fn, &inbox, &sub, err.get()), CHORUS_OK);
+  const std::string raw = "raw sekrit";
+  ASSERT_EQ(ps_->publish_raw(self_, "room", reinterpret_cast<const uint8_t *>(raw.data()), raw.size(), nullptr, 0,
+                             nullptr, err.get()),
+            CHORUS_OK);
+  ASSERT_TRUE(inbox.wait(1));
+  EXPECT_EQ(inbox.got[0].data, raw);
+  EXPECT_TRUE(host_.redactions().empty());
+}
+
 TEST_F(GossipPluginTest, PublishBuildsTheEnvelopeAndDeliversLocally) {
   auto p = start();
   chorus::ErrorBuffer err;

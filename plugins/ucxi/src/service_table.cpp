@@ -1,10 +1,12 @@
 #include "service_table.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <utility>
 
 #include "decision.hpp"
+#include "http_routes.hpp"
 
 namespace chorus::ucxi {
 
@@ -72,8 +74,27 @@ Runtime::~Runtime() {
 
 void Runtime::stop() { store_->stop(); }
 
+namespace {
+
+// SHHH (docs/shhh.md): JSON media types are redacted as JSON, other text as text. Binary content,
+// and text that is not UTF-8 (the service table does not insist), are stored as they are.
+void redact_content(const chorus::Host &host, const std::string &content_type, std::vector<uint8_t> &content) {
+  if (content.empty() || !host.can_redact() || !is_text_content_type(content_type)) return;
+  const std::string_view text(reinterpret_cast<const char *>(content.data()), content.size());
+  if (!is_valid_utf8(text)) return;
+  std::string media(content_type.substr(0, content_type.find(';')));
+  std::transform(media.begin(), media.end(), media.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  while (!media.empty() && media.back() == ' ') media.pop_back();
+  const bool json = media == "application/json" || media.ends_with("+json");
+  std::string redacted = host.redact(chorus::Channel::ucxi, text, json);
+  content.assign(redacted.begin(), redacted.end());
+}
+
+}  // namespace
+
 void Runtime::put(const ucxl::Address &addr, std::string content_type, std::vector<uint8_t> content,
                   uint32_t timeout_ms, Done done) {
+  redact_content(host_, content_type, content);
   store_->put(addr, std::move(content_type), std::move(content), timeout(timeout_ms),
               [this, done = std::move(done)](Outcome o) {
                 follow_index_health();
@@ -119,6 +140,7 @@ void Runtime::publish_decision(const json &record, const ucxl::Address *expected
   }
   const std::string text = to_json(*decision).dump();
   std::vector<uint8_t> bytes(text.begin(), text.end());
+  redact_content(host_, "application/json", bytes);
   store_->put(addr, "application/json", std::move(bytes), timeout(timeout_ms),
               [this, d = std::move(*decision), done = std::move(done)](Outcome o) {
                 follow_index_health();

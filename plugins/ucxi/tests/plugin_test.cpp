@@ -764,6 +764,45 @@ TEST_F(UcxiPluginTest, PostPublishesAndAnnouncesADecision) {
   EXPECT_EQ(host_.metric_value("chorus_ucxi_decisions_published_total"), 2.0);
 }
 
+// SHHH: text and JSON content is redacted through host_api.redact (channel ucxi) before it is
+// stored; binary content is stored as it is. The FakeHost stands in for the sentinel.
+TEST_F(UcxiPluginTest, ContentWritesAreRedactedBinaryIsNot) {
+  const std::string secret = "ghp_NotARealToken0123456789abcdefABCD";
+  host_.add_redact_secret(secret);
+  start();
+  expect_ok(put(kAddr, "token " + secret), 201, "UCXL-201-CREATED");
+  json d = expect_ok(call("GET", std::string("/ucxi/v1/get?address=") + kAddrEnc), 200, "UCXL-200-SUCCESS");
+  EXPECT_EQ(d.value("content", ""), "token [REDACTED]");
+  expect_ok(put(kAddr, R"({"k":")" + secret + R"("})", "application/json; charset=utf-8"), 201, "UCXL-201-CREATED");
+  d = expect_ok(call("GET", std::string("/ucxi/v1/get?address=") + kAddrEnc), 200, "UCXL-200-SUCCESS");
+  EXPECT_EQ(d.value("content", ""), R"({"k":"[REDACTED]"})");
+  const std::string binary = "\x01" + secret;
+  expect_ok(put(kAddr, binary, "application/octet-stream"), 201, "UCXL-201-CREATED");
+  json record = decision("d-9");
+  record["summary"] = "rotate " + secret;
+  const auto json_ct = chorus::testing::FakeHost::Headers{{"Content-Type", "application/json"}};
+  expect_ok(call("POST", "/ucxi/v1/post", record.dump(), json_ct), 201, "UCXL-201-CREATED");
+  const json got = expect_ok(
+      call("GET", "/ucxi/v1/get?address=" + enc("ucxl://agent-a:architect@chorus:task-1/*^/decisions/d-9.json")), 200,
+      "UCXL-200-SUCCESS");
+  EXPECT_EQ(json::parse(got.value("content", "null")).value("summary", ""), "rotate [REDACTED]");
+  const auto calls = host_.redactions();
+  ASSERT_EQ(calls.size(), 3u);  // not the binary put
+  EXPECT_EQ(calls[0].channel, CHORUS_REDACT_CHANNEL_UCXI);
+  EXPECT_EQ(calls[0].format, CHORUS_REDACT_TEXT);
+  EXPECT_EQ(calls[1].format, CHORUS_REDACT_JSON);
+  EXPECT_EQ(calls[2].format, CHORUS_REDACT_JSON);
+}
+
+TEST_F(UcxiPluginTest, ContentIsStoredAsGivenOnAHostWithoutRedact) {
+  host_.add_redact_secret("sekrit");
+  host_.set_redact_available(false);
+  start();
+  expect_ok(put(kAddr, "token sekrit"), 201, "UCXL-201-CREATED");
+  const json d = expect_ok(call("GET", std::string("/ucxi/v1/get?address=") + kAddrEnc), 200, "UCXL-200-SUCCESS");
+  EXPECT_EQ(d.value("content", ""), "token sekrit");
+}
+
 TEST_F(UcxiPluginTest, PutsAreAnnouncedAndAnnouncementsHeardAreIndexed) {
   start();
   ASSERT_EQ(pubsub_.subscriptions(), 1u);

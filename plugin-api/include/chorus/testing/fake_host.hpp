@@ -254,6 +254,7 @@ class FakeHost {
     api_.http_stream_write = &FakeHost::c_http_stream_write;
     api_.http_stream_end = &FakeHost::c_http_stream_end;
     api_.status_str = &FakeHost::c_status_str;
+    api_.redact = &FakeHost::c_redact;
   }
   FakeHost(const FakeHost &) = delete;
   FakeHost &operator=(const FakeHost &) = delete;
@@ -281,6 +282,20 @@ class FakeHost {
   void set_http_enabled(bool on) { std::lock_guard lk(mu_); http_enabled_ = on; }
   Phase phase() const { std::lock_guard lk(mu_); return phase_; }
   void set_phase(Phase p) { std::lock_guard lk(mu_); phase_ = p; }
+
+  // ---- SHHH (host_api.redact) ----
+  // The fake stands in for the host's sentinel with literal secrets: each occurrence of one is
+  // replaced with "[REDACTED]", whatever the format (the real rules are tested in shhh_test). Every
+  // call is recorded. set_redact_available(false) removes the slot, like a 1.0 or 1.1 host.
+  struct Redaction {
+    int32_t channel;
+    int32_t format;
+    std::string input;
+    std::string output;
+  };
+  void add_redact_secret(std::string secret) { std::lock_guard lk(mu_); redact_secrets_.push_back(std::move(secret)); }
+  void set_redact_available(bool on) { api_.redact = on ? &FakeHost::c_redact : nullptr; }
+  std::vector<Redaction> redactions() const { std::lock_guard lk(mu_); return redactions_; }
 
   // ---- logs ----
   std::vector<LogEntry> logs() const { std::lock_guard lk(mu_); return logs_; }
@@ -979,6 +994,48 @@ class FakeHost {
   }
   static bool valid_status(int32_t s) { return s >= 200 && s <= 599; }
   static const char *c_status_str(chorus_status s) { return chorus_status_describe(s); }
+  static chorus_status c_redact(chorus_host_ctx *c, int32_t channel, int32_t format, const char *in, size_t len,
+                                chorus_buf *out, uint32_t *out_findings) {
+    FakeHost *h = self(c);
+    if (out_findings != nullptr) *out_findings = 0;
+    if (out == nullptr || (in == nullptr && len != 0)) return CHORUS_E_INVALID_ARG;
+    if (channel < CHORUS_REDACT_CHANNEL_LOG || channel > CHORUS_REDACT_CHANNEL_UCXI) return CHORUS_E_INVALID_ARG;
+    if (format != CHORUS_REDACT_TEXT && format != CHORUS_REDACT_JSON) return CHORUS_E_INVALID_ARG;
+    std::lock_guard lk(h->mu_);
+    std::string text(in == nullptr ? "" : in, len);
+    uint32_t found = 0;
+    for (const auto &secret : h->redact_secrets_) {
+      if (secret.empty()) continue;
+      for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 10)) {
+        text.replace(at, secret.size(), "[REDACTED]");
+        ++found;
+      }
+    }
+    h->redactions_.push_back({channel, format, std::string(in == nullptr ? "" : in, len), text});
+    if (out_findings != nullptr) *out_findings = found;
+    auto *s = new std::string(std::move(text));
+    ++h->outstanding_bufs_;
+    struct Owner {
+      FakeHost *host;
+      std::string *text;
+    };
+    out->data = s->data();
+    out->len = s->size();
+    out->owner = new Owner{h, s};
+    out->release = [](chorus_buf *b) {
+      auto *o = static_cast<Owner *>(b->owner);
+      {
+        std::lock_guard lk2(o->host->mu_);
+        --o->host->outstanding_bufs_;
+      }
+      delete o->text;
+      delete o;
+      b->data = nullptr;
+      b->len = 0;
+      b->owner = nullptr;
+    };
+    return CHORUS_OK;
+  }
 
   chorus_host_api api_{};
   mutable std::mutex mu_;
@@ -1004,6 +1061,8 @@ class FakeHost {
   std::deque<std::unique_ptr<Exchange>> exchanges_;  // kept until the FakeHost dies, so misuse is detectable
   std::vector<std::string> violations_;
   size_t outstanding_bufs_ = 0;
+  std::vector<std::string> redact_secrets_;
+  std::vector<Redaction> redactions_;
 };
 
 // The chorus_abi_info the fake presents to an entry point.
