@@ -8,6 +8,34 @@
 
 namespace chorus::gossip {
 
+namespace {
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). Raw
+// publications that are not text are binary, and rewriting bytes of those would corrupt them.
+bool is_utf8_text(const uint8_t *p, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    const uint8_t c = p[i];
+    if (c < 0x80) { ++i; continue; }
+    size_t len;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
+    else return false;
+    if (n - i < len) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += len;
+  }
+  return true;
+}
+}  // namespace
+
 chorus_status check_topic(std::string_view topic, chorus_error *err) {
   if (topic.empty()) return fail(err, CHORUS_E_INVALID_ARG, "gossip: the topic is empty");
   if (topic.size() > CHORUS_PUBSUB_TOPIC_MAX)
@@ -295,9 +323,10 @@ chorus_status Node::do_publish(const std::string &topic, Bytes data, Bytes *id, 
 }
 
 chorus_status Node::publish_raw(const std::string &topic, Bytes data, Bytes *id, chorus_error *err) {
-  // SHHH (docs/shhh.md): raw bytes are redacted as text before they are signed; a host without
-  // host_api.redact (ABI < 1.2) or with the pubsub channel off hands them back as they are.
-  if (!data.empty() && host_.can_redact()) {
+  // SHHH (docs/shhh.md): raw bytes that are UTF-8 text are redacted before they are signed; binary
+  // payloads go as they are. A host without host_api.redact (ABI < 1.2) or with the pubsub channel
+  // off hands text back unchanged.
+  if (!data.empty() && host_.can_redact() && is_utf8_text(data.data(), data.size())) {
     std::string redacted = host_.redact(chorus::Channel::pubsub,
                                         std::string_view(reinterpret_cast<const char *>(data.data()), data.size()), false);
     data.assign(redacted.begin(), redacted.end());

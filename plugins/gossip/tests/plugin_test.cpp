@@ -379,6 +379,23 @@ TEST_F(GossipPluginTest, PublishRedactsThroughTheHostBeforeSigning) {
   EXPECT_EQ(host_.outstanding_bufs(), 0u);
 }
 
+// A binary raw payload (not UTF-8) is never rewritten, even when it holds secret-shaped bytes.
+TEST_F(GossipPluginTest, BinaryRawPublicationsAreNotRedacted) {
+  host_.add_redact_secret("sekrit");
+  auto p = start();
+  chorus::ErrorBuffer err;
+  Inbox inbox;
+  uint64_t sub = 0;
+  ASSERT_EQ(ps_->subscribe(self_, "room", &Inbox::fn, &inbox, &sub, err.get()), CHORUS_OK);
+  const std::string raw("\xff\x00sekrit\xc0", 9);
+  ASSERT_EQ(ps_->publish_raw(self_, "room", reinterpret_cast<const uint8_t *>(raw.data()), raw.size(), nullptr, 0,
+                             nullptr, err.get()),
+            CHORUS_OK);
+  ASSERT_TRUE(inbox.wait(1));
+  EXPECT_EQ(inbox.got[0].data, raw);
+  EXPECT_TRUE(host_.redactions().empty());
+}
+
 // A host without the slot (ABI 1.0/1.1): the plugin still publishes, unredacted.
 TEST_F(GossipPluginTest, PublishDegradesOnAHostWithoutRedact) {
   host_.add_redact_secret("sekrit");
