@@ -675,8 +675,13 @@ Config load_config_file(const std::string &path, EnvLookup env) {
 }
 
 const std::string &default_config_yaml() {
-  // Keep identical to config/chorus.yaml (a unit test compares them).
-  static const std::string text = R"yaml(# chorus-agent configuration: the built-in default, also installed as share/chorus/chorus.yaml.
+  // The config of an agent with no file at all. It enables no plugin, so a bare host (and every test that
+  // leans on the default) opens no network port. config/chorus.yaml, the shipped config, has the same
+  // agent and host sections (a unit test compares them) and enables the core plugins.
+  static const std::string text = R"yaml(# chorus-agent configuration: the built-in default, used when there is no config file.
+# It enables no plugin. The shipped config (config/chorus.yaml, installed as share/chorus/chorus.yaml and,
+# by the Debian package, /etc/chorus/chorus.yaml) enables the core of an agent: p2p, mdns, gossip, dht,
+# election, ucxi and agent.
 #
 # Precedence: built-in defaults < this file < environment variables.
 # Every key is optional; a key that is left out, or left empty (`key:`), takes the default shown here.
@@ -709,8 +714,8 @@ host:
     builtin_rules: true
     rules: []              # custom: - { name: internal.ticket, pattern: "TCK-[0-9]{8}", severity: medium, tags: [] }
 
-# Plugins by id. No plugin is enabled in this default, so a fresh agent opens no network port beyond
-# its loopback HTTP listener, and an entry for a plugin that is not installed would only produce
+# Plugins by id. No plugin is enabled in this default, so an agent without a config file opens no
+# network port beyond its loopback HTTP listener, and an entry for a plugin that is not installed would only produce
 # errors. Uncomment an entry (keep the two-space indent) once its chorus-<id>.so is installed
 # (Debian: the chorus-plugin-<id> package). p2p + mdns join the LAN with no further configuration.
 # Per plugin: enabled (true), critical (false: a failure to start is a warning; true: fatal),
