@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The two commands of README.md:
-#   scripts/setup.sh run    install what is missing, build, run the agent with the default config
+#   scripts/setup.sh run    install what is missing, build, run an agent with the shipped config/chorus.yaml
 #   scripts/setup.sh test   install what is missing, build, run every test (also under ASan+UBSan)
 # Works on a fresh Debian 12 machine (as root, or with sudo). Environment knobs:
 #   CHORUS_BUILD_DIR (default build), CHORUS_JOBS (default 2), CHORUS_SKIP_SANITIZE=1, CHORUS_SKIP_FUZZ=1,
@@ -24,6 +24,9 @@ jobs=${CHORUS_JOBS:-2}
 packages=(build-essential cmake ninja-build pkg-config python3
   libboost-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsodium-dev libssl-dev libre2-dev
   libnats-dev libcurl4-openssl-dev libsqlite3-dev)
+if [ "$mode" = run ]; then
+  packages+=(curl age)  # the README's walkthrough (curl) and its UCXI role key (age-keygen, below)
+fi
 if [ "$mode" = test ]; then
   packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev nats-server
     iproute2 debhelper lintian debootstrap systemd curl
@@ -56,8 +59,41 @@ configure_and_build() {  # dir, extra cmake args...
 
 if [ "$mode" = run ]; then
   configure_and_build "$build" -DCHORUS_BUILD_TESTS=OFF -DCHORUS_BUILD_BENCH=OFF
-  echo "== starting chorus-agent (Ctrl-C stops it)"
-  exec "$build/bin/chorus-agent" run
+  # The shipped config enables the core (p2p on port 9000, mdns, gossip, dht, election, ucxi, agent), so
+  # this agent joins the LAN; the built-in default (no -c) would enable no plugin.
+  config=${CHORUS_CONFIG:-$root/config/chorus.yaml}
+  # The state dir the agent would pick itself (docs/configuration.md), named so the key below lands in it.
+  if [ -z "${CHORUS_STATE_DIR:-}" ]; then
+    if [ "$(id -u)" -eq 0 ]; then CHORUS_STATE_DIR=/var/lib/chorus; else CHORUS_STATE_DIR=${XDG_STATE_HOME:-$HOME/.local/state}/chorus; fi
+  fi
+  export CHORUS_STATE_DIR
+  # UCXI content is encrypted to a role; an agent holding no role key cannot store any. On first run, give
+  # this one the key of role "dev" (the README's walkthrough uses it). The dht reads its keys at start.
+  roles=$CHORUS_STATE_DIR/dht/roles
+  if ! compgen -G "$roles/*.key" >/dev/null; then
+    (umask 077 && mkdir -p "$roles" && age-keygen -o "$roles/dev.key" 2>/dev/null)
+    echo "== created a key for UCXI role 'dev': $roles/dev.key"
+  fi
+  http=127.0.0.1:${CHORUS_HEALTH_PORT:-8081}
+  echo "== starting chorus-agent -c $config (state: $CHORUS_STATE_DIR; Ctrl-C stops it)"
+  "$build/bin/chorus-agent" run -c "$config" &
+  agent=$!
+  trap 'kill -TERM "$agent" 2>/dev/null || true' INT TERM
+  for _ in $(seq 300); do  # up to 30 s for the critical plugins (p2p, gossip) to start
+    curl -fsS -o /dev/null "http://$http/health/ready" 2>/dev/null && break
+    kill -0 "$agent" 2>/dev/null || break
+    sleep 0.1
+  done
+  if peer_id=$(curl -fsS "http://$http/p2p/id" 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["peer_id"])'); then
+    echo "== chorus-agent is up: peer id $peer_id, HTTP on http://$http (try: curl http://$http/health)"
+  fi
+  # `wait` returns early (status > 128) when the trap runs; wait again until the agent has exited.
+  while :; do
+    rc=0
+    wait "$agent" || rc=$?
+    if [ "$rc" -le 128 ] || ! kill -0 "$agent" 2>/dev/null; then break; fi
+  done
+  exit "$rc"
 fi
 
 # Wall time per phase, printed at the end of the run whatever its outcome (the CI log records it).
