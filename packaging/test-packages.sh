@@ -260,18 +260,30 @@ for id in "${plugin_ids[@]}"; do
 done
 pass "user chorus, /var/lib/chorus 0750, conffile root:chorus 0640, '$agent_version', plugins: ${plugin_ids[*]}"
 
+# The packaged config enables the core of an agent (config/chorus.yaml).
+core=(p2p mdns gossip dht election ucxi agent)
+for id in "${core[@]}"; do
+  grep -Eq "^  $id: *\{ enabled: true" "$root/etc/chorus/chorus.yaml" ||
+    fail "/etc/chorus/chorus.yaml does not enable the core plugin $id"
+done
+# The chroot shares this machine's network: mdns would announce the test agent on the real LAN, so it
+# is turned off here (tests/integration/test_out_of_the_box.py runs the shipped config in namespaces).
+sed -i 's/^\(  mdns: *{ enabled: \)true/\1false/' "$root/etc/chorus/chorus.yaml"
+
 # Start the agent the way the unit does: its ExecStart line, as User=chorus, with the environment
-# systemd would give it (StateDirectory= sets STATE_DIRECTORY). A free port keeps this test off
-# the default 8081, which another agent on this machine may use.
+# systemd would give it (StateDirectory= sets STATE_DIRECTORY). Free ports keep this test off the
+# default 8081 and p2p's 9000, which another agent on this machine may use.
 unit=$root/lib/systemd/system/chorus-agent.service
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 exec_start_post=$(sed -n 's/^ExecStartPost=//p' "$unit")
 exec_reload=$(sed -n 's/^ExecReload=//p' "$unit")
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+p2p_port=$(free_port)
 log=$root/var/log/chorus-agent.log
 as_chorus=(chroot "$root" setpriv --reuid=chorus --regid=chorus --init-groups --no-new-privs
   /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin STATE_DIRECTORY=/var/lib/chorus
-  CHORUS_HEALTH_PORT="$port")
+  CHORUS_HEALTH_PORT="$port" CHORUS_P2P_PORT="$p2p_port")
 # shellcheck disable=SC2086  # the unit's command line is split into words as systemd does
 "${as_chorus[@]}" $exec_start >"$log" 2>&1 &
 agent=$!
@@ -281,7 +293,13 @@ echo "$agent" >"$root/run/chorus-agent.pid"
 ready=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health/ready")
 [ "$ready" = 200 ] || fail "/health/ready answered $ready"
 [ "$(in_root stat -c %U "/proc/$agent")" = chorus ] || fail "the agent does not run as chorus"
-pass "agent (pid $agent) runs as chorus with the packaged config; /health/ready 200 on port $port"
+health=$(curl -fsS "http://127.0.0.1:$port/health")
+for id in "${core[@]}"; do
+  [ "$id" = mdns ] && continue
+  python3 -c 'import json, sys; assert json.load(sys.stdin)["plugins"][sys.argv[1]]["state"] == "running"' "$id" \
+    <<<"$health" || fail "core plugin $id is not running: $health"
+done
+pass "agent (pid $agent) runs as chorus with the packaged config; /health/ready 200 on port $port; core running"
 
 # Wait for a log line that appears after byte offset $1 (events, not sleeps: tail follows the file).
 wait_log() {  # offset pattern seconds
