@@ -79,7 +79,7 @@ if [ "$mode" = run ]; then
   "$build/bin/chorus-agent" run -c "$config" &
   agent=$!
   trap 'kill -TERM "$agent" 2>/dev/null || true' INT TERM
-  for _ in $(seq 300); do  # up to 30 s for the critical plugins (p2p, gossip) to start
+  for _ in $(seq 300); do  # up to 30 s for the plugins to start
     curl -fsS -o /dev/null "http://$http/health/ready" 2>/dev/null && break
     kill -0 "$agent" 2>/dev/null || break
     sleep 0.1
