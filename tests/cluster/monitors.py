@@ -385,7 +385,7 @@ class StoreLoad:
                                         hashlib.sha256(content).hexdigest(), content.decode()))
             else:
                 self.ucxi_failed.append((a.name, status, str(env)[:200]))
-        key = f"/soak{self.tag}/k{self.n}"
+        key = f"/chorus/soak{self.tag}-k{self.n}"
         status, ans = http_json(a.url("/api/v1/dht/values?key=" + quote(key, safe="")), "PUT", raw=content, timeout=30,
                                 headers={"Content-Type": "application/octet-stream"})
         if status != 200:
