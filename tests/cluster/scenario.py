@@ -59,6 +59,7 @@ class Soak:
         self.probe = None
         self.resources = None
         self.loads = []
+        self.round = 0
 
     # -- bookkeeping
 
@@ -231,7 +232,8 @@ class Soak:
 
     def kill_follower(self):
         admin, _ = self.current_admin()
-        node = next(n for n in reversed(self.lab.nodes) if n.name != admin)
+        others = [n for n in reversed(self.lab.nodes) if n.name != admin]
+        node = others[self.round % len(others)]  # another one each round
         self.restart(node, "a follower")
 
     def current_admin(self):
@@ -268,7 +270,9 @@ class Soak:
         admin, term = self.current_admin()
         admin_node = next((n for n in nodes if n.name == admin), nodes[0])
         k = (len(nodes) - 1) // 2  # the minority: the admin and k-1 others
-        minority = [admin_node] + [n for n in nodes if n is not admin_node][:k - 1]
+        others = [n for n in nodes if n is not admin_node]
+        shift = self.round * (k - 1) % len(others)
+        minority = [admin_node] + (others[shift:] + others[:shift])[:k - 1]
         majority = [n for n in nodes if n not in minority]
         names_min, names_maj = {n.name for n in minority}, {n.name for n in majority}
         self.disturb()
@@ -536,6 +540,7 @@ class Soak:
             while True:
                 self.fault_round()
                 rounds += 1
+                self.round = rounds
                 if self.plan["rounds"] and rounds >= self.plan["rounds"]:
                     break
                 if time.monotonic() > end_by:
