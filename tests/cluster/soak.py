@@ -80,7 +80,9 @@ def main():
     try:
         ok = soak.run()
     finally:
-        soak.close()
+        soak.close()  # stops the agents (their exit status and output are one more invariant) and reports
+    ok = ok and all(v["held"] is not False for v in soak.invariants.values())
+    print(f"\ncluster soak: {'PASSED' if ok else 'FAILED'}", flush=True)
     return 0 if ok else 1
 
 
