@@ -339,11 +339,16 @@ class Soak:
 
     def replace_so(self):
         provider = self.lab.binding
+        # The other build of ai-ollama (version 1.0.1-test) on even rounds when there is one, else a copy.
+        v2 = os.environ.get("CHORUS_AI_PLUGIN_V2_DIR", "")
+        source = None
+        if provider == "ai-ollama" and v2 and self.round % 2 == 0:
+            source = os.path.join(v2, "chorus-ai-ollama.so")
         start = time.monotonic()
         lines = {}
         for n in self.lab.nodes:
             if n.alive():
-                lines[n.name] = self.lab.replace_provider_file(n, provider)
+                lines[n.name] = self.lab.replace_provider_file(n, provider, source)
         bad = {k: v for k, v in lines.items() if "hot-swapped" not in v}
         self.swaps.append([start, time.monotonic()])
         if bad:
@@ -355,7 +360,7 @@ class Soak:
 
     def fault_round(self):
         steps = (self.kill_follower, self.kill_admin, self.partition, self.nats_restart, self.ai_swap,
-                 self.replace_so, self.ai_swap)
+                 self.ai_swap, self.replace_so)
         for i, step in enumerate(steps):
             step()
             self.last_fault_end = time.monotonic()

@@ -55,6 +55,9 @@ def prerequisites(args):
         return f"chorus-agent not found ({agent_bin!r}; pass --build or set CHORUS_AGENT_BIN)"
     os.environ["CHORUS_AGENT_BIN"] = agent_bin
     os.environ["CHORUS_CLUSTER_PLUGIN_DIR"] = plugin_dir
+    v2 = os.path.join(args.build, "test-plugins-ai-v2") if args.build else ""
+    if not os.environ.get("CHORUS_AI_PLUGIN_V2_DIR") and v2 and os.path.exists(os.path.join(v2, "chorus-ai-ollama.so")):
+        os.environ["CHORUS_AI_PLUGIN_V2_DIR"] = v2  # the replaced .so is then another version
     os.environ.setdefault("NATS_SERVER_BIN", shutil.which("nats-server") or "/usr/sbin/nats-server")
     if not os.access(os.environ["NATS_SERVER_BIN"], os.X_OK):
         return "nats-server is not installed (Debian package nats-server)"
