@@ -574,7 +574,26 @@ class Soak:
             ok = False
         return ok
 
+    def dump_hung_agents(self):
+        """gdb backtraces of running agents whose /health does not answer (a hang), next to their logs."""
+        import shutil
+        import subprocess
+        if not shutil.which("gdb") or not self.lab:
+            return
+        for n in self.lab.nodes:
+            if n.agent and n.agent.proc.poll() is None and n.get("/health", timeout=5)[0] is None:
+                out = n.agent.log_path + ".gdb.txt"
+                with open(out, "w") as f:
+                    subprocess.run(["gdb", "-p", str(n.pid), "-batch", "-ex", "thread apply all bt"], stdout=f,
+                                   stderr=subprocess.STDOUT, timeout=120)
+                self.log(f"{n.name} does not answer /health: its threads' backtraces are in {out}")
+
     def close(self):
+        if any(v["held"] is False for v in self.invariants.values()):
+            try:
+                self.dump_hung_agents()
+            except Exception as e:  # noqa: BLE001 - a diagnosis only
+                self.log(f"could not take backtraces: {e!r}")
         for t in (getattr(self, "crash_watch", None), self.resources and self.resources.ticker):
             if t:
                 t.stop()
