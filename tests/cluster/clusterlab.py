@@ -167,6 +167,7 @@ class ClusterLab(netns_lab.NetnsLab):
         self.nats = None
         self.llms = {}
         self.nats_binary = nats_binary
+        self.agent_config = dict(AGENT)
         # Plugins left out (a development run against a partial build, --allow-missing-plugins).
         self.enabled = [p for p in PLUGINS if os.path.exists(os.path.join(plugin_dir, f"chorus-{p}.so"))]
 
@@ -224,7 +225,7 @@ class ClusterLab(netns_lab.NetnsLab):
                           "max_concurrency": 64},
             "reasoning": {},
             "ucxi": UCXI,
-            "agent": AGENT,
+            "agent": self.agent_config,
         }
         lines = ["agent:", f"  id: {json.dumps(node.agent_id)}", f"  role: {json.dumps(ROLE)}",
                  "host:", "  http:", f"    listen: {node.ip}:{HTTP_PORT}", f"  log_level: {self.log_level}",

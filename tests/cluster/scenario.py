@@ -92,6 +92,8 @@ class Soak:
         role_key, recipient = ucxitest.make_role_key()
         self.lab = ClusterLab(os.environ["CHORUS_CLUSTER_PLUGIN_DIR"], os.environ["NATS_SERVER_BIN"], role_key,
                               recipient)
+        if self.args.agent_status_log_ms is not None:
+            self.lab.agent_config["status_log_interval_ms"] = self.args.agent_status_log_ms
         self.lab.start_services(FakeServer, free_port(self.lab.bridge_ip))
         for f in self.lab.llms.values():
             f.delay = LLM_DELAY_S

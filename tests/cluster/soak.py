@@ -40,6 +40,8 @@ def parse_args():
     ap.add_argument("--minutes", type=float, default=None, help="override the duration of --long")
     ap.add_argument("--allow-missing-plugins", action="store_true",
                     help="development only: run without the plugins the build lacks (their checks are skipped)")
+    ap.add_argument("--agent-status-log-ms", type=int, default=None,
+                    help="the agent plugin's status_log_interval_ms (default 5000; 0 turns the status line off)")
     ap.add_argument("--results", default="", help="write the results as JSON here")
     ap.add_argument("--no-docs", action="store_true", help="--long: do not write docs/benchmarks.md")
     return ap.parse_args()
