@@ -258,6 +258,9 @@ void Runtime::apply(Settings settings, std::string role) {
 
 void Runtime::tick() {
   std::vector<Effect> fx;
+  bool log_status = false;
+  size_t agents = 0;
+  uint32_t tasks = 0;
   {
     std::lock_guard lk(mu_);
     if (stopped_) return;
@@ -270,14 +273,19 @@ void Runtime::tick() {
     }
     if (settings_.status_log_interval_ms != 0 && t.mono_ms >= next_status_log_) {
       next_status_log_ = t.mono_ms + settings_.status_log_interval_ms;
-      const size_t peers = io_.pubsub_peers ? io_.pubsub_peers() : 0;
-      if (io_.info)
-        io_.info("status: " + std::to_string(peers) + " pubsub peers, " + std::to_string(directory_.size()) +
-                 " agents in directory, " + std::to_string(coordinator_->current_tasks()) + "/" +
-                 std::to_string(settings_.max_tasks) + " tasks");
+      log_status = true;
+      agents = directory_.size();
+      tasks = coordinator_->current_tasks();
     }
     gauges_locked();
     fx.swap(effects_);
+  }
+  // Asked without mu_: topics_json waits for the gossip thread, which may be waiting for mu_ to
+  // deliver a coordination message (heard_coordination) - a deadlock the cluster soak hit.
+  if (log_status && io_.info) {
+    const size_t peers = io_.pubsub_peers ? io_.pubsub_peers() : 0;
+    io_.info("status: " + std::to_string(peers) + " pubsub peers, " + std::to_string(agents) +
+             " agents in directory, " + std::to_string(tasks) + "/" + std::to_string(settings_.max_tasks) + " tasks");
   }
   flush(std::move(fx));
 }
