@@ -261,6 +261,7 @@ void Runtime::tick() {
   bool log_status = false;
   size_t agents = 0;
   uint32_t tasks = 0;
+  uint32_t max_tasks = 0;
   {
     std::lock_guard lk(mu_);
     if (stopped_) return;
@@ -276,6 +277,7 @@ void Runtime::tick() {
       log_status = true;
       agents = directory_.size();
       tasks = coordinator_->current_tasks();
+      max_tasks = settings_.max_tasks;
     }
     gauges_locked();
     fx.swap(effects_);
@@ -285,7 +287,7 @@ void Runtime::tick() {
   if (log_status && io_.info) {
     const size_t peers = io_.pubsub_peers ? io_.pubsub_peers() : 0;
     io_.info("status: " + std::to_string(peers) + " pubsub peers, " + std::to_string(agents) +
-             " agents in directory, " + std::to_string(tasks) + "/" + std::to_string(settings_.max_tasks) + " tasks");
+             " agents in directory, " + std::to_string(tasks) + "/" + std::to_string(max_tasks) + " tasks");
   }
   flush(std::move(fx));
 }

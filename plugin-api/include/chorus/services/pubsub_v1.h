@@ -111,7 +111,8 @@ typedef struct chorus_pubsub_v1 {
   chorus_status (*remove_validator)(void *self, uint64_t id);
 
   /* [{"topic","subscribed","peers","mesh_peers"}] - what GET /api/v1/pubsub/topics answers. The caller
-   * releases *out with out->release(out). */
+   * releases *out with out->release(out). This and peers_json wait for the gossip thread: never call
+   * them while holding a lock that one of your message handlers or validators also takes. */
   chorus_status (*topics_json)(void *self, chorus_buf *out, chorus_error *err);
   /* [{"peer_id","protocol","score","topics":[...],"mesh":[...]}] for the gossip peers. */
   chorus_status (*peers_json)(void *self, chorus_buf *out, chorus_error *err);
