@@ -679,11 +679,9 @@ class FakeHost {
     std::lock_guard lk(h->mu_);
     return h->log_level_;
   }
-  static chorus_status c_host_info(chorus_host_ctx *c, chorus_buf *out) {
-    FakeHost *h = self(c);
-    if (out == nullptr) return CHORUS_E_INVALID_ARG;
-    std::lock_guard lk(h->mu_);
-    auto *s = new std::string(!h->host_info_.empty() ? h->host_info_ : default_host_info(h->plugin_id_));
+  // Hands text out as a chorus_buf whose release is counted (outstanding_bufs). Caller holds mu_.
+  static chorus_status give_tracked_buf(FakeHost *h, std::string text, chorus_buf *out) {
+    auto *s = new std::string(std::move(text));
     ++h->outstanding_bufs_;
     struct Owner {
       FakeHost *host;
@@ -705,6 +703,12 @@ class FakeHost {
       b->owner = nullptr;
     };
     return CHORUS_OK;
+  }
+  static chorus_status c_host_info(chorus_host_ctx *c, chorus_buf *out) {
+    FakeHost *h = self(c);
+    if (out == nullptr) return CHORUS_E_INVALID_ARG;
+    std::lock_guard lk(h->mu_);
+    return give_tracked_buf(h, !h->host_info_.empty() ? h->host_info_ : default_host_info(h->plugin_id_), out);
   }
   static std::string default_host_info(const std::string &plugin_id) {
     return R"({"agent_id":"fake-agent","role":"test","cluster_id":"fake-cluster","state_dir":"/tmp/chorus-fake-host",)"
@@ -1013,28 +1017,7 @@ class FakeHost {
     }
     h->redactions_.push_back({channel, format, std::string(in == nullptr ? "" : in, len), text});
     if (out_findings != nullptr) *out_findings = found;
-    auto *s = new std::string(std::move(text));
-    ++h->outstanding_bufs_;
-    struct Owner {
-      FakeHost *host;
-      std::string *text;
-    };
-    out->data = s->data();
-    out->len = s->size();
-    out->owner = new Owner{h, s};
-    out->release = [](chorus_buf *b) {
-      auto *o = static_cast<Owner *>(b->owner);
-      {
-        std::lock_guard lk2(o->host->mu_);
-        --o->host->outstanding_bufs_;
-      }
-      delete o->text;
-      delete o;
-      b->data = nullptr;
-      b->len = 0;
-      b->owner = nullptr;
-    };
-    return CHORUS_OK;
+    return give_tracked_buf(h, std::move(text), out);
   }
 
   chorus_host_api api_{};
