@@ -21,6 +21,7 @@ import threading
 import time
 from urllib.parse import quote
 
+from ai_harness import parse_sse  # plugins/reasoning/tests
 from clusterlab import ROLE, http_json
 
 CLK_TCK = 100
@@ -249,21 +250,6 @@ class PubsubProbe:
     def close(self):
         for s in self.streams:
             s.close()
-
-
-def parse_sse(text):
-    events = []
-    for block in text.split("\n\n"):
-        if not block.strip():
-            continue
-        ev, data = "message", []
-        for line in block.split("\n"):
-            if line.startswith("event:"):
-                ev = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].lstrip(" "))
-        events.append((ev, "\n".join(data)))
-    return events
 
 
 class AiLoad:

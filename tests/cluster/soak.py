@@ -22,7 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 for d in ("tests/integration", "tests/interop", "plugins/agent/tests", "plugins/election/tests",
-          "plugins/ucxi/tests", "libs/ai-common/tests/fakes", "tests/cluster"):
+          "plugins/ucxi/tests", "plugins/reasoning/tests", "libs/ai-common/tests/fakes", "tests/cluster"):
     sys.path.insert(0, os.path.join(ROOT, d))
 
 SKIP = 77
