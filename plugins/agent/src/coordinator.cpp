@@ -9,6 +9,15 @@ namespace {
 
 // Tasks kept in memory; beyond it the oldest finished ones are forgotten.
 constexpr size_t kMaxRemembered = 10000;
+// Distinct results (and acknowledged results) remembered per task: only competing owners make more
+// than one, so a peer inventing results cannot grow the maps.
+constexpr size_t kMaxResultsPerTask = 8;
+
+TaskResult as_result(const TaskComplete &c) {
+  TaskResult r;
+  static_cast<TaskComplete &>(r) = c;
+  return r;
+}
 
 bool covers(const std::vector<std::string> &have, const std::vector<std::string> &required) {
   return std::all_of(required.begin(), required.end(),
@@ -101,6 +110,7 @@ void Coordinator::new_attempt(Task &t, uint32_t attempt, Now now) {
   t.window_done = false;
   t.owner_heard = 0;
   t.unclaimed_since = 0;
+  t.assigned = false;
   t.view.updated = now.wall_ms;
 }
 
@@ -114,6 +124,9 @@ void Coordinator::heard(const Message &m, Now now) {
   else if (const auto *c = std::get_if<TaskClaim>(&m)) on_claim(*c, now);
   else if (const auto *p = std::get_if<TaskProgress>(&m)) on_progress(*p, now);
   else if (const auto *d = std::get_if<TaskComplete>(&m)) on_complete(*d, now);
+  else if (const auto *g = std::get_if<TaskAssign>(&m)) on_assign(*g, now);
+  else if (const auto *r = std::get_if<TaskResult>(&m)) on_result(*r, now);
+  else if (const auto *k = std::get_if<TaskAck>(&m)) on_ack(*k, now);
 }
 
 bool Coordinator::announce(TaskAnnouncement task, Now now) {
@@ -130,7 +143,11 @@ bool Coordinator::announce(TaskAnnouncement task, Now now) {
 
 void Coordinator::on_announcement(const TaskAnnouncement &a, Now now) {
   Task &t = record(a.task_id, now);
-  if (t.done() || a.attempt < t.view.attempt) return;  // finished tasks are never claimed again (rule 5)
+  if (t.done()) {  // finished tasks are never claimed again (rule 5); the announcer may not know
+    answer_finished(t, now);
+    return;
+  }
+  if (a.attempt < t.view.attempt) return;
   if (a.attempt > t.view.attempt) new_attempt(t, a.attempt, now);
   if (t.view.title.empty() || a.attempt > 1) {  // details may be missing when a claim came first
     t.view.title = a.title;
@@ -157,7 +174,11 @@ void Coordinator::on_announcement(const TaskAnnouncement &a, Now now) {
 
 void Coordinator::on_claim(const TaskClaim &c, Now now) {
   Task &t = record(c.task_id, now);
-  if (t.done() || c.attempt < t.view.attempt) return;
+  if (t.done()) {
+    answer_finished(t, now);
+    return;
+  }
+  if (c.attempt < t.view.attempt) return;
   if (c.attempt > t.view.attempt) new_attempt(t, c.attempt, now);
   t.claims[c.node_id] = c.agent_id;
   t.view.updated = now.wall_ms;
@@ -176,6 +197,24 @@ void Coordinator::close_window(Task &t, Now now) {
     return;
   }
   const std::string owner = *owner_of(t.view.task_id, t.view.attempt, candidates);
+  const Fencing f = fencing();
+  if (f.election) {
+    // Only the admin's word makes an owner: agents that heard different claims (late or lost ones)
+    // would each compute their own. Until it comes, the rank's choice is shown as the likely owner.
+    release_claim(t);
+    t.view.owner_node = owner;
+    t.view.owner_agent = t.claims[owner];
+    t.owner_heard = now.mono_ms;
+    t.view.status = TaskStatus::claimed;
+    t.view.updated = now.wall_ms;
+    if (f.admin) {
+      const TaskAssign a{t.view.task_id, t.view.attempt, config_.node_id, config_.agent_id, owner, t.claims[owner]};
+      if (out_.count) out_.count("assigned");
+      publish(a);
+      on_assign(a, now);
+    }
+    return;
+  }
   t.view.owner_node = owner;
   t.view.owner_agent = t.claims[owner];
   t.owner_heard = now.mono_ms;
@@ -186,6 +225,10 @@ void Coordinator::close_window(Task &t, Now now) {
     return;
   }
   release_claim(t);
+  begin_work(t, now);
+}
+
+void Coordinator::begin_work(Task &t, Now now) {
   t.working_here = true;
   working_.insert(t.view.task_id);
   t.view.status = TaskStatus::working;
@@ -202,7 +245,11 @@ void Coordinator::close_window(Task &t, Now now) {
 
 void Coordinator::on_progress(const TaskProgress &p, Now now) {
   Task &t = record(p.task_id, now);
-  if (t.done() || p.attempt < t.view.attempt) return;
+  if (t.done()) {
+    answer_finished(t, now);
+    return;
+  }
+  if (p.attempt < t.view.attempt) return;
   if (p.attempt > t.view.attempt) {
     new_attempt(t, p.attempt, now);
     t.window_done = true;  // somebody already owns this attempt; too late to claim it
@@ -210,6 +257,13 @@ void Coordinator::on_progress(const TaskProgress &p, Now now) {
   t.claims.emplace(p.node_id, p.agent_id);
   if (p.status == "started") t.started.insert(p.node_id);
   t.view.updated = now.wall_ms;
+  if (t.assigned) {  // the admin chose the owner: ranks settle nothing
+    if (p.node_id == t.view.owner_node) {
+      t.owner_heard = now.mono_ms;
+      t.view.status = TaskStatus::working;
+    }
+    return;
+  }
   const std::string &me = config_.node_id;
   if (t.working_here) {
     // Rule 3: two agents both think they own the attempt; the lower rank keeps it.
@@ -236,11 +290,22 @@ void Coordinator::on_progress(const TaskProgress &p, Now now) {
 void Coordinator::on_complete(const TaskComplete &c, Now now) {
   Task &t = record(c.task_id, now);
   if (t.done()) {
+    // The same outcome again (relayed, or heard after its acknowledgements) is not a second one.
+    if (t.outcome && t.outcome->attempt == c.attempt && t.outcome->node_id == c.node_id) return;
     if (out_.duplicate_completion) out_.duplicate_completion();
     return;
   }
+  finish(t, c, now);
+}
+
+void Coordinator::finish(Task &t, const TaskComplete &c, Now now) {
   stop_work(t);  // somebody else finished it
   release_claim(t);
+  t.outcome = c;
+  t.outcome->relayed_by.clear();
+  t.proposed.reset();
+  t.results.clear();
+  t.acks.clear();
   t.view.attempt = std::max(t.view.attempt, c.attempt);
   t.view.status = c.status == "failed" ? TaskStatus::failed : TaskStatus::completed;
   t.view.owner_node = c.node_id;
@@ -252,6 +317,94 @@ void Coordinator::on_complete(const TaskComplete &c, Now now) {
   t.window_end = 0;
   t.window_done = true;
   t.unclaimed_since = 0;
+}
+
+void Coordinator::on_assign(const TaskAssign &a, Now now) {
+  Task &t = record(a.task_id, now);
+  if (t.done()) {
+    answer_finished(t, now);
+    return;
+  }
+  if (a.attempt < t.view.attempt) return;
+  if (a.attempt > t.view.attempt) new_attempt(t, a.attempt, now);
+  // The first assignment of an attempt stands. A second one can only come from a deposed admin
+  // that has not noticed yet; the quorum on results settles what the two owners produce.
+  if (t.assigned) return;
+  t.assigned = true;
+  t.window_done = true;
+  t.window_end = 0;
+  t.unclaimed_since = 0;
+  release_claim(t);
+  t.claims.emplace(a.owner_node, a.owner_agent);
+  t.view.owner_node = a.owner_node;
+  t.view.owner_agent = a.owner_agent;
+  t.owner_heard = now.mono_ms;
+  t.view.status = TaskStatus::claimed;
+  t.view.updated = now.wall_ms;
+  if (a.owner_node == config_.node_id && !t.working_here) begin_work(t, now);
+}
+
+void Coordinator::on_result(const TaskResult &r, Now now) {
+  Task &t = record(r.task_id, now);
+  if (t.done()) {
+    answer_finished(t, now);
+    return;
+  }
+  const ResultKey key{r.attempt, r.node_id};
+  if (r.attempt == t.view.attempt && r.node_id == t.view.owner_node) t.owner_heard = now.mono_ms;
+  if (t.results.count(key) == 0) {
+    if (t.results.size() >= kMaxResultsPerTask) return;
+    TaskComplete c = r;
+    c.relayed_by.clear();
+    t.results.emplace(key, std::move(c));
+  }
+  if (!t.acked) t.acked = key;
+  if (*t.acked == key) {  // again for a resent result: the owner may have missed the first one
+    t.acks[key].insert(config_.node_id);
+    publish(TaskAck{r.task_id, r.attempt, config_.node_id, config_.agent_id, r.node_id});
+  }
+  maybe_commit(t, key, now);
+}
+
+void Coordinator::on_ack(const TaskAck &a, Now now) {
+  Task &t = record(a.task_id, now);
+  if (t.done()) return;
+  const ResultKey key{a.attempt, a.owner_node};
+  if (t.acks.count(key) == 0 && t.acks.size() >= kMaxResultsPerTask) return;
+  t.acks[key].insert(a.node_id);
+  maybe_commit(t, key, now);
+}
+
+// A result acknowledged by a quorum is the task's outcome, everywhere: whoever counts the quorum
+// knows it. The owner publishes task_complete as the record; the others need not hear it.
+void Coordinator::maybe_commit(Task &t, const ResultKey &key, Now now) {
+  const uint32_t quorum = fencing().quorum;
+  if (quorum == 0) return;  // results are committed by their owner's task_complete
+  auto acks = t.acks.find(key);
+  auto result = t.results.find(key);
+  if (acks == t.acks.end() || result == t.results.end() || acks->second.size() < quorum) return;
+  const TaskComplete c = result->second;
+  finish(t, c, now);
+  if (c.node_id != config_.node_id) return;
+  if (out_.count) out_.count(c.status == "completed" ? "completed" : "failed");
+  publish(c);
+  if (c.status != "completed" && out_.failed) out_.failed(c, c.summary);
+}
+
+// Somebody still works on, claims or offers a result for a finished task (it missed the outcome,
+// e.g. across a partition): the outcome's owner, or the admin for an owner that is gone, tells it
+// again, at most once per progress interval.
+void Coordinator::answer_finished(Task &t, Now now) {
+  if (!t.outcome || now.mono_ms < t.next_answer) return;
+  const Fencing f = fencing();
+  if (!f.election) return;
+  const bool mine = t.outcome->node_id == config_.node_id;
+  if (!mine && !f.admin) return;
+  t.next_answer = now.mono_ms + config_.progress_interval_ms;
+  TaskComplete c = *t.outcome;
+  if (!mine) c.relayed_by = config_.node_id;
+  if (out_.count) out_.count("retold");
+  publish(c);
 }
 
 void Coordinator::work_progress(const std::string &task_id, uint32_t attempt, int percent, const std::string &note,
@@ -272,8 +425,9 @@ void Coordinator::work_done(const std::string &task_id, uint32_t attempt, const 
   if (it == tasks_.end()) return;
   Task &t = it->second;
   if (!t.working_here || t.view.attempt != attempt || t.done()) return;  // cancelled, yielded or superseded
-  // Check again before completing: a lower-ranked owner of the same attempt wins (rule 3).
-  for (const std::string &node : t.started) {
+  // Check again before completing: a lower-ranked owner of the same attempt wins (rule 3). An owner
+  // the admin assigned does not yield to ranks.
+  for (const std::string &node : t.assigned ? std::set<std::string>{} : t.started) {
     if (node != config_.node_id && outranks(task_id, attempt, node, config_.node_id)) {
       t.working_here = false;
       working_.erase(task_id);
@@ -288,6 +442,15 @@ void Coordinator::work_done(const std::string &task_id, uint32_t attempt, const 
                  result.model.substr(0, kMaxItemLength), result.decision_address.substr(0, kMaxTextLength),
                  duration_ms};
   last_activity_ms_ = now.wall_ms;
+  if (fencing().quorum > 0) {  // offered for commit; resent until a quorum acknowledges one result
+    if (out_.count) out_.count("proposed");
+    t.proposed = c;
+    t.next_resend = now.mono_ms + config_.progress_interval_ms;
+    const TaskResult r = as_result(c);
+    publish(r);
+    on_result(r, now);
+    return;
+  }
   if (out_.count) out_.count(result.ok ? "completed" : "failed");
   publish(c);
   on_complete(c, now);
@@ -308,12 +471,16 @@ void Coordinator::tick(Now now) {
       t.next_heartbeat = now.mono_ms + config_.progress_interval_ms;
       publish(TaskProgress{t.view.task_id, t.view.attempt, config_.node_id, config_.agent_id, "working", t.percent, ""});
     }
+    if (t.proposed && now.mono_ms >= t.next_resend) {
+      t.next_resend = now.mono_ms + config_.progress_interval_ms;
+      publish(as_result(*t.proposed));
+    }
     maybe_reannounce(t, now);
   }
 }
 
 void Coordinator::maybe_reannounce(Task &t, Now now) {
-  if (t.done() || t.working_here || t.view.title.empty()) return;
+  if (t.done() || t.working_here || t.proposed || t.view.title.empty()) return;
   uint64_t base = 0;
   if (t.unclaimed_since != 0) base = t.unclaimed_since + config_.unclaimed_retry_ms;
   else if (!t.view.owner_node.empty() && t.owner_heard != 0) base = t.owner_heard + config_.owner_timeout_ms;

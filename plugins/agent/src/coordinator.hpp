@@ -39,6 +39,14 @@ struct Now {
   int64_t wall_ms = 0;   // unix ms: what goes on the wire and to the API
 };
 
+// How ownership and completion are fenced right now (README.md, "Ownership rule" and "Committing a
+// result").
+struct Fencing {
+  bool election = false;  // an election runs: an owner is made only by the admin's task_assign
+  bool admin = false;     // this agent is that admin now
+  uint32_t quorum = 0;    // acknowledgements a result needs before it is committed; 0 = committed at once
+};
+
 // What the coordinator asks of the world.
 struct Outbound {
   std::function<void(const Message &)> publish;            // on CHORUS/coordination/v1
@@ -48,6 +56,7 @@ struct Outbound {
   // Who re-announces: nullopt = not this agent (an admin is elected and it is not this one); else the
   // node ids whose rank order decides the delay (the directory's agents).
   std::function<std::optional<std::vector<std::string>>()> reannounce_peers;
+  std::function<Fencing()> fencing;                         // absent: no election, no quorum
   std::function<void(const std::string &event)> count;     // tasks_total{event}
   std::function<void()> duplicate_completion;
 };
@@ -96,6 +105,7 @@ class Coordinator {
   bool knows(const std::string &task_id) const { return tasks_.count(task_id) != 0; }
 
  private:
+  using ResultKey = std::pair<uint32_t, std::string>;  // (attempt, owner node)
   struct Task {
     TaskView view;
     uint64_t window_end = 0;  // mono; 0 = no window open for the current attempt
@@ -109,6 +119,16 @@ class Coordinator {
     uint64_t unclaimed_since = 0;               // mono; the window closed with no claim
     uint64_t work_started = 0;
     uint32_t percent = 0;
+    bool assigned = false;                      // the admin's task_assign for the current attempt was heard
+    // Commit with a quorum. Results and acknowledgements outlive attempts: an agent acknowledges the
+    // first result it hears for a task and no other, so two results can never both reach a quorum.
+    std::map<ResultKey, TaskComplete> results;
+    std::map<ResultKey, std::set<std::string>> acks;  // result -> acknowledging nodes
+    std::optional<ResultKey> acked;                 // the one result this agent acknowledged
+    std::optional<TaskComplete> proposed;           // this agent's own result, resent until committed
+    uint64_t next_resend = 0;
+    std::optional<TaskComplete> outcome;            // the committed outcome, once done
+    uint64_t next_answer = 0;                       // rate limit of re-telling the outcome
     bool done() const { return view.status == TaskStatus::completed || view.status == TaskStatus::failed; }
   };
 
@@ -121,6 +141,14 @@ class Coordinator {
   void on_claim(const TaskClaim &c, Now now);
   void on_progress(const TaskProgress &p, Now now);
   void on_complete(const TaskComplete &c, Now now);
+  void on_assign(const TaskAssign &a, Now now);
+  void on_result(const TaskResult &r, Now now);
+  void on_ack(const TaskAck &a, Now now);
+  void begin_work(Task &t, Now now);
+  void maybe_commit(Task &t, const ResultKey &key, Now now);
+  void finish(Task &t, const TaskComplete &c, Now now);
+  void answer_finished(Task &t, Now now);
+  Fencing fencing() const { return out_.fencing ? out_.fencing() : Fencing{}; }
   void close_window(Task &t, Now now);
   void maybe_reannounce(Task &t, Now now);
   static TaskView view_of(const Task &t);

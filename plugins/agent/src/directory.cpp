@@ -42,7 +42,7 @@ void Directory::heard(const Message &m, uint64_t now_mono, int64_t now_wall) {
         } else if constexpr (std::is_same_v<T, TaskAnnouncement>) {
           if (e.agent_id.empty()) e.agent_id = v.announced_by;
         } else {
-          if (e.agent_id.empty()) e.agent_id = v.agent_id;
+          if (e.agent_id.empty() && v.node_id == node) e.agent_id = v.agent_id;  // not from a relayed copy
         }
       },
       m);

@@ -190,6 +190,28 @@ TaskComplete read_complete(const Reader &r) {
   m.model = r.optional_text("model", kMaxItemLength);
   m.decision = r.optional_text("decision", kMaxTextLength);
   m.duration_ms = r.optional_unsigned("duration_ms", std::numeric_limits<int64_t>::max());
+  m.relayed_by = r.has("relayed_by") ? r.id("relayed_by") : std::string();
+  return m;
+}
+
+TaskAssign read_assign(const Reader &r) {
+  TaskAssign m;
+  m.task_id = r.task_id("task_id");
+  m.attempt = r.attempt("attempt");
+  m.node_id = r.id("node_id");
+  m.agent_id = r.id("agent_id");
+  m.owner_node = r.id("owner_node");
+  m.owner_agent = r.id("owner_agent");
+  return m;
+}
+
+TaskAck read_ack(const Reader &r) {
+  TaskAck m;
+  m.task_id = r.task_id("task_id");
+  m.attempt = r.attempt("attempt");
+  m.node_id = r.id("node_id");
+  m.agent_id = r.id("agent_id");
+  m.owner_node = r.id("owner_node");
   return m;
 }
 
@@ -256,9 +278,23 @@ json to_json(const TaskProgress &m) {
 }
 
 json to_json(const TaskComplete &m) {
-  return {{"task_id", m.task_id},   {"attempt", m.attempt}, {"node_id", m.node_id},   {"agent_id", m.agent_id},
-          {"status", m.status},     {"summary", m.summary}, {"model", m.model},       {"decision", m.decision},
-          {"duration_ms", m.duration_ms}};
+  json j = {{"task_id", m.task_id},   {"attempt", m.attempt}, {"node_id", m.node_id},   {"agent_id", m.agent_id},
+            {"status", m.status},     {"summary", m.summary}, {"model", m.model},       {"decision", m.decision},
+            {"duration_ms", m.duration_ms}};
+  if (!m.relayed_by.empty()) j["relayed_by"] = m.relayed_by;
+  return j;
+}
+
+json to_json(const TaskAssign &m) {
+  return {{"task_id", m.task_id},   {"attempt", m.attempt},       {"node_id", m.node_id},
+          {"agent_id", m.agent_id}, {"owner_node", m.owner_node}, {"owner_agent", m.owner_agent}};
+}
+
+json to_json(const TaskResult &m) { return to_json(static_cast<const TaskComplete &>(m)); }
+
+json to_json(const TaskAck &m) {
+  return {{"task_id", m.task_id}, {"attempt", m.attempt}, {"node_id", m.node_id}, {"agent_id", m.agent_id},
+          {"owner_node", m.owner_node}};
 }
 
 json to_json(const Message &m) {
@@ -266,16 +302,20 @@ json to_json(const Message &m) {
 }
 
 const char *type_of(const Message &m) {
-  static constexpr std::array<const char *, 7> kTypes = {kAvailabilityType, kCapabilityType, kRoleType,
-                                                         kAnnouncementType, kClaimType,      kProgressType,
-                                                         kCompleteType};
+  static constexpr std::array<const char *, 10> kTypes = {
+      kAvailabilityType, kCapabilityType, kRoleType,   kAnnouncementType, kClaimType,
+      kProgressType,     kCompleteType,   kAssignType, kResultType,       kAckType};
+  static_assert(kTypes.size() == std::variant_size_v<Message>);
   return kTypes[m.index()];
 }
 
 std::string node_of(const Message &m) {
   return std::visit(
       [](const auto &v) -> std::string {
-        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, TaskAnnouncement>) return {};
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, TaskAnnouncement>) return {};
+        else if constexpr (std::is_same_v<T, TaskComplete> || std::is_same_v<T, TaskResult>)
+          return v.relayed_by.empty() ? v.node_id : v.relayed_by;
         else return v.node_id;
       },
       m);
@@ -295,6 +335,9 @@ std::optional<Message> parse_message(std::string_view type, const json &data, Pa
     if (type == kClaimType) return read_claim(r);
     if (type == kProgressType) return read_progress(r);
     if (type == kCompleteType) return read_complete(r);
+    if (type == kAssignType) return read_assign(r);
+    if (type == kResultType) return TaskResult{read_complete(r)};
+    if (type == kAckType) return read_ack(r);
   } catch (const Bad &b) {
     fail(err, "bad_field", std::string(type) + "." + b.detail);
     return std::nullopt;

@@ -27,6 +27,9 @@ inline constexpr const char *kAnnouncementType = "task_announcement";
 inline constexpr const char *kClaimType = "task_claim";
 inline constexpr const char *kProgressType = "task_progress";
 inline constexpr const char *kCompleteType = "task_complete";
+inline constexpr const char *kAssignType = "task_assign";
+inline constexpr const char *kResultType = "task_result";
+inline constexpr const char *kAckType = "task_ack";
 inline constexpr const char *kHelpRequestType = "task_help_request";
 
 // Limits of what is accepted from the network (and from POST /api/v1/agent/tasks).
@@ -91,6 +94,8 @@ struct TaskProgress {
   std::string note;
 };
 
+// The outcome of one attempt. node_id/agent_id are the owner that did the work; relayed_by, when set,
+// is the node that published this copy on the owner's behalf (README.md, "Committing a result").
 struct TaskComplete {
   std::string task_id;
   uint32_t attempt = 1;
@@ -98,10 +103,33 @@ struct TaskComplete {
   std::string status;  // completed | failed
   std::string summary, model, decision;
   uint64_t duration_ms = 0;
+  std::string relayed_by;
+};
+
+// The admin's choice of the owner of (task, attempt), when an election runs. node_id/agent_id are the
+// admin that speaks; owner_node/owner_agent the agent that works.
+struct TaskAssign {
+  std::string task_id;
+  uint32_t attempt = 1;
+  std::string node_id, agent_id;
+  std::string owner_node, owner_agent;
+};
+
+// A finished attempt's outcome offered for commit: committed once a quorum of agents acknowledged it.
+// Same fields as task_complete.
+struct TaskResult : TaskComplete {};
+
+// One agent's acknowledgement of a result (the first result it heard for the task; it never
+// acknowledges another). node_id/agent_id are the acknowledging agent; owner_node names the result.
+struct TaskAck {
+  std::string task_id;
+  uint32_t attempt = 1;
+  std::string node_id, agent_id;
+  std::string owner_node;
 };
 
 using Message = std::variant<Availability, Capability, RoleAnnouncement, TaskAnnouncement, TaskClaim, TaskProgress,
-                             TaskComplete>;
+                             TaskComplete, TaskAssign, TaskResult, TaskAck>;
 
 struct ParseError {
   std::string reason;  // metric label: not_json | no_data | unknown_type | bad_field
@@ -115,9 +143,13 @@ json to_json(const TaskAnnouncement &m);
 json to_json(const TaskClaim &m);
 json to_json(const TaskProgress &m);
 json to_json(const TaskComplete &m);
+json to_json(const TaskAssign &m);
+json to_json(const TaskResult &m);
+json to_json(const TaskAck &m);
 json to_json(const Message &m);
 const char *type_of(const Message &m);
-// The node a message speaks for: its node_id ("" for task_announcement, which names agents only).
+// The node a message speaks for: its node_id ("" for task_announcement, which names agents only), or
+// relayed_by for a relayed task_complete / task_result.
 std::string node_of(const Message &m);
 
 // One message's data by its envelope type; nullopt (and *err) when the type is not an agent type or

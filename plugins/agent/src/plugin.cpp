@@ -118,6 +118,20 @@ class AgentPlugin final : public chorus::Plugin, public RuntimeSource {
       if (e.table()->is_admin(e.self(), &admin, err.get()) != CHORUS_OK) return false;  // never assume leadership
       return admin == 1;
     };
+    io.cluster_size = [&host = host_]() -> uint32_t {
+      auto e = host.try_acquire<chorus_election_v1>(CHORUS_ELECTION_SERVICE, "^1");
+      if (!e || e.table()->get_admin_json == nullptr) return 0;
+      chorus_buf buf{};
+      chorus::ErrorBuffer err;
+      uint32_t members = 0;
+      if (e.table()->get_admin_json(e.self(), &buf, err.get()) == CHORUS_OK) {
+        const json j = json::parse(std::string_view(buf.data, buf.len), nullptr, false);
+        if (j.is_object() && j.contains("cluster_size") && j["cluster_size"].is_number_unsigned())
+          members = static_cast<uint32_t>(std::min<uint64_t>(j["cluster_size"].get<uint64_t>(), 1024));
+        if (buf.release != nullptr) buf.release(&buf);
+      }
+      return members;
+    };
     io.pubsub_peers = [pubsub]() -> size_t {
       if (!pubsub->has<&chorus_pubsub_v1::topics_json>()) return 0;
       chorus_buf buf{};

@@ -110,6 +110,7 @@ Outbound Runtime::outbound() {
     nodes.push_back(self_.node_id);
     return nodes;
   };
+  out.fencing = [this] { return fencing(); };
   out.count = [this](const std::string &event) {
     if (metrics_.task_event) metrics_.task_event(event);
   };
@@ -370,6 +371,7 @@ json Runtime::info() const {
   if (io_.is_admin)
     if (auto a = io_.is_admin()) is_admin = *a;
   const size_t pubsub_peers = io_.pubsub_peers ? io_.pubsub_peers() : 0;
+  const Fencing fence = fencing();
   std::lock_guard lk(mu_);
   const uint32_t current = coordinator_->current_tasks();
   const int64_t last = coordinator_->last_activity_ms();
@@ -388,7 +390,22 @@ json Runtime::info() const {
           {"peers", pubsub_peers},
           {"agents_in_directory", directory_.size()},
           {"services", services},
-          {"is_admin", is_admin}};
+          {"is_admin", is_admin},
+          {"completion_quorum", fence.quorum},
+          {"assigned_by_admin", fence.election}};
+}
+
+// With an election, the admin assigns owners; with a configured membership, results also need a
+// majority of it (README.md, "Committing a result").
+Fencing Runtime::fencing() const {
+  Fencing f;
+  const std::optional<bool> admin = io_.is_admin ? io_.is_admin() : std::nullopt;
+  if (!admin) return f;
+  f.election = true;
+  f.admin = *admin;
+  const uint32_t members = io_.cluster_size ? io_.cluster_size() : 0;
+  f.quorum = members == 0 ? 0 : members / 2 + 1;
+  return f;
 }
 
 json Runtime::peers() const {

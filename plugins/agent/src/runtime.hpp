@@ -36,6 +36,7 @@ struct RuntimeIo {
   std::function<int64_t()> wall_ms;
   std::function<void(const std::string &)> info, warn, debug;
   std::function<std::optional<bool>()> is_admin;  // nullopt: no chorus.election bound
+  std::function<uint32_t()> cluster_size;         // the election's configured membership; 0: none
   std::function<size_t()> pubsub_peers;
   std::function<json()> services;                  // bound services beyond the worker's: {"election": bool}
 };
@@ -81,6 +82,7 @@ class Runtime : public std::enable_shared_from_this<Runtime> {
   uint64_t tick_interval_ms() const;
 
  private:
+  Fencing fencing() const;  // asks the election; call it without mu_ or with it, it takes no lock
   using Effect = std::function<void()>;
   Now now() const;
   void flush(std::vector<Effect> effects);

@@ -234,11 +234,17 @@ class CoordinationLog:
                     (seen_by is None or r["seen_by"] & set(seen_by))]
 
     def completions(self, seen_by=None):
-        """{task_id: [task_complete data with status completed, ...]}."""
-        out = {}
+        """{task_id: [task_complete data with status completed, one per distinct outcome]}.
+
+        An outcome is (task, attempt, owner node): the owner's task_complete and the copies told again
+        to agents that missed it (relayed_by, plugins/agent/README.md "Committing a result") are one."""
+        out, seen = {}, set()
         for r in self.messages("task_complete", seen_by):
-            if r["data"].get("status") == "completed":
-                out.setdefault(r["data"].get("task_id"), []).append(r["data"])
+            d = r["data"]
+            key = (d.get("task_id"), d.get("attempt"), d.get("node_id"))
+            if d.get("status") == "completed" and key not in seen:
+                seen.add(key)
+                out.setdefault(d.get("task_id"), []).append(d)
         return out
 
     def wait(self, pred, timeout, what):

@@ -38,6 +38,10 @@ class Sim {
   std::function<uint64_t(size_t from, size_t to, const Message &)> latency = [](size_t, size_t, const Message &) {
     return uint64_t{5};
   };
+  // Whether `from` can reach `to` now; a message is lost when the link is down at send or delivery.
+  std::function<bool(size_t from, size_t to)> link = [](size_t, size_t) { return true; };
+  // What agent i knows of the election and the quorum (default: neither runs).
+  std::function<Fencing(size_t i)> fencing;
 
   explicit Sim(SimOptions o = {}) : o_(o) {
     for (size_t i = 0; i < o_.agents; ++i) {
@@ -67,6 +71,7 @@ class Sim {
         for (const auto &n : nodes_) ids.push_back(n->node);
         return ids;
       };
+      out.fencing = [this, i] { return fencing ? fencing(i) : Fencing{}; };
       out.count = [this](const std::string &event) { ++events_[event]; };
       out.duplicate_completion = [this] { ++duplicates_; };
       nodes_[i]->c = std::make_unique<Coordinator>(cfg, out);
@@ -111,7 +116,7 @@ class Sim {
     }
     std::stable_sort(due.begin(), due.end(), [](const InFlight &a, const InFlight &b) { return a.at < b.at; });
     for (const InFlight &f : due)
-      if (nodes_[f.to]->alive) nodes_[f.to]->c->heard(f.m, at());
+      if (nodes_[f.to]->alive && link(f.from, f.to)) nodes_[f.to]->c->heard(f.m, at());
     for (size_t i = 0; i < nodes_.size(); ++i) {
       Node &n = *nodes_[i];
       if (!n.alive) continue;
@@ -137,6 +142,8 @@ class Sim {
 
   std::map<std::string, int> completions;               // task_complete messages per task
   std::map<std::string, std::set<std::string>> completers;
+  // Distinct completed outcomes (attempt, owner node) per task: a retold outcome is the same one.
+  std::map<std::string, std::set<std::pair<uint32_t, std::string>>> outcomes;
   std::map<std::string, int> &events() { return events_; }
   int duplicates() const { return duplicates_; }
   uint32_t max_concurrent() const { return max_seen_; }
@@ -156,7 +163,7 @@ class Sim {
   };
   struct InFlight {
     uint64_t at;
-    size_t to;
+    size_t from, to;
     Message m;
   };
   void send(size_t from, const Message &m) {
@@ -165,9 +172,10 @@ class Sim {
     if (const auto *c = std::get_if<TaskComplete>(&m)) {
       ++completions[c->task_id];
       completers[c->task_id].insert(c->agent_id);
+      if (c->status == "completed") outcomes[c->task_id].insert({c->attempt, c->node_id});
     }
     for (size_t to = 0; to < nodes_.size(); ++to)
-      if (to != from) flight_.push_back(InFlight{now_ + latency(from, to, m), to, m});
+      if (to != from && link(from, to)) flight_.push_back(InFlight{now_ + latency(from, to, m), from, to, m});
   }
 
   SimOptions o_;
@@ -306,6 +314,88 @@ TEST(Coordinator, NewerAttemptSupersedesWorkInProgress) {
   sim.agent(owner).heard(newer, sim.at());
   EXPECT_EQ(sim.agent(owner).current_tasks(), 0u) << "attempt 2 cancels the work on attempt 1";
   EXPECT_EQ(sim.agent(owner).task("long")->attempt, 2u);
+}
+
+// With an election the admin's task_assign makes the owner: claims that reach agents late (so that
+// they would compute different owners by rank) and lost `started` messages cannot make two owners.
+TEST(Coordinator, AdminAssignsOwnersSoLateClaimsNeverMakeTwoOwners) {
+  Sim sim;
+  std::mt19937 rng(21);
+  sim.fencing = [](size_t i) { return Fencing{true, i == 0, 0}; };
+  sim.latency = [&rng](size_t, size_t, const Message &m) -> uint64_t {
+    if (std::holds_alternative<TaskClaim>(m) && rng() % 3 == 0) return 150 + rng() % 100;
+    return 5 + rng() % 20;
+  };
+  sim.link = [&rng](size_t, size_t) { return rng() % 20 != 0; };  // 5 % of all messages are lost
+  for (int i = 0; i < 50; ++i) sim.announce(static_cast<size_t>(i % 5), task_name(i));
+  ASSERT_TRUE(sim.run_until(all_completed(sim, 50), 120000));
+  sim.run_until([] { return false; }, 2000);
+  // One outcome per task; the admin or owner may tell it again to agents that missed it (lost messages).
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(sim.outcomes[task_name(i)].size(), 1u) << task_name(i);
+  EXPECT_EQ(sim.duplicates(), 0);
+  EXPECT_EQ(sim.events()["yielded"], 0) << "an assigned owner never has a rival to yield to";
+  EXPECT_GE(sim.events()["assigned"], 50);
+}
+
+// A partition with the owners of some tasks on the minority side: their results cannot reach the
+// quorum there, the majority re-runs the tasks and commits them, and after the heal the minority
+// learns the majority's outcome. Every task has one outcome, known to every agent.
+TEST(Coordinator, PartitionedOwnersNeverCommitAndLearnTheMajorityOutcome) {
+  SimOptions o;
+  o.work_ms = 1000;
+  Sim sim(o);
+  const std::set<size_t> minority = {0, 1};
+  bool partitioned = false;
+  uint64_t partition_at = 0;
+  sim.link = [&](size_t a, size_t b) { return !partitioned || (minority.count(a) == minority.count(b)); };
+  sim.fencing = [&](size_t i) {
+    if (!partitioned) return Fencing{true, i == 0, 3};
+    // Agent 0 goes on believing it is the admin for a while (it has not noticed the lost quorum);
+    // the majority elects agent 2 after its timeout.
+    const uint64_t since = sim.now() - partition_at;
+    const bool admin = (i == 0 && since < 300) || (i == 2 && since >= 400);
+    return Fencing{true, admin, 3};
+  };
+  for (int i = 0; i < 20; ++i) sim.announce(static_cast<size_t>(i % 5), task_name(i));
+  // Partition once the minority works on something.
+  ASSERT_TRUE(sim.run_until([&] { return sim.agent(0).current_tasks() + sim.agent(1).current_tasks() >= 2; }, 5000));
+  std::vector<std::string> stranded;
+  for (size_t a : minority)
+    for (const TaskView &t : sim.agent(a).tasks())
+      if (t.status == TaskStatus::working && t.owner_node == "12D3KooWNode" + std::to_string(a))
+        stranded.push_back(t.task_id);
+  ASSERT_FALSE(stranded.empty());
+  partitioned = true;
+  partition_at = sim.now();
+  sim.run_until([] { return false; }, 4000);
+  EXPECT_GT(sim.events()["proposed"], 0);
+  for (const std::string &id : stranded) {
+    // The minority finished its work but could not commit it.
+    EXPECT_NE(sim.agent(0).task(id)->status, TaskStatus::completed) << id;
+  }
+  partitioned = false;  // heal
+  ASSERT_TRUE(sim.run_until(
+      [&] {
+        for (int i = 0; i < 20; ++i)
+          for (size_t a = 0; a < 5; ++a)
+            if (sim.agent(a).task(task_name(i))->status != TaskStatus::completed) return false;
+        return true;
+      },
+      60000));
+  sim.run_until([] { return false; }, 3000);
+  for (int i = 0; i < 20; ++i) {
+    const std::string id = task_name(i);
+    ASSERT_EQ(sim.outcomes[id].size(), 1u) << id << " has more than one outcome";
+    const auto [attempt, owner] = *sim.outcomes[id].begin();
+    for (size_t a = 0; a < 5; ++a) {
+      auto v = sim.agent(a).task(id);
+      EXPECT_EQ(v->attempt >= attempt, true) << id;
+      EXPECT_EQ(v->owner_node, owner) << id << " at agent " << a;
+    }
+  }
+  for (const std::string &id : stranded)
+    EXPECT_GE(sim.outcomes[id].begin()->first, 2u) << id << " was re-run by the majority";
+  EXPECT_EQ(sim.duplicates(), 0);
 }
 
 TEST(ClaimRule, RankIsSha256OfTaskAttemptAndNode) {

@@ -29,7 +29,14 @@ TEST(Messages, EveryTypeRoundTrips) {
   expect_round_trip(TaskClaim{"t-1", 2, "n1", "a1", 0, 3});
   expect_round_trip(TaskProgress{"t-1", 2, "n1", "a1", "started", 0, ""});
   expect_round_trip(TaskComplete{"t-1", 2, "n1", "a1", "failed", "why", "phi3", "ucxl://x", 12});
+  expect_round_trip(TaskComplete{"t-1", 2, "n1", "a1", "completed", "ok", "", "", 12, "n2"});
+  expect_round_trip(TaskAssign{"t-1", 2, "n0", "a0", "n1", "a1"});
+  TaskResult r;
+  static_cast<TaskComplete &>(r) = TaskComplete{"t-1", 2, "n1", "a1", "completed", "ok", "phi3", "", 40};
+  expect_round_trip(r);
+  expect_round_trip(TaskAck{"t-1", 2, "n3", "a3", "n1"});
 }
+
 
 std::string refused(std::string_view type, const json &data) {
   ParseError err;
@@ -77,6 +84,24 @@ TEST(Messages, MalformedDataIsRefusedWithTheField) {
   avail["status"] = "ready";
   avail["max_tasks"] = 1'000'000'000'000;
   EXPECT_NE(refused(kAvailabilityType, avail).find("max_tasks"), std::string::npos);
+}
+
+// The node a message speaks for is its author: a relayed outcome speaks for the relaying node,
+// which is what signed pubsub checks.
+TEST(Messages, RelayedOutcomesSpeakForTheRelay) {
+  TaskComplete c{"t-1", 1, "n1", "a1", "completed", "", "", "", 0};
+  EXPECT_EQ(node_of(c), "n1");
+  c.relayed_by = "n2";
+  EXPECT_EQ(node_of(c), "n2");
+  EXPECT_EQ(node_of(TaskAssign{"t-1", 1, "n0", "a0", "n1", "a1"}), "n0");
+  EXPECT_EQ(node_of(TaskAck{"t-1", 1, "n3", "a3", "n1"}), "n3");
+  EXPECT_NE(refused(kAckType, {{"task_id", "t-1"}, {"attempt", 1}, {"node_id", "n3"}, {"agent_id", "a3"}})
+                .find("owner_node"),
+            std::string::npos);
+  EXPECT_NE(refused(kResultType, {{"task_id", "t-1"}, {"attempt", 0}, {"node_id", "n1"}, {"agent_id", "a1"},
+                                  {"status", "completed"}})
+                .find("attempt"),
+            std::string::npos);
 }
 
 TEST(Messages, EnvelopesThatAreNotJsonOrLackDataAreRefused) {

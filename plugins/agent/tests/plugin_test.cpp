@@ -351,6 +351,11 @@ TEST_F(AgentPluginTest, ClaimsAnnouncedTaskAndCountsDuplicateCompletions) {
   // Peer A completes it first (it owned it): our work is never completed, and a repeat is a duplicate.
   TaskComplete c{"remote-1", 1, kPeerA, "agent-b", "completed", "done", "", "", 10};
   pubsub_.deliver(kCoordinationTopic, kCompleteType, to_json(c), kPeerA);
+  // The same outcome told again (a relay, or a retelling after a partition) is not a second one...
+  pubsub_.deliver(kCoordinationTopic, kCompleteType, to_json(c), kPeerA);
+  EXPECT_EQ(metric("chorus_agent_duplicate_completions_total"), 0);
+  // ...another outcome of the same task is.
+  c.attempt = 2;
   pubsub_.deliver(kCoordinationTopic, kCompleteType, to_json(c), kPeerA);
   EXPECT_EQ(metric("chorus_agent_duplicate_completions_total"), 1);
   advance_until([] { return false; }, 500ms);

@@ -486,7 +486,10 @@ void Node::report_health(const Now &t) {
 
 AdminView Node::admin_view() const {
   std::lock_guard lk(mu_);
-  return view_;
+  AdminView v = view_;
+  v.cluster_size = settings_.election.members.empty() ? settings_.election.cluster_size
+                                                      : static_cast<uint32_t>(settings_.election.members.size());
+  return v;
 }
 
 json Node::state_json() const {

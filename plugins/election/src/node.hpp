@@ -48,6 +48,7 @@ struct AdminView {
   bool is_self = false;
   uint64_t term = 0;
   uint64_t since_unix_ms = 0;
+  uint32_t cluster_size = 0;  // the configured membership size (0 = none): consumers that need a quorum
 };
 
 // RFC 3339 UTC with milliseconds ("2026-12-07T01:02:03.456Z"); "" for 0.

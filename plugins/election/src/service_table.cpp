@@ -49,7 +49,8 @@ std::string admin_json(const AdminView &v) {
                         {"is_self", v.is_self},
                         {"term", v.term},
                         {"since", rfc3339(v.since_unix_ms)},
-                        {"since_unix_ms", v.since_unix_ms}}
+                        {"since_unix_ms", v.since_unix_ms},
+                        {"cluster_size", v.cluster_size}}
       .dump();
 }
 
