@@ -365,6 +365,7 @@ TEST_F(ElectionPluginTest, ASingleAgentElectsItselfAndServesItsState) {
   EXPECT_GE(admin["term"].get<uint64_t>(), 1u);
   EXPECT_FALSE(admin["since"].get<std::string>().empty());
   EXPECT_GT(admin["since_unix_ms"].get<uint64_t>(), 0u);
+  EXPECT_EQ(admin["cluster_size"], 1) << "the configured membership, for consumers that need its majority";
 
   const auto r = host_.http("GET", "/api/v1/election");
   ASSERT_EQ(r.status, 200) << r.body;
