@@ -410,6 +410,21 @@ class Soak(Checks):
             ok = False
         return ok
 
+    def save_coordination(self):
+        """Every task message heard, in arrival order, for a post-mortem of a task verdict."""
+        import harness
+        path = os.path.join(harness.LOG_DIR, f"cluster-coordination-{os.getpid()}.jsonl")
+        try:
+            os.makedirs(harness.LOG_DIR, exist_ok=True)
+            with open(path, "w") as f:
+                for r in self.coord.messages():
+                    if str(r.get("type", "")).startswith("task_"):
+                        f.write(json.dumps({"t": round(r.get("t", 0), 3), "type": r["type"], "from": r["from"], "data": r["data"],
+                                            "seen_by": sorted(r["seen_by"])}) + "\n")
+            self.log(f"task messages saved to {path}")
+        except OSError as e:
+            self.log(f"could not save the task messages: {e!r}")
+
     def dump_hung_agents(self):
         """gdb backtraces of running agents whose /health does not answer (a hang), next to their logs."""
         import shutil
@@ -437,6 +452,7 @@ class Soak(Checks):
             self.checker.stop()
         if self.coord:
             self.coord.close()
+            self.save_coordination()
         if self.probe:
             self.probe.close()
         if self.lab:

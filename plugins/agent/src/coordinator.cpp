@@ -384,6 +384,9 @@ void Coordinator::maybe_commit(Task &t, const ResultKey &key, Now now) {
   auto result = t.results.find(key);
   if (acks == t.acks.end() || result == t.results.end() || acks->second.size() < quorum) return;
   const TaskComplete c = result->second;
+  if (out_.note && c.node_id == config_.node_id)
+    out_.note("agent: task " + c.task_id + " committed: attempt " + std::to_string(c.attempt) + " of " + c.node_id +
+              ", " + std::to_string(acks->second.size()) + " acknowledgements (quorum " + std::to_string(quorum) + ")");
   finish(t, c, now);
   if (c.node_id != config_.node_id) return;
   if (out_.count) out_.count(c.status == "completed" ? "completed" : "failed");
@@ -452,6 +455,7 @@ void Coordinator::work_done(const std::string &task_id, uint32_t attempt, const 
     return;
   }
   if (out_.count) out_.count(result.ok ? "completed" : "failed");
+  if (out_.note) out_.note("agent: task " + task_id + " attempt " + std::to_string(attempt) + " completed (no quorum)");
   publish(c);
   on_complete(c, now);
   if (!result.ok && out_.failed) out_.failed(c, result.error);

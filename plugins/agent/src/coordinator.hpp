@@ -58,6 +58,7 @@ struct Outbound {
   std::function<std::optional<std::vector<std::string>>()> reannounce_peers;
   std::function<Fencing()> fencing;                         // absent: no election, no quorum
   std::function<void(const std::string &event)> count;     // tasks_total{event}
+  std::function<void(const std::string &line)> note;       // an info log line
   std::function<void()> duplicate_completion;
 };
 

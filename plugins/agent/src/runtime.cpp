@@ -111,6 +111,9 @@ Outbound Runtime::outbound() {
     return nodes;
   };
   out.fencing = [this] { return fencing(); };
+  out.note = [this](const std::string &line) {
+    if (io_.info) io_.info(line);
+  };
   out.count = [this](const std::string &event) {
     if (metrics_.task_event) metrics_.task_event(event);
   };

@@ -221,7 +221,8 @@ class CoordinationLog:
             rec = self.records.get(mid)
             if rec is None:
                 rec = {"message_id": mid, "from": ev.get("from"), "type": env.get("type"),
-                       "data": env.get("data") if isinstance(env.get("data"), dict) else {}, "seen_by": set()}
+                       "data": env.get("data") if isinstance(env.get("data"), dict) else {}, "seen_by": set(),
+                       "t": time.time()}
                 self.records[mid] = rec
                 self.order.append(rec)
             rec["seen_by"].add(name)

@@ -155,6 +155,12 @@ chorus_status fake_is_admin(void *, int32_t *out, chorus_error *) {
   return CHORUS_OK;
 }
 
+// Its get_admin_json names a membership of 3, so a result needs 2 acknowledgements to commit.
+chorus_status fake_admin_json(void *, chorus_buf *out, chorus_error *) {
+  static const std::string kJson = R"({"admin_id":"","is_self":false,"term":4,"cluster_size":3})";
+  return chorus::give_buf(kJson, out);
+}
+
 constexpr const char *kFastConfig = R"({"claim_window_ms": 100, "progress_interval_ms": 50, "owner_timeout_ms": 400,
   "unclaimed_retry_ms": 300, "availability_interval_ms": 1000, "status_log_interval_ms": 1000,
   "directory_ttl_ms": 2000, "simulated_work_ms": 200, "capabilities": ["general", "reasoning"], "max_tasks": 2})";
@@ -451,6 +457,46 @@ TEST_F(AgentPluginTest, OnlyTheElectedAdminReannounces) {
   EXPECT_EQ(again["origin"], "agent-b");
   EXPECT_EQ(again["announced_by"], "agent-a");
   EXPECT_EQ(metric("chorus_agent_tasks_total", {"reannounced"}), 1);
+  stop();
+  host_.withdraw(CHORUS_ELECTION_SERVICE);
+}
+
+// With an election of 3 members: only the admin's task_assign starts work, the outcome goes out as
+// task_result, and task_complete follows only once a second agent acknowledged it.
+TEST_F(AgentPluginTest, WithAMembershipTheAdminAssignsAndAMajorityCommits) {
+  chorus_election_v1 election{};
+  election.struct_size = sizeof election;
+  election.is_admin = &fake_is_admin;
+  election.get_admin_json = &fake_admin_json;
+  g_admin = 0;
+  host_.provide(CHORUS_ELECTION_SERVICE, 1, 0, &election, nullptr, "election");
+  start();
+  EXPECT_EQ(body(call("GET", "/api/v1/agent"))["completion_quorum"], 2);
+  TaskAnnouncement t{"fenced-1", 1, "review", "", {}, "chorus", "agent-b", "agent-b", 1700000000000};
+  pubsub_.deliver(kCoordinationTopic, kAnnouncementType, to_json(t), kPeerA);
+  ASSERT_EQ(pubsub_.find(kClaimType).size(), 1u);
+  // The claim window closes with this agent the only claimant, but it is not the admin: no work yet.
+  advance_until([] { return false; }, 300ms);
+  EXPECT_TRUE(pubsub_.find(kProgressType).empty()) << "work started without the admin's assignment";
+  EXPECT_EQ(body(call("GET", "/api/v1/agent/tasks/fenced-1"))["status"], "claimed");
+  pubsub_.deliver(kCoordinationTopic, kAssignType, to_json(TaskAssign{"fenced-1", 1, kPeerA, "agent-b", kSelf, "agent-a"}),
+                  kPeerA);
+  ASSERT_TRUE(advance_until([&] { return !pubsub_.find(kResultType).empty(); }, 2000ms));
+  EXPECT_EQ(pubsub_.find(kResultType)[0].data["node_id"], kSelf);
+  ASSERT_FALSE(pubsub_.find(kAckType).empty()) << "the owner acknowledges its own result";
+  advance_until([] { return false; }, 200ms);
+  EXPECT_TRUE(pubsub_.find(kCompleteType).empty()) << "committed with 1 acknowledgement of the 2 needed";
+  EXPECT_GE(pubsub_.find(kResultType).size(), 2u) << "the result is resent until committed";
+  pubsub_.deliver(kCoordinationTopic, kAckType, to_json(TaskAck{"fenced-1", 1, kPeerA, "agent-b", kSelf}), kPeerA);
+  auto done = pubsub_.find(kCompleteType);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].data["node_id"], kSelf);
+  EXPECT_EQ(body(call("GET", "/api/v1/agent/tasks/fenced-1"))["status"], "completed");
+  // A late claim for it is answered with the outcome, by its owner.
+  pubsub_.clear();
+  pubsub_.deliver(kCoordinationTopic, kClaimType, to_json(TaskClaim{"fenced-1", 2, kPeerA, "agent-b", 0, 3}), kPeerA);
+  ASSERT_EQ(pubsub_.find(kCompleteType).size(), 1u);
+  EXPECT_EQ(metric("chorus_agent_duplicate_completions_total"), 0);
   stop();
   host_.withdraw(CHORUS_ELECTION_SERVICE);
 }
