@@ -453,9 +453,15 @@ void Node::peer_identified(const PeerId &id, const std::string &identify_json) {
       if (a.is_string()) addrs.push_back(a.get<std::string>());
   if (!addrs.empty()) remember_addrs(id, addrs);
   if (!kad) {
+    // It stopped serving, never did, or restarted and identified before its kad handler was up (the
+    // p2p host sends no identify push when that handler appears). A peer we had in the table is
+    // asked again later (rechecks), so the last case does not lose it for good.
     kad_peers_.erase(id);
-    recheck_->forget(id);
-    if (table_->remove(id)) m_.evictions.inc("not_kad");  // it stopped serving (or never did)
+    if (table_->remove(id)) {
+      m_.evictions.inc("not_kad");
+      recheck_->lost(id, now_ms());
+      arm_recheck();
+    }
     update_gauges();
     return;
   }
