@@ -103,11 +103,14 @@ void register_routes(chorus::Host &host, NodeSource &source) {
     const std::string k = *key;
     const chorus_status st = n->put_value(
         Bytes(k.begin(), k.end()), Bytes(body.begin(), body.end()), 0,
-        [shared, k](chorus_status st, const std::string &message, const Bytes &) {
+        [shared, k](chorus_status st, const std::string &message, const Bytes &data) {
           if (st != CHORUS_OK) return respond_error(*shared, st, message);
           const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::system_clock::now().time_since_epoch()).count();
-          shared->respond(200, "application/json", dump(json{{"key", k}, {"stored_at", now}}));
+          json out{{"key", k}, {"stored_at", now}};
+          auto d = json::parse(data.begin(), data.end(), nullptr, false);
+          if (d.is_object() && d.contains("replicas")) out["replicas"] = d["replicas"];
+          shared->respond(200, "application/json", dump(out));
         },
         err.get());
     if (st != CHORUS_OK) respond_error(*shared, st, err.text());

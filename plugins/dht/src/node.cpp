@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <future>
@@ -32,6 +33,16 @@ NodeMetrics define_metrics(chorus::Host &host) {
   m.operations = host.counter("chorus_dht_operations_total", "Service operations, by operation and status",
                               {"op", "status"});
   m.probe_failures = host.counter("chorus_dht_probe_failures_total", "Put/get health probes that failed");
+  m.evictions = host.counter("chorus_dht_routing_evictions_total",
+                             "Peers removed from the routing table, by reason (no_answer, not_kad, ping_failed)",
+                             {"reason"});
+  m.catchup = host.counter("chorus_dht_catchup_puts_total",
+                           "Records put again when the routing table grew after a put that reached too few peers, by result "
+                           "(queued, replicated, short, dropped)",
+                           {"result"});
+  m.rechecks = host.counter("chorus_dht_rechecks_total",
+                            "Checks of peers outside the routing table, by result (readded, no_answer, gave_up, bucket_full)",
+                            {"result"});
   m.lookup_seconds = host.histogram("chorus_dht_lookup_duration_seconds", "Duration of iterative lookups, by kind",
                                     {"kind"}, {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
   m.lookup_hops = host.histogram("chorus_dht_lookup_hops",
@@ -81,7 +92,7 @@ Node::Node(chorus::Host &host, Settings settings, NodeMetrics metrics, P2P p2p, 
     : host_(host), s_(std::move(settings)), m_(std::move(metrics)), p2p_(std::move(p2p)), bb_(std::move(bb)),
       state_dir_(std::move(state_dir)),
       protocol_(s_.protocol_id()), work_(io_.get_executor()), store_work_(store_io_.get_executor()), refresh_timer_(io_),
-      republish_timer_(io_), reprovide_timer_(io_), sweep_timer_(io_), probe_timer_(io_) {}
+      republish_timer_(io_), reprovide_timer_(io_), sweep_timer_(io_), probe_timer_(io_), recheck_timer_(io_), catchup_timer_(io_) {}
 
 Node::~Node() { stop(); }
 
@@ -206,6 +217,11 @@ void Node::start() {
     throw chorus::Error(CHORUS_E_IO, std::string("dht: ") + e.what());
   }
   table_ = std::make_unique<RoutingTable>(self_, s_.k);
+  RecheckOptions ro;
+  ro.min_interval_ms = static_cast<int64_t>(s_.recheck_interval_ms);
+  ro.max_interval_ms = static_cast<int64_t>(s_.recheck_max_interval_ms);
+  ro.quiet_ms = static_cast<int64_t>(s_.refresh_interval_ms);  // a dropped peer's requests: as often as before
+  recheck_ = std::make_unique<RecheckSchedule>(ro);
   // Role keys (<dir>/roles/*.key) and the recipients of roles held elsewhere (config `roles`).
   try {
     std::map<std::string, RoleRecipient> configured;
@@ -300,7 +316,8 @@ void Node::stop() {
   if (thread_.joinable()) {
     std::promise<void> done;
     post([this, t, &done] {
-      for (auto *timer : {&refresh_timer_, &republish_timer_, &reprovide_timer_, &sweep_timer_, &probe_timer_}) timer->cancel();
+      for (auto *timer : {&refresh_timer_, &republish_timer_, &reprovide_timer_, &sweep_timer_, &probe_timer_, &recheck_timer_, &catchup_timer_})
+        timer->cancel();
       for (auto &[id, timer] : op_timers_) timer->cancel();
       op_timers_.clear();
       if (t != nullptr) {
@@ -436,10 +453,20 @@ void Node::peer_identified(const PeerId &id, const std::string &identify_json) {
       if (a.is_string()) addrs.push_back(a.get<std::string>());
   if (!addrs.empty()) remember_addrs(id, addrs);
   if (!kad) {
-    table_->remove(id);  // it stopped serving (or never did)
+    // It stopped serving, never did, or restarted and identified before its kad handler was up (the
+    // p2p host sends no identify push when that handler appears). A peer we had in the table is
+    // asked again later (rechecks), so the last case does not lose it for good.
+    kad_peers_.erase(id);
+    if (table_->remove(id)) {
+      m_.evictions.inc("not_kad");
+      recheck_->lost(id, now_ms());
+      arm_recheck();
+    }
     update_gauges();
     return;
   }
+  if (kad_peers_.size() < 10000) kad_peers_.insert(id);  // bounded; a peer left out is still found by its requests
+  recheck_->answered(id);  // identify is the evidence a check would look for
   PeerId evict;
   const auto r = table_->add(id, now_ms(), &evict);
   if (r == RoutingTable::AddResult::kBucketFull) {
@@ -452,7 +479,7 @@ void Node::peer_identified(const PeerId &id, const std::string &identify_json) {
         table_->mark_seen(evict, now_ms());
         return;
       }
-      table_->remove(evict);
+      if (table_->remove(evict)) m_.evictions.inc("ping_failed");
       table_->add(id, now_ms());
       update_gauges();
     });
@@ -464,31 +491,10 @@ void Node::peer_identified(const PeerId &id, const std::string &identify_json) {
   }
 }
 
-void Node::check_server(const PeerId &id) {
-  const int64_t now = now_ms();
-  auto [it, fresh] = checked_.emplace(id, now);
-  if (!fresh && now - it->second < static_cast<int64_t>(s_.refresh_interval_ms)) return;
-  it->second = now;
-  if (checked_.size() > 10000) checked_.clear();  // bounded; a forgotten peer is just checked again
-  Message req;
-  req.type = MessageType::kFindNode;
-  req.key = self_.bytes();
-  rpc(id, std::move(req), true, [this, id](std::optional<Message> reply, const std::string &) {
-    if (!reply || stopping_.load()) return;
-    peers_of(reply->closer_peers);  // remembers their addresses
-    const auto r = table_->add(id, now_ms());
-    update_gauges();
-    if (r == RoutingTable::AddResult::kAdded && !bootstrapped_) {
-      bootstrapped_ = true;
-      bootstrap();
-    }
-  });
-}
-
 void Node::peer_disconnected(const PeerId &id) {
   // A disconnected server stays in the table (Kademlia keeps peers until they fail a request); the
-  // failed requests of lookups remove it.
-  (void)id;
+  // failed requests of lookups remove it, and recheck_ asks it again later.
+  kad_peers_.erase(id);
 }
 
 void Node::remember_addrs(const PeerId &id, const std::vector<std::string> &addrs) {

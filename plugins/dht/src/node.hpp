@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -37,6 +38,7 @@
 #include "kad/handler.hpp"
 #include "kad/message.hpp"
 #include "kad/query.hpp"
+#include "kad/recheck.hpp"
 #include "kad/records.hpp"
 #include "kad/routing_table.hpp"
 #include "settings.hpp"
@@ -55,6 +57,9 @@ struct NodeMetrics {
   chorus::Counter frames_rejected;  // inbound frames that reset their stream, by reason
   chorus::Counter operations;       // service operations, by op and status
   chorus::Counter probe_failures;
+  chorus::Counter evictions;  // peers removed from the routing table, by reason
+  chorus::Counter rechecks;   // checks of peers outside the table (recheck.hpp), by result
+  chorus::Counter catchup;    // records put again when the table grew after a short put, by result
   chorus::Histogram lookup_seconds;  // by kind
   chorus::Histogram lookup_hops;     // by kind
   chorus::Histogram probe_seconds;
@@ -139,9 +144,15 @@ class Node : public std::enable_shared_from_this<Node> {
   void peer_identified(const PeerId &id, const std::string &identify_json);
   void peer_disconnected(const PeerId &id);
   void remember_addrs(const PeerId &id, const std::vector<std::string> &addrs);
-  // Sends a FIND_NODE to a peer not in the table; it enters the table if it answers (at most one
-  // check per peer every refresh_interval_ms).
+  // ---- recovery after a partition (node_heal.cpp) ----
+  // Sends a FIND_NODE to a peer not in the table; it enters the table if it answers. Only
+  // recheck_tick calls it, for the peers recheck_ says are due (rate-limited per peer).
   void check_server(const PeerId &id);
+  // A request to the peer failed: it leaves the table and recheck_ asks it again later.
+  void peer_lost(const PeerId &id, const char *reason);
+  // (Re)arms recheck_timer_ for recheck_'s next due peer.
+  void arm_recheck();
+  void recheck_tick();
   std::vector<Bytes> known_addrs(const PeerId &id);  // for ourselves: own_addrs_
   std::vector<std::string> addr_texts(const PeerId &id);
   void decide_mode();
@@ -174,6 +185,10 @@ class Node : public std::enable_shared_from_this<Node> {
   // op_id 0: a background task (republish, re-provide) that completes nobody.
   void do_put(uint64_t op_id, Bytes key, Bytes value, uint64_t timeout_ms);
   void replicate(uint64_t op_id, Bytes key, Bytes value, uint64_t timeout_ms);
+  // A put of key reached acks of the need peers it wanted: short ones are put again when the table
+  // grows (a partition healed), instead of waiting for the republish interval (node_heal.cpp).
+  void note_replicas(const Bytes &key, size_t acks, size_t need);
+  void catchup_tick();
   void do_get(uint64_t op_id, Bytes key, uint64_t timeout_ms);
   void do_provide(uint64_t op_id, Bytes key, uint64_t timeout_ms, bool store_locally);
   void do_find_providers(uint64_t op_id, Bytes key, size_t max, uint64_t timeout_ms);
@@ -204,7 +219,8 @@ class Node : public std::enable_shared_from_this<Node> {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   boost::asio::io_context store_io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> store_work_;
-  boost::asio::steady_timer refresh_timer_, republish_timer_, reprovide_timer_, sweep_timer_, probe_timer_;
+  boost::asio::steady_timer refresh_timer_, republish_timer_, reprovide_timer_, sweep_timer_, probe_timer_, recheck_timer_,
+      catchup_timer_;
   std::thread thread_, store_thread_;
   std::thread::id thread_id_;
   std::atomic<bool> stopping_{false}, stopped_{false}, server_{false};
@@ -223,8 +239,16 @@ class Node : public std::enable_shared_from_this<Node> {
   bool handler_registered_ = false;
 
   // dht-thread state
-  std::unordered_map<PeerId, std::vector<std::string>> addrs_;
-  std::unordered_map<PeerId, int64_t> checked_;  // check_server: peer -> when  // listen addrs from identify and replies
+  std::unordered_map<PeerId, std::vector<std::string>> addrs_;  // listen addrs from identify and replies
+  // Connected peers whose identify lists our kad protocol (the table should hold them all).
+  std::unordered_set<PeerId> kad_peers_;
+  std::unique_ptr<RecheckSchedule> recheck_;
+  int64_t recheck_at_ = -1;  // when recheck_timer_ fires (-1: not armed)
+  // Keys whose last put reached fewer peers than replication -> catch-up attempts so far.
+  std::map<Bytes, uint32_t> short_puts_;
+  bool catchup_armed_ = false;
+  Bytes catchup_cursor_;  // the last key of the previous catch-up batch
+  size_t last_table_size_ = 0;
   std::unordered_map<uint64_t, std::unique_ptr<Inbound>> inbound_;
   std::map<uint64_t, std::unique_ptr<Call>> calls_;
   std::unordered_map<uint64_t, uint64_t> call_of_stream_;

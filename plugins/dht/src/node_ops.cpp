@@ -46,6 +46,9 @@ std::optional<Bytes> payload_of(BytesView key, const Bytes &value) {
 
 Bytes to_bytes(const std::string &s) { return Bytes(s.begin(), s.end()); }
 
+// put_value's completion data: how many peers acknowledged a copy (0: only this node holds it).
+Bytes replicas_data(size_t n) { return to_bytes(json{{"replicas", n}}.dump()); }
+
 }  // namespace
 
 // ---- lookups ----
@@ -124,8 +127,9 @@ void Node::lookup_reply(uint64_t id, const PeerId &peer, std::optional<Message> 
   const int64_t now = now_ms();
   if (!reply) {
     op.q->on_failure(peer, now);
-    // A server that does not answer leaves the table (it returns when it identifies again).
-    if (table_->remove(peer)) update_gauges();
+    // A server that does not answer leaves the table; recheck_ asks it again later (with backoff), so
+    // a partition that heals without new connections does not leave it out for good.
+    peer_lost(peer, "no_answer");
     return drive(id);
   }
   // It answered a kad request: it is a server.
@@ -220,13 +224,19 @@ void Node::do_put(uint64_t op_id, Bytes key, Bytes value, uint64_t timeout_ms) {
 }
 
 void Node::replicate(uint64_t op_id, Bytes key, Bytes value, uint64_t timeout_ms) {
-  if (table_->size() == 0) return complete(op_id, CHORUS_OK, "");  // durable locally; nobody to tell
+  if (table_->size() == 0) {  // durable locally; nobody to tell
+    note_replicas(key, 0, s_.replication);
+    return complete(op_id, CHORUS_OK, "", replicas_data(0));
+  }
   const KadId target = KadId::of_key(key);
   run_lookup(LookupKind::kFindNode, key, target, timeout_ms, {},
              [this, op_id, key, value = std::move(value)](const LookupResult &r) {
                std::vector<PeerId> targets = r.closest;
                if (targets.size() > s_.k) targets.resize(s_.k);
-               if (targets.empty()) return complete(op_id, CHORUS_OK, "");  // nobody answered: local only
+               if (targets.empty()) {  // nobody answered: local only
+                 note_replicas(key, 0, s_.replication);
+                 return complete(op_id, CHORUS_OK, "", replicas_data(0));
+               }
                struct Tally {
                  size_t need, acks = 0, answered = 0, total;
                };
@@ -236,15 +246,21 @@ void Node::replicate(uint64_t op_id, Bytes key, Bytes value, uint64_t timeout_ms
                  req.type = MessageType::kPutValue;
                  req.key = key;
                  req.record = Record{key, value, ""};
-                 rpc(peer, std::move(req), true, [this, op_id, tally, value](std::optional<Message> reply, const std::string &) {
+                 rpc(peer, std::move(req), true, [this, op_id, tally, key, value](std::optional<Message> reply, const std::string &) {
                    ++tally->answered;
                    if (reply && reply->record && reply->record->value == value) ++tally->acks;
-                   if (tally->acks == tally->need) return complete(op_id, CHORUS_OK, "");
-                   if (tally->answered == tally->total && tally->acks < tally->need)
+                   if (tally->acks == tally->need) {
+                     note_replicas(key, tally->acks, tally->need);
+                     return complete(op_id, CHORUS_OK, "", replicas_data(tally->acks));
+                   }
+                   if (tally->answered == tally->total && tally->acks < tally->need) {
+                     note_replicas(key, tally->acks, s_.replication);
                      complete(op_id, CHORUS_E_UNAVAILABLE,
                               "dht: stored locally, but only " + std::to_string(tally->acks) + " of " +
                                   std::to_string(tally->total) + " peers accepted it (replication " +
-                                  std::to_string(tally->need) + ")");
+                                  std::to_string(tally->need) + ")",
+                              replicas_data(tally->acks));
+                   }
                  });
                }
              });
@@ -570,6 +586,14 @@ void Node::sweep_tick() {
 void Node::update_gauges() {
   if (!table_ || !store_) return;
   m_.routing_peers.set(static_cast<double>(table_->size()));
+  // The table grew (a peer came back or a new one arrived): puts that reached too few peers go out
+  // again shortly (a second, so the peers coming back together are all in the table).
+  const size_t size = table_->size();
+  if (size > last_table_size_ && !short_puts_.empty() && !catchup_armed_ && !stopping_.load()) {
+    catchup_armed_ = true;
+    schedule(catchup_timer_, 1000, &Node::catchup_tick);
+  }
+  last_table_size_ = size;
   try {
     const StoreStats st = store_->stats();
     m_.records.set(static_cast<double>(st.records));

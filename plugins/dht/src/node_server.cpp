@@ -91,9 +91,14 @@ void Node::resume_streams() {
 bool Node::handle_request(const PeerId &from, Message req, std::function<void(std::optional<Message>)> reply) {
   const std::string type = message_type_name(req.type);
   // A request is evidence the peer is alive. One not in the table may be a server whose identify
-  // predates its kad handler (identify runs when the connection opens, plugins start after): ask it.
-  if (table_->contains(from)) table_->mark_seen(from, now_ms());
-  else check_server(from);
+  // predates its kad handler (identify runs when the connection opens, plugins start after), or one
+  // we dropped during a partition: ask it soon (recheck_ limits how often per peer, and ignores a
+  // peer that failed all its rechecks for refresh_interval_ms: a client-mode peer calls but never serves).
+  if (table_->contains(from)) {
+    table_->mark_seen(from, now_ms());
+  } else {
+    if (recheck_->kick(from, now_ms())) arm_recheck();
+  }
   // The result label: the first refusal the handler counted for this request, else "ok".
   auto result_of = [this](const HandlerCounters &before) -> std::string {
     const HandlerCounters &after = handler_->counters();

@@ -25,6 +25,8 @@ const char kConfigSchema[] = R"({
     "republish_interval_ms": {"type": "integer", "minimum": 1000, "maximum": 2592000000, "default": 3600000},
     "reprovide_interval_ms": {"type": "integer", "minimum": 1000, "maximum": 2592000000, "default": 79200000},
     "refresh_interval_ms": {"type": "integer", "minimum": 1000, "maximum": 86400000, "default": 600000},
+    "recheck_interval_ms": {"type": "integer", "minimum": 100, "maximum": 3600000, "default": 5000},
+    "recheck_max_interval_ms": {"type": "integer", "minimum": 100, "maximum": 86400000, "default": 60000},
     "cache_ttl_ms": {"type": "integer", "minimum": 1000, "maximum": 86400000, "default": 300000},
     "sweep_interval_ms": {"type": "integer", "minimum": 1000, "maximum": 86400000, "default": 300000},
     "probe": {
@@ -94,6 +96,8 @@ Settings parse_settings(std::string_view config_json) {
     s.republish_interval_ms = get<uint64_t>(cfg, "republish_interval_ms");
     s.reprovide_interval_ms = get<uint64_t>(cfg, "reprovide_interval_ms");
     s.refresh_interval_ms = get<uint64_t>(cfg, "refresh_interval_ms");
+    s.recheck_interval_ms = get<uint64_t>(cfg, "recheck_interval_ms");
+    s.recheck_max_interval_ms = get<uint64_t>(cfg, "recheck_max_interval_ms");
     s.cache_ttl_ms = get<uint64_t>(cfg, "cache_ttl_ms");
     s.sweep_interval_ms = get<uint64_t>(cfg, "sweep_interval_ms");
     const json &pr = cfg.at("probe");
@@ -113,6 +117,8 @@ Settings parse_settings(std::string_view config_json) {
   require(s.protocol_prefix.size() > 1 && s.protocol_prefix.back() != '/', "protocol_prefix",
           "must look like /name (no trailing '/')");
   require(s.query_timeout_ms <= s.lookup_deadline_ms, "query_timeout_ms", "must not exceed lookup_deadline_ms");
+  require(s.recheck_interval_ms <= s.recheck_max_interval_ms, "recheck_interval_ms",
+          "must not exceed recheck_max_interval_ms");
   require(s.replication <= s.k, "replication", "must not exceed k");
   require(s.probe.timeout_ms < s.probe.interval_ms, "probe.timeout_ms", "must be below probe.interval_ms");
   require(s.state_subdir.find("..") == std::string::npos && s.state_subdir.front() != '/', "state_subdir",

@@ -46,6 +46,11 @@ struct Settings {
   uint64_t republish_interval_ms = 3600ull * 1000;
   uint64_t reprovide_interval_ms = 22ull * 3600 * 1000;
   uint64_t refresh_interval_ms = 10ull * 60 * 1000;
+  // A peer outside the routing table that may serve kad (it failed a request, sent us one, or is
+  // connected and speaks kad) is asked again at most once per recheck_interval_ms, the wait doubling
+  // after each failure up to recheck_max_interval_ms (kad/recheck.hpp).
+  uint64_t recheck_interval_ms = 5000;
+  uint64_t recheck_max_interval_ms = 60000;
   uint64_t cache_ttl_ms = 5ull * 60 * 1000;
   uint64_t sweep_interval_ms = 5ull * 60 * 1000;
   ProbeSettings probe;

@@ -12,10 +12,12 @@
 #include <chorus/services/p2p_host_v1.h>
 #include <chorus/testing/fake_host.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <mutex>
@@ -63,6 +65,8 @@ struct FakeP2P {
   uint64_t next_stream = 1000;
   Bytes reply;
   int opens = 0;
+  std::atomic<bool> connected{false};  // what is_connected answers for every peer
+  bool echo = false;  // answer each request with itself (a FIND_NODE with no peers, a PUT_VALUE's ack)
   chorus_p2p_host_v1 table{};
 
   static FakeP2P *self(void *s) { return static_cast<FakeP2P *>(s); }
@@ -89,7 +93,7 @@ struct FakeP2P {
     };
     table.list_peers_json = [](void *, chorus_buf *out, chorus_error *) { return chorus::give_buf("[]", out); };
     table.peer_addrs_json = [](void *, const uint8_t *, size_t, chorus_buf *out) { return chorus::give_buf("[]", out); };
-    table.is_connected = [](void *, const uint8_t *, size_t) { return 0; };
+    table.is_connected = [](void *s, const uint8_t *, size_t) { return self(s)->connected.load() ? 1 : 0; };
     table.add_addrs = [](void *, const uint8_t *, size_t, const char *const *, size_t, uint64_t, chorus_error *) {
       return CHORUS_OK;
     };
@@ -135,9 +139,9 @@ struct FakeP2P {
         std::lock_guard lk(f->mu);
         f->writes.emplace_back(stream, Bytes(data, data + len));
         f->cv.notify_all();
-        if (auto it = f->outbound.find(stream); it != f->outbound.end() && !f->reply.empty()) {
+        if (auto it = f->outbound.find(stream); it != f->outbound.end() && (!f->reply.empty() || f->echo)) {
           remote = it->second;
-          answer = f->reply;
+          answer = f->echo ? Bytes(data, data + len) : f->reply;
         }
       }
       if (remote) remote->on_data(remote->arg, stream, answer.data(), answer.size());
@@ -283,6 +287,18 @@ class DhtPluginTest : public ::testing::Test {
     return host_.response(id);
   }
 
+  // Polls cond (set on the dht thread) with a deadline, moving the host's manual clock on meanwhile:
+  // the node's schedules (rechecks) read the host's clock, its timers and request timeouts real time.
+  template <class F>
+  bool poll_clocked(F cond, int rounds = 1000) {
+    for (int i = 0; i < rounds; ++i) {
+      if (cond()) return true;
+      host_.advance(20ms);
+      std::this_thread::sleep_for(10ms);
+    }
+    return cond();
+  }
+
   static inline int counter_ = 0;
   std::filesystem::path dir_;
   chorus::testing::FakeHost host_;
@@ -311,6 +327,8 @@ TEST(DhtSettings, SchemaDefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(s.republish_interval_ms, 3600ull * 1000);
   EXPECT_EQ(s.reprovide_interval_ms, 22ull * 3600 * 1000);
   EXPECT_EQ(s.refresh_interval_ms, 600000u);
+  EXPECT_EQ(s.recheck_interval_ms, 5000u);
+  EXPECT_EQ(s.recheck_max_interval_ms, 60000u);
   EXPECT_EQ(s.cache_ttl_ms, 300000u);
   EXPECT_EQ(s.sweep_interval_ms, 300000u);
   EXPECT_TRUE(s.probe.enabled);
@@ -749,6 +767,166 @@ TEST_F(DhtPluginTest, PeersThatAnswerGarbageOrNothingDoNotStallOperations) {
   const auto took = std::chrono::steady_clock::now() - started;
   EXPECT_EQ(r.status, 404) << r.body;
   EXPECT_LT(took, 1500ms) << "a silent peer costs one query_timeout_ms, not the whole deadline";
+  ASSERT_EQ(p.stop(), CHORUS_OK);
+}
+
+// A kad peer identifies; the bootstrap lookup gets no answer (a partition) and drops it from the table.
+// Returns its id. The fake answers nothing until the test sets p2p_.reply.
+PeerId identify_silent_peer(FakeP2P &p2p, uint8_t seed, const std::function<int()> &routing_peers) {
+  const PeerId remote = Key(seed).id();
+  const std::string text = remote.to_base58();
+  const std::string ident = R"({"protocols":["/ipfs/kad/1.0.0"],"listen_addrs":["/ip4/127.0.0.1/tcp/5555"]})";
+  chorus_p2p_event ev{};
+  ev.struct_size = sizeof ev;
+  ev.type = CHORUS_P2P_EVENT_IDENTIFIED;
+  ev.peer = remote.bytes().data();
+  ev.peer_len = remote.bytes().size();
+  ev.peer_text = text.c_str();
+  ev.addr = "";
+  ev.identify_json = ident.c_str();
+  EXPECT_NE(p2p.event_fn, nullptr);
+  p2p.event_fn(p2p.event_arg, &ev);
+  EXPECT_TRUE(p2p.wait([&] { return p2p.opens >= 1 && !p2p.resets.empty(); }));
+  for (int i = 0; i < 500 && routing_peers() != 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(routing_peers(), 0);
+  return remote;
+}
+
+Bytes find_node_reply() {
+  Message m;
+  m.type = MessageType::kFindNode;
+  return encode_frame(m);
+}
+
+// The partition heals without a new connection (no identify): the dropped peer is asked again and
+// re-enters the table once it answers (before: it stayed out until it identified again).
+TEST_F(DhtPluginTest, PeerDroppedAfterTimeoutsReturnsOnceItAnswers) {
+  auto p = start(R"({"probe":{"enabled":false},"query_timeout_ms":200,"lookup_deadline_ms":2000,)"
+                 R"("recheck_interval_ms":100,"recheck_max_interval_ms":400})");
+  auto routing = [&] { return nlohmann::json::parse(http_wait("GET", "/api/v1/dht/routing").body)["peers"].get<int>(); };
+  identify_silent_peer(p2p_, 9, routing);
+  // Still partitioned: the rechecks fail too (and back off).
+  auto no_answer = [&] { return host_.metric_value("chorus_dht_rechecks_total", {"no_answer"}).value_or(0); };
+  poll_clocked([&] { return no_answer() >= 1; });
+  EXPECT_GE(no_answer(), 1);
+  EXPECT_EQ(routing(), 0);
+  EXPECT_EQ(host_.metric_value("chorus_dht_routing_evictions_total", {"no_answer"}).value_or(0), 1);
+  // Healed: it answers the next recheck.
+  {
+    std::lock_guard lk(p2p_.mu);
+    p2p_.reply = find_node_reply();
+  }
+  poll_clocked([&] { return routing() == 1; });
+  EXPECT_EQ(routing(), 1);
+  EXPECT_EQ(host_.metric_value("chorus_dht_rechecks_total", {"readded"}).value_or(0), 1);
+  ASSERT_EQ(p.stop(), CHORUS_OK);
+}
+
+// A dropped peer that calls us is asked at once (not after its backoff), and at most once per
+// recheck_interval_ms however many requests it sends.
+TEST_F(DhtPluginTest, RequestsFromADroppedPeerAreRateLimitedChecks) {
+  auto p = start(R"({"probe":{"enabled":false},"query_timeout_ms":200,"lookup_deadline_ms":2000,)"
+                 R"("recheck_interval_ms":3600000,"recheck_max_interval_ms":3600000})");
+  auto routing = [&] { return nlohmann::json::parse(http_wait("GET", "/api/v1/dht/routing").body)["peers"].get<int>(); };
+  auto metric = [&](const char *result) { return host_.metric_value("chorus_dht_rechecks_total", {result}).value_or(0); };
+  const PeerId remote = identify_silent_peer(p2p_, 10, routing);
+  const int opens_before = [&] {
+    std::lock_guard lk(p2p_.mu);
+    return p2p_.opens;
+  }();
+  Message ping;
+  ping.type = MessageType::kPing;
+  const Bytes frame = encode_frame(ping);
+  auto request = [&](uint64_t stream) {
+    auto h = p2p_.open_inbound(stream, remote, "/ipfs/kad/1.0.0");
+    h.on_data(h.arg, stream, frame.data(), frame.size());
+    EXPECT_TRUE(p2p_.wait([&] {
+      for (const auto &[s, b] : p2p_.writes)
+        if (s == stream) return true;
+      return false;
+    }));
+  };
+  // Its first request starts a check at once (the backoff after the lookup's failure is an hour); it
+  // is still unreachable, so the check fails.
+  request(301);
+  ASSERT_TRUE(p2p_.wait([&] { return p2p_.opens == opens_before + 1; }));
+  poll_clocked([&] { return metric("no_answer") >= 1; });
+  ASSERT_EQ(metric("no_answer"), 1);
+  // Reachable now, but it was checked within recheck_interval_ms: more requests start no check.
+  {
+    std::lock_guard lk(p2p_.mu);
+    p2p_.reply = find_node_reply();
+  }
+  request(302);
+  request(303);
+  EXPECT_EQ(routing(), 0);
+  EXPECT_EQ(routing(), 0);
+  {
+    std::lock_guard lk(p2p_.mu);
+    EXPECT_EQ(p2p_.opens, opens_before + 1) << "one check per recheck_interval_ms";
+  }
+  EXPECT_EQ(metric("readded"), 0);
+  ASSERT_EQ(p.stop(), CHORUS_OK);
+}
+
+// A connected kad peer that failed every recheck is scheduled again while the table is short of the
+// connected kad peers (no identify, no request from it).
+TEST_F(DhtPluginTest, ConnectedKadPeerIsRecheckedAfterItsBackoffRanOut) {
+  auto p = start(R"({"probe":{"enabled":false},"query_timeout_ms":100,"lookup_deadline_ms":2000,)"
+                 R"("recheck_interval_ms":100,"recheck_max_interval_ms":200})");
+  p2p_.connected = true;
+  auto routing = [&] { return nlohmann::json::parse(http_wait("GET", "/api/v1/dht/routing").body)["peers"].get<int>(); };
+  identify_silent_peer(p2p_, 11, routing);
+  auto gave_up = [&] { return host_.metric_value("chorus_dht_rechecks_total", {"gave_up"}).value_or(0); };
+  poll_clocked([&] { return gave_up() >= 1; });
+  ASSERT_GE(gave_up(), 1);
+  {
+    std::lock_guard lk(p2p_.mu);
+    p2p_.reply = find_node_reply();
+  }
+  poll_clocked([&] { return routing() == 1; });
+  EXPECT_EQ(routing(), 1);
+  ASSERT_EQ(p.stop(), CHORUS_OK);
+}
+
+// A put while the only peer is out of reach is stored here alone ("replicas": 0); once the peer is
+// back in the table the node puts it again without waiting for the republish interval.
+TEST_F(DhtPluginTest, PutsThatReachedNobodyArePutAgainWhenAPeerReturns) {
+  auto p = start(R"({"probe":{"enabled":false},"query_timeout_ms":200,"lookup_deadline_ms":2000,)"
+                 R"("recheck_interval_ms":100,"recheck_max_interval_ms":400})");
+  auto routing = [&] { return nlohmann::json::parse(http_wait("GET", "/api/v1/dht/routing").body)["peers"].get<int>(); };
+  identify_silent_peer(p2p_, 12, routing);
+  auto r = http_wait("PUT", "/api/v1/dht/values?key=%2Fchorus%2Fheal", "during the partition");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["replicas"], 0) << r.body;
+  EXPECT_EQ(host_.metric_value("chorus_dht_catchup_puts_total", {"queued"}).value_or(0), 1);
+  {
+    std::lock_guard lk(p2p_.mu);
+    p2p_.echo = true;  // healed: it answers FIND_NODE and takes PUT_VALUE
+  }
+  auto replicated = [&] { return host_.metric_value("chorus_dht_catchup_puts_total", {"replicated"}).value_or(0); };
+  poll_clocked([&] { return replicated() >= 1; });
+  EXPECT_EQ(replicated(), 1);
+  EXPECT_EQ(routing(), 1);
+  // It went out as a PUT_VALUE for the key.
+  bool put_seen = false;
+  {
+    std::lock_guard lk(p2p_.mu);
+    for (const auto &[stream, frame] : p2p_.writes) {  // only the plugin's requests carry PUT_VALUE
+      uint64_t len = 0;
+      size_t used = 0;
+      if (p2p::read_uvarint(BytesView(frame), len, used) != p2p::VarintStatus::ok) continue;
+      Limits limits;
+      auto m = decode_message(BytesView(frame).subspan(used), limits, nullptr);
+      put_seen |= m && m->type == MessageType::kPutValue && m->key == bytes_of("/chorus/heal");
+    }
+  }
+  EXPECT_TRUE(put_seen);
+  // A later put reaches the peer at once and is not queued.
+  r = http_wait("PUT", "/api/v1/dht/values?key=%2Fchorus%2Fafter", "after the heal");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["replicas"], 1) << r.body;
+  EXPECT_EQ(host_.metric_value("chorus_dht_catchup_puts_total", {"queued"}).value_or(0), 1);
   ASSERT_EQ(p.stop(), CHORUS_OK);
 }
 

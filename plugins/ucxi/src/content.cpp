@@ -340,9 +340,14 @@ struct ContentStore::Impl : std::enable_shared_from_this<Impl> {
     list.push_back(v);
     std::weak_ptr<Impl> weak = weak_from_this();
     dht->put_value(version_record_key(series_id(series)), version_record(series, list), left(deadline),
-                   [weak, id, addr, list, v](chorus_status st, std::string msg, Bytes) {
+                   [weak, id, addr, list, v](chorus_status st, std::string msg, Bytes data) {
       Entered me(weak);
       if (!me || !me->alive(id)) return;
+      // The dht says how many peers took a copy ({"replicas": n}; a dht without it gives nothing).
+      std::optional<uint64_t> replicas;
+      if (auto d = json::parse(data.begin(), data.end(), nullptr, false);
+          d.is_object() && d.contains("replicas") && d["replicas"].is_number_unsigned())
+        replicas = d["replicas"].get<uint64_t>();
       // UNAVAILABLE here: stored and signed locally, fewer peers took it than the replication
       // target asked for; the record is served and re-published by the dht, so the put stands.
       if (st != CHORUS_OK && st != CHORUS_E_UNAVAILABLE)
@@ -358,7 +363,8 @@ struct ContentStore::Impl : std::enable_shared_from_this<Impl> {
                 {"content_type", v.content_type},
                 {"created", chorus::rfc3339_utc_ms(static_cast<int64_t>(v.created_ms))},
                 {"created_ms", v.created_ms},
-                {"replicated", st == CHORUS_OK}};
+                {"replicated", st == CHORUS_OK && replicas.value_or(1) > 0}};
+      if (replicas) o.meta["replicas"] = *replicas;
       me->finish(id, std::move(o));
     });
   }

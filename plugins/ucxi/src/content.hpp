@@ -84,7 +84,8 @@ class ContentStore {
   // New version of addr (concrete, temporal *^ or the default). The role that encrypts it is the
   // address's role, or self.role when that is "any". meta: {"address","version","sha256","size",
   // "content_type","created"} (created: RFC 3339 UTC with ms), plus "created_ms" (unix ms) and
-  // "replicated" (false when the version list reached fewer peers than the dht's target).
+  // "replicated" (false when the version list reached fewer peers than the dht's target, or none),
+  // and "replicas" (the peers that took a copy of the version list; absent when the dht does not say).
   void put(const ucxl::Address &addr, std::string content_type, std::vector<uint8_t> content, uint32_t timeout_ms,
            Done done);
   // A tombstone version (deleted: true, no content): the history stays readable by version, latest

@@ -226,8 +226,11 @@ void op_put(const SharedCall &c, const std::shared_ptr<Runtime> &rt, const choru
   rt->put(*addr, ct, std::vector<uint8_t>(body.begin(), body.end()), 0,
           answer(c, Code::kCreated, addr->raw, [](Outcome &o) {
             json m = meta_of(o);
-            return json{{"address", m.value("address", "")}, {"version", m.value("version", 0)},
-                        {"sha256", m.value("sha256", "")}, {"size", m.value("size", 0)}, {"created", m.value("created", "")}};
+            json out{{"address", m.value("address", "")}, {"version", m.value("version", 0)},
+                     {"sha256", m.value("sha256", "")}, {"size", m.value("size", 0)}, {"created", m.value("created", "")}};
+            // The peers that took a copy of the version list (0: only this agent has it for now).
+            if (m.contains("replicas")) out["replicas"] = m["replicas"];
+            return out;
           }));
 }
 

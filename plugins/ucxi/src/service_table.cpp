@@ -23,8 +23,12 @@ Metrics define_metrics(chorus::Host &host) {
   m.cache_misses = host.counter("chorus_ucxi_cache_misses_total", "Version reads that went to the DHT");
   m.announcements_heard =
       host.counter("chorus_ucxi_announcements_heard_total", "ucxl_put and decision_published messages recorded");
+  m.versions_local_only = host.counter(
+      "chorus_ucxi_versions_local_only_total",
+      "Versions stored while no remote peer took a copy of the version list (readable elsewhere only after the dht re-publishes it)");
   // Every series at 0 from the start, so a scrape shows them before the first event.
   m.versions_stored.add(0);
+  m.versions_local_only.add(0);
   m.decisions_published.add(0);
   m.cache_hits.add(0);
   m.cache_misses.add(0);
@@ -100,6 +104,12 @@ void Runtime::put(const ucxl::Address &addr, std::string content_type, std::vect
                 follow_index_health();
                 if (o.status == CHORUS_OK) {
                   metrics_.versions_stored.inc();
+                  if (o.meta.value("replicas", uint64_t{1}) == 0) {
+                    metrics_.versions_local_only.inc();
+                    host_.warn("ucxi: " + o.meta.value("address", std::string()) +
+                               " is stored on this agent only: no peer took a copy of its version list "
+                               "(the dht re-publishes it; other agents may not read it until then)");
+                  }
                   if (settings_.announce_puts && publish_)
                     publish_(std::string(kTypePut), json{{"address", o.meta.value("address", "")},
                                             {"sha256", o.meta.value("sha256", "")},

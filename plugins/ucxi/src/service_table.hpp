@@ -29,6 +29,7 @@ struct Metrics {
   chorus::Counter requests;          // requests_total{op,code}
   chorus::Histogram request_seconds; // request_seconds{op}
   chorus::Counter versions_stored;
+  chorus::Counter versions_local_only;  // stored while no peer took a copy of the version list
   chorus::Counter decisions_published;
   chorus::Counter cache_hits;
   chorus::Counter cache_misses;

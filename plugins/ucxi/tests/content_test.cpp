@@ -283,6 +283,19 @@ TEST_F(ContentTest, DhtFailuresAndTimeoutsPassOn) {
   Outcome weak = a.put(doc, "two");
   ASSERT_EQ(weak.status, CHORUS_OK);
   EXPECT_EQ(weak.meta["replicated"], false);
+  EXPECT_FALSE(weak.meta.contains("replicas")) << "a dht that does not say gives no count";
+  // The dht says how many peers took the version list: 0 (nobody reachable) is a put that stands
+  // but is not replicated.
+  a.dht->set_put_replicas(0);
+  Outcome alone = a.put(doc, "three");
+  ASSERT_EQ(alone.status, CHORUS_OK);
+  EXPECT_EQ(alone.meta["replicas"], 0);
+  EXPECT_EQ(alone.meta["replicated"], false);
+  a.dht->set_put_replicas(2);
+  Outcome shared = a.put(doc, "four");
+  ASSERT_EQ(shared.status, CHORUS_OK);
+  EXPECT_EQ(shared.meta["replicas"], 2);
+  EXPECT_EQ(shared.meta["replicated"], true);
 }
 
 TEST_F(ContentTest, DeadlinePassedWhileWaitingIsATimeout) {

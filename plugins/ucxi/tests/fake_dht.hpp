@@ -69,6 +69,9 @@ class FakeDht final : public Dht {
     std::lock_guard lock(mu_);
     injected_[op].emplace_back(st, std::move(message));
   }
+  // What a successful put_value says about its copies: {"replicas": n}, or nothing when n < 0 (as a
+  // dht before that field).
+  void set_put_replicas(int n) { put_replicas_ = n; }
   // While on, completions of op wait until release_held().
   void hold(Op op, bool on) {
     std::lock_guard lock(mu_);
@@ -109,7 +112,10 @@ class FakeDht final : public Dht {
       if (key.rfind("/chorus/", 0) != 0) return r(CHORUS_E_INVALID_ARG, "not a /chorus/ key", {});
       std::lock_guard lock(net_->mu);
       net_->records[key] = value;
-      r(CHORUS_OK, "", {});
+      const int n = put_replicas_.load();
+      if (n < 0) return r(CHORUS_OK, "", {});
+      const std::string data = nlohmann::json{{"replicas", n}}.dump();
+      r(CHORUS_OK, "", Bytes(data.begin(), data.end()));
     });
   }
   void get_value(const std::string &key, uint32_t, Result done) override {
@@ -224,6 +230,7 @@ class FakeDht final : public Dht {
     }
   }
 
+  std::atomic<int> put_replicas_{-1};
   std::shared_ptr<FakeNetwork> net_;
   std::string peer_id_;
   std::set<std::string> keys_;

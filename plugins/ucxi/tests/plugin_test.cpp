@@ -89,6 +89,8 @@ class FakeDht {
   std::set<std::string> my_roles = {"architect", "reviewer"};
   // The next operations fail with this status (CHORUS_OK: none).
   chorus_status fail_with = CHORUS_OK;
+  // A successful put_value's data: {"replicas": n}, nothing when negative (as a dht before the field).
+  int put_replicas = -1;
 
   // Runs the queued completions; returns how many ran.
   size_t pump() {
@@ -138,7 +140,12 @@ class FakeDht {
       std::lock_guard lk(d->mu_);
       d->values_[std::string(reinterpret_cast<const char *>(key), key_len)] = std::vector<uint8_t>(value, value + value_len);
     }
-    d->complete(done, arg, CHORUS_OK, "", {});
+    std::vector<uint8_t> data;
+    if (d->put_replicas >= 0) {
+      const std::string j = nlohmann::json{{"replicas", d->put_replicas}}.dump();
+      data.assign(j.begin(), j.end());
+    }
+    d->complete(done, arg, CHORUS_OK, "", std::move(data));
     return CHORUS_OK;
   }
   static chorus_status c_get_value(void *self, const uint8_t *key, size_t key_len, uint32_t, chorus_dht_done_fn done,
@@ -468,6 +475,24 @@ TEST_F(UcxiPluginTest, RefusesAnInvalidConfig) {
   plugin_.emplace(chorus::testing::load(chorus_plugin_entry_v1, host_, R"({"max_body_bytes": 0})"));
   EXPECT_EQ(plugin_->status(), CHORUS_E_CONFIG);
   plugin_.reset();
+}
+
+// A put no remote peer took a copy of is still created (it is durable here), but the answer says
+// so ("replicas": 0), with a warning and a counter.
+TEST_F(UcxiPluginTest, PutSaysHowManyPeersTookTheVersionList) {
+  start();
+  json d = expect_ok(put(kAddr, "# plan v1"), 201, "UCXL-201-CREATED");
+  EXPECT_FALSE(d.contains("replicas")) << "a dht that does not say gives no count";
+  dht_.put_replicas = 0;
+  d = expect_ok(put(kAddr, "# plan v2"), 201, "UCXL-201-CREATED");
+  EXPECT_EQ(d.value("replicas", -1), 0);
+  EXPECT_EQ(host_.metric_value("chorus_ucxi_versions_local_only_total"), 1.0);
+  EXPECT_TRUE(host_.has_log("is stored on this agent only", CHORUS_LOG_WARN));
+  dht_.put_replicas = 3;
+  d = expect_ok(put(kAddr, "# plan v3"), 201, "UCXL-201-CREATED");
+  EXPECT_EQ(d.value("replicas", -1), 3);
+  EXPECT_EQ(host_.metric_value("chorus_ucxi_versions_local_only_total"), 1.0);
+  EXPECT_EQ(host_.metric_value("chorus_ucxi_versions_stored_total"), 3.0);
 }
 
 TEST_F(UcxiPluginTest, PutThenGetLatestAndByVersion) {

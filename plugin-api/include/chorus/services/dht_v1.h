@@ -59,7 +59,10 @@ typedef struct chorus_dht_v1 {
   uint32_t reserved;
 
   /* Stores the record locally and on the closest peers (the plugin's replication target). Completes
-   * once enough peers acknowledged it (or, with no peers, once it is durable locally). data: NULL. */
+   * once enough peers acknowledged it (or, with no peers, once it is durable locally). data: JSON
+   * {"replicas": n}, the peers that acknowledged a copy (0: only this node holds it), also with
+   * CHORUS_E_UNAVAILABLE (stored locally, fewer peers than the target took it); older versions of
+   * the plugin gave NULL. */
   chorus_status (*put_value)(void *self, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len,
                              uint32_t timeout_ms, chorus_dht_done_fn done, void *arg, chorus_error *err);
   /* Looks the record up (local store first, then the network) and selects the best valid value.
