@@ -46,6 +46,12 @@ AGENT = {"max_tasks": 3, "availability_interval_ms": 500, "status_log_interval_m
 MDNS = {"query_interval_ms": 2000, "interface_scan_ms": 2000, "ipv6": False}
 DHT = {"query_timeout_ms": 3000, "lookup_deadline_ms": 15000, "probe": {"enabled": False}}
 UCXI = {"timeout_ms": 15000}
+# What a user gets (--default-timings): only what the cluster needs to work at all (addresses, endpoints,
+# cluster_size, IPv4-only mDNS inside a namespace, no reachability probe); every period and timeout is
+# the plugin's own default (election heartbeat 5 s, gossip heartbeat 1 s, availability every 30 s,
+# status line every 30 s, mDNS query every 10 s, backbeat's default tempo).
+DEFAULT_MDNS = {"ipv6": False}
+DEFAULT_DHT = {"probe": {"enabled": False}}
 
 
 def http_json(url, method="GET", body=None, timeout=5.0, raw=None, headers=None):
@@ -155,7 +161,7 @@ class Node:
 class ClusterLab(netns_lab.NetnsLab):
     """The bridge, N namespaces, nats-server, the fake LLMs and the agents."""
 
-    def __init__(self, plugin_dir, nats_binary, role_key, recipient, *, log_level="info"):
+    def __init__(self, plugin_dir, nats_binary, role_key, recipient, *, log_level="info", default_timings=False):
         super().__init__("csx", "c", tmp_prefix="chorus-cluster-")
         self.plugin_dir = plugin_dir
         self.role_key, self.recipient = role_key, recipient
@@ -167,7 +173,9 @@ class ClusterLab(netns_lab.NetnsLab):
         self.nats = None
         self.llms = {}
         self.nats_binary = nats_binary
-        self.agent_config = dict(AGENT)
+        self.default_timings = default_timings
+        self.agent_env = {}  # extra environment of every agent (tests/cluster/footprint.py --env)
+        self.agent_config = {} if default_timings else dict(AGENT)
         # Plugins left out (a development run against a partial build, --allow-missing-plugins).
         self.enabled = [p for p in PLUGINS if os.path.exists(os.path.join(plugin_dir, f"chorus-{p}.so"))]
 
@@ -211,20 +219,24 @@ class ClusterLab(netns_lab.NetnsLab):
         """Every plugin; p2p dials node.boot (fixed per incarnation, so a SIGHUP changes no p2p config)."""
         boot = node.boot
         ollama, openai = self.llms["ai-ollama"], self.llms["ai-openai"]
+        fast = not self.default_timings
+        backbeat = {"cluster_id": f"soak{self.tag}", "nats_url": self.nats.url if self.nats else "", "pulse": True}
+        if fast:
+            backbeat.update(tempo_bpm=120, bar_length=8, reconnect_wait_ms=100, reconnect_wait_max_ms=500)
         cfgs = {
             "p2p": {"listen": [f"/ip4/{node.ip}/tcp/{P2P_PORT}"], **({"bootstrap_peers": boot} if boot else {})},
-            "mdns": MDNS,
-            "gossip": GOSSIP,
-            "dht": dict(DHT, roles={ROLE: {"recipient": self.recipient, "authority": "coordination"}}),
-            "election": dict(ELECTION, cluster_size=len(self.nodes)),
-            "backbeat": {"cluster_id": f"soak{self.tag}", "nats_url": self.nats.url if self.nats else "", "pulse": True, "tempo_bpm": 120,
-                         "bar_length": 8, "reconnect_wait_ms": 100, "reconnect_wait_max_ms": 500},
+            "mdns": MDNS if fast else DEFAULT_MDNS,
+            "gossip": GOSSIP if fast else {},
+            "dht": dict(DHT if fast else DEFAULT_DHT, roles={ROLE: {"recipient": self.recipient,
+                                                                   "authority": "coordination"}}),
+            "election": dict(ELECTION if fast else {}, cluster_size=len(self.nodes)),
+            "backbeat": backbeat,
             "ai-ollama": {"endpoint": ollama.base, "default_model": MODEL, "health_interval_ms": 0,
                           "max_concurrency": 64},
             "ai-openai": {"base_url": openai.base, "api_key": "sk-soak-SECRET", "default_model": MODEL,
                           "max_concurrency": 64},
             "reasoning": {},
-            "ucxi": UCXI,
+            "ucxi": UCXI if fast else {},
             "agent": self.agent_config,
         }
         lines = ["agent:", f"  id: {json.dumps(node.agent_id)}", f"  role: {json.dumps(ROLE)}",
@@ -247,7 +259,7 @@ class ClusterLab(netns_lab.NetnsLab):
         node.boot = [n.addr for n in self.nodes if n is not node and n.peer_id]
         path = self.write_node_config(node)
         node.incarnation += 1
-        agent = Agent(path, command=netns_lab.agent_command(node.ns), label=f"{node.ns}-i{node.incarnation}")
+        agent = Agent(path, self.agent_env, command=netns_lab.agent_command(node.ns), label=f"{node.ns}-i{node.incarnation}")
         self.agents.append(agent)
         node.agent = agent
         agent.wait_ready()

@@ -24,9 +24,14 @@ def section(soak):
              f"nats-server, fake LLM; {f.get('fault_rounds')} fault rounds in {f.get('elapsed_s')} s "
              f"({now}, {platform.machine()}, {os.cpu_count()} cores, shared with other work).", "",
              "| Figure | Value | Target |", "|---|---|---|",
-             f"| RSS per agent, idle (MiB) | {_fmt(f.get('rss_idle_mib'))} | <= 25 |",
+             f"| RSS per agent, idle, default timings (MiB) | {_fmt(f.get('rss_idle_default_mib'))} | <= 25 |",
+             f"| PSS per agent, idle, default timings (MiB) | {_fmt(f.get('pss_idle_default_mib'))} | |",
+             f"| CPU per agent, idle, default timings (% of a core) | {_fmt(f.get('cpu_idle_default_pct'))} | <= 2 |",
+             f"| RSS per agent, idle, test timings (MiB) | {_fmt(f.get('rss_idle_mib'))} | |",
              f"| RSS per agent, under load (MiB) | {_fmt(f.get('rss_load_mib'))} | <= 25 |",
-             f"| CPU per agent, idle (% of a core) | {_fmt(f.get('cpu_idle_pct'))} | <= 2 |",
+             f"| CPU per agent, idle, test timings (% of a core) | {_fmt(f.get('cpu_idle_pct'))} | |",
+             f"| RSS / anonymous per agent after the faults (MiB) | {_fmt(f.get('rss_after_faults_mib'))} / "
+             f"{_fmt(f.get('anon_after_faults_mib'))} | |",
              f"| CPU per agent, under load (% of a core) | {_fmt(f.get('cpu_load_pct'))} | |",
              f"| RSS growth over the run (MiB) | {_fmt(f.get('rss_growth_mib'))} | bounded |",
              f"| pubsub publications/s (4 clients) | {f.get('pubsub_publish_per_s')} | |",

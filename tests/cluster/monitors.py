@@ -2,7 +2,7 @@
 (Python stdlib only). Every probe addresses an agent by its fixed address, so it keeps working across
 restarts; a request to an agent that was killed while it ran is not held against the agent.
 
-  * Resources - RSS and CPU of every agent incarnation from /proc, once a second;
+  * Resources - RSS, PSS, anonymous memory and CPU of every agent incarnation from /proc, once a second;
   * PubsubProbe - one publication a tick on a test topic from a rotating agent, and every agent's
     GET /api/v1/pubsub/stream of it (re-attached after each restart): deliveries and duplicates per
     stream;
@@ -55,19 +55,28 @@ class Ticker(threading.Thread):
 
 
 def proc_sample(pid):
-    """(rss bytes, cpu ticks) of a process, or None when it is gone."""
+    """(rss bytes, cpu ticks, pss bytes, anonymous bytes) of a process, or None when it is gone. RSS
+    counts every page of the shared libraries each agent maps, again in every agent; PSS divides a page
+    shared by n processes by n (what an agent costs beside the others), Anonymous is its own heap,
+    stacks and library data."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         with open(f"/proc/{pid}/status") as f:
             rss = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:"))
-        return rss, int(fields[11]) + int(fields[12])
+        rollup = {}
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("Pss", "Anonymous"):
+                    rollup[k] = int(v.split()[0]) * 1024
+        return rss, int(fields[11]) + int(fields[12]), rollup.get("Pss"), rollup.get("Anonymous")
     except (OSError, StopIteration, IndexError, ValueError):
         return None
 
 
 class Resources:
-    """Samples every running agent once a second: {(name, incarnation): [(t, rss, ticks)]}."""
+    """Samples every running agent once a second: {(name, incarnation): [(t, rss, ticks, pss, anon)]}."""
 
     def __init__(self, nodes):
         self.nodes = nodes
@@ -105,11 +114,12 @@ class Resources:
                     out[key] = before[-1][1]
         return out
 
-    def rss_max(self, t0, t1):
+    def rss_max(self, t0, t1, field=1):
+        """{(name, inc): the largest RSS (field 1; 3 PSS, 4 anonymous) sampled in [t0, t1]}."""
         out = {}
         with self.lock:
             for key, ss in self.samples.items():
-                inside = [s[1] for s in ss if t0 <= s[0] <= t1]
+                inside = [s[field] for s in ss if t0 <= s[0] <= t1 and s[field] is not None]
                 if inside:
                     out[key] = max(inside)
         return out

@@ -92,6 +92,8 @@ class Soak(Checks):
             self.lab.add_node()
         self.resources = monitors.Resources(self.lab.nodes)
         self.resources.ticker.start()
+        if not self.args.skip_default_timings:
+            self.default_timings_idle()
         t = time.monotonic()
         for node in self.lab.nodes:
             self.lab.start(node)
@@ -133,14 +135,64 @@ class Soak(Checks):
         time.sleep(seconds)  # the schedule: a measured phase lasts this long
         t1 = time.monotonic()
         cpu = self.resources.cpu_percent(t0, t1)
-        rss = self.resources.rss_max(t0, t1)
         self.figures[f"cpu_{label}_pct"] = {"mean": round(sum(cpu.values()) / len(cpu), 2) if cpu else None,
                                             "max": round(max(cpu.values()), 2) if cpu else None}
-        self.figures[f"rss_{label}_mib"] = {"mean": round(sum(rss.values()) / len(rss) / 2**20, 1) if rss else None,
-                                            "max": round(max(rss.values()) / 2**20, 1) if rss else None}
+        # RSS counts the shared libraries' pages in every agent; PSS shares them out, anon is the agent's own.
+        for kind, field in (("rss", 1), ("pss", 3), ("anon", 4)):
+            mem = self.resources.rss_max(t0, t1, field)
+            self.figures[f"{kind}_{label}_mib"] = {
+                "mean": round(sum(mem.values()) / len(mem) / 2**20, 1) if mem else None,
+                "max": round(max(mem.values()) / 2**20, 1) if mem else None}
         self.log(f"{label}: CPU % of a core per agent {self.figures[f'cpu_{label}_pct']}, "
-                 f"RSS MiB {self.figures[f'rss_{label}_mib']}")
+                 f"RSS MiB {self.figures[f'rss_{label}_mib']}, PSS MiB {self.figures[f'pss_{label}_mib']}, "
+                 f"anonymous MiB {self.figures[f'anon_{label}_mib']}")
         return t0, t1
+
+    def measure_idle(self):
+        """The idle phase. electionlab.Checker's 50 ms polls of every agent are HTTP work the agents would
+        not do idle: it polls once a second meanwhile (nothing changes the election then)."""
+        interval = self.checker.interval if self.checker else None
+        if self.checker:
+            self.checker.interval = 1.0
+        try:
+            self.measure("idle", self.plan["idle"])
+        finally:
+            if self.checker:
+                self.checker.interval = interval
+
+    def default_timings_idle(self):
+        """Phase 0 (unless --skip-default-timings): the cluster formed on the plugins' DEFAULT
+        timings (election heartbeat 5 s, gossip heartbeat 1 s, availability every 30 s, backbeat's own
+        tempo: what a user runs), then idle, measured with no test probe polling the agents. Then every
+        agent stops (SIGTERM, exit 0) and the rest of the soak runs on the test timings."""
+        lab, nodes = self.lab, self.lab.nodes
+        lab.default_timings, saved = True, lab.agent_config
+        lab.agent_config = {}
+        try:
+            for node in nodes:
+                lab.start(node)
+            for n in nodes:
+                others = {m.agent_id for m in nodes if m is not n}
+                wait_for(lambda n=n, o=others: o <= {p["agent_id"] for p in (n.get("/api/v1/agent/peers")[1] or [])
+                                                      if isinstance(p, dict)}, 120,
+                         f"{n.name}'s directory to list all (default timings)", interval=0.5)
+            if self.has("election"):
+                def one_admin():
+                    seen = [n.election()[1] for n in nodes]
+                    admins = {b.get("admin") for b in seen if isinstance(b, dict)}
+                    return len(admins) == 1 and all(admins) and admins
+                admin = wait_for(one_admin, 120, "one admin all agree on (default timings)", interval=0.5)
+                self.log(f"default timings: admin {admin.pop()} agreed by all")
+            self.measure("idle_default", self.plan["idle"])
+            for node in nodes:
+                node.ready = False
+                node.down_since = time.monotonic()
+                rc = node.agent.stop()
+                if rc != 0:
+                    raise AssertionError(f"{node.name} exited with {rc} on SIGTERM after the default-timings idle "
+                                         f"({node.agent.log_path})")
+        finally:
+            lab.default_timings, lab.agent_config = False, saved
 
     def start_load(self):
         self.ai = monitors.AiLoad(self.lab.nodes, self.plan["ai_clients"])
@@ -371,7 +423,7 @@ class Soak(Checks):
         ok = False
         try:
             self.setup()
-            self.measure("idle", self.plan["idle"])
+            self.measure_idle()
             self.start_load()
             load_start = time.monotonic()
             self.measure("load", self.plan["load"])
@@ -463,6 +515,21 @@ class Soak(Checks):
                 self.verdict("every agent exits 0 on SIGTERM with no sanitizer report", False, str(e)[:3000])
         self.report()
 
+    def resources_timeline(self, every=5.0):
+        """{agent-incarnation: [[s since the start, RSS, PSS, anonymous MiB], ...]} every `every` s: which
+        phase or fault the memory came with (set against "events")."""
+        out = {}
+        with self.resources.lock:
+            for (name, inc), ss in sorted(self.resources.samples.items()):
+                rows, last = [], None
+                for t, rss, _ticks, pss, anon in ss:
+                    if last is None or t - last >= every:
+                        rows.append([round(t - self.t0, 1)] + [round(v / 2**20, 1) if v is not None else None
+                                                               for v in (rss, pss, anon)])
+                        last = t
+                out[f"{name}-i{inc}"] = rows
+        return out
+
     def report(self):
         elapsed = time.monotonic() - self.t0
         self.figures["elapsed_s"] = round(elapsed, 1)
@@ -475,7 +542,8 @@ class Soak(Checks):
         if self.args.results:
             with open(self.args.results, "w") as f:
                 json.dump({"mode": "long" if self.long else "short", "agents": self.n, "invariants": self.invariants,
-                           "figures": self.figures, "events": self.events}, f, indent=2)
+                           "figures": self.figures, "events": self.events,
+                           "resources": self.resources_timeline() if self.resources else {}}, f, indent=2)
         if self.long and not self.args.no_docs:
             import docs_writer
             docs_writer.write(self)

@@ -42,6 +42,9 @@ def parse_args():
                     help="development only: run without the plugins the build lacks (their checks are skipped)")
     ap.add_argument("--agent-status-log-ms", type=int, default=None,
                     help="the agent plugin's status_log_interval_ms (default 5000; 0 turns the status line off)")
+    ap.add_argument("--skip-default-timings", action="store_true",
+                    help="leave out the first phase: the cluster idle on the plugins' default timings (about 30 s "
+                         "on 10 agents; the idle figures users get), before the restart on the test timings")
     ap.add_argument("--results", default="", help="write the results as JSON here")
     ap.add_argument("--no-docs", action="store_true", help="--long: do not write docs/benchmarks.md")
     return ap.parse_args()

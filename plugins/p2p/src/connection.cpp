@@ -28,6 +28,16 @@ constexpr size_t kSocketBudget = 1024 * 1024;
 // Stop reading from a peer while this much output waits for its socket (answers to its pings,
 // window updates, resets...): a peer that sends but never reads must not grow our memory.
 constexpr size_t kReadPauseBacklog = 4 * 1024 * 1024;
+// A buffer keeps its capacity once drained. After a burst (a bulk transfer, the backlog a healed
+// partition lets through) every connection kept the largest one it ever saw: about 8 MiB per agent
+// in the cluster soak (docs/benchmarks.md, per-agent footprint). The sweep gives back what a drained
+// buffer holds above this, and the read size shrinks again once reads stop filling it.
+constexpr size_t kKeptCapacity = 64 * 1024;
+
+template <class Buffer>
+void release_if_drained(Buffer &b) {
+  if (b.empty() && b.capacity() > kKeptCapacity) Buffer().swap(b);
+}
 
 // asio::async_write's default completion condition (transfer_all) hands the socket at most 64 KiB
 // per send(), and runs the scheduler between chunks: on a fast link that is a syscall, a TCP
@@ -80,6 +90,7 @@ void Connection::read_more() {
   }
   read_blocked_ = false;
   if (read_space_ == 0) read_space_ = kFirstRead;
+  if (rlen_ == 0 && rbuf_.size() > std::max(kKeptCapacity, 2 * read_space_)) Bytes().swap(rbuf_);
   if (rbuf_.size() - rlen_ < read_space_) rbuf_.resize(rlen_ + read_space_);
   reading_ = true;
   last_read_request_ = rbuf_.size() - rlen_;
@@ -105,7 +116,10 @@ void Connection::on_read(size_t n) {
   graveyard_.clear();
   last_rx_ms_ = monotonic_ms();
   keepalive_sent_ = false;
-  if (n == last_read_request_ && read_space_ < kReadChunk) read_space_ *= 2;
+  if (n == last_read_request_) {
+    full_read_since_sweep_ = true;
+    if (read_space_ < kReadChunk) read_space_ *= 2;
+  }
   node_.stats().bytes_in += n;
   rlen_ += n;
   if (!process_input()) return;
@@ -262,8 +276,24 @@ void Connection::abort(chorus_status status, const std::string &reason) {
   node_.connection_closed(*this, reason);
 }
 
+void Connection::release_drained_buffers() {
+  if (!full_read_since_sweep_ && read_space_ > kFirstRead) read_space_ = std::max(kFirstRead, read_space_ / 2);
+  full_read_since_sweep_ = false;
+  release_if_drained(plain_);
+  release_if_drained(mux_out_);
+  release_if_drained(wbuf_);
+  if (!writing_) release_if_drained(wbuf_inflight_);  // else the socket is writing from it
+  for (auto &[yid, st] : streams_) {
+    if (st->sendq_off != st->sendq.size()) continue;  // still sending: keep its queue
+    st->sendq.clear();
+    st->sendq_off = 0;
+    release_if_drained(st->sendq);
+  }
+}
+
 void Connection::sweep(uint64_t now) {
   if (phase_ == Phase::closed) return;
+  release_drained_buffers();
   if (phase_ != Phase::open) {
     if (now >= handshake_deadline_ms_) fail_upgrade(UpgradeError::timeout, "handshake timed out (slow or silent peer)");
     return;

@@ -54,6 +54,8 @@ class Connection : public yamux::Handler, public std::enable_shared_from_this<Co
 
   // Periodic checks from the node's sweep: handshake and negotiation deadlines, keepalive.
   void sweep(uint64_t now_ms);
+  // Gives back the capacity drained buffers grew to in a burst (connection.cpp, kKeptCapacity).
+  void release_drained_buffers();
 
   uint64_t id() const { return id_; }
   uint64_t dial_id() const { return dial_id_; }
@@ -117,6 +119,7 @@ class Connection : public yamux::Handler, public std::enable_shared_from_this<Co
   size_t rlen_ = 0;
   size_t read_space_ = 0;         // how much to ask the socket for next
   size_t last_read_request_ = 0;
+  bool full_read_since_sweep_ = false;  // a read filled its buffer: keep read_space_
   Bytes plain_;       // decrypted bytes not processed yet
   Bytes mux_out_;     // yamux output waiting for encryption
   WireBytes wbuf_;    // what waits for the socket: handshake bytes, then ciphertext
