@@ -59,7 +59,7 @@ if [ "${CHORUS_DEB_CCACHE:-1}" != 0 ] && command -v ccache >/dev/null; then
   # the launcher from the environment at the first configure (3.17 and later).
   rm -f "$out/ccache-stats.log"
   ccache_env=(CCACHE_DIR="${CCACHE_DIR:-$(ccache --get-config cache_dir)}" CCACHE_BASEDIR="$root"
-    CCACHE_NOHASHDIR=true CCACHE_STATSLOG="$out/ccache-stats.log"
+    CCACHE_NOHASHDIR=true CCACHE_DEPEND=true CCACHE_STATSLOG="$out/ccache-stats.log"
     CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 
