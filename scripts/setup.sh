@@ -153,7 +153,9 @@ normal_build_args=(-DCHORUS_BUILD_BENCH=ON)
 if command -v ccache >/dev/null && command -v dpkg-buildflags >/dev/null; then
   cppflags=$(deb_flags CPPFLAGS)
   ldflags=$(deb_flags LDFLAGS)
-  launcher="env;CCACHE_BASEDIR=$root;CCACHE_NOHASHDIR=true;CCACHE_DEPEND=true;ccache"
+  # LC_ALL: debhelper runs the package build's compiler with LC_ALL=C.UTF-8, and ccache hashes the
+  # locale variables (without it, not one object of the package build is found in the cache).
+  launcher="env;LC_ALL=C.UTF-8;CCACHE_BASEDIR=$root;CCACHE_NOHASHDIR=true;CCACHE_DEPEND=true;ccache"
   normal_build_args+=(-DCMAKE_BUILD_TYPE=None
     -DCMAKE_C_FLAGS="$(deb_flags CFLAGS) $cppflags" -DCMAKE_CXX_FLAGS="$(deb_flags CXXFLAGS) $cppflags"
     -DCMAKE_EXE_LINKER_FLAGS="$ldflags" -DCMAKE_SHARED_LINKER_FLAGS="$ldflags" -DCMAKE_MODULE_LINKER_FLAGS="$ldflags"
