@@ -56,7 +56,8 @@ if [ "$in_namespace" = 0 ]; then
     debs=$CHORUS_DEBS_DIR
   else
     debs=$work/debs
-    "$here/build-debs.sh" "$debs" >/dev/null
+    "$here/build-debs.sh" "$debs" >"$work/build-debs.out"
+    grep '^== ccache' "$work/build-debs.out" || true  # how much the package build compiled again
   fi
   ls "$debs"/chorus-agent_*.deb >/dev/null 2>&1 || fail "no chorus-agent_*.deb in $debs"
   echo "== packages ($(elapsed) s):"

@@ -80,8 +80,13 @@ if [ -f "$build/CMakeCache.txt" ] && ! grep -q '^CHORUS_FUZZ:BOOL=ON' "$build/CM
   exit 2
 fi
 echo "== fuzz: configuring $build"
+# RelWithDebInfo with the optimisation and debug level OSS-Fuzz uses: -O1 and line tables (enough
+# for the symbolised stack of a crash). Measured: host/src/http_server.cpp, the heaviest file of the
+# fuzz build, takes 19 % less compile time than with -O2 -g; the small p2p-wire files the same.
+fuzz_config_flags="-O1 -gline-tables-only -DNDEBUG"
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="$fuzz_config_flags" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$fuzz_config_flags" \
   -DCHORUS_FUZZ=ON -DCHORUS_BUILD_TESTS=ON -DCHORUS_BUILD_BENCH=OFF -DCHORUS_SANITIZE=OFF \
   -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
   > "$probe/configure.log" 2>&1 || { cat "$probe/configure.log" >&2; exit 1; }

@@ -30,6 +30,7 @@ fi
 if [ "$mode" = test ]; then
   packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev nats-server
     iproute2 debhelper lintian debootstrap systemd curl
+    ccache  # the Debian package build of packaging.debs reuses the test build's objects (below)
     age  # the age CLI: the dht tests check it reads our files and we read its files
     golang-go golang-github-flynn-noise-dev golang-github-hashicorp-yamux-dev)  # the Go interop peer
   # The js-libp2p interop peer runs on Node. Debian 12's own nodejs is 18, older than the pinned
@@ -137,8 +138,31 @@ else
 fi
 phase_done "setup"
 
+# The test build is compiled with the flags of the Debian package build (dpkg-buildflags with the
+# hardening of packaging/debian/rules, CPPFLAGS appended the way debhelper's CMake build system does,
+# build type None) and through ccache, with paths made relative to the source root. packaging.debs
+# builds the packages with packaging/build-debs.sh from a copy of the tree staged under this build
+# directory, with the same flags and the same ccache settings, so it takes the objects from the cache
+# instead of compiling everything a second time (that needs the build directory one level below the
+# source root, as the default "build" is, so that the relative paths match). Depend mode: a miss
+# costs no extra preprocessor run (the compiler's -MD output lists the headers).
+deb_flags() {  # variable
+  (cd "$root" && DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get "$1")
+}
+normal_build_args=(-DCHORUS_BUILD_BENCH=ON)
+if command -v ccache >/dev/null && command -v dpkg-buildflags >/dev/null; then
+  cppflags=$(deb_flags CPPFLAGS)
+  ldflags=$(deb_flags LDFLAGS)
+  # LC_ALL: debhelper runs the package build's compiler with LC_ALL=C.UTF-8, and ccache hashes the
+  # locale variables (without it, not one object of the package build is found in the cache).
+  launcher="env;LC_ALL=C.UTF-8;CCACHE_BASEDIR=$root;CCACHE_NOHASHDIR=true;CCACHE_DEPEND=true;ccache"
+  normal_build_args+=(-DCMAKE_BUILD_TYPE=None
+    -DCMAKE_C_FLAGS="$(deb_flags CFLAGS) $cppflags" -DCMAKE_CXX_FLAGS="$(deb_flags CXXFLAGS) $cppflags"
+    -DCMAKE_EXE_LINKER_FLAGS="$ldflags" -DCMAKE_SHARED_LINKER_FLAGS="$ldflags" -DCMAKE_MODULE_LINKER_FLAGS="$ldflags"
+    -DCMAKE_C_COMPILER_LAUNCHER="$launcher" -DCMAKE_CXX_COMPILER_LAUNCHER="$launcher")
+fi
 echo "== build"
-configure_and_build "$build" -DCHORUS_BUILD_BENCH=ON
+configure_and_build "$build" "${normal_build_args[@]}"
 phase_done "build"
 echo "== test"
 (cd "$build" && ctest --output-on-failure -j "$jobs") || status=1
