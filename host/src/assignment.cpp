@@ -1,6 +1,7 @@
 #include "assignment.hpp"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include <cctype>
 #include <cerrno>
@@ -84,33 +85,74 @@ size_t collect_body(char *data, size_t size, size_t n, void *user) {
   return size * n;
 }
 
+// libcurl, loaded on the first assignment fetch rather than linked: linking it maps its whole
+// dependency tree (gnutls, kerberos, ldap, ...) into every agent at exec, before main() could tell
+// gnutls not to initialise itself (docs/benchmarks.md, "Per-agent footprint"). Most agents never
+// fetch an assignment.
+struct Curl {
+  CURL *(*easy_init)();
+  CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+  CURLcode (*easy_perform)(CURL *);
+  CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+  void (*easy_cleanup)(CURL *);
+  const char *(*easy_strerror)(CURLcode);
+};
+
+const Curl *load_curl(std::string *why) {
+  static const Curl *loaded = [why]() -> const Curl * {
+    void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);  // never closed: kept for the process
+    if (lib == nullptr) {
+      *why = std::string("cannot load libcurl.so.4 (package libcurl4): ") + dlerror();
+      return nullptr;
+    }
+    static Curl c;
+    bool ok = true;
+    auto sym = [&](auto &fn, const char *name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
+      ok = ok && fn != nullptr;
+    };
+    sym(c.easy_init, "curl_easy_init");
+    sym(c.easy_setopt, "curl_easy_setopt");
+    sym(c.easy_perform, "curl_easy_perform");
+    sym(c.easy_getinfo, "curl_easy_getinfo");
+    sym(c.easy_cleanup, "curl_easy_cleanup");
+    sym(c.easy_strerror, "curl_easy_strerror");
+    if (!ok) *why = "libcurl.so.4 lacks the curl_easy_* functions";
+    return ok ? &c : nullptr;
+  }();
+  if (loaded == nullptr && why->empty()) *why = "libcurl could not be loaded (see the first failure)";
+  return loaded;
+}
+
 // GET url; the body on a 2xx answer, else nullopt with *why set.
 std::optional<std::string> http_get(const std::string &url, uint64_t timeout_ms, std::string *why) {
-  CURL *curl = curl_easy_init();
+  const Curl *lib = load_curl(why);
+  if (lib == nullptr) return std::nullopt;
+  CURL *curl = lib->easy_init();
   if (curl == nullptr) {
     *why = "cannot initialise libcurl";
     return std::nullopt;
   }
   std::string body;
   char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "chorus-agent/" CHORUS_VERSION);
-  const CURLcode rc = curl_easy_perform(curl);
+  lib->easy_setopt(curl, CURLOPT_URL, url.c_str());
+  lib->easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  lib->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  lib->easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  lib->easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
+  lib->easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  lib->easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+  lib->easy_setopt(curl, CURLOPT_USERAGENT, "chorus-agent/" CHORUS_VERSION);
+  const CURLcode rc = lib->easy_perform(curl);
   long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
+  lib->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  lib->easy_cleanup(curl);
   if (rc == CURLE_WRITE_ERROR) {
     *why = "GET " + url + ": answer larger than " + std::to_string(kMaxAssignmentBytes) + " bytes";
     return std::nullopt;
   }
   if (rc != CURLE_OK) {
-    *why = "GET " + url + ": " + (errbuf[0] != '\0' ? std::string(errbuf) : std::string(curl_easy_strerror(rc)));
+    *why = "GET " + url + ": " + (errbuf[0] != '\0' ? std::string(errbuf) : std::string(lib->easy_strerror(rc)));
     return std::nullopt;
   }
   if (status < 200 || status >= 300) {
