@@ -727,15 +727,8 @@ TEST_F(DhtPluginTest, RoleEncryptedStoreAndRetrieve) {
   EXPECT_NE(all.find("integrity"), std::string::npos) << all;
 }
 
-TEST_F(DhtPluginTest, PeersThatAnswerGarbageOrNothingDoNotStallOperations) {
-  auto p = start(R"({"probe":{"enabled":false},"query_timeout_ms":200,"lookup_deadline_ms":2000})");
-  // A remote server identifies; it answers every request with bytes that are no frame at all.
-  {
-    std::lock_guard lk(p2p_.mu);
-    p2p_.reply = {0x03, 0xff, 0xff, 0xff};
-  }
-  const Key remote_key(9);
-  const PeerId remote = remote_key.id();
+// The p2p host reports that `remote` identified and speaks kad (at a made-up address).
+void identify_kad_peer(FakeP2P &p2p, const PeerId &remote) {
   const std::string text = remote.to_base58();
   const std::string ident = R"({"protocols":["/ipfs/kad/1.0.0"],"listen_addrs":["/ip4/127.0.0.1/tcp/5555"]})";
   chorus_p2p_event ev{};
@@ -746,8 +739,20 @@ TEST_F(DhtPluginTest, PeersThatAnswerGarbageOrNothingDoNotStallOperations) {
   ev.peer_text = text.c_str();
   ev.addr = "";
   ev.identify_json = ident.c_str();
+  p2p.event_fn(p2p.event_arg, &ev);
+}
+
+TEST_F(DhtPluginTest, PeersThatAnswerGarbageOrNothingDoNotStallOperations) {
+  auto p = start(R"({"probe":{"enabled":false},"query_timeout_ms":200,"lookup_deadline_ms":2000})");
+  // A remote server identifies; it answers every request with bytes that are no frame at all.
+  {
+    std::lock_guard lk(p2p_.mu);
+    p2p_.reply = {0x03, 0xff, 0xff, 0xff};
+  }
+  const Key remote_key(9);
+  const PeerId remote = remote_key.id();
   ASSERT_NE(p2p_.event_fn, nullptr);
-  p2p_.event_fn(p2p_.event_arg, &ev);
+  identify_kad_peer(p2p_, remote);
   // The bootstrap lookup asks it, gets garbage, and drops it from the routing table.
   ASSERT_TRUE(p2p_.wait([&] { return p2p_.opens >= 1 && !p2p_.resets.empty(); }));
   auto routing = [&] { return nlohmann::json::parse(http_wait("GET", "/api/v1/dht/routing").body); };
@@ -759,7 +764,7 @@ TEST_F(DhtPluginTest, PeersThatAnswerGarbageOrNothingDoNotStallOperations) {
     std::lock_guard lk(p2p_.mu);
     p2p_.reply.clear();
   }
-  p2p_.event_fn(p2p_.event_arg, &ev);
+  identify_kad_peer(p2p_, remote);
   for (int i = 0; i < 500 && routing()["peers"] != 1; ++i) std::this_thread::sleep_for(10ms);
   ASSERT_EQ(routing()["peers"], 1);
   const auto started = std::chrono::steady_clock::now();
@@ -774,18 +779,8 @@ TEST_F(DhtPluginTest, PeersThatAnswerGarbageOrNothingDoNotStallOperations) {
 // Returns its id. The fake answers nothing until the test sets p2p_.reply.
 PeerId identify_silent_peer(FakeP2P &p2p, uint8_t seed, const std::function<int()> &routing_peers) {
   const PeerId remote = Key(seed).id();
-  const std::string text = remote.to_base58();
-  const std::string ident = R"({"protocols":["/ipfs/kad/1.0.0"],"listen_addrs":["/ip4/127.0.0.1/tcp/5555"]})";
-  chorus_p2p_event ev{};
-  ev.struct_size = sizeof ev;
-  ev.type = CHORUS_P2P_EVENT_IDENTIFIED;
-  ev.peer = remote.bytes().data();
-  ev.peer_len = remote.bytes().size();
-  ev.peer_text = text.c_str();
-  ev.addr = "";
-  ev.identify_json = ident.c_str();
   EXPECT_NE(p2p.event_fn, nullptr);
-  p2p.event_fn(p2p.event_arg, &ev);
+  identify_kad_peer(p2p, remote);
   EXPECT_TRUE(p2p.wait([&] { return p2p.opens >= 1 && !p2p.resets.empty(); }));
   for (int i = 0; i < 500 && routing_peers() != 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(routing_peers(), 0);
