@@ -220,6 +220,18 @@ struct FakeP2P {
       if (s == stream) out.push_back(b);
     return out;
   }
+  // Ends every outbound stream still open with its one on_closed, as the p2p host does: a fake remote
+  // that answered never closes its side, and the stream's context (which holds the node's control
+  // block) would otherwise outlive the test. Safe after the plugin stopped: on_closed only frees.
+  void close_outbound() {
+    std::map<uint64_t, chorus_p2p_stream_handler> open;
+    {
+      std::lock_guard lk(mu);
+      open.swap(outbound);
+    }
+    for (auto &[id, h] : open)
+      if (h.on_closed != nullptr) h.on_closed(h.arg, id, CHORUS_OK, "closed");
+  }
   bool was_reset(uint64_t stream) {
     std::lock_guard lk(mu);
     return std::find(resets.begin(), resets.end(), stream) != resets.end();
@@ -263,7 +275,10 @@ class DhtPluginTest : public ::testing::Test {
     host_.set_host_info(nlohmann::json{{"agent_id", "t"}, {"state_dir", dir_.string()}}.dump());
     host_.provide(CHORUS_P2P_HOST_SERVICE, 1, 0, &p2p_.table, &p2p_, "p2p");
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override {
+    p2p_.close_outbound();
+    std::filesystem::remove_all(dir_);
+  }
 
   chorus::testing::PluginHandle start(const std::string &cfg = R"({"probe":{"enabled":false}})") {
     auto p = chorus::testing::load(&chorus_plugin_entry_v1, host_, cfg);
@@ -840,6 +855,7 @@ TEST_F(DhtPluginTest, RequestsFromADroppedPeerAreRateLimitedChecks) {
         if (s == stream) return true;
       return false;
     }));
+    h.on_closed(h.arg, stream, CHORUS_OK, "done");  // the caller hangs up after the answer
   };
   // Its first request starts a check at once (the backoff after the lookup's failure is an hour); it
   // is still unreachable, so the check fails.
