@@ -197,16 +197,12 @@ void Coordinator::close_window(Task &t, Now now) {
     return;
   }
   const std::string owner = *owner_of(t.view.task_id, t.view.attempt, candidates);
+  release_claim(t);
+  take_owner(t, owner, t.claims[owner], TaskStatus::claimed, now);
   const Fencing f = fencing();
   if (f.election) {
     // Only the admin's word makes an owner: agents that heard different claims (late or lost ones)
     // would each compute their own. Until it comes, the rank's choice is shown as the likely owner.
-    release_claim(t);
-    t.view.owner_node = owner;
-    t.view.owner_agent = t.claims[owner];
-    t.owner_heard = now.mono_ms;
-    t.view.status = TaskStatus::claimed;
-    t.view.updated = now.wall_ms;
     if (f.admin) {
       const TaskAssign a{t.view.task_id, t.view.attempt, config_.node_id, config_.agent_id, owner, t.claims[owner]};
       if (out_.count) out_.count("assigned");
@@ -215,17 +211,15 @@ void Coordinator::close_window(Task &t, Now now) {
     }
     return;
   }
-  t.view.owner_node = owner;
-  t.view.owner_agent = t.claims[owner];
+  if (owner == config_.node_id) begin_work(t, now);
+}
+
+void Coordinator::take_owner(Task &t, const std::string &node, const std::string &agent, TaskStatus status, Now now) {
+  t.view.owner_node = node;
+  t.view.owner_agent = agent;
   t.owner_heard = now.mono_ms;
-  t.view.status = TaskStatus::claimed;
+  t.view.status = status;
   t.view.updated = now.wall_ms;
-  if (owner != config_.node_id) {
-    release_claim(t);
-    return;
-  }
-  release_claim(t);
-  begin_work(t, now);
 }
 
 void Coordinator::begin_work(Task &t, Now now) {
@@ -258,10 +252,7 @@ void Coordinator::on_progress(const TaskProgress &p, Now now) {
   if (p.status == "started") t.started.insert(p.node_id);
   t.view.updated = now.wall_ms;
   if (t.assigned) {  // the admin chose the owner: ranks settle nothing
-    if (p.node_id == t.view.owner_node) {
-      t.owner_heard = now.mono_ms;
-      t.view.status = TaskStatus::working;
-    }
+    if (p.node_id == t.view.owner_node) take_owner(t, p.node_id, t.view.owner_agent, TaskStatus::working, now);
     return;
   }
   const std::string &me = config_.node_id;
@@ -270,19 +261,13 @@ void Coordinator::on_progress(const TaskProgress &p, Now now) {
     if (outranks(t.view.task_id, t.view.attempt, p.node_id, me)) {
       stop_work(t);
       if (out_.count) out_.count("yielded");
-      t.view.owner_node = p.node_id;
-      t.view.owner_agent = p.agent_id;
-      t.owner_heard = now.mono_ms;
-      t.view.status = TaskStatus::working;
+      take_owner(t, p.node_id, p.agent_id, TaskStatus::working, now);
     }
     return;
   }
   const std::string &owner = t.view.owner_node;
   if (owner.empty() || p.node_id == owner || outranks(t.view.task_id, t.view.attempt, p.node_id, owner)) {
-    t.view.owner_node = p.node_id;
-    t.view.owner_agent = p.agent_id;
-    t.owner_heard = now.mono_ms;
-    t.view.status = TaskStatus::working;
+    take_owner(t, p.node_id, p.agent_id, TaskStatus::working, now);
     t.unclaimed_since = 0;
   }
 }
@@ -336,11 +321,7 @@ void Coordinator::on_assign(const TaskAssign &a, Now now) {
   t.unclaimed_since = 0;
   release_claim(t);
   t.claims.emplace(a.owner_node, a.owner_agent);
-  t.view.owner_node = a.owner_node;
-  t.view.owner_agent = a.owner_agent;
-  t.owner_heard = now.mono_ms;
-  t.view.status = TaskStatus::claimed;
-  t.view.updated = now.wall_ms;
+  take_owner(t, a.owner_node, a.owner_agent, TaskStatus::claimed, now);
   if (a.owner_node == config_.node_id && !t.working_here) begin_work(t, now);
 }
 

@@ -146,6 +146,8 @@ class Coordinator {
   void on_result(const TaskResult &r, Now now);
   void on_ack(const TaskAck &a, Now now);
   void begin_work(Task &t, Now now);
+  // Who owns the current attempt as far as this agent knows, and when it was last heard of.
+  void take_owner(Task &t, const std::string &node, const std::string &agent, TaskStatus status, Now now);
   void maybe_commit(Task &t, const ResultKey &key, Now now);
   void finish(Task &t, const TaskComplete &c, Now now);
   void answer_finished(Task &t, Now now);

@@ -487,9 +487,13 @@ void Node::report_health(const Now &t) {
 AdminView Node::admin_view() const {
   std::lock_guard lk(mu_);
   AdminView v = view_;
-  v.cluster_size = settings_.election.members.empty() ? settings_.election.cluster_size
-                                                      : static_cast<uint32_t>(settings_.election.members.size());
+  v.cluster_size = cluster_size();
   return v;
+}
+
+uint32_t Node::cluster_size() const {
+  return settings_.election.members.empty() ? settings_.election.cluster_size
+                                            : static_cast<uint32_t>(settings_.election.members.size());
 }
 
 json Node::state_json() const {
@@ -506,9 +510,6 @@ json Node::state_json() const {
   const ScoreComponents &c = election_.score_components();
   const std::string &admin = election_.role() == Role::admin ? self_ : election_.admin();
   const uint64_t since = admin.empty() ? 0 : election_.admin_since_unix_ms();
-  const uint32_t cluster_size = settings_.election.members.empty()
-                                    ? settings_.election.cluster_size
-                                    : static_cast<uint32_t>(settings_.election.members.size());
   return json{{"id", self_},
               {"state", role_name(election_.role())},
               {"admin", admin},
@@ -525,7 +526,7 @@ json Node::state_json() const {
               {"members", std::move(members)},
               {"members_heard", election_.members_heard(t)},
               {"quorum", election_.quorum()},
-              {"cluster_size", cluster_size}};
+              {"cluster_size", cluster_size()}};
 }
 
 // ---- watches

@@ -77,6 +77,8 @@ class Node {
 
   const std::string &self_id() const { return self_; }
   AdminView admin_view() const;
+  // The configured membership: the number of `members`, else `cluster_size` (0 = none).
+  uint32_t cluster_size() const;
   // GET /api/v1/election.
   nlohmann::json state_json() const;
   // POST /api/v1/election/trigger: done(outcome) runs on the election thread (or at once when stopping).
