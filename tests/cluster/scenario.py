@@ -541,9 +541,10 @@ class Soak(Checks):
         print(json.dumps(self.figures, indent=2))
         if self.args.results:
             with open(self.args.results, "w") as f:
-                json.dump({"mode": "long" if self.long else "short", "agents": self.n, "invariants": self.invariants,
+                json.dump({"mode": "long" if self.long else "short", "agents": self.n,
+                           "sanitized": self.args.sanitized, "invariants": self.invariants,
                            "figures": self.figures, "events": self.events,
                            "resources": self.resources_timeline() if self.resources else {}}, f, indent=2)
-        if self.long and not self.args.no_docs:
+        if self.long and not self.args.no_docs and not self.args.sanitized:  # docs hold the normal build's figures
             import docs_writer
             docs_writer.write(self)

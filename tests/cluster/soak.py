@@ -45,6 +45,10 @@ def parse_args():
     ap.add_argument("--skip-default-timings", action="store_true",
                     help="leave out the first phase: the cluster idle on the plugins' default timings (about 30 s "
                          "on 10 agents; the idle figures users get), before the restart on the test timings")
+    ap.add_argument("--sanitized", action="store_true", default=os.environ.get("CHORUS_SANITIZE") == "1",
+                    help="the agents are a sanitizer (ASan/UBSan) build, as CMake passes in a CHORUS_SANITIZE tree "
+                         "(default: CHORUS_SANITIZE=1): RSS growth is reported but not judged, since ASan's "
+                         "quarantine keeps freed memory; --long writes no docs")
     ap.add_argument("--results", default="", help="write the results as JSON here")
     ap.add_argument("--no-docs", action="store_true", help="--long: do not write docs/benchmarks.md")
     return ap.parse_args()
