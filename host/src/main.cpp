@@ -186,11 +186,20 @@ void install_crash_trace() {
 // arena keeps what it freed for its own threads. The agent runs about 20 threads (the host's and the
 // plugins'), so memory freed after a burst stays scattered over many arenas. Two arenas cost the
 // cluster soak's agents 1.3 MiB less after its faults (docs/benchmarks.md, per-agent footprint); the
-// threads mostly wait, so they seldom contend. MALLOC_ARENA_MAX or GLIBC_TUNABLES still decide.
-void limit_malloc_arenas() {
+// threads mostly wait, so they seldom contend.
+//
+// A fixed mmap threshold turns off glibc's sliding one: after a large buffer is freed, glibc raises
+// the threshold to that buffer's size (up to 32 MiB), so the next bursts' stream and queue buffers land
+// inside the heap and pin its pages long after they are freed. The heal of a partition is such a burst
+// (every peer's backlog at once); with the threshold fixed at 64 KiB those buffers are mappings of
+// their own, returned when freed, and the heap's top is trimmed past 128 KiB free
+// (docs/benchmarks.md, "Cluster soak"). MALLOC_ARENA_MAX or GLIBC_TUNABLES still decide.
+void tune_malloc() {
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
-  if (std::getenv("MALLOC_ARENA_MAX") == nullptr && std::getenv("GLIBC_TUNABLES") == nullptr)
-    mallopt(M_ARENA_MAX, 2);
+  if (std::getenv("MALLOC_ARENA_MAX") != nullptr || std::getenv("GLIBC_TUNABLES") != nullptr) return;
+  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_MMAP_THRESHOLD, 64 << 10);
+  mallopt(M_TRIM_THRESHOLD, 128 << 10);
 #endif
 }
 
@@ -203,7 +212,7 @@ void skip_gnutls_implicit_init() { ::setenv("GNUTLS_NO_IMPLICIT_INIT", "1", 0); 
 }  // namespace
 
 int main(int argc, char **argv) {
-  limit_malloc_arenas();  // before any thread starts
+  tune_malloc();  // before any thread starts
   skip_gnutls_implicit_init();
   install_crash_trace();
   Args args;

@@ -104,13 +104,14 @@ class Resources:
                     out[key] = 100.0 * (inside[-1][2] - inside[0][2]) / CLK_TCK / dt
         return out
 
-    def rss_at(self, t):
-        """{(name, inc): rss bytes of the last sample at or before t}."""
+    def rss_at(self, t, within=5.0):
+        """{(name, inc): rss bytes of the last sample at or before t} for incarnations running then (a
+        sample at most `within` seconds old); one that had ended is not counted."""
         out = {}
         with self.lock:
             for key, ss in self.samples.items():
                 before = [s for s in ss if s[0] <= t]
-                if before:
+                if before and t - before[-1][0] <= within:
                     out[key] = before[-1][1]
         return out
 

@@ -56,6 +56,9 @@ struct Node::Incoming {
   std::mutex mu;
   Bytes bytes;             // guarded by mu
   bool scheduled = false;  // guarded by mu: a drain is posted and has not run yet
+  // guarded by mu: the network thread paused the stream because kIncomingCap bytes waited; the
+  // gossip thread takes the pause over (Inbound::paused) when it drains them.
+  bool overflow_paused = false;
   // Bytes appended and not taken by the gossip thread yet: reading pauses while too many wait (the
   // peer then stalls on its yamux window), so a fast sender cannot grow our memory.
   std::atomic<size_t> size{0};

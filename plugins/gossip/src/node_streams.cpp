@@ -162,23 +162,30 @@ void Node::on_data(void *arg, uint64_t stream, const uint8_t *data, size_t len) 
   if (!n) return;
   Node *raw = n.get();
   Incoming &q = *ctx->incoming;
-  bool schedule = false;
+  bool schedule = false, pause = false;
   {
     std::lock_guard lk(q.mu);
     q.bytes.insert(q.bytes.end(), data, data + len);
     q.size.fetch_add(len, std::memory_order_relaxed);
     schedule = !q.scheduled;
     q.scheduled = true;
+    if (!q.overflow_paused && q.bytes.size() > kIncomingCap) pause = q.overflow_paused = true;
   }
+  // The gossip thread can be busy for a while (a heal's backlog from every peer at once), and the
+  // yamux window reopens as soon as this returns: stop reading here rather than pile bytes up. On
+  // the network thread the pause takes effect before the next read.
+  if (pause) raw->p2p_.table()->set_read_paused(raw->p2p_.self(), stream, 1);
   if (!schedule) return;
   raw->post([raw, stream, incoming = ctx->incoming] {
     Bytes bytes;
+    bool overflow_paused = false;
     {
       std::lock_guard lk(incoming->mu);
       bytes.swap(incoming->bytes);
       incoming->scheduled = false;
+      overflow_paused = std::exchange(incoming->overflow_paused, false);
     }
-    raw->inbound_data(stream, std::move(bytes));
+    raw->inbound_data(stream, std::move(bytes), overflow_paused);
   });
 }
 
@@ -321,10 +328,11 @@ void Node::inbound_opened(uint64_t stream, const PeerId &id, std::string text, s
   maybe_open(id);
 }
 
-void Node::inbound_data(uint64_t stream, Bytes bytes) {
+void Node::inbound_data(uint64_t stream, Bytes bytes, bool overflow_paused) {
   auto it = inbound_.find(stream);
   if (it == inbound_.end()) return;
   Inbound &in = *it->second;
+  if (overflow_paused) in.paused = true;  // update_read_pause below resumes it when the backlog allows
   in.incoming->size.fetch_sub(bytes.size(), std::memory_order_relaxed);
   if (in.buf.empty()) in.buf = std::move(bytes);
   else in.buf.insert(in.buf.end(), bytes.begin(), bytes.end());
@@ -337,11 +345,11 @@ void Node::inbound_data(uint64_t stream, Bytes bytes) {
 void Node::update_read_pause(uint64_t stream, Inbound &in) {
   auto peer = peers_.find(in.peer);
   const bool waiting = peer == peers_.end() || !peer->second->in_router;
-  const size_t backlog = in.incoming->size.load(std::memory_order_relaxed) + in.buf.size() + verifying_bytes_;
-  const size_t frame = s_.max_rpc_bytes();
+  const size_t backlog = in.incoming->size.load(std::memory_order_relaxed) + verifying_bytes_;
+  const bool held_full = waiting && in.buf.size() > s_.max_rpc_bytes();  // nothing parses until the peer is routed
   bool pause = in.paused;
-  if (backlog > 2 * frame || (waiting && in.buf.size() > frame)) pause = true;
-  else if (backlog < frame / 2 && !(waiting && in.buf.size() > frame)) pause = false;
+  if (backlog > kBacklogHigh || held_full) pause = true;
+  else if (backlog < kBacklogLow) pause = false;
   if (pause == in.paused) return;
   in.paused = pause;
   p2p_.table()->set_read_paused(p2p_.self(), stream, pause ? 1 : 0);

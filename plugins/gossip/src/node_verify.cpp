@@ -17,15 +17,14 @@ void Node::route_rpc(const PeerId &from, Rpc rpc) {
   }
   bool all_known = true;
   for (const auto &m : rpc.publish) {
-    const Bytes id = router_->message_id(m);
-    if (verified_ids_.count(std::string(id.begin(), id.end())) == 0) {
+    if (verified_ids_.count(message_key(router_->message_id(m))) == 0) {
       all_known = false;
       break;
     }
   }
   if (all_known) return router_->handle_rpc(from, std::move(rpc));  // copies: no need to verify again
   size_t bytes = 0;
-  for (const auto &m : rpc.publish) bytes += (m.data ? m.data->size() : 0) + 128;
+  for (const auto &m : rpc.publish) bytes += (m.data ? m.data->size() : 0) + kDecodedMessageOverhead;
   verifying_bytes_ += bytes;
   verify_batch_bytes_ += bytes;
   verify_batch_.push_back(VerifiedRpc{from, std::move(rpc), true, bytes});
@@ -60,9 +59,8 @@ void Node::verified(uint64_t seq, std::vector<VerifiedRpc> batch) {
         // Remembered for half the seen window, so the router still knows every id we skip for.
         const uint64_t expiry = host_.now_ms() + s_.router.seen_ttl_ms / 2;
         for (const auto &m : v.rpc.publish) {
-          const Bytes id = router_->message_id(m);
-          std::string key(id.begin(), id.end());
-          if (verified_ids_.insert(key).second) verified_order_.emplace_back(expiry, std::move(key));
+          const MessageKey key = message_key(router_->message_id(m));
+          if (verified_ids_.insert(key).second) verified_order_.emplace_back(expiry, key);
         }
       }
       auto p = peers_.find(v.from);

@@ -113,8 +113,10 @@ struct Router::State {
   // (topic, peer) -> when the backoff ends, whichever side pruned (as go-libp2p-pubsub keeps it).
   std::map<std::pair<std::string, PeerId>, uint64_t> backoff;
 
-  std::unordered_map<Bytes, uint64_t, BytesHash> seen;  // id -> expiry
-  std::deque<std::pair<uint64_t, Bytes>> seen_order;
+  std::unordered_map<MessageKey, uint64_t, MessageKeyHash> seen;  // id's key -> expiry
+  std::deque<std::pair<uint64_t, MessageKey>> seen_order;
+
+  bool was_seen(const Bytes &id) const { return seen.count(message_key(id)) != 0; }
 
   std::unordered_map<Bytes, CacheEntry, BytesHash> mcache;
   std::deque<std::vector<Bytes>> mcache_windows;  // front: the current heartbeat
@@ -347,7 +349,7 @@ std::optional<Bytes> Router::publish_message(Message m, std::string *why) {
   const uint64_t now = io_.now_ms();
   const std::string &topic = m.topic;
   Bytes id = message_id(m);
-  if (s_->seen.count(id) != 0) return fail("duplicate message");
+  if (s_->was_seen(id)) return fail("duplicate message");
   ReceivedMessage rm{m, id, s_->local, true};
   Validation v = io_.validate(rm);
   if (v == Validation::kReject) return fail("validator rejected the message");
@@ -431,7 +433,8 @@ void Router::forward(const Message &m, const PeerId &source) {
 
 void Router::mark_seen(const Bytes &id, uint64_t now) {
   uint64_t expiry = now + params_.seen_ttl_ms;
-  if (s_->seen.insert_or_assign(id, expiry).second) s_->seen_order.emplace_back(expiry, id);
+  const MessageKey key = message_key(id);
+  if (s_->seen.insert_or_assign(key, expiry).second) s_->seen_order.emplace_back(expiry, key);
 }
 
 void Router::cache_message(const Bytes &id, const Message &m) {
@@ -516,7 +519,7 @@ void Router::receive_message(const PeerId &from, Message m, bool signature_verif
     return;
   }
   Bytes id = message_id(m);
-  if (s_->seen.count(id) != 0) {
+  if (s_->was_seen(id)) {
     s_->score.duplicate_message(from, id, topic, now);
     io_.count(RouterEvent::kDuplicate, topic);
     return;
@@ -549,7 +552,7 @@ void Router::drain_queue() {
 void Router::validate_and_deliver(const PeerId &from, const Message &m, const Bytes &id, bool signature_verified) {
   uint64_t now = io_.now_ms();
   const std::string &topic = m.topic;
-  if (s_->seen.count(id) != 0) {  // another copy passed validation while this one waited
+  if (s_->was_seen(id)) {  // another copy passed validation while this one waited
     s_->score.duplicate_message(from, id, topic, now);
     io_.count(RouterEvent::kDuplicate, topic);
     return;
@@ -626,7 +629,7 @@ void Router::handle_ihave(const PeerId &from, const std::vector<ControlIHave> &i
     if (!announced(ih.topic)) continue;
     for (const auto &id : ih.message_ids) {
       if (p.ids_asked + static_cast<int>(wanted.size()) >= params_.max_ihave_length) break;
-      if (s_->seen.count(id) != 0 || s_->promises.count(id) != 0 || !asked.insert(id).second) continue;
+      if (s_->was_seen(id) || s_->promises.count(id) != 0 || !asked.insert(id).second) continue;
       wanted.push_back(id);
     }
   }
@@ -920,9 +923,9 @@ void Router::heartbeat() {
   }
   // Seen cache expiry.
   while (!s_->seen_order.empty() && s_->seen_order.front().first <= now) {
-    auto [expiry, id] = std::move(s_->seen_order.front());
+    const MessageKey key = s_->seen_order.front().second;
     s_->seen_order.pop_front();
-    auto it = s_->seen.find(id);
+    auto it = s_->seen.find(key);
     if (it != s_->seen.end() && it->second <= now) s_->seen.erase(it);
   }
 }

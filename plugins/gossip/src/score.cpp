@@ -113,12 +113,6 @@ bool validate_score_thresholds(const PeerScoreThresholds &t, std::string *why) {
   return true;
 }
 
-size_t PeerScore::BytesHash::operator()(const Bytes &b) const noexcept {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a: message ids are hashes or from+seqno already
-  for (uint8_t c : b) h = (h ^ c) * 1099511628211ull;
-  return static_cast<size_t>(h);
-}
-
 PeerScore::PeerScore(PeerScoreParams params) : params_(std::move(params)) {}
 
 const TopicScoreParams *PeerScore::topic_params(const std::string &topic) const {
@@ -141,6 +135,7 @@ void PeerScore::add_peer(const PeerId &peer, const std::string &ip, uint64_t now
     last_decay_ms_ = now_ms;
   }
   auto [it, fresh] = peers_.try_emplace(peer);
+  if (fresh) peers_by_tag_.emplace(peer_tag(peer), peer);
   PeerStats &ps = it->second;
   if (!fresh && ps.connected && ps.ip == ip) return;
   if (!fresh && ps.connected) untrack_ip(peer, ps.ip);
@@ -158,6 +153,7 @@ void PeerScore::remove_peer(const PeerId &peer, uint64_t now_ms) {
   const bool positive = score(peer, now_ms) > 0;
   untrack_ip(peer, ps.ip);
   if (positive) {
+    peers_by_tag_.erase(peer_tag(peer));
     peers_.erase(it);
     return;
   }
@@ -199,8 +195,9 @@ void PeerScore::apply_mesh_failure(TopicStats &ts, const TopicScoreParams &tp, u
 }
 
 PeerScore::DeliveryRecord &PeerScore::delivery_record(const Bytes &message_id, uint64_t now_ms) {
-  auto [it, fresh] = deliveries_.try_emplace(message_id);
-  if (fresh) delivery_expiry_.emplace_back(now_ms + params_.delivery_record_ttl_ms, message_id);
+  const MessageKey key = message_key(message_id);
+  auto [it, fresh] = deliveries_.try_emplace(key);
+  if (fresh) delivery_expiry_.emplace_back(now_ms + params_.delivery_record_ttl_ms, key);
   return it->second;
 }
 
@@ -235,8 +232,7 @@ void PeerScore::mark_invalid_delivery(const PeerId &peer, const std::string &top
 void PeerScore::validate_message(const PeerId &from, const Bytes &message_id, const std::string &topic,
                                  uint64_t now_ms) {
   if (!topic_params(topic)) return;
-  DeliveryRecord &rec = delivery_record(message_id, now_ms);
-  if (std::find(rec.peers.begin(), rec.peers.end(), from) == rec.peers.end()) rec.peers.push_back(from);
+  delivery_record(message_id, now_ms).add(peer_tag(from));
 }
 
 void PeerScore::deliver_message(const PeerId &from, const Bytes &message_id, const std::string &topic,
@@ -251,17 +247,17 @@ void PeerScore::deliver_message(const PeerId &from, const Bytes &message_id, con
   rec.status = DeliveryStatus::kValid;
   rec.validated_ms = now_ms;
   // Copies that arrived while the message was being validated were near-first deliveries.
-  for (const PeerId &p : rec.peers)
-    if (p != from) mark_near_first_delivery(p, topic, now_ms, now_ms);
-  if (std::find(rec.peers.begin(), rec.peers.end(), from) == rec.peers.end()) rec.peers.push_back(from);
+  const uint64_t from_tag = peer_tag(from);
+  for (uint64_t t : rec.peers)
+    if (const PeerId *p = t != from_tag ? peer_by_tag(t) : nullptr) mark_near_first_delivery(*p, topic, now_ms, now_ms);
+  rec.add(from_tag);
 }
 
 void PeerScore::duplicate_message(const PeerId &from, const Bytes &message_id, const std::string &topic,
                                   uint64_t now_ms) {
   if (!topic_params(topic)) return;
   DeliveryRecord &rec = delivery_record(message_id, now_ms);
-  if (std::find(rec.peers.begin(), rec.peers.end(), from) != rec.peers.end()) return;  // counted once
-  rec.peers.push_back(from);
+  if (!rec.add(peer_tag(from))) return;  // counted once
   switch (rec.status) {
     case DeliveryStatus::kPending:  // credited or penalised when validation ends
       break;
@@ -302,12 +298,18 @@ void PeerScore::reject_message(const PeerId &from, const Bytes &message_id, cons
       rec.status = DeliveryStatus::kInvalid;
       mark_invalid_delivery(from, topic);
       // Everyone who sent us a copy while it was being validated forwarded the same invalid message.
-      for (const PeerId &p : rec.peers)
-        if (p != from) mark_invalid_delivery(p, topic);
-      if (std::find(rec.peers.begin(), rec.peers.end(), from) == rec.peers.end()) rec.peers.push_back(from);
+      const uint64_t from_tag = peer_tag(from);
+      for (uint64_t t : rec.peers)
+        if (const PeerId *p = t != from_tag ? peer_by_tag(t) : nullptr) mark_invalid_delivery(*p, topic);
+      rec.add(from_tag);
       return;
     }
   }
+}
+
+const PeerId *PeerScore::peer_by_tag(uint64_t tag) const {
+  auto it = peers_by_tag_.find(tag);
+  return it == peers_by_tag_.end() ? nullptr : &it->second;
 }
 
 void PeerScore::add_penalty(const PeerId &peer, double count) {
@@ -328,10 +330,12 @@ void PeerScore::refresh(uint64_t now_ms) {
     delivery_expiry_.pop_front();
   }
   for (auto it = peers_.begin(); it != peers_.end();) {
-    if (!it->second.connected && now_ms >= it->second.expire_ms)
+    if (!it->second.connected && now_ms >= it->second.expire_ms) {
+      peers_by_tag_.erase(peer_tag(it->first));
       it = peers_.erase(it);
-    else
+    } else {
       ++it;
+    }
   }
 
   if (now_ms < last_decay_ms_ + params_.decay_interval_ms) return;

@@ -13,6 +13,7 @@
 // Sans I/O and single-threaded: the router calls it on its own thread, with times from its clock.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -21,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "message_key.hpp"
 #include "rpc.hpp"
 #include "wire/peer_id.hpp"
 
@@ -175,11 +177,17 @@ class PeerScore {
   struct DeliveryRecord {
     DeliveryStatus status = DeliveryStatus::kPending;
     uint64_t validated_ms = 0;
-    std::vector<PeerId> peers;  // every peer whose copy we saw (the first sender included)
+    // peer_tag() of every peer whose copy we saw (the first sender included): 8 bytes inline where
+    // a PeerId is an allocation, for records that live two minutes.
+    std::vector<uint64_t> peers;
+    bool add(uint64_t tag) {  // false if that peer was counted already
+      if (std::find(peers.begin(), peers.end(), tag) != peers.end()) return false;
+      peers.push_back(tag);
+      return true;
+    }
   };
-  struct BytesHash {
-    size_t operator()(const Bytes &b) const noexcept;
-  };
+  static uint64_t peer_tag(const PeerId &peer) { return message_key(peer.bytes()).lo; }
+  const PeerId *peer_by_tag(uint64_t tag) const;
 
   const TopicScoreParams *topic_params(const std::string &topic) const;
   // The stats the topic's events count into, created on first use; nullptr if the topic is unscored.
@@ -198,9 +206,10 @@ class PeerScore {
 
   PeerScoreParams params_;
   std::unordered_map<PeerId, PeerStats> peers_;
+  std::unordered_map<uint64_t, PeerId> peers_by_tag_;  // the keys of peers_, by peer_tag()
   std::unordered_map<std::string, std::set<PeerId>> peers_by_ip_;  // connected peers only
-  std::unordered_map<Bytes, DeliveryRecord, BytesHash> deliveries_;
-  std::deque<std::pair<uint64_t, Bytes>> delivery_expiry_;  // (expire_ms, id), oldest first
+  std::unordered_map<MessageKey, DeliveryRecord, MessageKeyHash> deliveries_;
+  std::deque<std::pair<uint64_t, MessageKey>> delivery_expiry_;  // (expire_ms, id's key), oldest first
   bool clock_started_ = false;
   uint64_t last_decay_ms_ = 0;
 };

@@ -71,6 +71,7 @@ struct FakeP2P {
   std::set<Bytes> strangers;  // peers is_connected denies (every other peer counts as connected)
   std::map<Bytes, std::vector<std::string>> added_addrs;  // add_addrs calls, by peer
   std::vector<std::string> connects;                     // connect targets
+  std::vector<std::pair<uint64_t, int>> pauses;          // set_read_paused calls: (stream, paused)
   chorus_p2p_host_v1 table{};
 
   static FakeP2P *self(void *s) { return static_cast<FakeP2P *>(s); }
@@ -158,7 +159,12 @@ struct FakeP2P {
       f->cv.notify_all();
       return CHORUS_OK;
     };
-    table.set_read_paused = [](void *, uint64_t, int) { return CHORUS_OK; };
+    table.set_read_paused = [](void *s, uint64_t stream, int paused) {
+      std::lock_guard lk(self(s)->mu);
+      self(s)->pauses.emplace_back(stream, paused);
+      self(s)->cv.notify_all();
+      return CHORUS_OK;
+    };
     table.subscribe = [](void *s, chorus_p2p_event_fn fn, void *arg, uint64_t *out) {
       std::lock_guard lk(self(s)->mu);
       self(s)->event_fn = fn;
@@ -882,6 +888,54 @@ TEST_F(GossipPluginTest, APeerThatNeverReadsLosesItsOwnMessagesOnly) {
   ASSERT_EQ(p.stop(), CHORUS_OK);
   slow.open.handler.on_closed(slow.open.handler.arg, 100, CHORUS_E_CANCELLED, "stopping");
   fast.open.handler.on_closed(fast.open.handler.arg, 101, CHORUS_E_CANCELLED, "stopping");
+}
+
+// A heal delivers a peer's whole backlog at once. The stream stops being read (on the calling,
+// network, thread) as soon as more than the incoming cap waits for the gossip thread, and reads again
+// once the gossip thread caught up; nothing is lost.
+TEST_F(GossipPluginTest, AFloodedInboundStreamPausesReadingUntilTheGossipThreadCatchesUp) {
+  auto p = start();
+  chorus::ErrorBuffer err;
+  Inbox inbox;
+  uint64_t sub = 0;
+  ASSERT_EQ(ps_->subscribe(self_, "room", &Inbox::fn, &inbox, &sub, err.get()), CHORUS_OK);
+  const Key key(7);
+  Remote peer = connect_remote(p2p_, key, 100, 200);
+  // 160 signed messages of 4 KiB, one frame each: 640 KiB in one read.
+  constexpr int kCount = 160;
+  Bytes flood;
+  for (int i = 0; i < kCount; ++i) {
+    Message m;
+    m.from = key.id().bytes();
+    m.data = Bytes(4096, static_cast<uint8_t>('a' + i % 26));
+    m.seqno = seqno_bytes(1000 + i);
+    m.topic = "room";
+    ASSERT_TRUE(sign_message(m, [&](BytesView d, uint8_t sig[64]) {
+      return crypto_sign_detached(sig, nullptr, d.data(), d.size(), key.sk) == 0;
+    }));
+    Rpc rpc;
+    if (i == 0) rpc.subscriptions.push_back({true, "room"});
+    rpc.publish.push_back(std::move(m));
+    const Bytes f = frame(rpc);
+    flood.insert(flood.end(), f.begin(), f.end());
+  }
+  ASSERT_GT(flood.size(), 512u << 10);
+  peer.in.on_data(peer.in.arg, 200, flood.data(), flood.size());
+  {
+    std::lock_guard lk(p2p_.mu);
+    ASSERT_FALSE(p2p_.pauses.empty()) << "the stream is paused before on_data returns";
+    EXPECT_EQ(p2p_.pauses.front(), std::make_pair(uint64_t{200}, 1));
+  }
+  ASSERT_TRUE(inbox.wait(kCount));
+  ASSERT_TRUE(p2p_.wait([&] { return p2p_.pauses.back() == std::make_pair(uint64_t{200}, 0); }))
+      << "reading resumes once the backlog is handled";
+  {
+    std::lock_guard lk(inbox.mu);
+    EXPECT_EQ(inbox.got.size(), size_t{kCount});
+  }
+  peer.in.on_closed(peer.in.arg, 200, CHORUS_E_CANCELLED, "end");
+  ASSERT_EQ(p.stop(), CHORUS_OK);
+  peer.open.handler.on_closed(peer.open.handler.arg, 100, CHORUS_E_CANCELLED, "stopping");
 }
 
 // Back-pressure: while every peer's send queue is congested a local publisher waits (instead of
