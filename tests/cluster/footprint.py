@@ -84,6 +84,42 @@ def rss_kib(pid):
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
 
 
+def prerequisites_met(args):
+    """soak.prerequisites for the tools of this folder (every plugin required); prints why not."""
+    args.allow_missing_plugins = False
+    reason = soak.prerequisites(args)
+    if reason:
+        print(f"SKIPPED: {reason}")
+    return not reason
+
+
+def new_lab(env, default_timings=False):
+    """The soak's ClusterLab (soak.prerequisites ran), every agent with `env` (KEY=VALUE strings)."""
+    import clusterlab
+    import ucxitest
+    role_key, recipient = ucxitest.make_role_key()
+    lab = clusterlab.ClusterLab(os.environ["CHORUS_CLUSTER_PLUGIN_DIR"], os.environ["NATS_SERVER_BIN"], role_key,
+                                recipient, default_timings=default_timings)
+    lab.agent_env = dict(e.split("=", 1) for e in env)
+    return lab
+
+
+def form_cluster(lab, agents):
+    """Starts nats-server, the fake LLMs and `agents` agents, and waits until every agent's directory
+    lists every other one."""
+    from fake_ai import FakeServer
+    from harness import free_port, wait_for
+    lab.start_services(FakeServer, free_port(lab.bridge_ip))
+    for _ in range(agents):
+        lab.add_node()
+    for node in lab.nodes:
+        lab.start(node)
+    for n in lab.nodes:
+        others = {m.agent_id for m in lab.nodes if m is not n}
+        wait_for(lambda n=n, o=others: o <= {p["agent_id"] for p in (n.get("/api/v1/agent/peers")[1] or [])
+                                              if isinstance(p, dict)}, 90, f"{n.name}'s directory to list all")
+
+
 def run_load(lab, seconds):
     """The soak's load (monitors.py) at its --short rates for `seconds`."""
     import monitors
@@ -118,29 +154,11 @@ def main():
                     help="seconds of the soak's load (AI chat, pubsub, tasks, UCXI/DHT) before the idle period")
     ap.add_argument("--hold", action="store_true", help="keep the cluster running until Enter (to inspect it)")
     args = ap.parse_args()
-    args.allow_missing_plugins = False
-    reason = soak.prerequisites(args)
-    if reason:
-        print(f"SKIPPED: {reason}")
+    if not prerequisites_met(args):
         return soak.SKIP
-    import clusterlab
-    import ucxitest
-    from fake_ai import FakeServer
-    from harness import free_port, wait_for
-    role_key, recipient = ucxitest.make_role_key()
-    lab = clusterlab.ClusterLab(os.environ["CHORUS_CLUSTER_PLUGIN_DIR"], os.environ["NATS_SERVER_BIN"], role_key,
-                                recipient, default_timings=args.default_timings)
-    lab.agent_env = dict(e.split("=", 1) for e in args.env)
+    lab = new_lab(args.env, args.default_timings)
     try:
-        lab.start_services(FakeServer, free_port(lab.bridge_ip))
-        for _ in range(args.agents):
-            lab.add_node()
-        for node in lab.nodes:
-            lab.start(node)
-        for n in lab.nodes:
-            others = {m.agent_id for m in lab.nodes if m is not n}
-            wait_for(lambda n=n, o=others: o <= {p["agent_id"] for p in (n.get("/api/v1/agent/peers")[1] or [])
-                                                  if isinstance(p, dict)}, 90, f"{n.name}'s directory to list all")
+        form_cluster(lab, args.agents)
         if args.load:
             run_load(lab, args.load)
         time.sleep(args.settle)  # start-up work (DHT bootstrap, first announcements) is not idle

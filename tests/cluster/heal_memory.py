@@ -18,6 +18,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import soak  # noqa: E402 - sets sys.path for the shared test helpers
+from footprint import prerequisites_met  # noqa: E402
 
 
 def anon_mib(pid):
@@ -36,22 +37,14 @@ def main():
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE in every agent's environment")
     ap.add_argument("--wait-file", default="", help="start the load once this file exists")
     args = ap.parse_args()
-    args.allow_missing_plugins = False
-    reason = soak.prerequisites(args)
-    if reason:
-        print(f"SKIPPED: {reason}")
+    if not prerequisites_met(args):
         return soak.SKIP
-    import clusterlab
     import monitors
-    import ucxitest
-    from fake_ai import FakeServer
-    from harness import free_port, wait_for
+    from footprint import form_cluster, new_lab
+    from harness import wait_for
     from scenario import LONG, SHORT
     plan = LONG if args.long else SHORT
-    role_key, recipient = ucxitest.make_role_key()
-    lab = clusterlab.ClusterLab(os.environ["CHORUS_CLUSTER_PLUGIN_DIR"], os.environ["NATS_SERVER_BIN"], role_key,
-                                recipient)
-    lab.agent_env = dict(e.split("=", 1) for e in args.env)
+    lab = new_lab(args.env)
     t0 = time.monotonic()
 
     def report(phase):
@@ -65,15 +58,7 @@ def main():
             report(phase)
 
     try:
-        lab.start_services(FakeServer, free_port(lab.bridge_ip))
-        for _ in range(args.agents):
-            lab.add_node()
-        for node in lab.nodes:
-            lab.start(node)
-        for n in lab.nodes:
-            others = {m.agent_id for m in lab.nodes if m is not n}
-            wait_for(lambda n=n, o=others: o <= {p["agent_id"] for p in (n.get("/api/v1/agent/peers")[1] or [])
-                                                  if isinstance(p, dict)}, 90, f"{n.name}'s directory to list all")
+        form_cluster(lab, args.agents)
         print("pids:", " ".join(str(n.pid) for n in lab.nodes), flush=True)
         if args.wait_file:
             wait_for(lambda: os.path.exists(args.wait_file), 3600, args.wait_file, interval=0.5)
