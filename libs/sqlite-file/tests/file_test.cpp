@@ -83,6 +83,7 @@ TEST_F(SqliteFileTest, NewFileIsPrivateMarkedWalAndInitialisedOnce) {
     EXPECT_EQ(f.query_int("SELECT x FROM t"), 7);
     EXPECT_EQ(f.query_int("PRAGMA user_version"), 2);
     EXPECT_EQ(f.query_text("PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+    EXPECT_EQ(f.query_int("PRAGMA cache_size"), -256);  // KiB per connection, not SQLite's 2 MiB
   }
   {
     File f(p, test_options(&initialised));

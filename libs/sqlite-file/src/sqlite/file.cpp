@@ -102,6 +102,11 @@ File::File(const std::string &path, const FileOptions &options)
       const auto mode = query_text("PRAGMA journal_mode = WAL");
       if (mode.empty() || mode[0] != "wal") throw Error(who_ + "cannot switch to WAL mode");
     }
+    // SQLite's default page cache, 2 MiB per connection, fills as a file grows and stays there, in
+    // every agent (docs/benchmarks.md, "Memory through a partition heal"); pages beyond 256 KiB come
+    // from the kernel's page cache, which is shared and reclaimable. After the checks: it reads the
+    // header, so it must not be what refuses a file that is not a database.
+    exec("PRAGMA cache_size = -256");
   } catch (...) {
     sqlite3_close_v2(db_);
     db_ = nullptr;

@@ -219,6 +219,10 @@ class Connection {
     }
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    // SQLite's default page cache, 2 MiB per connection, fills as the store grows and stays: one of
+    // the slow growths of the cluster soak's agents (docs/benchmarks.md, "Memory through a partition
+    // heal"). Pages beyond it come from the kernel's page cache, which is shared and reclaimable.
+    sqlite3_exec(db_, "PRAGMA cache_size = -256", nullptr, nullptr, nullptr);  // KiB; a hint, never fatal
     if (read_only && sqlite3_exec(db_, "PRAGMA query_only = 1", nullptr, nullptr, nullptr) != SQLITE_OK) {
       std::string msg = sqlite3_errmsg(db_);
       sqlite3_close_v2(db_);
