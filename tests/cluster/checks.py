@@ -147,20 +147,24 @@ class Checks:
                 self.log(f"  {n.name} DHT routing table: {r.get('peers') if status == 200 else (status, r)} peers")
 
     def check_rss(self, load_start):
-        """RSS of incarnations that ran from the warm-up to the end: growth bounded."""
-        warm = self.resources.rss_at(load_start + self.plan["load"])
-        end = self.resources.rss_at(time.monotonic())
+        """RSS growth of every agent incarnation that lived long enough, from its warm-up to its last
+        sample: the first incarnations warm up with the first load phase, a restarted one during the
+        first load-phase length of its life. A long run restarts every agent at some point, so growth
+        is judged per incarnation, not only over agents that ran from the start."""
+        warm_t = load_start + self.plan["load"]
+        min_span = 3 * self.plan["load"]
         grew = {}
-        for key, r0 in warm.items():
-            r1 = end.get(key)
-            if r1 is not None and (key[0], key[1]) in end:
-                grew[key] = (r0, r1)
+        for key, (first, last) in self.resources.lives().items():
+            t0 = max(warm_t, first + self.plan["load"])
+            if last - t0 >= min_span:
+                grew[key] = (self.resources.rss_of(key, t0), self.resources.rss_of(key, last))
         over = {f"{k[0]}#{k[1]}": f"{a / 2**20:.1f}->{b / 2**20:.1f} MiB" for k, (a, b) in grew.items()
                 if b > a * (1 + RSS_GROWTH_BOUND) + RSS_GROWTH_SLACK}
         growth = [(b - a) / 2**20 for a, b in grew.values()]
         self.figures["rss_growth_mib"] = {"max": round(max(growth), 1) if growth else None,
                                           "mean": round(statistics.mean(growth), 1) if growth else None}
-        seen = f"{len(grew)} agents ran throughout; growth MiB {self.figures['rss_growth_mib']}"
+        seen = (f"{len(grew)} incarnations lived {min_span} s past their warm-up; "
+                f"growth MiB {self.figures['rss_growth_mib']}")
         if self.args.sanitized:  # ASan's quarantine holds freed memory back: growth says nothing about leaks
             self.verdict("RSS growth bounded", None, f"sanitizer build, ASan's quarantine keeps freed memory; {seen}")
             return

@@ -104,16 +104,17 @@ class Resources:
                     out[key] = 100.0 * (inside[-1][2] - inside[0][2]) / CLK_TCK / dt
         return out
 
-    def rss_at(self, t, within=5.0):
-        """{(name, inc): rss bytes of the last sample at or before t} for incarnations running then (a
-        sample at most `within` seconds old); one that had ended is not counted."""
-        out = {}
+    def lives(self):
+        """{(name, inc): (time of its first sample, time of its last)}."""
         with self.lock:
-            for key, ss in self.samples.items():
-                before = [s for s in ss if s[0] <= t]
-                if before and t - before[-1][0] <= within:
-                    out[key] = before[-1][1]
-        return out
+            return {key: (ss[0][0], ss[-1][0]) for key, ss in self.samples.items() if ss}
+
+    def rss_of(self, key, t):
+        """RSS bytes of incarnation `key` at its last sample at or before t (its first if none)."""
+        with self.lock:
+            ss = self.samples[key]
+            before = [s for s in ss if s[0] <= t]
+            return (before[-1] if before else ss[0])[1]
 
     def rss_max(self, t0, t1, field=1):
         """{(name, inc): the largest RSS (field 1; 3 PSS, 4 anonymous) sampled in [t0, t1]}."""
