@@ -276,11 +276,15 @@ void Coordinator::on_complete(const TaskComplete &c, Now now) {
   Task &t = record(c.task_id, now);
   if (t.done()) {
     // The same outcome again (relayed, or heard after its acknowledgements) is not a second one.
-    if (t.outcome && t.outcome->attempt == c.attempt && t.outcome->node_id == c.node_id) return;
+    if (t.outcome && t.outcome->attempt == c.attempt && t.outcome->node_id == c.node_id) {
+      t.recorded = true;
+      return;
+    }
     if (out_.duplicate_completion) out_.duplicate_completion();
     return;
   }
   finish(t, c, now);
+  t.recorded = true;
 }
 
 void Coordinator::finish(Task &t, const TaskComplete &c, Now now) {
@@ -288,6 +292,8 @@ void Coordinator::finish(Task &t, const TaskComplete &c, Now now) {
   release_claim(t);
   t.outcome = c;
   t.outcome->relayed_by.clear();
+  t.recorded = false;
+  t.record_due = 0;
   t.proposed.reset();
   t.results.clear();
   t.acks.clear();
@@ -369,8 +375,14 @@ void Coordinator::maybe_commit(Task &t, const ResultKey &key, Now now) {
     out_.note("agent: task " + c.task_id + " committed: attempt " + std::to_string(c.attempt) + " of " + c.node_id +
               ", " + std::to_string(acks->second.size()) + " acknowledgements (quorum " + std::to_string(quorum) + ")");
   finish(t, c, now);
-  if (c.node_id != config_.node_id) return;
+  if (c.node_id != config_.node_id) {
+    // The owner publishes the record; should it die first, the admin will (record_outcomes).
+    t.record_due = now.mono_ms + config_.progress_interval_ms;
+    unrecorded_.insert(c.task_id);
+    return;
+  }
   if (out_.count) out_.count(c.status == "completed" ? "completed" : "failed");
+  t.recorded = true;
   publish(c);
   if (c.status != "completed" && out_.failed) out_.failed(c, c.summary);
 }
@@ -389,6 +401,38 @@ void Coordinator::answer_finished(Task &t, Now now) {
   if (!mine) c.relayed_by = config_.node_id;
   if (out_.count) out_.count("retold");
   publish(c);
+}
+
+// Outcomes committed here by a quorum whose owner's task_complete never came: the owner died between
+// its quorum and its record. The admin publishes the record (relayed_by itself); the other agents keep
+// the duty until they hear a record, since the admin may change.
+void Coordinator::record_outcomes(Now now) {
+  for (auto it = unrecorded_.begin(); it != unrecorded_.end();) {
+    auto t = tasks_.find(*it);
+    if (t == tasks_.end() || t->second.recorded || !t->second.outcome) {
+      it = unrecorded_.erase(it);
+      continue;
+    }
+    Task &task = t->second;
+    if (now.mono_ms < task.record_due) {
+      ++it;
+      continue;
+    }
+    task.record_due = now.mono_ms + config_.progress_interval_ms;
+    if (!fencing().admin) {
+      ++it;
+      continue;
+    }
+    TaskComplete c = *task.outcome;
+    c.relayed_by = config_.node_id;
+    if (out_.note)
+      out_.note("agent: task " + c.task_id + " committed without a record from its owner " + c.node_id +
+                ": publishing the outcome as the admin");
+    if (out_.count) out_.count("recorded");
+    task.recorded = true;
+    publish(c);
+    it = unrecorded_.erase(it);
+  }
 }
 
 void Coordinator::work_progress(const std::string &task_id, uint32_t attempt, int percent, const std::string &note,
@@ -462,6 +506,7 @@ void Coordinator::tick(Now now) {
     }
     maybe_reannounce(t, now);
   }
+  if (!unrecorded_.empty()) record_outcomes(now);
 }
 
 void Coordinator::maybe_reannounce(Task &t, Now now) {
