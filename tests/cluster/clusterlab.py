@@ -125,6 +125,7 @@ class Node:
         self.peer_id = None
         self.incarnation = 0
         self.down_since = None     # monotonic time of the last kill, None while it runs
+        self.kills = []            # monotonic times of every kill -9
         self.boot = []             # the p2p bootstrap peers of the current incarnation
         self.ready = False         # the current incarnation said ready and answered /p2p/id
 
@@ -276,6 +277,7 @@ class ClusterLab(netns_lab.NetnsLab):
     def kill(self, node):
         """kill -9 of node's current incarnation."""
         node.down_since = time.monotonic()
+        node.kills.append(node.down_since)
         node.ready = False
         node.agent.kill()
 
