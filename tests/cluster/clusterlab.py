@@ -23,7 +23,7 @@ import threading
 import time
 
 import netns_lab
-from harness import Agent, scale
+from harness import Agent, scale, wait_for
 
 ROLE = "developer"
 P2P_PORT = 9000
@@ -179,6 +179,14 @@ class ClusterLab(netns_lab.NetnsLab):
         self.agent_config = {} if default_timings else dict(AGENT)
         # Plugins left out (a development run against a partial build, --allow-missing-plugins).
         self.enabled = [p for p in PLUGINS if os.path.exists(os.path.join(plugin_dir, f"chorus-{p}.so"))]
+
+    def wait_directories(self, timeout, what="", interval=0.01):
+        """Waits until every node's agent directory (GET /api/v1/agent/peers) lists every other node."""
+        for n in self.nodes:
+            others = {m.agent_id for m in self.nodes if m is not n}
+            wait_for(lambda n=n, o=others: o <= {p["agent_id"] for p in (n.get("/api/v1/agent/peers")[1] or [])
+                                                  if isinstance(p, dict)}, timeout,
+                     f"{n.name}'s directory to list all{what}", interval=interval)
 
     # -- services in the root namespace
 

@@ -108,16 +108,13 @@ def form_cluster(lab, agents):
     """Starts nats-server, the fake LLMs and `agents` agents, and waits until every agent's directory
     lists every other one."""
     from fake_ai import FakeServer
-    from harness import free_port, wait_for
+    from harness import free_port
     lab.start_services(FakeServer, free_port(lab.bridge_ip))
     for _ in range(agents):
         lab.add_node()
     for node in lab.nodes:
         lab.start(node)
-    for n in lab.nodes:
-        others = {m.agent_id for m in lab.nodes if m is not n}
-        wait_for(lambda n=n, o=others: o <= {p["agent_id"] for p in (n.get("/api/v1/agent/peers")[1] or [])
-                                              if isinstance(p, dict)}, 90, f"{n.name}'s directory to list all")
+    lab.wait_directories(90)
 
 
 def run_load(lab, seconds):

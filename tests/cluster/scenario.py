@@ -103,10 +103,7 @@ class Soak(Checks):
         self.crash_watch = monitors.Ticker(0.5, self.watch_crashes, "crashes")
         self.crash_watch.start()
         nodes = self.lab.nodes
-        for n in nodes:
-            others = {m.agent_id for m in nodes if m is not n}
-            wait_for(lambda n=n, o=others: o <= {p["agent_id"] for p in (n.get("/api/v1/agent/peers")[1] or [])
-                                                  if isinstance(p, dict)}, 60, f"{n.name}'s directory to list all")
+        self.lab.wait_directories(60)
         self.log("every agent's directory lists every other agent")
         if self.has("election"):
             self.checker = Checker(nodes)
@@ -171,11 +168,7 @@ class Soak(Checks):
         try:
             for node in nodes:
                 lab.start(node)
-            for n in nodes:
-                others = {m.agent_id for m in nodes if m is not n}
-                wait_for(lambda n=n, o=others: o <= {p["agent_id"] for p in (n.get("/api/v1/agent/peers")[1] or [])
-                                                      if isinstance(p, dict)}, 120,
-                         f"{n.name}'s directory to list all (default timings)", interval=0.5)
+            lab.wait_directories(120, " (default timings)", interval=0.5)
             if self.has("election"):
                 def one_admin():
                     seen = [n.election()[1] for n in nodes]
