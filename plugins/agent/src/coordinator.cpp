@@ -277,14 +277,13 @@ void Coordinator::on_complete(const TaskComplete &c, Now now) {
   if (t.done()) {
     // The same outcome again (relayed, or heard after its acknowledgements) is not a second one.
     if (t.outcome && t.outcome->attempt == c.attempt && t.outcome->node_id == c.node_id) {
-      t.recorded = true;
+      unrecorded_.erase(c.task_id);
       return;
     }
     if (out_.duplicate_completion) out_.duplicate_completion();
     return;
   }
   finish(t, c, now);
-  t.recorded = true;
 }
 
 void Coordinator::finish(Task &t, const TaskComplete &c, Now now) {
@@ -292,8 +291,6 @@ void Coordinator::finish(Task &t, const TaskComplete &c, Now now) {
   release_claim(t);
   t.outcome = c;
   t.outcome->relayed_by.clear();
-  t.recorded = false;
-  t.record_due = 0;
   t.proposed.reset();
   t.results.clear();
   t.acks.clear();
@@ -377,12 +374,10 @@ void Coordinator::maybe_commit(Task &t, const ResultKey &key, Now now) {
   finish(t, c, now);
   if (c.node_id != config_.node_id) {
     // The owner publishes the record; should it die first, the admin will (record_outcomes).
-    t.record_due = now.mono_ms + config_.progress_interval_ms;
-    unrecorded_.insert(c.task_id);
+    unrecorded_[c.task_id] = now.mono_ms + config_.progress_interval_ms;
     return;
   }
   if (out_.count) out_.count(c.status == "completed" ? "completed" : "failed");
-  t.recorded = true;
   publish(c);
   if (c.status != "completed" && out_.failed) out_.failed(c, c.summary);
 }
@@ -408,28 +403,26 @@ void Coordinator::answer_finished(Task &t, Now now) {
 // the duty until they hear a record, since the admin may change.
 void Coordinator::record_outcomes(Now now) {
   for (auto it = unrecorded_.begin(); it != unrecorded_.end();) {
-    auto t = tasks_.find(*it);
-    if (t == tasks_.end() || t->second.recorded || !t->second.outcome) {
+    auto t = tasks_.find(it->first);
+    if (t == tasks_.end() || !t->second.outcome) {
       it = unrecorded_.erase(it);
       continue;
     }
-    Task &task = t->second;
-    if (now.mono_ms < task.record_due) {
+    if (now.mono_ms < it->second) {
       ++it;
       continue;
     }
-    task.record_due = now.mono_ms + config_.progress_interval_ms;
+    it->second = now.mono_ms + config_.progress_interval_ms;
     if (!fencing().admin) {
       ++it;
       continue;
     }
-    TaskComplete c = *task.outcome;
+    TaskComplete c = *t->second.outcome;
     c.relayed_by = config_.node_id;
     if (out_.note)
       out_.note("agent: task " + c.task_id + " committed without a record from its owner " + c.node_id +
                 ": publishing the outcome as the admin");
     if (out_.count) out_.count("recorded");
-    task.recorded = true;
     publish(c);
     it = unrecorded_.erase(it);
   }

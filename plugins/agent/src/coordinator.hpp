@@ -130,11 +130,6 @@ class Coordinator {
     uint64_t next_resend = 0;
     std::optional<TaskComplete> outcome;            // the committed outcome, once done
     uint64_t next_answer = 0;                       // rate limit of re-telling the outcome
-    // The outcome's task_complete was heard or published here. An outcome committed by a quorum
-    // whose owner never published it (it died right after its quorum) is published by the admin
-    // once record_due passed (README.md, "Committing a result").
-    bool recorded = false;
-    uint64_t record_due = 0;                        // mono
     bool done() const { return view.status == TaskStatus::completed || view.status == TaskStatus::failed; }
   };
 
@@ -167,7 +162,10 @@ class Coordinator {
   Outbound out_;
   std::map<std::string, Task> tasks_;
   std::set<std::string> working_;  // task ids worked on here
-  std::set<std::string> unrecorded_;  // committed here by a quorum; no task_complete heard yet
+  // Outcomes committed here by a quorum whose task_complete was not heard yet: task id -> when (mono)
+  // the admin publishes it, should the owner have died right after its quorum (README.md,
+  // "Committing a result").
+  std::map<std::string, uint64_t> unrecorded_;
   uint32_t pending_ = 0;
   int64_t last_activity_ms_ = 0;
 };

@@ -426,8 +426,11 @@ TEST(Coordinator, AnOwnerThatDiesAfterItsResultHasTheOutcomeRecordedByTheAdmin) 
   EXPECT_EQ(sim.outcomes[task_name(0)].begin()->second, "12D3KooWNode" + std::to_string(*owner))
       << "the record names the dead owner's result, not a new attempt";
   EXPECT_EQ(sim.events()["recorded"], 1);
-  for (size_t a = 0; a < 5; ++a)
-    if (sim.alive(a)) EXPECT_EQ(sim.agent(a).task(task_name(0))->status, TaskStatus::completed) << a;
+  for (size_t a = 0; a < 5; ++a) {
+    if (sim.alive(a)) {
+      EXPECT_EQ(sim.agent(a).task(task_name(0))->status, TaskStatus::completed) << a;
+    }
+  }
 }
 
 TEST(ClaimRule, RankIsSha256OfTaskAttemptAndNode) {
