@@ -432,6 +432,10 @@ TEST_F(ContentTest, LastOwnerMayLetGoFromInsideDone) {
   });
   store.reset();
   ASSERT_TRUE(calls.wait(1));
+  // The completion still holds the store (and through it c.dht) until it returns; the fixture must not
+  // drop its own c.dht before then, or the fake's last owner would be its own thread, which cannot join
+  // itself.
+  c.dht->drain();
   EXPECT_EQ(calls.outcome(0).status, CHORUS_OK);
   EXPECT_EQ(text(calls.outcome(0).content), "one");
 }
