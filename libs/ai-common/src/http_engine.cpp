@@ -1,19 +1,39 @@
+// The engine over Boost.Beast: HTTP/1.1, and HTTPS through OpenSSL, on one asio thread.
+//
+// It replaced a libcurl multi engine. libcurl brought its whole dependency tree into every agent
+// (gnutls, p11-kit, kerberos, ldap, ssh2, rtmp, nghttp2, ...): about 3 MiB of resident memory per
+// agent for the two protocols used here (docs/benchmarks.md, "Per-agent footprint"). What libcurl did
+// that a provider relies on is kept: connect, first-byte and total timeouts; the proxy environment
+// (http_proxy, https_proxy, no_proxy); certificate and host name verification. Connections are not
+// reused: a model's answer takes far longer than a connection to its server.
 #include "ai_common/http_engine.hpp"
 
-#include <curl/curl.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
+#include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
-#include <queue>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
 namespace chorus::ai_common {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
 
 const char *outcome_name(TransferOutcome o) noexcept {
   switch (o) {
@@ -31,271 +51,459 @@ const char *outcome_name(TransferOutcome o) noexcept {
 }
 
 namespace {
+
 uint64_t mono_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
 }
 
-struct Transfer {
-  uint64_t id = 0;
-  CURL *easy = nullptr;
-  curl_slist *headers = nullptr;
-  TransferSpec spec;
-  std::shared_ptr<TransferHandler> handler;
-  uint64_t started_ms = 0;
-  bool got_first_byte = false;
-  size_t received = 0;
-  long status = 0;
-  bool too_large = false;
-  bool aborted = false;
-  std::string retry_after;
-  char errbuf[CURL_ERROR_SIZE] = {0};
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char &c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+struct Url {
+  std::string scheme;  // "http" or "https"
+  std::string host;    // without the brackets of an IPv6 literal
+  std::string port;
+  std::string target;  // path and query, at least "/"
+
+  std::string authority() const {
+    const std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    return h + ":" + port;
+  }
 };
+
+// scheme://host[:port][/path][?query][#fragment], the schemes http and https. Anything else is refused
+// with the reason in *why.
+std::optional<Url> parse_url(std::string_view s, bool proxy, std::string *why) {
+  Url u;
+  const size_t sep = s.find("://");
+  if (sep == std::string_view::npos) {
+    if (!proxy) {
+      *why = "URL without a scheme: " + std::string(s);
+      return std::nullopt;
+    }
+    u.scheme = "http";  // a proxy is often given as host:port
+  } else {
+    u.scheme = lower(s.substr(0, sep));
+    s.remove_prefix(sep + 3);
+  }
+  if (u.scheme != "http" && u.scheme != "https") {
+    *why = "unsupported protocol '" + u.scheme + "'" + (proxy ? " for a proxy (only http:// proxies)" : "");
+    return std::nullopt;
+  }
+  if (proxy && u.scheme != "http") {
+    *why = "unsupported proxy protocol '" + u.scheme + "' (only http:// proxies)";
+    return std::nullopt;
+  }
+  const size_t end = s.find_first_of("/?#");
+  std::string_view authority = s.substr(0, end);
+  std::string_view rest = end == std::string_view::npos ? std::string_view{} : s.substr(end);
+  if (const size_t hash = rest.find('#'); hash != std::string_view::npos) rest = rest.substr(0, hash);
+  u.target = rest.empty() ? "/" : rest.front() == '?' ? "/" + std::string(rest) : std::string(rest);
+  if (authority.find('@') != std::string_view::npos) {
+    *why = "credentials in a URL are not supported (give them as a header)";
+    return std::nullopt;
+  }
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) {
+      *why = "unterminated IPv6 address in URL";
+      return std::nullopt;
+    }
+    u.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') {
+        *why = "bad URL authority '" + std::string(authority) + "'";
+        return std::nullopt;
+      }
+      port = after.substr(1);
+    }
+  } else if (const size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+    u.host = std::string(authority.substr(0, colon));
+    port = authority.substr(colon + 1);
+  } else {
+    u.host = std::string(authority);
+  }
+  if (u.host.empty()) {
+    *why = "URL without a host: " + std::string(s);
+    return std::nullopt;
+  }
+  if (port.empty()) {
+    u.port = u.scheme == "https" ? "443" : "80";
+  } else {
+    const bool digits = port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || std::atoi(std::string(port).c_str()) < 1 || std::atoi(std::string(port).c_str()) > 65535) {
+      *why = "bad port '" + std::string(port) + "' in URL";
+      return std::nullopt;
+    }
+    u.port = std::string(port);
+  }
+  return u;
+}
+
+const char *env(const char *name) {
+  const char *v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : nullptr;
+}
+
+// no_proxy: "*", or a comma-separated list of host names (each also matching its subdomains) and
+// addresses, as curl reads it.
+bool bypasses_proxy(const std::string &host) {
+  const char *list = env("no_proxy");
+  if (list == nullptr) list = env("NO_PROXY");
+  if (list == nullptr) return false;
+  const std::string h = lower(host);
+  std::string_view rest(list);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item == "*") return true;
+    if (!item.empty() && item.front() == '.') item.remove_prefix(1);
+    if (item.empty()) continue;
+    const std::string entry = lower(item);
+    if (h == entry) return true;
+    if (h.size() > entry.size() && h.compare(h.size() - entry.size(), entry.size(), entry) == 0 &&
+        h[h.size() - entry.size() - 1] == '.')
+      return true;
+  }
+  return false;
+}
+
+// The proxy for a URL from the environment, as curl chooses it: http_proxy (lower case only, as a CGI
+// environment can set HTTP_PROXY from a request header) for http, https_proxy or HTTPS_PROXY for
+// https, then all_proxy or ALL_PROXY.
+const char *proxy_setting(const Url &u) {
+  const char *p = u.scheme == "https" ? (env("https_proxy") ? env("https_proxy") : env("HTTPS_PROXY")) : env("http_proxy");
+  if (p == nullptr) p = env("all_proxy") ? env("all_proxy") : env("ALL_PROXY");
+  if (p == nullptr || bypasses_proxy(u.host)) return nullptr;
+  return p;
+}
+
 }  // namespace
 
 struct HttpEngine::Impl {
+  struct Transfer {
+    uint64_t id = 0;
+    TransferSpec spec;
+    std::shared_ptr<TransferHandler> handler;
+    Url url;
+    std::optional<Url> proxy;
+    tcp::resolver resolver;
+    tcp::socket socket;
+    std::unique_ptr<asio::ssl::stream<tcp::socket &>> tls;  // after socket: refers to it
+    asio::steady_timer deadline;
+    uint64_t started_ms = 0;
+    bool connected = false;  // TCP, proxy tunnel and TLS handshake done: the connect timeout is over
+    bool got_first_byte = false;
+    bool finished = false;
+    size_t received = 0;
+    long status = 0;
+    std::string retry_after;
+    boost::beast::flat_buffer buffer;
+    http::request<http::string_body> request;
+    std::optional<http::response_parser<http::empty_body>> tunnel;  // the proxy's answer to CONNECT
+    std::optional<http::response_parser<http::buffer_body>> response;
+    char chunk[16384];
+
+    explicit Transfer(asio::io_context &io) : resolver(io), socket(io), deadline(io) {}
+  };
+  using TransferPtr = std::shared_ptr<Transfer>;
+
   std::string name;
-  CURLM *multi = nullptr;
+  asio::io_context io{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
-  std::thread::id thread_id;
-  std::mutex mu;
-  bool accepting = false;
-  std::atomic<bool> stopping{false};
-  std::deque<std::function<void(bool)>> inbox;                       // guarded by mu
-  std::multimap<uint64_t, std::function<void(bool)>> timed_inbox;    // guarded by mu (due -> fn)
-  // engine thread only:
-  std::multimap<uint64_t, std::function<void(bool)>> timers;
-  std::unordered_map<uint64_t, std::unique_ptr<Transfer>> transfers;
+  std::atomic<std::thread::id> thread_id{};
+  mutable std::mutex mu;
+  bool accepting = false;          // guarded by mu
+  bool stopping = false;           // guarded by mu: post() refuses other threads from here on
+  std::atomic<bool> draining{false};  // the engine thread is cancelling everything
+  // Engine thread only:
+  std::unique_ptr<asio::ssl::context> tls_context;  // made at the first https transfer
+  std::unordered_map<uint64_t, TransferPtr> transfers;
+  std::map<uint64_t, std::pair<std::unique_ptr<asio::steady_timer>, std::function<void(bool)>>> timed;
   uint64_t next_id = 1;
+  uint64_t next_timed = 1;
 
-  static size_t write_cb(char *ptr, size_t size, size_t n, void *ud) {
-    auto *t = static_cast<Transfer *>(ud);
-    const size_t len = size * n;
-    t->got_first_byte = true;
-    if (t->status == 0) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
-    t->received += len;
-    if (t->received > t->spec.max_response_bytes) {
-      t->too_large = true;
-      return 0;
-    }
-    if (!t->handler->on_data(t->status, std::string_view(ptr, len))) {
-      t->aborted = true;
-      return 0;
-    }
-    return len;
+  bool on_thread() const { return std::this_thread::get_id() == thread_id.load(); }
+
+  // --- delayed tasks -------------------------------------------------------------------------------
+
+  void schedule(std::function<void(bool)> fn, std::chrono::steady_clock::time_point due) {
+    if (draining) return fn(true);
+    const uint64_t key = next_timed++;
+    auto timer = std::make_unique<asio::steady_timer>(io, due);
+    timer->async_wait([this, key](const error_code &) {
+      auto it = timed.find(key);
+      if (it == timed.end()) return;  // run by drain()
+      auto fn = std::move(it->second.second);
+      timed.erase(it);
+      fn(draining.load());
+    });
+    timed.emplace(key, std::make_pair(std::move(timer), std::move(fn)));
   }
 
-  static size_t header_cb(char *ptr, size_t size, size_t n, void *ud) {
-    auto *t = static_cast<Transfer *>(ud);
-    const size_t len = size * n;
-    t->got_first_byte = true;
-    std::string_view line(ptr, len);
-    constexpr std::string_view kRA = "retry-after:";
-    if (line.size() > kRA.size()) {
-      bool match = true;
-      for (size_t i = 0; i < kRA.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(line[i])) != kRA[i]) match = false;
-      if (match) {
-        std::string_view v = line.substr(kRA.size());
-        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-        while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
-        t->retry_after = std::string(v);
-      }
-    }
-    return len;
-  }
+  // --- transfers -----------------------------------------------------------------------------------
 
-  void finish(Transfer *t, TransferResult r) {
+  void finish(const TransferPtr &t, TransferResult r) {
+    if (t->finished) return;
+    t->finished = true;
+    error_code ignored;
+    t->deadline.cancel();
+    t->resolver.cancel();
+    t->socket.close(ignored);
     auto handler = std::move(t->handler);
-    curl_multi_remove_handle(multi, t->easy);
-    curl_easy_cleanup(t->easy);
-    curl_slist_free_all(t->headers);
-    transfers.erase(t->id);  // t is gone now
+    transfers.erase(t->id);
     handler->on_complete(r);
   }
 
-  void complete_from_curl(Transfer *t, CURLcode code) {
-    TransferResult r;
-    r.http_status = t->status;
-    if (r.http_status == 0) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r.http_status);
-    r.retry_after = t->retry_after;
-    if (code == CURLE_OK) {
-      r.outcome = TransferOutcome::ok;
-    } else if (t->too_large) {
-      r.outcome = TransferOutcome::too_large;
-      r.message = "response larger than " + std::to_string(t->spec.max_response_bytes) + " bytes";
-    } else if (t->aborted) {
-      r.outcome = TransferOutcome::aborted;
-    } else {
-      r.message = t->errbuf[0] ? t->errbuf : curl_easy_strerror(code);
-      switch (code) {
-        case CURLE_COULDNT_CONNECT:
-        case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_RESOLVE_PROXY:
-          r.outcome = TransferOutcome::connect_failed;
-          break;
-        case CURLE_OPERATION_TIMEDOUT: {
-          double connect_time = 0;
-          curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME, &connect_time);
-          if (connect_time <= 0.0)
-            r.outcome = TransferOutcome::connect_timeout;
-          else if (!t->got_first_byte)
-            r.outcome = TransferOutcome::first_byte_timeout;
-          else
-            r.outcome = TransferOutcome::total_timeout;
-          break;
-        }
-        default:
-          r.outcome = TransferOutcome::io_error;
-      }
-    }
-    finish(t, std::move(r));
+  void fail(const TransferPtr &t, TransferOutcome outcome, std::string message) {
+    finish(t, TransferResult{outcome, t->status, std::move(message), t->retry_after});
+  }
+
+  // One timer per transfer, armed for the earliest deadline still in force; on expiry it says which
+  // one passed, or re-arms.
+  void arm_deadline(const TransferPtr &t) {
+    const TransferSpec &s = t->spec;
+    uint64_t due = t->started_ms + s.total_timeout_ms;
+    if (!t->connected) due = std::min(due, t->started_ms + s.connect_timeout_ms);
+    if (!t->got_first_byte) due = std::min(due, t->started_ms + s.first_byte_timeout_ms);
+    const uint64_t now = mono_ms();
+    t->deadline.expires_after(std::chrono::milliseconds(due > now ? due - now : 0));
+    t->deadline.async_wait([this, t](const error_code &ec) {
+      if (ec || t->finished) return;
+      const TransferSpec &s = t->spec;
+      const uint64_t elapsed = mono_ms() - t->started_ms;
+      if (!t->connected && elapsed >= s.connect_timeout_ms)
+        return fail(t, TransferOutcome::connect_timeout,
+                    "connection to " + t->url.host + " port " + t->url.port + " timed out after " +
+                        std::to_string(s.connect_timeout_ms) + " ms");
+      if (!t->got_first_byte && elapsed >= s.first_byte_timeout_ms)
+        return fail(t, TransferOutcome::first_byte_timeout,
+                    "no answer within " + std::to_string(s.first_byte_timeout_ms) + " ms");
+      if (elapsed >= s.total_timeout_ms)
+        return fail(t, TransferOutcome::total_timeout,
+                    "the transfer took more than " + std::to_string(s.total_timeout_ms) + " ms");
+      arm_deadline(t);
+    });
   }
 
   uint64_t submit(TransferSpec spec, std::shared_ptr<TransferHandler> handler) {
-    auto t = std::make_unique<Transfer>();
-    t->id = next_id++;
+    const uint64_t id = next_id++;
+    if (draining) {
+      handler->on_complete(TransferResult{TransferOutcome::cancelled, 0, "engine stopping", {}});
+      return id;
+    }
+    auto t = std::make_shared<Transfer>(io);
+    t->id = id;
     t->spec = std::move(spec);
     t->handler = std::move(handler);
     t->started_ms = mono_ms();
-    const uint64_t id = t->id;
-    if (stopping) {
-      auto h = std::move(t->handler);
-      h->on_complete(TransferResult{TransferOutcome::cancelled, 0, "engine stopping", {}});
+    std::string why;
+    auto url = parse_url(t->spec.url, false, &why);
+    if (!url) {
+      t->handler->on_complete(TransferResult{TransferOutcome::io_error, 0, why, {}});
       return id;
     }
-    CURL *e = curl_easy_init();
-    if (e == nullptr) {
-      auto h = std::move(t->handler);
-      h->on_complete(TransferResult{TransferOutcome::io_error, 0, "curl_easy_init failed", {}});
-      return id;
+    t->url = std::move(*url);
+    if (const char *p = proxy_setting(t->url)) {
+      t->proxy = parse_url(p, true, &why);
+      if (!t->proxy) {
+        t->handler->on_complete(TransferResult{TransferOutcome::connect_failed, 0, "the proxy setting: " + why, {}});
+        return id;
+      }
     }
-    t->easy = e;
-    const TransferSpec &s = t->spec;
-    curl_easy_setopt(e, CURLOPT_URL, s.url.c_str());
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(s.connect_timeout_ms));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(s.total_timeout_ms));
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    for (const auto &h : s.headers) t->headers = curl_slist_append(t->headers, h.c_str());
-    t->headers = curl_slist_append(t->headers, "Expect:");
-    if (s.method == "POST") {
-      curl_easy_setopt(e, CURLOPT_POST, 1L);
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, s.body.data());
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(s.body.size()));
-    } else if (s.method != "GET") {
-      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, s.method.c_str());
-    }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-    Transfer *raw = t.get();
-    transfers.emplace(id, std::move(t));
-    if (curl_multi_add_handle(multi, e) != CURLM_OK) {
-      TransferResult r{TransferOutcome::io_error, 0, "curl_multi_add_handle failed", {}};
-      auto h = std::move(raw->handler);
-      curl_easy_cleanup(raw->easy);
-      curl_slist_free_all(raw->headers);
-      transfers.erase(id);
-      h->on_complete(r);
-    }
+    transfers.emplace(id, t);
+    arm_deadline(t);
+    const Url &first_hop = t->proxy ? *t->proxy : t->url;
+    t->resolver.async_resolve(first_hop.host, first_hop.port,
+                              [this, t](const error_code &ec, const tcp::resolver::results_type &results) {
+                                if (t->finished) return;
+                                const Url &hop = t->proxy ? *t->proxy : t->url;
+                                if (ec)
+                                  return fail(t, TransferOutcome::connect_failed,
+                                              "could not resolve host " + hop.host + ": " + ec.message());
+                                connect(t, results);
+                              });
     return id;
+  }
+
+  void connect(const TransferPtr &t, const tcp::resolver::results_type &results) {
+    asio::async_connect(t->socket, results, [this, t](const error_code &ec, const tcp::endpoint &) {
+      if (t->finished) return;
+      const Url &hop = t->proxy ? *t->proxy : t->url;
+      if (ec)
+        return fail(t, TransferOutcome::connect_failed,
+                    "failed to connect to " + hop.host + " port " + hop.port + ": " + ec.message());
+      error_code ignored;
+      t->socket.set_option(tcp::no_delay(true), ignored);
+      if (t->proxy && t->url.scheme == "https") return open_tunnel(t);
+      if (t->url.scheme == "https") return handshake(t);
+      t->connected = true;
+      send(t);
+    });
+  }
+
+  // HTTPS through an http:// proxy: CONNECT host:port, then TLS inside the tunnel.
+  void open_tunnel(const TransferPtr &t) {
+    auto req = std::make_shared<http::request<http::empty_body>>(http::verb::connect, t->url.authority(), 11);
+    req->set(http::field::host, t->url.authority());
+    http::async_write(t->socket, *req, [this, t, req](const error_code &ec, size_t) {
+      if (t->finished) return;
+      if (ec) return fail(t, TransferOutcome::connect_failed, "the proxy " + t->proxy->host + ": " + ec.message());
+      t->tunnel.emplace();
+      t->tunnel->skip(true);  // a CONNECT answer has no body
+      http::async_read_header(t->socket, t->buffer, *t->tunnel, [this, t](const error_code &ec, size_t) {
+        if (t->finished) return;
+        if (ec) return fail(t, TransferOutcome::connect_failed, "the proxy " + t->proxy->host + ": " + ec.message());
+        const unsigned code = t->tunnel->get().result_int();
+        if (code / 100 != 2)
+          return fail(t, TransferOutcome::connect_failed,
+                      "the proxy " + t->proxy->host + " refused the tunnel to " + t->url.authority() + " (HTTP " +
+                          std::to_string(code) + ")");
+        t->tunnel.reset();
+        handshake(t);
+      });
+    });
+  }
+
+  void handshake(const TransferPtr &t) {
+    if (!tls_context) {
+      tls_context = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+      error_code ignored;
+      tls_context->set_default_verify_paths(ignored);  // the system's CAs; SSL_CERT_FILE/SSL_CERT_DIR decide
+    }
+    t->tls = std::make_unique<asio::ssl::stream<tcp::socket &>>(t->socket, *tls_context);
+    t->tls->set_verify_mode(asio::ssl::verify_peer);
+    t->tls->set_verify_callback(asio::ssl::host_name_verification(t->url.host));
+    error_code not_an_address;
+    asio::ip::make_address(t->url.host, not_an_address);
+    if (not_an_address) SSL_set_tlsext_host_name(t->tls->native_handle(), t->url.host.c_str());  // SNI
+    t->tls->async_handshake(asio::ssl::stream_base::client, [this, t](const error_code &ec) {
+      if (t->finished) return;
+      if (ec) return fail(t, TransferOutcome::io_error, "TLS with " + t->url.host + " failed: " + ec.message());
+      t->connected = true;
+      send(t);
+    });
+  }
+
+  // Runs f on the transfer's stream: TLS or the bare socket.
+  template <class F>
+  void on_stream(const TransferPtr &t, F &&f) {
+    if (t->tls)
+      f(*t->tls);
+    else
+      f(t->socket);
+  }
+
+  void send(const TransferPtr &t) {
+    const TransferSpec &s = t->spec;
+    auto &req = t->request;
+    req.version(11);
+    req.method_string(s.method);
+    // Through a proxy, plain http asks for the absolute URL.
+    req.target(t->proxy && t->url.scheme == "http" ? "http://" + t->url.authority() + t->url.target : t->url.target);
+    const bool default_port = t->url.port == (t->url.scheme == "https" ? "443" : "80");
+    req.set(http::field::host, default_port ? (t->url.authority().substr(0, t->url.authority().rfind(':')))
+                                            : t->url.authority());
+    for (const auto &h : s.headers) {
+      const size_t colon = h.find(':');
+      if (colon == std::string::npos || colon == 0) continue;
+      std::string_view value(h);
+      value.remove_prefix(colon + 1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+      req.set(boost::beast::string_view(h.data(), colon), boost::beast::string_view(value.data(), value.size()));
+    }
+    if (s.method != "GET" || !s.body.empty()) {
+      req.body() = s.body;
+      req.prepare_payload();
+    }
+    on_stream(t, [this, t](auto &stream) {
+      http::async_write(stream, t->request, [this, t](const error_code &ec, size_t) {
+        if (t->finished) return;
+        if (ec) return fail(t, TransferOutcome::io_error, "sending the request failed: " + ec.message());
+        t->request = {};  // the body may be large
+        read_header(t);
+      });
+    });
+  }
+
+  void read_header(const TransferPtr &t) {
+    t->response.emplace();
+    t->response->header_limit(64 * 1024);
+    // Counted in read_body against max_response_bytes. Not boost::none: Boost 1.74 compares a
+    // Content-Length with the empty limit as larger than it.
+    t->response->body_limit(std::numeric_limits<std::uint64_t>::max());
+    on_stream(t, [this, t](auto &stream) {
+      http::async_read_header(stream, t->buffer, *t->response, [this, t](const error_code &ec, size_t) {
+        if (t->finished) return;
+        if (ec) return fail(t, TransferOutcome::io_error, "reading the answer failed: " + ec.message());
+        t->got_first_byte = true;
+        const auto &head = t->response->get();
+        t->status = static_cast<long>(head.result_int());
+        if (auto it = head.find(http::field::retry_after); it != head.end())
+          t->retry_after.assign(it->value().data(), it->value().size());
+        read_body(t);
+      });
+    });
+  }
+
+  void read_body(const TransferPtr &t) {
+    if (t->response->is_done()) return finish(t, TransferResult{TransferOutcome::ok, t->status, {}, t->retry_after});
+    auto &body = t->response->get().body();
+    body.data = t->chunk;
+    body.size = sizeof t->chunk;
+    on_stream(t, [this, t](auto &stream) {
+      http::async_read_some(stream, t->buffer, *t->response, [this, t](error_code ec, size_t) {
+        if (t->finished) return;
+        if (ec == http::error::need_buffer) ec = {};
+        const size_t n = sizeof t->chunk - t->response->get().body().size;
+        if (n > 0) {
+          t->received += n;
+          if (t->received > t->spec.max_response_bytes)
+            return fail(t, TransferOutcome::too_large,
+                        "response larger than " + std::to_string(t->spec.max_response_bytes) + " bytes");
+          if (!t->handler->on_data(t->status, std::string_view(t->chunk, n)))
+            return fail(t, TransferOutcome::aborted, "aborted by the handler");
+          if (t->finished) return;  // the handler cancelled it
+        }
+        if (ec)
+          return fail(t, TransferOutcome::io_error, "the connection failed mid-answer: " + ec.message());
+        read_body(t);
+      });
+    });
   }
 
   void cancel(uint64_t id, const char *why) {
     auto it = transfers.find(id);
     if (it == transfers.end()) return;
-    Transfer *t = it->second.get();
-    TransferResult r{TransferOutcome::cancelled, t->status, why, {}};
-    finish(t, std::move(r));
+    TransferPtr t = it->second;
+    fail(t, TransferOutcome::cancelled, why);
   }
 
-  void run() {
-    thread_id = std::this_thread::get_id();
-    for (;;) {
-      std::deque<std::function<void(bool)>> batch;
-      bool stop_now = false;
-      {
-        std::lock_guard lk(mu);
-        batch.swap(inbox);
-        for (auto &kv : timed_inbox) timers.emplace(kv.first, std::move(kv.second));
-        timed_inbox.clear();
-        stop_now = stopping;
-      }
-      for (auto &fn : batch) fn(false);
-      if (stop_now) break;
-      // Due timers.
-      const uint64_t now = mono_ms();
-      while (!timers.empty() && timers.begin()->first <= now) {
-        auto fn = std::move(timers.begin()->second);
-        timers.erase(timers.begin());
-        fn(false);
-      }
-      int running = 0;
-      curl_multi_perform(multi, &running);
-      int left = 0;
-      while (CURLMsg *m = curl_multi_info_read(multi, &left)) {
-        if (m->msg != CURLMSG_DONE) continue;
-        Transfer *t = nullptr;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &t);
-        if (t != nullptr) complete_from_curl(t, m->data.result);
-      }
-      // First-byte deadlines.
-      uint64_t wait_ms = 1000;
-      const uint64_t now2 = mono_ms();
-      std::vector<uint64_t> expired;
-      for (auto &[id, t] : transfers) {
-        if (t->got_first_byte) continue;
-        const uint64_t due = t->started_ms + t->spec.first_byte_timeout_ms;
-        if (due <= now2)
-          expired.push_back(id);
-        else
-          wait_ms = std::min(wait_ms, due - now2);
-      }
-      for (uint64_t id : expired) {
-        auto it = transfers.find(id);
-        if (it == transfers.end()) continue;
-        Transfer *t = it->second.get();
-        TransferResult r{TransferOutcome::first_byte_timeout, 0,
-                         "no answer within " + std::to_string(t->spec.first_byte_timeout_ms) + " ms", {}};
-        finish(t, std::move(r));
-      }
-      if (!timers.empty()) {
-        const uint64_t due = timers.begin()->first;
-        wait_ms = std::min(wait_ms, due > now2 ? due - now2 : 0);
-      }
-      long curl_timeout = -1;
-      curl_multi_timeout(multi, &curl_timeout);
-      if (curl_timeout >= 0) wait_ms = std::min<uint64_t>(wait_ms, static_cast<uint64_t>(curl_timeout));
-      {
-        std::lock_guard lk(mu);
-        if (!inbox.empty() || !timed_inbox.empty() || stopping) wait_ms = 0;
-      }
-      curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
-    }
-    // Stopping: cancel transfers, run everything left with cancelled=true.
-    while (!transfers.empty()) cancel(transfers.begin()->first, "engine stopping");
-    for (;;) {
-      std::deque<std::function<void(bool)>> batch;
-      {
-        std::lock_guard lk(mu);
-        batch.swap(inbox);
-        for (auto &kv : timed_inbox) timers.emplace(kv.first, std::move(kv.second));
-        timed_inbox.clear();
-      }
-      for (auto &kv : timers) batch.push_back(std::move(kv.second));
-      timers.clear();
-      if (batch.empty()) break;
-      for (auto &fn : batch) fn(true);
+  // On the engine thread, at stop: transfers complete cancelled, delayed tasks run cancelled, and so
+  // does whatever they queue; then the thread's run() returns.
+  void drain() {
+    draining = true;
+    while (!transfers.empty() || !timed.empty()) {
       while (!transfers.empty()) cancel(transfers.begin()->first, "engine stopping");
+      while (!timed.empty()) {
+        auto it = timed.begin();
+        auto fn = std::move(it->second.second);
+        it->second.first->cancel();
+        timed.erase(it);
+        fn(true);
+      }
     }
+    work.reset();
   }
 };
 
@@ -306,25 +514,28 @@ HttpEngine::~HttpEngine() { stop(); }
 void HttpEngine::start() {
   std::lock_guard lk(impl_->mu);
   if (impl_->accepting) return;
-  curl_global_init(CURL_GLOBAL_DEFAULT);  // thread-safe since libcurl 7.84; never cleaned up
-  impl_->multi = curl_multi_init();
+  impl_->io.restart();
+  impl_->work.emplace(impl_->io.get_executor());
+  impl_->draining = false;
   impl_->accepting = true;
   impl_->stopping = false;
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_->thread = std::thread([impl = impl_.get()] {
+    impl->thread_id = std::this_thread::get_id();
+    impl->io.run();
+  });
 }
 
 void HttpEngine::stop() {
   {
     std::lock_guard lk(impl_->mu);
-    if (!impl_->accepting) return;
+    if (!impl_->accepting || impl_->stopping) return;
     impl_->stopping = true;
   }
-  curl_multi_wakeup(impl_->multi);
+  asio::post(impl_->io, [impl = impl_.get()] { impl->drain(); });
   if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->thread_id = std::thread::id{};
   std::lock_guard lk(impl_->mu);
   impl_->accepting = false;
-  curl_multi_cleanup(impl_->multi);
-  impl_->multi = nullptr;
 }
 
 bool HttpEngine::running() const noexcept {
@@ -333,20 +544,18 @@ bool HttpEngine::running() const noexcept {
 }
 
 bool HttpEngine::post(std::function<void(bool)> fn, uint64_t delay_ms) {
-  CURLM *m = nullptr;
   {
     std::lock_guard lk(impl_->mu);
-    if (!impl_->accepting || impl_->stopping) {
-      // While stopping, the engine thread itself may still queue follow-up work.
-      if (!(impl_->accepting && std::this_thread::get_id() == impl_->thread_id)) return false;
-    }
-    if (delay_ms == 0)
-      impl_->inbox.push_back(std::move(fn));
-    else
-      impl_->timed_inbox.emplace(mono_ms() + delay_ms, std::move(fn));
-    m = impl_->multi;
+    if (!impl_->accepting) return false;
+    // While stopping, the engine thread itself may still queue follow-up work (it runs cancelled).
+    if (impl_->stopping && !impl_->on_thread()) return false;
   }
-  if (std::this_thread::get_id() != impl_->thread_id) curl_multi_wakeup(m);
+  if (delay_ms == 0) {
+    asio::post(impl_->io, [impl = impl_.get(), fn = std::move(fn)] { fn(impl->draining.load()); });
+  } else {
+    const auto due = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
+    asio::post(impl_->io, [impl = impl_.get(), fn = std::move(fn), due]() mutable { impl->schedule(std::move(fn), due); });
+  }
   return true;
 }
 
@@ -356,7 +565,7 @@ uint64_t HttpEngine::submit_now(TransferSpec spec, std::shared_ptr<TransferHandl
 
 void HttpEngine::cancel_now(uint64_t id) { impl_->cancel(id, "cancelled"); }
 
-bool HttpEngine::on_engine_thread() const noexcept { return std::this_thread::get_id() == impl_->thread_id; }
+bool HttpEngine::on_engine_thread() const noexcept { return impl_->on_thread(); }
 
 uint64_t HttpEngine::now_ms() const noexcept { return mono_ms(); }
 

@@ -1,4 +1,4 @@
-// ai-common: a libcurl multi-interface HTTP client driven by ONE thread (no thread per request).
+// ai-common: an HTTP/1.1 and HTTPS client driven by ONE thread (no thread per request).
 // Compiled into each AI plugin with hidden symbols.
 #pragma once
 
@@ -30,7 +30,7 @@ enum class TransferOutcome {
   total_timeout,
   too_large,           // body over max_response_bytes
   aborted,             // the handler's on_data returned false
-  io_error,            // connection dropped mid-answer, protocol error from libcurl
+  io_error,            // bad URL, TLS failure, connection dropped mid-answer, malformed HTTP
   cancelled,           // cancel() or engine stop
 };
 
@@ -39,7 +39,7 @@ const char *outcome_name(TransferOutcome o) noexcept;
 struct TransferResult {
   TransferOutcome outcome = TransferOutcome::ok;
   long http_status = 0;
-  std::string message;   // libcurl's explanation for failures
+  std::string message;   // what went wrong, for failures
   std::string retry_after;  // Retry-After header, if any
 };
 
