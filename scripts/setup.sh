@@ -30,6 +30,7 @@ fi
 if [ "$mode" = test ]; then
   packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev nats-server
     iproute2 debhelper lintian debootstrap systemd curl
+    openssl  # test certificates for the providers' HTTPS tests (plugins/reasoning/tests/test_ai_https.py)
     ccache  # the Debian package build of packaging.debs reuses the test build's objects (below)
     age  # the age CLI: the dht tests check it reads our files and we read its files
     golang-go golang-github-flynn-noise-dev golang-github-hashicorp-yamux-dev)  # the Go interop peer

@@ -9,6 +9,7 @@ docs/benchmarks.md ("Per-agent footprint"); soak.py checks the figures.
 
   sudo python3 tests/cluster/footprint.py --build build --agents 3 --idle 30 --default-timings
   sudo python3 tests/cluster/footprint.py --build build --env GLIBC_TUNABLES=glibc.malloc.arena_max=1
+  sudo python3 tests/cluster/footprint.py --build build --agents 10 --default-timings --load 70 --sample-during-load
 
 Needs what soak.py needs (root, iproute2, nats-server, age-keygen, a build tree).
 """
@@ -149,6 +150,8 @@ def main():
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE in every agent's environment")
     ap.add_argument("--load", type=float, default=0,
                     help="seconds of the soak's load (AI chat, pubsub, tasks, UCXI/DHT) before the idle period")
+    ap.add_argument("--sample-during-load", action="store_true",
+                    help="also print every agent's RSS before the load and late in it")
     ap.add_argument("--hold", action="store_true", help="keep the cluster running until Enter (to inspect it)")
     args = ap.parse_args()
     if not prerequisites_met(args):
@@ -157,7 +160,20 @@ def main():
     try:
         form_cluster(lab, args.agents)
         if args.load:
-            run_load(lab, args.load)
+            if args.sample_during_load:
+                import threading
+                pids = [n.pid for n in lab.nodes]
+                idle_rss = [rss_kib(p) / 1024 for p in pids]
+                load = threading.Thread(target=run_load, args=(lab, args.load))
+                load.start()
+                time.sleep(args.load * 0.85)  # late in the load, when its state has built up
+                rss = [rss_kib(p) / 1024 for p in pids]
+                print(f"== RSS (MiB) idle before the load: mean {sum(idle_rss) / len(idle_rss):.1f}, "
+                      f"max {max(idle_rss):.1f}; at {args.load * 0.85:.0f} s of load: mean {sum(rss) / len(rss):.1f}, "
+                      f"max {max(rss):.1f}", flush=True)
+                load.join()
+            else:
+                run_load(lab, args.load)
         time.sleep(args.settle)  # start-up work (DHT bootstrap, first announcements) is not idle
         pids = [n.pid for n in lab.nodes]
         t0, c0, th0 = time.monotonic(), [proc_ticks(p) for p in pids], thread_ticks(pids[0])

@@ -32,8 +32,10 @@ def _now():
 
 
 class FakeServer:
-    def __init__(self, kind, name, api_key=None, port=0, host="127.0.0.1"):
-        """host: the address to listen on (e.g. a bridge's, for agents in network namespaces)."""
+    def __init__(self, kind, name, api_key=None, port=0, host="127.0.0.1", tls=None, tls_name=None):
+        """host: the address to listen on (e.g. a bridge's, for agents in network namespaces).
+        tls: an ssl.SSLContext to serve HTTPS with; tls_name: the host name its certificate names, used in
+        `base`."""
         assert kind in ("ollama", "openai")
         self.kind = kind
         self.name = name
@@ -91,12 +93,16 @@ class FakeServer:
         self.host = host
         self.httpd = Threading((host, port), Handler)
         self.port = self.httpd.server_address[1]
+        self.tls_name = tls_name
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def base(self):
-        return f"http://{self.host}:{self.port}" + ("/v1" if self.kind == "openai" else "")
+        origin = f"https://{self.tls_name}:{self.port}" if self.tls_name else f"http://{self.host}:{self.port}"
+        return origin + ("/v1" if self.kind == "openai" else "")
 
     def close(self):
         """Stops listening and cuts every open connection (keep-alive ones included): the server is down."""
