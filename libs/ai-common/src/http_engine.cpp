@@ -4,8 +4,9 @@
 // (gnutls, p11-kit, kerberos, ldap, ssh2, rtmp, nghttp2, ...): about 3 MiB of resident memory per
 // agent for the two protocols used here (docs/benchmarks.md, "Per-agent footprint"). What libcurl did
 // that a provider relies on is kept: connect, first-byte and total timeouts; the proxy environment
-// (http_proxy, https_proxy, no_proxy); certificate and host name verification. Connections are not
-// reused: a model's answer takes far longer than a connection to its server.
+// (http_proxy, https_proxy, no_proxy); certificate and host name verification; keep-alive connections
+// reused per origin, and a request retried once on a fresh connection when a reused one turns out to be
+// closed before any answer came.
 #include "ai_common/http_engine.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -25,6 +26,8 @@
 #include <map>
 #include <mutex>
 #include <optional>
+
+#include <poll.h>
 #include <thread>
 #include <unordered_map>
 
@@ -190,15 +193,29 @@ const char *proxy_setting(const Url &u) {
 }  // namespace
 
 struct HttpEngine::Impl {
+  // Idle keep-alive connections kept per origin: at most this many in all, for at most this long.
+  static constexpr size_t kMaxIdle = 16;
+  static constexpr uint64_t kIdleMs = 30000;
+
+  // A connection on the heap, so that it can outlive its transfer in the idle pool and the TLS stream's
+  // reference to the socket stays valid.
+  struct Connection {
+    explicit Connection(asio::io_context &io) : socket(io) {}
+    tcp::socket socket;
+    std::unique_ptr<asio::ssl::stream<tcp::socket &>> tls;  // after socket: refers to it
+    uint64_t idle_since_ms = 0;
+  };
+
   struct Transfer {
     uint64_t id = 0;
     TransferSpec spec;
     std::shared_ptr<TransferHandler> handler;
     Url url;
     std::optional<Url> proxy;
+    std::string origin;  // the idle pool's key: scheme, authority and the proxy it goes through
     tcp::resolver resolver;
-    tcp::socket socket;
-    std::unique_ptr<asio::ssl::stream<tcp::socket &>> tls;  // after socket: refers to it
+    std::unique_ptr<Connection> conn;
+    bool reused = false;  // conn came from the idle pool
     asio::steady_timer deadline;
     uint64_t started_ms = 0;
     bool connected = false;  // TCP, proxy tunnel and TLS handshake done: the connect timeout is over
@@ -213,7 +230,7 @@ struct HttpEngine::Impl {
     std::optional<http::response_parser<http::buffer_body>> response;
     char chunk[16384];
 
-    explicit Transfer(asio::io_context &io) : resolver(io), socket(io), deadline(io) {}
+    explicit Transfer(asio::io_context &io) : resolver(io), deadline(io) {}
   };
   using TransferPtr = std::shared_ptr<Transfer>;
 
@@ -229,6 +246,7 @@ struct HttpEngine::Impl {
   // Engine thread only:
   std::unique_ptr<asio::ssl::context> tls_context;  // made at the first https transfer
   std::unordered_map<uint64_t, TransferPtr> transfers;
+  std::multimap<std::string, std::unique_ptr<Connection>> idle;  // origin -> connection
   std::map<uint64_t, std::pair<std::unique_ptr<asio::steady_timer>, std::function<void(bool)>>> timed;
   uint64_t next_id = 1;
   uint64_t next_timed = 1;
@@ -259,7 +277,7 @@ struct HttpEngine::Impl {
     error_code ignored;
     t->deadline.cancel();
     t->resolver.cancel();
-    t->socket.close(ignored);
+    if (t->conn) t->conn->socket.close(ignored);
     auto handler = std::move(t->handler);
     transfers.erase(t->id);
     handler->on_complete(r);
@@ -321,8 +339,64 @@ struct HttpEngine::Impl {
         return id;
       }
     }
+    t->origin = t->url.scheme + "://" + t->url.authority() + (t->proxy ? " via " + t->proxy->authority() : "");
     transfers.emplace(id, t);
     arm_deadline(t);
+    if ((t->conn = take_idle(t->origin))) {
+      t->reused = true;
+      t->connected = true;
+      send(t);
+    } else {
+      open(t);
+    }
+    return id;
+  }
+
+  // --- connections ---------------------------------------------------------------------------------
+
+  // A pooled connection to origin that is still open, or null. A connection the server closed (or
+  // wrote to unasked) reads as ready; it is dropped, as are those idle for longer than kIdleMs.
+  std::unique_ptr<Connection> take_idle(const std::string &origin) {
+    const uint64_t now = mono_ms();
+    for (auto it = idle.find(origin); it != idle.end() && it->first == origin;) {
+      std::unique_ptr<Connection> c = std::move(it->second);
+      it = idle.erase(it);
+      pollfd p{c->socket.native_handle(), POLLIN, 0};
+      if (now - c->idle_since_ms <= kIdleMs && ::poll(&p, 1, 0) == 0) return c;
+    }
+    return nullptr;
+  }
+
+  // After a complete answer on a connection the server keeps open (and that holds no unread bytes).
+  void give_back(const TransferPtr &t) {
+    if (draining || !t->response->get().keep_alive() || t->buffer.size() != 0) return;
+    const uint64_t now = mono_ms();
+    for (auto it = idle.begin(); it != idle.end();)
+      it = now - it->second->idle_since_ms > kIdleMs ? idle.erase(it) : std::next(it);
+    if (idle.size() >= kMaxIdle) idle.erase(idle.begin());
+    t->conn->idle_since_ms = now;
+    idle.emplace(t->origin, std::move(t->conn));
+  }
+
+  // A reused connection that failed before any answer byte was most likely closed by the server while it
+  // sat idle: the request goes once more, on a new connection, as curl does.
+  bool retry_on_fresh_connection(const TransferPtr &t) {
+    if (!t->reused || t->got_first_byte || t->finished || draining) return false;
+    error_code ignored;
+    t->conn->socket.close(ignored);
+    t->reused = false;
+    t->connected = false;
+    t->buffer.clear();
+    t->response.reset();
+    // Not from inside the failed operation's handler: open() replaces the connection it ran on.
+    asio::post(io, [this, t] {
+      if (!t->finished) open(t);
+    });
+    return true;
+  }
+
+  void open(const TransferPtr &t) {
+    t->conn = std::make_unique<Connection>(io);
     const Url &first_hop = t->proxy ? *t->proxy : t->url;
     t->resolver.async_resolve(first_hop.host, first_hop.port,
                               [this, t](const error_code &ec, const tcp::resolver::results_type &results) {
@@ -333,18 +407,17 @@ struct HttpEngine::Impl {
                                               "could not resolve host " + hop.host + ": " + ec.message());
                                 connect(t, results);
                               });
-    return id;
   }
 
   void connect(const TransferPtr &t, const tcp::resolver::results_type &results) {
-    asio::async_connect(t->socket, results, [this, t](const error_code &ec, const tcp::endpoint &) {
+    asio::async_connect(t->conn->socket, results, [this, t](const error_code &ec, const tcp::endpoint &) {
       if (t->finished) return;
       const Url &hop = t->proxy ? *t->proxy : t->url;
       if (ec)
         return fail(t, TransferOutcome::connect_failed,
                     "failed to connect to " + hop.host + " port " + hop.port + ": " + ec.message());
       error_code ignored;
-      t->socket.set_option(tcp::no_delay(true), ignored);
+      t->conn->socket.set_option(tcp::no_delay(true), ignored);
       if (t->proxy && t->url.scheme == "https") return open_tunnel(t);
       if (t->url.scheme == "https") return handshake(t);
       t->connected = true;
@@ -356,12 +429,12 @@ struct HttpEngine::Impl {
   void open_tunnel(const TransferPtr &t) {
     auto req = std::make_shared<http::request<http::empty_body>>(http::verb::connect, t->url.authority(), 11);
     req->set(http::field::host, t->url.authority());
-    http::async_write(t->socket, *req, [this, t, req](const error_code &ec, size_t) {
+    http::async_write(t->conn->socket, *req, [this, t, req](const error_code &ec, size_t) {
       if (t->finished) return;
       if (ec) return fail(t, TransferOutcome::connect_failed, "the proxy " + t->proxy->host + ": " + ec.message());
       t->tunnel.emplace();
       t->tunnel->skip(true);  // a CONNECT answer has no body
-      http::async_read_header(t->socket, t->buffer, *t->tunnel, [this, t](const error_code &ec, size_t) {
+      http::async_read_header(t->conn->socket, t->buffer, *t->tunnel, [this, t](const error_code &ec, size_t) {
         if (t->finished) return;
         if (ec) return fail(t, TransferOutcome::connect_failed, "the proxy " + t->proxy->host + ": " + ec.message());
         const unsigned code = t->tunnel->get().result_int();
@@ -381,13 +454,14 @@ struct HttpEngine::Impl {
       error_code ignored;
       tls_context->set_default_verify_paths(ignored);  // the system's CAs; SSL_CERT_FILE/SSL_CERT_DIR decide
     }
-    t->tls = std::make_unique<asio::ssl::stream<tcp::socket &>>(t->socket, *tls_context);
-    t->tls->set_verify_mode(asio::ssl::verify_peer);
-    t->tls->set_verify_callback(asio::ssl::host_name_verification(t->url.host));
+    auto &tls = t->conn->tls;
+    tls = std::make_unique<asio::ssl::stream<tcp::socket &>>(t->conn->socket, *tls_context);
+    tls->set_verify_mode(asio::ssl::verify_peer);
+    tls->set_verify_callback(asio::ssl::host_name_verification(t->url.host));
     error_code not_an_address;
     asio::ip::make_address(t->url.host, not_an_address);
-    if (not_an_address) SSL_set_tlsext_host_name(t->tls->native_handle(), t->url.host.c_str());  // SNI
-    t->tls->async_handshake(asio::ssl::stream_base::client, [this, t](const error_code &ec) {
+    if (not_an_address) SSL_set_tlsext_host_name(tls->native_handle(), t->url.host.c_str());  // SNI
+    tls->async_handshake(asio::ssl::stream_base::client, [this, t](const error_code &ec) {
       if (t->finished) return;
       if (ec) return fail(t, TransferOutcome::io_error, "TLS with " + t->url.host + " failed: " + ec.message());
       t->connected = true;
@@ -398,15 +472,16 @@ struct HttpEngine::Impl {
   // Runs f on the transfer's stream: TLS or the bare socket.
   template <class F>
   void on_stream(const TransferPtr &t, F &&f) {
-    if (t->tls)
-      f(*t->tls);
+    if (t->conn->tls)
+      f(*t->conn->tls);
     else
-      f(t->socket);
+      f(t->conn->socket);
   }
 
   void send(const TransferPtr &t) {
     const TransferSpec &s = t->spec;
     auto &req = t->request;
+    req = {};
     req.version(11);
     req.method_string(s.method);
     // Through a proxy, plain http asks for the absolute URL.
@@ -429,6 +504,7 @@ struct HttpEngine::Impl {
     on_stream(t, [this, t](auto &stream) {
       http::async_write(stream, t->request, [this, t](const error_code &ec, size_t) {
         if (t->finished) return;
+        if (ec && retry_on_fresh_connection(t)) return;
         if (ec) return fail(t, TransferOutcome::io_error, "sending the request failed: " + ec.message());
         t->request = {};  // the body may be large
         read_header(t);
@@ -445,6 +521,7 @@ struct HttpEngine::Impl {
     on_stream(t, [this, t](auto &stream) {
       http::async_read_header(stream, t->buffer, *t->response, [this, t](const error_code &ec, size_t) {
         if (t->finished) return;
+        if (ec && retry_on_fresh_connection(t)) return;
         if (ec) return fail(t, TransferOutcome::io_error, "reading the answer failed: " + ec.message());
         t->got_first_byte = true;
         const auto &head = t->response->get();
@@ -457,7 +534,10 @@ struct HttpEngine::Impl {
   }
 
   void read_body(const TransferPtr &t) {
-    if (t->response->is_done()) return finish(t, TransferResult{TransferOutcome::ok, t->status, {}, t->retry_after});
+    if (t->response->is_done()) {
+      give_back(t);
+      return finish(t, TransferResult{TransferOutcome::ok, t->status, {}, t->retry_after});
+    }
     auto &body = t->response->get().body();
     body.data = t->chunk;
     body.size = sizeof t->chunk;
@@ -493,6 +573,7 @@ struct HttpEngine::Impl {
   // does whatever they queue; then the thread's run() returns.
   void drain() {
     draining = true;
+    idle.clear();
     while (!transfers.empty() || !timed.empty()) {
       while (!transfers.empty()) cancel(transfers.begin()->first, "engine stopping");
       while (!timed.empty()) {

@@ -1,5 +1,5 @@
 """The providers' HTTP engine (libs/ai-common) beyond plain HTTP, through a real chorus-agent: HTTPS with
-certificate and host name verification, and the proxy environment (https_proxy with CONNECT, http_proxy
+certificate and host name verification, kept-alive connections, and the proxy environment (https_proxy with CONNECT, http_proxy
 with absolute-form requests, no_proxy)."""
 import os
 import select
@@ -148,6 +148,26 @@ class Https(AiTestCase):
                                env={"SSL_CERT_FILE": self.cert, "https_proxy": "http://127.0.0.1:9",
                                     "no_proxy": "example.org, localhost"})
         self.assertEqual(self.chat_result(agent2), (200, "ai-openai", "tls-D says: hello world"))
+
+    def test_sequential_requests_share_a_kept_alive_connection(self):
+        for fake, cfg, env in ((self.https_fake("openai", "keep-A"), openai_cfg, {"SSL_CERT_FILE": self.cert}),
+                               (self.fake("ollama", "keep-O"), ollama_cfg, {})):
+            agent = self.start_ai({f"ai-{fake.kind}": cfg(fake), "reasoning": {"config": {}}},
+                                  env=dict(env, no_proxy="*"))
+            for _ in range(6):
+                self.assertEqual(self.chat_result(agent)[0], 200)
+            # One connection for the chats; the periodic health probe may have needed a second.
+            self.assertLessEqual(fake.accepted, 2, fake.kind)
+            self.assertEqual(len(fake.chat_requests()), 6)
+
+            # The server drops its idle connections: the next request notices and opens a new one.
+            with fake.lock:
+                conns = list(fake.connections)
+            for c in conns:
+                c.shutdown(socket.SHUT_RDWR)
+            before = fake.accepted
+            self.assertEqual(self.chat_result(agent)[0], 200)
+            self.assertGreater(fake.accepted, before)
 
     def test_plain_http_through_a_proxy_asks_for_the_absolute_url(self):
         o = self.fake("ollama", "plain-O")

@@ -54,6 +54,7 @@ class FakeServer:
         self.chat_count = 0  # chat/generate requests so far (what fail_first counts)
         self.active = 0
         self.connections = set()  # open client connections, cut by close()
+        self.accepted = 0  # client connections so far (what keep-alive saves)
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -68,6 +69,7 @@ class FakeServer:
                 super().setup()
                 with server.lock:
                     server.connections.add(self.connection)
+                    server.accepted += 1
 
             def finish(self):
                 with server.lock:
