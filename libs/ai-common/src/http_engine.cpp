@@ -17,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -66,11 +67,42 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+// %XX escapes decoded (user info in a URL, as curl takes it); false on a malformed escape.
+bool percent_decode(std::string_view in, std::string *out) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      *out += in[i];
+      continue;
+    }
+    const int hi = i + 1 < in.size() ? hex(in[i + 1]) : -1, lo = i + 2 < in.size() ? hex(in[i + 2]) : -1;
+    if (hi < 0 || lo < 0) return false;
+    *out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return true;
+}
+
+std::string base64(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()), reinterpret_cast<const unsigned char *>(in.data()),
+                                static_cast<int>(in.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
 struct Url {
   std::string scheme;  // "http" or "https"
   std::string host;    // without the brackets of an IPv6 literal
   std::string port;
   std::string target;  // path and query, at least "/"
+  std::string basic;   // "user:password" from the URL's user info, percent-decoded; empty if none
 
   std::string authority() const {
     const std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
@@ -106,9 +138,16 @@ std::optional<Url> parse_url(std::string_view s, bool proxy, std::string *why) {
   std::string_view rest = end == std::string_view::npos ? std::string_view{} : s.substr(end);
   if (const size_t hash = rest.find('#'); hash != std::string_view::npos) rest = rest.substr(0, hash);
   u.target = rest.empty() ? "/" : rest.front() == '?' ? "/" + std::string(rest) : std::string(rest);
-  if (authority.find('@') != std::string_view::npos) {
-    *why = "credentials in a URL are not supported (give them as a header)";
+  if (std::any_of(u.target.begin(), u.target.end(), [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; })) {
+    *why = "the URL's path or query holds a space or a control character (percent-encode it)";
     return std::nullopt;
+  }
+  if (const size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    if (!percent_decode(authority.substr(0, at), &u.basic)) {
+      *why = "bad percent-encoding in the URL's user info";
+      return std::nullopt;
+    }
+    authority.remove_prefix(at + 1);
   }
   std::string_view port;
   if (!authority.empty() && authority.front() == '[') {
@@ -218,6 +257,7 @@ struct HttpEngine::Impl {
     bool reused = false;  // conn came from the idle pool
     asio::steady_timer deadline;
     uint64_t started_ms = 0;
+    uint64_t connect_started_ms = 0;  // this connection attempt's (a retry starts a new one)
     bool connected = false;  // TCP, proxy tunnel and TLS handshake done: the connect timeout is over
     bool got_first_byte = false;
     bool finished = false;
@@ -292,18 +332,20 @@ struct HttpEngine::Impl {
   void arm_deadline(const TransferPtr &t) {
     const TransferSpec &s = t->spec;
     uint64_t due = t->started_ms + s.total_timeout_ms;
-    if (!t->connected) due = std::min(due, t->started_ms + s.connect_timeout_ms);
+    if (!t->connected) due = std::min(due, t->connect_started_ms + s.connect_timeout_ms);
     if (!t->got_first_byte) due = std::min(due, t->started_ms + s.first_byte_timeout_ms);
     const uint64_t now = mono_ms();
     t->deadline.expires_after(std::chrono::milliseconds(due > now ? due - now : 0));
     t->deadline.async_wait([this, t](const error_code &ec) {
       if (ec || t->finished) return;
       const TransferSpec &s = t->spec;
-      const uint64_t elapsed = mono_ms() - t->started_ms;
-      if (!t->connected && elapsed >= s.connect_timeout_ms)
+      const uint64_t now = mono_ms(), elapsed = now - t->started_ms;
+      if (!t->connected && now - t->connect_started_ms >= s.connect_timeout_ms) {
+        const Url &hop = t->proxy ? *t->proxy : t->url;
         return fail(t, TransferOutcome::connect_timeout,
-                    "connection to " + t->url.host + " port " + t->url.port + " timed out after " +
+                    "connection to " + hop.host + " port " + hop.port + " timed out after " +
                         std::to_string(s.connect_timeout_ms) + " ms");
+      }
       if (!t->got_first_byte && elapsed >= s.first_byte_timeout_ms)
         return fail(t, TransferOutcome::first_byte_timeout,
                     "no answer within " + std::to_string(s.first_byte_timeout_ms) + " ms");
@@ -326,21 +368,31 @@ struct HttpEngine::Impl {
     t->handler = std::move(handler);
     t->started_ms = mono_ms();
     std::string why;
+    // A bad URL completes from the loop, as every other failure does: the caller gets its id first.
+    auto refuse = [this, &t](TransferOutcome o, std::string message) {
+      asio::post(io, [h = std::move(t->handler), r = TransferResult{o, 0, std::move(message), {}}] { h->on_complete(r); });
+    };
     auto url = parse_url(t->spec.url, false, &why);
     if (!url) {
-      t->handler->on_complete(TransferResult{TransferOutcome::io_error, 0, why, {}});
+      refuse(TransferOutcome::io_error, why);
       return id;
     }
     t->url = std::move(*url);
     if (const char *p = proxy_setting(t->url)) {
       t->proxy = parse_url(p, true, &why);
       if (!t->proxy) {
-        t->handler->on_complete(TransferResult{TransferOutcome::connect_failed, 0, "the proxy setting: " + why, {}});
+        refuse(TransferOutcome::connect_failed, "the proxy setting: " + why);
         return id;
       }
     }
+    for (const auto &h : t->spec.headers)
+      if (h.find_first_of("\r\n") != std::string::npos) {
+        refuse(TransferOutcome::io_error, "a request header holds a line break");
+        return id;
+      }
     t->origin = t->url.scheme + "://" + t->url.authority() + (t->proxy ? " via " + t->proxy->authority() : "");
     transfers.emplace(id, t);
+    t->connect_started_ms = t->started_ms;
     arm_deadline(t);
     if ((t->conn = take_idle(t->origin))) {
       t->reused = true;
@@ -369,11 +421,14 @@ struct HttpEngine::Impl {
 
   // After a complete answer on a connection the server keeps open (and that holds no unread bytes).
   void give_back(const TransferPtr &t) {
-    if (draining || !t->response->get().keep_alive() || t->buffer.size() != 0) return;
+    if (draining || !t->response->keep_alive() || t->buffer.size() != 0) return;
     const uint64_t now = mono_ms();
     for (auto it = idle.begin(); it != idle.end();)
       it = now - it->second->idle_since_ms > kIdleMs ? idle.erase(it) : std::next(it);
-    if (idle.size() >= kMaxIdle) idle.erase(idle.begin());
+    if (idle.size() >= kMaxIdle)
+      idle.erase(std::min_element(idle.begin(), idle.end(), [](const auto &a, const auto &b) {
+        return a.second->idle_since_ms < b.second->idle_since_ms;
+      }));
     t->conn->idle_since_ms = now;
     idle.emplace(t->origin, std::move(t->conn));
   }
@@ -386,6 +441,8 @@ struct HttpEngine::Impl {
     t->conn->socket.close(ignored);
     t->reused = false;
     t->connected = false;
+    t->connect_started_ms = mono_ms();
+    arm_deadline(t);
     t->buffer.clear();
     t->response.reset();
     // Not from inside the failed operation's handler: open() replaces the connection it ran on.
@@ -429,6 +486,7 @@ struct HttpEngine::Impl {
   void open_tunnel(const TransferPtr &t) {
     auto req = std::make_shared<http::request<http::empty_body>>(http::verb::connect, t->url.authority(), 11);
     req->set(http::field::host, t->url.authority());
+    if (!t->proxy->basic.empty()) req->set(http::field::proxy_authorization, "Basic " + base64(t->proxy->basic));
     http::async_write(t->conn->socket, *req, [this, t, req](const error_code &ec, size_t) {
       if (t->finished) return;
       if (ec) return fail(t, TransferOutcome::connect_failed, "the proxy " + t->proxy->host + ": " + ec.message());
@@ -442,7 +500,9 @@ struct HttpEngine::Impl {
           return fail(t, TransferOutcome::connect_failed,
                       "the proxy " + t->proxy->host + " refused the tunnel to " + t->url.authority() + " (HTTP " +
                           std::to_string(code) + ")");
-        t->tunnel.reset();
+        if (t->buffer.size() != 0)
+          return fail(t, TransferOutcome::connect_failed,
+                      "the proxy " + t->proxy->host + " sent bytes after accepting the tunnel");
         handshake(t);
       });
     });
@@ -489,14 +549,21 @@ struct HttpEngine::Impl {
     const bool default_port = t->url.port == (t->url.scheme == "https" ? "443" : "80");
     req.set(http::field::host, default_port ? (t->url.authority().substr(0, t->url.authority().rfind(':')))
                                             : t->url.authority());
-    for (const auto &h : s.headers) {
+    bool authorization = false;
+    for (const auto &h : s.headers) {  // line breaks were refused in submit()
       const size_t colon = h.find(':');
       if (colon == std::string::npos || colon == 0) continue;
       std::string_view value(h);
       value.remove_prefix(colon + 1);
       while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-      req.set(boost::beast::string_view(h.data(), colon), boost::beast::string_view(value.data(), value.size()));
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+      const boost::beast::string_view name(h.data(), colon);
+      authorization = authorization || boost::beast::iequals(name, "authorization");
+      req.insert(name, boost::beast::string_view(value.data(), value.size()));
     }
+    if (!authorization && !t->url.basic.empty()) req.set(http::field::authorization, "Basic " + base64(t->url.basic));
+    if (t->proxy && t->url.scheme == "http" && !t->proxy->basic.empty())
+      req.set(http::field::proxy_authorization, "Basic " + base64(t->proxy->basic));
     if (s.method != "GET" || !s.body.empty()) {
       req.body() = s.body;
       req.prepare_payload();
@@ -513,6 +580,7 @@ struct HttpEngine::Impl {
   }
 
   void read_header(const TransferPtr &t) {
+    t->tunnel.reset();
     t->response.emplace();
     t->response->header_limit(64 * 1024);
     // Counted in read_body against max_response_bytes. Not boost::none: Boost 1.74 compares a
@@ -521,10 +589,12 @@ struct HttpEngine::Impl {
     on_stream(t, [this, t](auto &stream) {
       http::async_read_header(stream, t->buffer, *t->response, [this, t](const error_code &ec, size_t) {
         if (t->finished) return;
-        if (ec && retry_on_fresh_connection(t)) return;
+        // Part of a header in the buffer means the server had begun to answer: no second request.
+        if (ec && t->buffer.size() == 0 && retry_on_fresh_connection(t)) return;
         if (ec) return fail(t, TransferOutcome::io_error, "reading the answer failed: " + ec.message());
         t->got_first_byte = true;
         const auto &head = t->response->get();
+        if (head.result_int() / 100 == 1) return read_header(t);  // 100 Continue, 103 Early Hints: the answer follows
         t->status = static_cast<long>(head.result_int());
         if (auto it = head.find(http::field::retry_after); it != head.end())
           t->retry_after.assign(it->value().data(), it->value().size());
@@ -545,6 +615,13 @@ struct HttpEngine::Impl {
       http::async_read_some(stream, t->buffer, *t->response, [this, t](error_code ec, size_t) {
         if (t->finished) return;
         if (ec == http::error::need_buffer) ec = {};
+        // A body that ends with the connection, over TLS from a server that closes without close_notify:
+        // asio reports the truncation, Beast then never sees the end of the stream it waits for.
+        if (ec == asio::ssl::error::stream_truncated && t->response->need_eof()) {
+          error_code eof;
+          t->response->put_eof(eof);
+          if (!eof) ec = {};
+        }
         const size_t n = sizeof t->chunk - t->response->get().body().size;
         if (n > 0) {
           t->received += n;
@@ -625,12 +702,12 @@ bool HttpEngine::running() const noexcept {
 }
 
 bool HttpEngine::post(std::function<void(bool)> fn, uint64_t delay_ms) {
-  {
-    std::lock_guard lk(impl_->mu);
-    if (!impl_->accepting) return false;
-    // While stopping, the engine thread itself may still queue follow-up work (it runs cancelled).
-    if (impl_->stopping && !impl_->on_thread()) return false;
-  }
+  // Queued under the lock: a stop() that begins after the check finds the task in the queue, and its
+  // drain runs it (cancelled). asio::post never runs the task inline, so the lock is not held by it.
+  std::lock_guard lk(impl_->mu);
+  if (!impl_->accepting) return false;
+  // While stopping, the engine thread itself may still queue follow-up work (it runs cancelled).
+  if (impl_->stopping && !impl_->on_thread()) return false;
   if (delay_ms == 0) {
     asio::post(impl_->io, [impl = impl_.get(), fn = std::move(fn)] { fn(impl->draining.load()); });
   } else {

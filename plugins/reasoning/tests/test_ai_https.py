@@ -1,6 +1,7 @@
 """The providers' HTTP engine (libs/ai-common) beyond plain HTTP, through a real chorus-agent: HTTPS with
 certificate and host name verification, kept-alive connections, and the proxy environment (https_proxy with CONNECT, http_proxy
 with absolute-form requests, no_proxy)."""
+import base64
 import os
 import select
 import shutil
@@ -33,6 +34,7 @@ class Proxy:
 
     def __init__(self):
         self.lines = []
+        self.heads = []  # each request's header block, as text
         self.lock = threading.Lock()
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -63,6 +65,7 @@ class Proxy:
             method, target, version = line.decode().split(" ")
             with self.lock:
                 self.lines.append(f"{method} {target}")
+                self.heads.append(head.partition(b"\r\n\r\n")[0].decode())
             if method == "CONNECT":
                 host, port = target.rsplit(":", 1)
                 upstream = socket.create_connection((host, int(port)))
@@ -73,7 +76,11 @@ class Proxy:
                 authority, _, path = origin.partition("/")
                 host, _, port = authority.rpartition(":")
                 upstream = socket.create_connection((host, int(port)))
-                leftover = f"{method} /{path} {version}\r\n".encode() + rest
+                # One request per connection: the server closes after its answer, and so does the proxy.
+                fields, _, body = rest.partition(b"\r\n\r\n")
+                fields = [f for f in fields.split(b"\r\n") if not f.lower().startswith(b"connection:")]
+                leftover = (f"{method} /{path} {version}\r\n".encode() + b"\r\n".join(fields + [b"Connection: close"]) +
+                            b"\r\n\r\n" + body)
             with upstream:
                 upstream.sendall(leftover)
                 self._pipe(client, upstream)
@@ -137,10 +144,13 @@ class Https(AiTestCase):
     def test_https_through_a_connect_proxy_and_no_proxy(self):
         a = self.https_fake("openai", "tls-C")
         p = self.proxy()
+        proxy_url = p.url().replace("http://", "http://alice:s%40cret@")
         agent = self.start_ai({"ai-openai": openai_cfg(a), "reasoning": {"config": {}}},
-                              env={"SSL_CERT_FILE": self.cert, "https_proxy": p.url(), "no_proxy": ""})
+                              env={"SSL_CERT_FILE": self.cert, "https_proxy": proxy_url, "no_proxy": ""})
         self.assertEqual(self.chat_result(agent), (200, "ai-openai", "tls-C says: hello world"))
         self.assertIn(f"CONNECT localhost:{a.port}", p.lines)
+        # The proxy URL's user info, percent-decoded, as Basic credentials on the CONNECT.
+        self.assertIn("Proxy-Authorization: Basic " + base64.b64encode(b"alice:s@cret").decode(), p.heads[0])
 
         # no_proxy names the host: straight to the server, past a proxy that is not even there.
         b = self.https_fake("openai", "tls-D")
@@ -176,6 +186,15 @@ class Https(AiTestCase):
                               env={"http_proxy": p.url(), "no_proxy": ""})
         self.assertEqual(self.chat_result(agent), (200, "ai-ollama", "plain-O says: hello world"))
         self.assertIn(f"POST http://127.0.0.1:{o.port}/api/chat", p.lines)
+
+    def test_user_info_in_the_endpoint_is_sent_as_basic_credentials(self):
+        o = self.fake("ollama", "basic-O")
+        endpoint = o.base.replace("http://", "http://bob:pa%3Ass@")
+        agent = self.start_ai({"ai-ollama": ollama_cfg(o, endpoint=endpoint), "reasoning": {"config": {}}},
+                              env={"no_proxy": "*"})
+        self.assertEqual(self.chat_result(agent), (200, "ai-ollama", "basic-O says: hello world"))
+        sent = o.chat_requests()[0]["headers"]
+        self.assertEqual(sent["Authorization"], "Basic " + base64.b64encode(b"bob:pa:ss").decode())
 
 
 if __name__ == "__main__":
