@@ -281,6 +281,13 @@ std::shared_ptr<PluginImage> load_plugin_unchecked(const LoadRequest &req, std::
     return nullptr;
   }
   image->vtable = d->vtable;
+  // Never unmapped, not even when the last reference goes at exit: a library a plugin uses may run
+  // threads of its own that are still inside the plugin's callbacks after its stop() returned (libnats
+  // delivers on library-wide threads), and the end of main() must not pull that code from under them.
+  // Images are never unloaded while the process runs either (PluginImage); a replaced file is loaded
+  // from a private copy, so keeping this path mapped never serves stale code.
+  if (void *pin = ::dlopen(image->loaded_path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD | RTLD_NODELETE))
+    ::dlclose(pin);
   image->library = std::move(lib);
   return image;
 }
