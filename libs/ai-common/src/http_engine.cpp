@@ -104,10 +104,9 @@ struct Url {
   std::string target;  // path and query, at least "/"
   std::string basic;   // "user:password" from the URL's user info, percent-decoded; empty if none
 
-  std::string authority() const {
-    const std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-    return h + ":" + port;
-  }
+  // The host as it appears in a URL: an IPv6 literal in brackets.
+  std::string bracketed_host() const { return host.find(':') != std::string::npos ? "[" + host + "]" : host; }
+  std::string authority() const { return bracketed_host() + ":" + port; }
 };
 
 // scheme://host[:port][/path][?query][#fragment], the schemes http and https. Anything else is refused
@@ -125,12 +124,9 @@ std::optional<Url> parse_url(std::string_view s, bool proxy, std::string *why) {
     u.scheme = lower(s.substr(0, sep));
     s.remove_prefix(sep + 3);
   }
-  if (u.scheme != "http" && u.scheme != "https") {
-    *why = "unsupported protocol '" + u.scheme + "'" + (proxy ? " for a proxy (only http:// proxies)" : "");
-    return std::nullopt;
-  }
-  if (proxy && u.scheme != "http") {
-    *why = "unsupported proxy protocol '" + u.scheme + "' (only http:// proxies)";
+  if (proxy ? u.scheme != "http" : u.scheme != "http" && u.scheme != "https") {
+    *why = proxy ? "unsupported proxy protocol '" + u.scheme + "' (only http:// proxies)"
+                 : "unsupported protocol '" + u.scheme + "'";
     return std::nullopt;
   }
   const size_t end = s.find_first_of("/?#");
@@ -179,7 +175,8 @@ std::optional<Url> parse_url(std::string_view s, bool proxy, std::string *why) {
     u.port = u.scheme == "https" ? "443" : "80";
   } else {
     const bool digits = port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (!digits || std::atoi(std::string(port).c_str()) < 1 || std::atoi(std::string(port).c_str()) > 65535) {
+    const int number = digits ? std::atoi(std::string(port).c_str()) : 0;
+    if (number < 1 || number > 65535) {
       *why = "bad port '" + std::string(port) + "' in URL";
       return std::nullopt;
     }
@@ -547,8 +544,7 @@ struct HttpEngine::Impl {
     // Through a proxy, plain http asks for the absolute URL.
     req.target(t->proxy && t->url.scheme == "http" ? "http://" + t->url.authority() + t->url.target : t->url.target);
     const bool default_port = t->url.port == (t->url.scheme == "https" ? "443" : "80");
-    req.set(http::field::host, default_port ? (t->url.authority().substr(0, t->url.authority().rfind(':')))
-                                            : t->url.authority());
+    req.set(http::field::host, default_port ? t->url.bracketed_host() : t->url.authority());
     bool authorization = false;
     for (const auto &h : s.headers) {  // line breaks were refused in submit()
       const size_t colon = h.find(':');
